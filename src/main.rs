@@ -28,6 +28,25 @@ struct Cli {
 #[derive(Subcommand)]
 #[allow(clippy::large_enum_variant)] // reason: parsed once per process; boxing buys nothing
 enum Command {
+    /// Run the embedded default: an origin with a demo account on 127.0.0.1, printing
+    /// working URLs.
+    Dev {
+        /// Data directory (kept between runs, with its generated secrets).
+        #[arg(long, default_value = "./outpost-data")]
+        data: PathBuf,
+        /// Origin port (0 picks a free one).
+        #[arg(long, default_value_t = 8080)]
+        origin_port: u16,
+    },
+    /// Run an origin node.
+    Origin {
+        /// TOML config file.
+        #[arg(long)]
+        config: PathBuf,
+        /// Only load and validate the config, then exit.
+        #[arg(long)]
+        check: bool,
+    },
     /// Sign URLs, Swift tempurls, login grants and session cookies.
     #[command(subcommand)]
     Sign(SignCommand),
@@ -219,8 +238,37 @@ fn main() {
     }
 }
 
+fn init_logs() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("OUTPOST_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Origin { config, check } => {
+            let cfg = outpost_origin::config::RawConfig::load(&config)?.validate()?;
+            if check {
+                println!("{}: ok", config.display());
+                return Ok(());
+            }
+            init_logs();
+            runtime()?.block_on(outpost_origin::server::run(cfg))?;
+        }
+        Command::Dev { data, origin_port } => {
+            init_logs();
+            runtime()?.block_on(dev::run(&data, origin_port))?;
+        }
         Command::Sign(SignCommand::Url(a)) => println!("{}", sign_url(&a, now()?)?),
         Command::Sign(SignCommand::SwiftTempurl(a)) => println!("{}", sign_tempurl(&a, now()?)?),
         Command::Sign(SignCommand::Grant(a)) => println!("{}", sign_grant(&a, now()?)?),
@@ -234,6 +282,8 @@ fn run(cli: Cli) -> Result<()> {
     }
     Ok(())
 }
+
+mod dev;
 
 fn now() -> Result<u64> {
     Ok(SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs())

@@ -1,20 +1,57 @@
 //! # outpost-origin
 //!
-//! The Outpost origin: an object store (accounts → containers → objects) that speaks the
+//! The Outpost origin node: an object store (accounts → containers → objects) that speaks the
 //! OpenStack Swift v1 API, so `swift`, python-swiftclient and rclone work unchanged.
 //!
-//! **Status: skeleton.** What it will be:
-//!
-//! - **API**: auth v1, objects/containers/accounts with metadata, listings, ranges,
-//!   conditional requests, ACLs, tempurls (verified by [`outpost_auth`]), SLO manifests, `/info`.
-//! - **Storage**: every record carries a hybrid-logical-clock timestamp in Swift's
+//! ## What it is
+//! - **API** ([`api`]): auth v1 (tempauth style), objects (streamed PUT with MD5 check, ranges,
+//!   conditionals, POST metadata, COPY / `X-Copy-From`, `X-Delete-At`), containers and accounts
+//!   (metadata, counters, listings with prefix/delimiter/markers/limit/reverse in plain, JSON
+//!   and XML), `X-Container-Read` ACLs (`.r:*`, `.rlistings`), tempurls and Outpost tokens
+//!   (verified by [`outpost_auth`]), Static Large Objects, `/info`, `/healthz`, `/metrics`.
+//! - **Storage** ([`db`], [`files`]): data files written to a temp file, fsynced and renamed
+//!   into a path named by the version's timestamp; metadata in SQLite (WAL, synchronous=FULL)
+//!   written after the rename. A PUT returns 201 only when both are durable, and a crash leaves
+//!   either the old or the new version, never a partial one.
+//! - **Time** ([`hlc`]): every record carries a hybrid-logical-clock timestamp in Swift's
 //!   `X-Timestamp` format; deletes are tombstones; the newest timestamp wins.
-//! - **Cluster**: a consistent-hash ring, quorum writes, handoff, a replicator and an auditor.
-//! - **Change feed**: an ordered, resumable feed of every change that edges subscribe to.
+//! - **Change feed**: every write appends to an ordered feed in the same transaction;
+//!   `/internal/changes?since=SEQ&wait=S` long-polls it for edges.
 //!
-//! ```
-//! assert_eq!(outpost_origin::NAME, "outpost-origin");
+//! ## What it is not (yet)
+//! A cluster: this is one node with a single-device ring (objects are placed by partition so
+//! the ring can spread them later). No replication, no cross-datacenter sync.
+//!
+//! ## Example
+//! ```no_run
+//! # async fn demo() -> Result<(), outpost_origin::Error> {
+//! let cfg = outpost_origin::config::RawConfig::parse(r#"
+//!     listen = "127.0.0.1:0"
+//!     data_dir = "/tmp/outpost-origin"
+//!     internal_secret = "a-cluster-secret-of-16+-bytes"
+//!     [[auth.users]]
+//!     account = "demo"
+//!     user = "demo"
+//!     key = "demo-key"
+//! "#)?.validate()?;
+//! let node = outpost_origin::server::start(cfg).await?;
+//! println!("Swift API at {}/v1/AUTH_demo", node.url());
+//! node.stop().await;
+//! # Ok(()) }
 //! ```
 
-/// Name reported in logs and `Server` headers.
+pub mod api;
+pub mod config;
+pub mod db;
+pub mod dev;
+mod error;
+pub mod files;
+pub mod hlc;
+pub mod metrics;
+pub mod names;
+pub mod server;
+
+pub use error::{Blame, Error, Result};
+
+/// Name reported in logs.
 pub const NAME: &str = "outpost-origin";

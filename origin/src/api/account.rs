@@ -1,0 +1,185 @@
+//! Account requests: HEAD/GET (listing), POST (metadata, token keys), PUT/DELETE (reseller).
+
+use axum::body::Body;
+use axum::response::Response;
+use http::{HeaderMap, Method, StatusCode};
+use outpost_auth::{Secret, TokenKeySpec};
+
+use super::{blocking, deny, listing, meta_updates, put_meta, set, status, Identity, Req, Shared};
+use crate::db::AccountRow;
+use crate::{Error, Result};
+
+/// Prefix of headers that set Outpost token keys: `X-Account-Outpost-Key-<id>: <secret>`
+/// (optionally `; not_before=<epoch>; not_after=<epoch>`). Never returned by HEAD/GET.
+const KEY_PREFIX: &str = "x-account-outpost-key-";
+const REMOVE_KEY_PREFIX: &str = "x-remove-account-outpost-key-";
+
+pub(super) async fn handle(st: &Shared, r: Req) -> Result<Response> {
+    let account = r.path.account().to_owned();
+    let reseller = matches!(
+        &r.ident,
+        Identity::User { reseller: true, .. } | Identity::Internal
+    );
+    match r.method {
+        Method::PUT | Method::DELETE if !reseller => Err(match r.ident {
+            Identity::Anonymous => deny(&r.ident),
+            _ => Error::Forbidden {
+                reason: "only a reseller admin may create or delete accounts",
+            },
+        }),
+        _ if !r.ident.owns(&account) => Err(deny(&r.ident)),
+        Method::HEAD | Method::GET => get(st, r, account).await,
+        Method::POST => post(st, r, account).await,
+        Method::PUT => {
+            let ts = st.clock.now();
+            let updates = meta_updates(&r.headers, "x-account-meta-", &[])?;
+            let acct = account.clone();
+            let created = blocking(st, move |s| {
+                let created = s.db.ensure_account(&acct, ts)?;
+                if !updates.is_empty() {
+                    s.db.update_account(&acct, ts, &updates, None)?;
+                }
+                Ok(created)
+            })
+            .await?;
+            tracing::info!(target: "audit", user = r.ident.label(), account, action = "account-put");
+            Ok(status(if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::ACCEPTED
+            }))
+        }
+        Method::DELETE => {
+            let ts = st.clock.now();
+            let acct = account.clone();
+            blocking(st, move |s| s.db.delete_account(&acct, ts)).await?;
+            tracing::info!(target: "audit", user = r.ident.label(), account, action = "account-delete");
+            Ok(status(StatusCode::NO_CONTENT))
+        }
+        _ => Err(Error::MethodNotAllowed),
+    }
+}
+
+fn account_headers(h: &mut HeaderMap, a: &AccountRow) {
+    set(h, "x-account-container-count", a.container_count);
+    set(h, "x-account-object-count", a.object_count);
+    set(h, "x-account-bytes-used", a.bytes_used);
+    set(h, "x-timestamp", a.ts);
+    put_meta(h, &a.meta);
+    if !a.token_keys.is_empty() {
+        let ids: Vec<&str> = a.token_keys.iter().map(|k| k.id.as_str()).collect();
+        set(h, "x-account-outpost-key-ids", ids.join(", "));
+    }
+}
+
+async fn get(st: &Shared, r: Req, account: String) -> Result<Response> {
+    let params = listing::params(&r.query)?;
+    let fmt = r.wants();
+    let acct = account.clone();
+    let list = r.method == Method::GET;
+    let (row, entries) = blocking(st, move |s| {
+        let Some(row) = s.db.get_account(&acct)? else {
+            return Err(Error::NotFound { what: "account" });
+        };
+        let entries = if list {
+            s.db.list_containers(&acct, &params)?
+        } else {
+            Vec::new()
+        };
+        Ok((row, entries))
+    })
+    .await?;
+    let body = listing::containers(&entries, fmt, &account);
+    let code = if r.method == Method::HEAD || (entries.is_empty() && fmt == listing::Format::Plain)
+    {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::OK
+    };
+    let mut resp = if code == StatusCode::NO_CONTENT {
+        status(code)
+    } else {
+        let mut resp = Response::new(Body::from(body));
+        *resp.status_mut() = code;
+        resp
+    };
+    let h = resp.headers_mut();
+    account_headers(h, &row);
+    set(h, "content-type", fmt.content_type());
+    Ok(resp)
+}
+
+/// Parses `secret[; not_before=N][; not_after=N]`.
+fn parse_key(id: &str, value: &str) -> Result<TokenKeySpec> {
+    let bad = |reason| Error::BadHeader {
+        name: "x-account-outpost-key-*",
+        reason,
+    };
+    let mut parts = value.split(';').map(str::trim);
+    let secret = parts.next().unwrap_or("");
+    let mut spec = TokenKeySpec {
+        id: id.to_owned(),
+        secret: Secret::new(secret),
+        not_before: None,
+        not_after: None,
+    };
+    for p in parts {
+        let (k, v) = p
+            .split_once('=')
+            .ok_or(bad("attributes are not_before=N or not_after=N"))?;
+        let n: u64 = v
+            .trim()
+            .parse()
+            .map_err(|_| bad("times are epoch seconds"))?;
+        match k.trim() {
+            "not_before" => spec.not_before = Some(n),
+            "not_after" => spec.not_after = Some(n),
+            _ => return Err(bad("attributes are not_before=N or not_after=N")),
+        }
+    }
+    outpost_auth::TokenKey::new(spec.clone())
+        .map_err(|_| bad("key ids are [A-Za-z0-9_-]{1,64} and secrets at least 16 bytes"))?;
+    Ok(spec)
+}
+
+async fn post(st: &Shared, r: Req, account: String) -> Result<Response> {
+    let ts = st.clock.now();
+    let updates = meta_updates(&r.headers, "x-account-meta-", &[])?;
+    let mut key_changes: Vec<(String, Option<TokenKeySpec>)> = Vec::new();
+    for (name, value) in &r.headers {
+        let n = name.as_str();
+        if let Some(id) = n.strip_prefix(REMOVE_KEY_PREFIX) {
+            key_changes.push((id.to_owned(), None));
+        } else if let Some(id) = n.strip_prefix(KEY_PREFIX) {
+            let v = value.to_str().map_err(|_| Error::BadHeader {
+                name: "x-account-outpost-key-*",
+                reason: "must be visible ASCII",
+            })?;
+            if v.trim().is_empty() {
+                key_changes.push((id.to_owned(), None));
+            } else {
+                key_changes.push((id.to_owned(), Some(parse_key(id, v)?)));
+            }
+        }
+    }
+    let acct = account.clone();
+    blocking(st, move |s| {
+        let Some(row) = s.db.get_account(&acct)? else {
+            return Err(Error::NotFound { what: "account" });
+        };
+        let keys = if key_changes.is_empty() {
+            None
+        } else {
+            let mut keys = row.token_keys;
+            for (id, spec) in key_changes {
+                keys.retain(|k| k.id != id);
+                keys.extend(spec);
+            }
+            Some(keys)
+        };
+        s.db.update_account(&acct, ts, &updates, keys.as_deref())
+    })
+    .await?;
+    tracing::info!(target: "audit", user = r.ident.label(), account, action = "account-post");
+    Ok(status(StatusCode::NO_CONTENT))
+}

@@ -1,0 +1,178 @@
+//! Internal endpoints for edges and peers, authenticated by the internal secret:
+//! the change feed and the CDN snapshot (domains, ACLs, keys, cache defaults).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use http::HeaderMap;
+use serde::Serialize;
+
+use super::{blocking, Identity, Shared};
+use crate::db::{Change, ListParams};
+use crate::{Error, Result};
+
+/// Longest long-poll wait.
+const MAX_WAIT: Duration = Duration::from_secs(60);
+
+fn require_internal(st: &Shared, h: &HeaderMap) -> Result<()> {
+    if st.identify(h) == Identity::Internal {
+        Ok(())
+    } else {
+        Err(Error::Unauthorized {
+            reason: "internal endpoints need the X-Outpost-Internal secret",
+        })
+    }
+}
+
+/// A page of the change feed.
+#[derive(Debug, Serialize)]
+pub struct FeedPage {
+    /// Oldest retained sequence number (0: feed empty).
+    pub first: u64,
+    /// Newest sequence number.
+    pub last: u64,
+    /// True when changes after `since` were already trimmed: the subscriber must resync.
+    pub truncated: bool,
+    /// Changes after `since`, in order.
+    pub changes: Vec<Change>,
+}
+
+/// `GET /internal/changes?since=SEQ&limit=N&wait=SECS`: changes after `since`; with `wait`,
+/// long-polls until at least one arrives or the wait ends.
+pub async fn changes(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    match changes_inner(&st, &headers, &q).await {
+        Ok(p) => axum::Json(p).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn num(q: &HashMap<String, String>, name: &'static str, default: u64) -> Result<u64> {
+    match q.get(name) {
+        None => Ok(default),
+        Some(v) => v.parse().map_err(|_| Error::BadQuery {
+            name,
+            reason: "must be a non-negative integer",
+        }),
+    }
+}
+
+async fn changes_inner(
+    st: &Shared,
+    h: &HeaderMap,
+    q: &HashMap<String, String>,
+) -> Result<FeedPage> {
+    require_internal(st, h)?;
+    let since = num(q, "since", 0)?;
+    let limit = usize::try_from(num(q, "limit", 1000)?.clamp(1, 10_000)).unwrap_or(1000);
+    let wait = Duration::from_secs(num(q, "wait", 0)?).min(MAX_WAIT);
+    if !wait.is_zero() && st.db.last_seq() <= since {
+        let mut rx = st.db.feed_watch();
+        let _ = tokio::time::timeout(wait, rx.wait_for(|s| *s > since)).await;
+    }
+    blocking(st, move |s| {
+        let first = s.db.first_seq()?;
+        let changes = s.db.changes_since(since, limit)?;
+        Ok(FeedPage {
+            first,
+            last: s.db.last_seq(),
+            truncated: first > since + 1,
+            changes,
+        })
+    })
+    .await
+}
+
+/// CDN view of one container.
+#[derive(Debug, Serialize)]
+pub struct ContainerView {
+    /// Name.
+    pub name: String,
+    /// All container metadata (ACLs, `outpost-*` CDN settings, tempurl keys).
+    pub meta: crate::db::Meta,
+}
+
+/// CDN view of one account.
+#[derive(Debug, Serialize)]
+pub struct AccountView {
+    /// Name.
+    pub name: String,
+    /// Account metadata (domains, default container, tempurl keys).
+    pub meta: crate::db::Meta,
+    /// Outpost token keys (secret: only over the internal secret).
+    pub token_keys: Vec<outpost_auth::TokenKeySpec>,
+    /// Containers.
+    pub containers: Vec<ContainerView>,
+}
+
+/// The snapshot an edge starts from; replaying the feed from `seq` keeps it current.
+#[derive(Debug, Serialize)]
+pub struct Snapshot {
+    /// Feed position the snapshot is at least as new as.
+    pub seq: u64,
+    /// Accounts.
+    pub accounts: Vec<AccountView>,
+}
+
+/// `GET /internal/snapshot[?account=A]`.
+pub async fn snapshot(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Err(e) = require_internal(&st, &headers) {
+        return e.into_response();
+    }
+    let only = q.get("account").cloned();
+    let r = blocking(&st, move |s| {
+        let seq = s.db.last_seq();
+        let names = match only {
+            Some(a) => vec![a],
+            None => s.db.account_names()?,
+        };
+        let mut accounts = Vec::new();
+        for name in names {
+            let Some(a) = s.db.get_account(&name)? else {
+                continue;
+            };
+            let mut containers = Vec::new();
+            let mut params = ListParams {
+                limit: 10_000,
+                ..ListParams::default()
+            };
+            loop {
+                let page = s.db.list_containers(&name, &params)?;
+                let n = page.len();
+                for e in page {
+                    if let crate::db::Entry::Item(c) = e {
+                        params.marker = Some(c.name.clone());
+                        containers.push(ContainerView {
+                            name: c.name,
+                            meta: c.meta,
+                        });
+                    }
+                }
+                if n < params.limit {
+                    break;
+                }
+            }
+            accounts.push(AccountView {
+                name,
+                meta: a.meta,
+                token_keys: a.token_keys,
+                containers,
+            });
+        }
+        Ok(Snapshot { seq, accounts })
+    })
+    .await;
+    match r {
+        Ok(s) => axum::Json(s).into_response(),
+        Err(e) => e.into_response(),
+    }
+}

@@ -1,0 +1,247 @@
+//! Origin configuration: raw TOML → [`RawConfig::validate`] → [`Config`].
+//!
+//! Unknown keys are errors; every error names the key. Defaults are documented on each field.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytesize::ByteSize;
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+
+/// The config file as written.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Address to listen on. Default `127.0.0.1:8080`; port 0 picks a free port.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Directory for objects, metadata and the change feed. Required.
+    pub data_dir: PathBuf,
+    /// Base URL clients reach this node at, used for `X-Storage-Url`. Default: derived from
+    /// the request's `Host` header.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// Largest object accepted in one PUT. Default `5 GiB` (Swift's); larger files use SLO.
+    #[serde(default = "default_max_object")]
+    pub max_object_size: ByteSize,
+    /// Secret shared by origin nodes and edges for `/internal/*` and internal reads. Required,
+    /// at least 16 bytes.
+    pub internal_secret: String,
+    /// Authentication (Swift auth v1).
+    #[serde(default)]
+    pub auth: RawAuth,
+    /// Change feed.
+    #[serde(default)]
+    pub feed: RawFeed,
+    /// Background removal of objects past `X-Delete-At`.
+    #[serde(default)]
+    pub expirer: RawExpirer,
+}
+
+/// `[auth]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    /// Lifetime of tokens from `/auth/v1.0`. Default `24h`.
+    #[serde(default, with = "humantime_serde")]
+    pub token_ttl: Option<Duration>,
+    /// Users, `[[auth.users]]`.
+    #[serde(default)]
+    pub users: Vec<User>,
+}
+
+/// One `[[auth.users]]` entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    /// Account the user belongs to (without `AUTH_`).
+    pub account: String,
+    /// User name: clients log in as `account:user`.
+    pub user: String,
+    /// The user's key (password).
+    pub key: String,
+    /// A reseller admin may use every account and create or delete accounts. Default false.
+    #[serde(default)]
+    pub reseller_admin: bool,
+}
+
+/// `[feed]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFeed {
+    /// Changes kept for subscribers to resume from. Default 1,000,000.
+    #[serde(default)]
+    pub retain: Option<u64>,
+}
+
+/// `[expirer]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawExpirer {
+    /// How often expired objects are removed. Default `10s`.
+    #[serde(default, with = "humantime_serde")]
+    pub interval: Option<Duration>,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+fn default_max_object() -> ByteSize {
+    ByteSize::gib(5)
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Public base URL, if fixed.
+    pub public_url: Option<String>,
+    /// Max object size in bytes.
+    pub max_object_size: u64,
+    /// Internal secret.
+    pub internal_secret: String,
+    /// Token lifetime.
+    pub token_ttl: Duration,
+    /// Users.
+    pub users: Vec<User>,
+    /// Changes kept.
+    pub feed_retain: u64,
+    /// Expirer interval.
+    pub expirer_interval: Duration,
+}
+
+fn err(key: impl Into<String>, reason: impl Into<String>) -> Error {
+    Error::Config {
+        key: key.into(),
+        reason: reason.into(),
+    }
+}
+
+impl RawConfig {
+    /// Parses TOML text.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the offending key (unknown keys included).
+    pub fn parse(text: &str) -> Result<Self, Error> {
+        toml::from_str(text).map_err(|e| {
+            let span = e
+                .span()
+                .map(|s| format!(" at byte {}", s.start))
+                .unwrap_or_default();
+            err("config", format!("{}{span}", e.message()))
+        })
+    }
+
+    /// Reads and parses a file.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an unreadable file or bad content.
+    pub fn load(path: &Path) -> Result<Self, Error> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| err("config", format!("cannot read {}: {e}", path.display())))?;
+        Self::parse(&text)
+    }
+
+    /// Checks every field and resolves defaults.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the first bad key.
+    pub fn validate(self) -> Result<Config, Error> {
+        if self.internal_secret.len() < 16 {
+            return Err(err("internal_secret", "must be at least 16 bytes"));
+        }
+        if let Some(u) = &self.public_url {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                return Err(err("public_url", "must start with http:// or https://"));
+            }
+        }
+        for (i, u) in self.auth.users.iter().enumerate() {
+            let key = |f: &str| format!("auth.users[{i}].{f}");
+            crate::names::check_account(&u.account)
+                .map_err(|e| err(key("account"), e.to_string()))?;
+            if u.user.is_empty() || u.user.contains(':') {
+                return Err(err(key("user"), "must be non-empty and contain no ':'"));
+            }
+            if u.key.is_empty() {
+                return Err(err(key("key"), "must not be empty"));
+            }
+            if self.auth.users[..i]
+                .iter()
+                .any(|o| o.account == u.account && o.user == u.user)
+            {
+                return Err(err(key("user"), "duplicate account:user"));
+            }
+        }
+        let max = self.max_object_size.as_u64();
+        if max == 0 {
+            return Err(err("max_object_size", "must be positive"));
+        }
+        Ok(Config {
+            listen: self.listen,
+            data_dir: self.data_dir,
+            public_url: self.public_url.map(|u| u.trim_end_matches('/').to_owned()),
+            max_object_size: max,
+            internal_secret: self.internal_secret,
+            token_ttl: self
+                .auth
+                .token_ttl
+                .unwrap_or(Duration::from_secs(24 * 3600)),
+            users: self.auth.users,
+            feed_retain: self.feed.retain.unwrap_or(1_000_000).max(1),
+            expirer_interval: self.expirer.interval.unwrap_or(Duration::from_secs(10)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OK: &str = r#"
+        data_dir = "/tmp/x"
+        internal_secret = "0123456789abcdef"
+        [[auth.users]]
+        account = "demo"
+        user = "demo"
+        key = "k"
+    "#;
+
+    #[test]
+    fn defaults_resolve() {
+        let c = RawConfig::parse(OK).unwrap().validate().unwrap();
+        assert_eq!(c.max_object_size, 5 << 30);
+        assert_eq!(c.token_ttl, Duration::from_secs(86_400));
+        assert_eq!(c.listen.port(), 8080);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = RawConfig::parse(&format!("{OK}\nbogus = 1"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bogus"), "{e}");
+        let e = RawConfig::parse(&OK.replace("0123456789abcdef", "short"))
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("internal_secret"), "{e}");
+        let e = RawConfig::parse(&OK.replace("account = \"demo\"", "account = \"\""))
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("auth.users[0].account"), "{e}");
+        let e = RawConfig::parse(&OK.replace("[[auth.users]]", "[[auth.users]]\nrole = 1"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("role"), "{e}");
+    }
+}

@@ -1,0 +1,962 @@
+//! Metadata store: accounts, containers, objects and the change feed in one SQLite database
+//! (WAL, `synchronous=FULL`: a commit is on disk when it returns).
+//!
+//! Every row carries a hybrid-logical-clock [`Timestamp`]; deletes are tombstones; a write
+//! older than the row it would replace is ignored (newest wins). Each write appends to the
+//! `changes` table in the same transaction, so the feed never misses or invents a change.
+//! Container counters are maintained in the same transaction as the object row, so listings
+//! and counts are read-your-writes.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use serde::{Deserialize, Serialize};
+
+use crate::hlc::Timestamp;
+use crate::{Error, Result};
+
+/// Schema version stored in `PRAGMA user_version`.
+pub const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS accounts (
+    name TEXT PRIMARY KEY,
+    ts INTEGER NOT NULL,
+    deleted INTEGER NOT NULL DEFAULT 0,
+    meta TEXT NOT NULL DEFAULT '{}',
+    token_keys TEXT NOT NULL DEFAULT '[]'
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS containers (
+    account TEXT NOT NULL,
+    name TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    deleted INTEGER NOT NULL DEFAULT 0,
+    meta TEXT NOT NULL DEFAULT '{}',
+    object_count INTEGER NOT NULL DEFAULT 0,
+    bytes_used INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (account, name)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS objects (
+    account TEXT NOT NULL,
+    container TEXT NOT NULL,
+    name TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    deleted INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    etag TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    meta TEXT NOT NULL,
+    delete_at INTEGER,
+    slo INTEGER NOT NULL DEFAULT 0,
+    part INTEGER NOT NULL,
+    PRIMARY KEY (account, container, name)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS objects_delete_at ON objects(delete_at) WHERE delete_at IS NOT NULL AND deleted = 0;
+CREATE TABLE IF NOT EXISTS changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    account TEXT NOT NULL,
+    container TEXT,
+    object TEXT,
+    etag TEXT
+);
+"#;
+
+/// Metadata: lower-case header name → value.
+pub type Meta = BTreeMap<String, String>;
+
+/// An account row with its aggregated counters.
+#[derive(Debug, Clone, Default)]
+pub struct AccountRow {
+    /// Name (without `AUTH_`).
+    pub name: String,
+    /// Last write.
+    pub ts: Timestamp,
+    /// Metadata headers.
+    pub meta: Meta,
+    /// Outpost token keys.
+    pub token_keys: Vec<outpost_auth::TokenKeySpec>,
+    /// Live containers.
+    pub container_count: u64,
+    /// Live objects over all containers.
+    pub object_count: u64,
+    /// Bytes over all containers.
+    pub bytes_used: u64,
+}
+
+/// A container row.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerRow {
+    /// Name.
+    pub name: String,
+    /// Last write to the container itself.
+    pub ts: Timestamp,
+    /// Metadata (incl. `x-container-read`).
+    pub meta: Meta,
+    /// Live objects.
+    pub object_count: u64,
+    /// Bytes of live objects.
+    pub bytes_used: u64,
+}
+
+/// An object row (live or tombstone).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectRow {
+    /// Account.
+    pub account: String,
+    /// Container.
+    pub container: String,
+    /// Name.
+    pub name: String,
+    /// Version timestamp.
+    pub ts: Timestamp,
+    /// Tombstone.
+    pub deleted: bool,
+    /// Content length (for an SLO: the manifest's own length on disk).
+    pub size: u64,
+    /// MD5 hex of the data (for an SLO: MD5 of the segment ETags).
+    pub etag: String,
+    /// Content type.
+    pub content_type: String,
+    /// `x-object-meta-*` and stored system headers.
+    pub meta: Meta,
+    /// `X-Delete-At`, epoch seconds.
+    pub delete_at: Option<u64>,
+    /// SLO manifest: the data file holds the manifest JSON.
+    pub slo: bool,
+    /// Ring partition.
+    pub part: u32,
+}
+
+/// One entry of the change feed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    /// Position in the feed.
+    pub seq: u64,
+    /// Timestamp of the change (Swift format on the wire).
+    pub ts: String,
+    /// What happened: `object-put`, `object-post`, `object-delete`, `container-put`,
+    /// `container-post`, `container-delete`, `account-put`, `account-post`, `account-delete`.
+    pub kind: String,
+    /// Account.
+    pub account: String,
+    /// Container, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// Object, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object: Option<String>,
+    /// New ETag of a written object.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+}
+
+/// What a listing asks for (Swift's query parameters).
+#[derive(Debug, Clone, Default)]
+pub struct ListParams {
+    /// Only names starting with this.
+    pub prefix: String,
+    /// Roll names up to the first delimiter after the prefix.
+    pub delimiter: Option<String>,
+    /// Only names after this (before it with `reverse`).
+    pub marker: Option<String>,
+    /// Only names before this (after it with `reverse`).
+    pub end_marker: Option<String>,
+    /// At most this many entries (subdirs count).
+    pub limit: usize,
+    /// Descending order.
+    pub reverse: bool,
+}
+
+/// A listing entry.
+#[derive(Debug, Clone)]
+pub enum Entry<T> {
+    /// A row.
+    Item(T),
+    /// A rolled-up pseudo-directory.
+    Subdir(String),
+}
+
+/// The database: one writer, a few readers (WAL lets them run alongside the writer).
+pub struct Db {
+    writer: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
+    feed: tokio::sync::watch::Sender<u64>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db").finish_non_exhaustive()
+    }
+}
+
+fn open_conn(path: &Path) -> Result<Connection> {
+    let c = Connection::open(path)?;
+    c.busy_timeout(std::time::Duration::from_secs(10))?;
+    c.pragma_update(None, "journal_mode", "WAL")?;
+    c.pragma_update(None, "synchronous", "FULL")?;
+    Ok(c)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding the lock cannot leave SQLite inconsistent (transactions roll back).
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn meta_json(m: &Meta) -> String {
+    serde_json::to_string(m).unwrap_or_else(|_| "{}".into())
+}
+
+fn parse_meta(s: &str) -> Meta {
+    serde_json::from_str(s).unwrap_or_default()
+}
+
+const OBJECT_COLS: &str =
+    "account, container, name, ts, deleted, size, etag, content_type, meta, delete_at, slo, part";
+
+fn object_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ObjectRow> {
+    Ok(ObjectRow {
+        account: r.get(0)?,
+        container: r.get(1)?,
+        name: r.get(2)?,
+        ts: Timestamp(to_u64(r.get(3)?)),
+        deleted: r.get::<_, i64>(4)? != 0,
+        size: to_u64(r.get(5)?),
+        etag: r.get(6)?,
+        content_type: r.get(7)?,
+        meta: parse_meta(&r.get::<_, String>(8)?),
+        delete_at: r.get::<_, Option<i64>>(9)?.map(to_u64),
+        slo: r.get::<_, i64>(10)? != 0,
+        part: u32::try_from(r.get::<_, i64>(11)?).unwrap_or(0),
+    })
+}
+
+fn record_change(
+    tx: &rusqlite::Transaction<'_>,
+    ts: Timestamp,
+    kind: &str,
+    account: &str,
+    container: Option<&str>,
+    object: Option<&str>,
+    etag: Option<&str>,
+) -> Result<u64> {
+    tx.execute(
+        "INSERT INTO changes (ts, kind, account, container, object, etag) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![to_i64(ts.0), kind, account, container, object, etag],
+    )?;
+    Ok(to_u64(tx.last_insert_rowid()))
+}
+
+/// Result of a write under newest-wins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied<T> {
+    /// Written; holds what it replaced.
+    Yes(T),
+    /// A newer version was already there; nothing changed.
+    Stale,
+}
+
+impl Db {
+    /// Opens (creating if needed) the database in `dir`.
+    ///
+    /// # Errors
+    /// [`Error::Db`] when SQLite fails, [`Error::Config`] for a database of a newer schema.
+    pub fn open(dir: &Path) -> Result<Db> {
+        let path = dir.join("meta.sqlite3");
+        let writer = open_conn(&path)?;
+        let version: i64 = writer.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(Error::Config {
+                key: "data_dir".into(),
+                reason: format!(
+                    "metadata schema {version} is newer than this binary's {SCHEMA_VERSION}"
+                ),
+            });
+        }
+        writer.execute_batch(SCHEMA)?;
+        writer.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        let readers = (0..4)
+            .map(|_| open_conn(&path).map(Mutex::new))
+            .collect::<Result<Vec<_>>>()?;
+        let last: i64 = writer.query_row("SELECT COALESCE(MAX(seq), 0) FROM changes", [], |r| {
+            r.get(0)
+        })?;
+        let (feed, _) = tokio::sync::watch::channel(to_u64(last));
+        Ok(Db {
+            writer: Mutex::new(writer),
+            readers,
+            next_reader: AtomicUsize::new(0),
+            feed,
+        })
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
+        let conn = lock(&self.readers[i]);
+        f(&conn)
+    }
+
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<(T, Option<u64>)>,
+    ) -> Result<T> {
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (out, seq) = f(&tx)?;
+        tx.commit()?;
+        if let Some(seq) = seq {
+            self.feed.send_replace(seq);
+        }
+        Ok(out)
+    }
+
+    /// Subscribes to the feed's latest sequence number.
+    pub fn feed_watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.feed.subscribe()
+    }
+
+    /// The highest sequence number written.
+    pub fn last_seq(&self) -> u64 {
+        *self.feed.borrow()
+    }
+
+    /// The largest timestamp stored anywhere (the clock starts past it).
+    ///
+    /// # Errors
+    /// [`Error::Db`].
+    pub fn max_ts(&self) -> Result<u64> {
+        self.read(|c| {
+            let v: i64 = c.query_row(
+                "SELECT MAX(COALESCE((SELECT MAX(ts) FROM objects), 0), COALESCE((SELECT MAX(ts) FROM containers), 0), COALESCE((SELECT MAX(ts) FROM accounts), 0), COALESCE((SELECT MAX(ts) FROM changes), 0))",
+                [],
+                |r| r.get(0),
+            )?;
+            Ok(to_u64(v))
+        })
+    }
+
+    // ---- accounts ----
+
+    /// An account with its counters, if it exists and is not deleted.
+    ///
+    /// # Errors
+    /// [`Error::Db`].
+    pub fn get_account(&self, name: &str) -> Result<Option<AccountRow>> {
+        self.read(|c| {
+            let row = c
+                .query_row(
+                    "SELECT ts, deleted, meta, token_keys FROM accounts WHERE name = ?1",
+                    [name],
+                    |r| {
+                        Ok((
+                            to_u64(r.get(0)?),
+                            r.get::<_, i64>(1)? != 0,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, String>(3)?,
+                        ))
+                    },
+                )
+                .optional()?;
+            let Some((ts, deleted, meta, keys)) = row else {
+                return Ok(None);
+            };
+            if deleted {
+                return Ok(None);
+            }
+            let (cc, oc, bu): (i64, i64, i64) = c.query_row(
+                "SELECT COUNT(*), COALESCE(SUM(object_count), 0), COALESCE(SUM(bytes_used), 0) FROM containers WHERE account = ?1 AND deleted = 0",
+                [name],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?;
+            Ok(Some(AccountRow {
+                name: name.to_owned(),
+                ts: Timestamp(ts),
+                meta: parse_meta(&meta),
+                token_keys: serde_json::from_str(&keys).unwrap_or_default(),
+                container_count: to_u64(cc),
+                object_count: to_u64(oc),
+                bytes_used: to_u64(bu),
+            }))
+        })
+    }
+
+    /// Creates the account if missing (or deleted); returns true if it was created.
+    ///
+    /// # Errors
+    /// [`Error::Db`].
+    pub fn ensure_account(&self, name: &str, ts: Timestamp) -> Result<bool> {
+        self.write(|tx| {
+            let existing: Option<i64> = tx
+                .query_row("SELECT deleted FROM accounts WHERE name = ?1", [name], |r| r.get(0))
+                .optional()?;
+            if existing == Some(0) {
+                return Ok((false, None));
+            }
+            tx.execute(
+                "INSERT INTO accounts (name, ts, deleted) VALUES (?1, ?2, 0)
+                 ON CONFLICT(name) DO UPDATE SET ts = excluded.ts, deleted = 0, meta = '{}', token_keys = '[]'",
+                params![name, to_i64(ts.0)],
+            )?;
+            let seq = record_change(tx, ts, "account-put", name, None, None, None)?;
+            Ok((true, Some(seq)))
+        })
+    }
+
+    /// Applies metadata updates (value `None` removes) and token key changes to an account.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for a missing account, [`Error::Db`].
+    pub fn update_account(
+        &self,
+        name: &str,
+        ts: Timestamp,
+        updates: &[(String, Option<String>)],
+        keys: Option<&[outpost_auth::TokenKeySpec]>,
+    ) -> Result<()> {
+        self.write(|tx| {
+            let row: Option<(String, String)> = tx
+                .query_row(
+                    "SELECT meta, token_keys FROM accounts WHERE name = ?1 AND deleted = 0",
+                    [name],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let Some((meta, old_keys)) = row else {
+                return Err(Error::NotFound { what: "account" });
+            };
+            let mut meta = parse_meta(&meta);
+            apply_updates(&mut meta, updates);
+            let keys_json = match keys {
+                Some(k) => serde_json::to_string(k).unwrap_or_else(|_| "[]".into()),
+                None => old_keys,
+            };
+            tx.execute(
+                "UPDATE accounts SET meta = ?2, token_keys = ?3, ts = MAX(ts, ?4) WHERE name = ?1",
+                params![name, meta_json(&meta), keys_json, to_i64(ts.0)],
+            )?;
+            let seq = record_change(tx, ts, "account-post", name, None, None, None)?;
+            Ok(((), Some(seq)))
+        })
+    }
+
+    /// Tombstones an account. Refuses while it holds containers.
+    ///
+    /// # Errors
+    /// [`Error::Conflict`] when not empty, [`Error::NotFound`], [`Error::Db`].
+    pub fn delete_account(&self, name: &str, ts: Timestamp) -> Result<()> {
+        self.write(|tx| {
+            let n: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM containers WHERE account = ?1 AND deleted = 0",
+                [name],
+                |r| r.get(0),
+            )?;
+            if n > 0 {
+                return Err(Error::Conflict {
+                    reason: "account still has containers",
+                });
+            }
+            let changed = tx.execute(
+                "UPDATE accounts SET deleted = 1, ts = ?2 WHERE name = ?1 AND deleted = 0",
+                params![name, to_i64(ts.0)],
+            )?;
+            if changed == 0 {
+                return Err(Error::NotFound { what: "account" });
+            }
+            let seq = record_change(tx, ts, "account-delete", name, None, None, None)?;
+            Ok(((), Some(seq)))
+        })
+    }
+
+    /// Every live account name.
+    ///
+    /// # Errors
+    /// [`Error::Db`].
+    pub fn account_names(&self) -> Result<Vec<String>> {
+        self.read(|c| {
+            let mut st = c.prepare("SELECT name FROM accounts WHERE deleted = 0 ORDER BY name")?;
+            let rows = st.query_map([], |r| r.get(0))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
+        })
+    }
+
+    // ---- containers ----
+
+    /// A live container.
+    ///
+    /// # Errors
+    /// [`Error::Db`].
+    pub fn get_container(&self, account: &str, name: &str) -> Result<Option<ContainerRow>> {
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT name, ts, meta, object_count, bytes_used FROM containers WHERE account = ?1 AND name = ?2 AND deleted = 0",
+                [account, name],
+                container_from_row,
+            )
+            .optional()?)
+        })
+    }
+
+    /// Creates a container (or updates its metadata if it exists). Returns true if created.
+    ///
+    /// # Errors
+    /// [`Error::Db`].
+    pub fn put_container(
+        &self,
+        account: &str,
+        name: &str,
+        ts: Timestamp,
+        updates: &[(String, Option<String>)],
+    ) -> Result<bool> {
+        self.write(|tx| {
+            let row: Option<(i64, String)> = tx
+                .query_row(
+                    "SELECT deleted, meta FROM containers WHERE account = ?1 AND name = ?2",
+                    [account, name],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let (created, mut meta) = match row {
+                Some((0, m)) => (false, parse_meta(&m)),
+                _ => (true, Meta::new()),
+            };
+            apply_updates(&mut meta, updates);
+            tx.execute(
+                "INSERT INTO containers (account, name, ts, deleted, meta) VALUES (?1, ?2, ?3, 0, ?4)
+                 ON CONFLICT(account, name) DO UPDATE SET ts = excluded.ts, deleted = 0, meta = excluded.meta",
+                params![account, name, to_i64(ts.0), meta_json(&meta)],
+            )?;
+            let kind = if created { "container-put" } else { "container-post" };
+            let seq = record_change(tx, ts, kind, account, Some(name), None, None)?;
+            Ok((created, Some(seq)))
+        })
+    }
+
+    /// Applies metadata updates to a live container.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`], [`Error::Db`].
+    pub fn post_container(
+        &self,
+        account: &str,
+        name: &str,
+        ts: Timestamp,
+        updates: &[(String, Option<String>)],
+    ) -> Result<()> {
+        self.write(|tx| {
+            let meta: Option<String> = tx
+                .query_row(
+                    "SELECT meta FROM containers WHERE account = ?1 AND name = ?2 AND deleted = 0",
+                    [account, name],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(meta) = meta else {
+                return Err(Error::NotFound { what: "container" });
+            };
+            let mut meta = parse_meta(&meta);
+            apply_updates(&mut meta, updates);
+            tx.execute(
+                "UPDATE containers SET meta = ?3, ts = MAX(ts, ?4) WHERE account = ?1 AND name = ?2",
+                params![account, name, meta_json(&meta), to_i64(ts.0)],
+            )?;
+            let seq = record_change(tx, ts, "container-post", account, Some(name), None, None)?;
+            Ok(((), Some(seq)))
+        })
+    }
+
+    /// Tombstones an empty container.
+    ///
+    /// # Errors
+    /// [`Error::Conflict`] when it holds objects, [`Error::NotFound`], [`Error::Db`].
+    pub fn delete_container(&self, account: &str, name: &str, ts: Timestamp) -> Result<()> {
+        self.write(|tx| {
+            let count: Option<i64> = tx
+                .query_row(
+                    "SELECT object_count FROM containers WHERE account = ?1 AND name = ?2 AND deleted = 0",
+                    [account, name],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            match count {
+                None => return Err(Error::NotFound { what: "container" }),
+                Some(n) if n > 0 => {
+                    return Err(Error::Conflict {
+                        reason: "there was a conflict when trying to complete your request: container not empty",
+                    })
+                }
+                Some(_) => {}
+            }
+            tx.execute(
+                "UPDATE containers SET deleted = 1, ts = ?3, meta = '{}' WHERE account = ?1 AND name = ?2",
+                params![account, name, to_i64(ts.0)],
+            )?;
+            let seq = record_change(tx, ts, "container-delete", account, Some(name), None, None)?;
+            Ok(((), Some(seq)))
+        })
+    }
+
+    /// Lists containers of an account.
+    ///
+    /// # Errors
+    /// [`Error::Db`].
+    pub fn list_containers(
+        &self,
+        account: &str,
+        p: &ListParams,
+    ) -> Result<Vec<Entry<ContainerRow>>> {
+        self.read(|c| {
+            list(p, |lower, upper, n| {
+                let (sql, args) = range_query(
+                    "SELECT name, ts, meta, object_count, bytes_used FROM containers WHERE account = ?1 AND deleted = 0",
+                    lower,
+                    upper,
+                    p.reverse,
+                    n,
+                );
+                let mut st = c.prepare_cached(&sql)?;
+                let mut all: Vec<&dyn rusqlite::ToSql> = vec![&account];
+                all.extend(args.iter().map(|s| s as &dyn rusqlite::ToSql));
+                let rows = st.query_map(all.as_slice(), container_from_row)?;
+                Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            }, |r: &ContainerRow| r.name.as_str())
+        })
+    }
+
+    // ---- objects ----
+
+    /// The current row of an object (live or tombstone).
+    ///
+    /// # Errors
+    /// [`Error::Db`].
+    pub fn get_object(
+        &self,
+        account: &str,
+        container: &str,
+        name: &str,
+    ) -> Result<Option<ObjectRow>> {
+        self.read(|c| {
+            Ok(c.query_row(
+                &format!("SELECT {OBJECT_COLS} FROM objects WHERE account = ?1 AND container = ?2 AND name = ?3"),
+                [account, container, name],
+                object_from_row,
+            )
+            .optional()?)
+        })
+    }
+
+    /// Writes an object row (a new version or a tombstone) if it is newer than the current
+    /// one, updating container counters and the feed. The container must exist for a live row.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for a missing container, [`Error::Db`].
+    pub fn put_object(&self, row: &ObjectRow, kind: &str) -> Result<Applied<Option<ObjectRow>>> {
+        self.write(|tx| {
+            let live_container: Option<i64> = tx
+                .query_row(
+                    "SELECT 1 FROM containers WHERE account = ?1 AND name = ?2 AND deleted = 0",
+                    [&row.account, &row.container],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if live_container.is_none() && !row.deleted {
+                return Err(Error::NotFound { what: "container" });
+            }
+            let old = tx
+                .query_row(
+                    &format!("SELECT {OBJECT_COLS} FROM objects WHERE account = ?1 AND container = ?2 AND name = ?3"),
+                    [&row.account, &row.container, &row.name],
+                    object_from_row,
+                )
+                .optional()?;
+            if old.as_ref().is_some_and(|o| o.ts >= row.ts) {
+                return Ok((Applied::Stale, None));
+            }
+            tx.execute(
+                &format!(
+                    "INSERT OR REPLACE INTO objects ({OBJECT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+                ),
+                params![
+                    row.account,
+                    row.container,
+                    row.name,
+                    to_i64(row.ts.0),
+                    i64::from(row.deleted),
+                    to_i64(row.size),
+                    row.etag,
+                    row.content_type,
+                    meta_json(&row.meta),
+                    row.delete_at.map(to_i64),
+                    i64::from(row.slo),
+                    i64::from(row.part),
+                ],
+            )?;
+            let (mut dc, mut db) = (0i64, 0i64);
+            if let Some(o) = old.as_ref().filter(|o| !o.deleted) {
+                dc -= 1;
+                db -= to_i64(o.size);
+            }
+            if !row.deleted {
+                dc += 1;
+                db += to_i64(row.size);
+            }
+            if dc != 0 || db != 0 {
+                tx.execute(
+                    "UPDATE containers SET object_count = MAX(0, object_count + ?3), bytes_used = MAX(0, bytes_used + ?4) WHERE account = ?1 AND name = ?2",
+                    params![row.account, row.container, dc, db],
+                )?;
+            }
+            let etag = (!row.deleted).then_some(row.etag.as_str());
+            let seq = record_change(tx, row.ts, kind, &row.account, Some(&row.container), Some(&row.name), etag)?;
+            Ok((Applied::Yes(old), Some(seq)))
+        })
+    }
+
+    /// Lists live objects of a container.
+    ///
+    /// # Errors
+    /// [`Error::Db`].
+    pub fn list_objects(
+        &self,
+        account: &str,
+        container: &str,
+        p: &ListParams,
+    ) -> Result<Vec<Entry<ObjectRow>>> {
+        self.read(|c| {
+            list(p, |lower, upper, n| {
+                let (sql, args) = range_query(
+                    &format!("SELECT {OBJECT_COLS} FROM objects WHERE account = ?1 AND container = ?2 AND deleted = 0"),
+                    lower,
+                    upper,
+                    p.reverse,
+                    n,
+                );
+                let mut st = c.prepare_cached(&sql)?;
+                let mut all: Vec<&dyn rusqlite::ToSql> = vec![&account, &container];
+                all.extend(args.iter().map(|s| s as &dyn rusqlite::ToSql));
+                let rows = st.query_map(all.as_slice(), object_from_row)?;
+                Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            }, |r: &ObjectRow| r.name.as_str())
+        })
+    }
+
+    /// Live objects whose `X-Delete-At` has passed.
+    ///
+    /// # Errors
+    /// [`Error::Db`].
+    pub fn expired_objects(&self, now: u64, limit: usize) -> Result<Vec<ObjectRow>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {OBJECT_COLS} FROM objects WHERE delete_at IS NOT NULL AND deleted = 0 AND delete_at <= ?1 LIMIT ?2"
+            ))?;
+            let rows = st.query_map(params![to_i64(now), to_i64(limit as u64)], object_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    // ---- change feed ----
+
+    /// Changes after `since`, at most `limit`.
+    ///
+    /// # Errors
+    /// [`Error::Db`].
+    pub fn changes_since(&self, since: u64, limit: usize) -> Result<Vec<Change>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT seq, ts, kind, account, container, object, etag FROM changes WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            )?;
+            let rows = st.query_map(params![to_i64(since), to_i64(limit as u64)], |r| {
+                Ok(Change {
+                    seq: to_u64(r.get(0)?),
+                    ts: Timestamp(to_u64(r.get(1)?)).to_string(),
+                    kind: r.get(2)?,
+                    account: r.get(3)?,
+                    container: r.get(4)?,
+                    object: r.get(5)?,
+                    etag: r.get(6)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    /// The oldest sequence number still retained (0 when the feed is empty).
+    ///
+    /// # Errors
+    /// [`Error::Db`].
+    pub fn first_seq(&self) -> Result<u64> {
+        self.read(|c| {
+            let v: i64 = c.query_row("SELECT COALESCE(MIN(seq), 0) FROM changes", [], |r| {
+                r.get(0)
+            })?;
+            Ok(to_u64(v))
+        })
+    }
+
+    /// Drops all but the newest `retain` changes.
+    ///
+    /// # Errors
+    /// [`Error::Db`].
+    pub fn trim_changes(&self, retain: u64) -> Result<usize> {
+        self.write(|tx| {
+            let n = tx.execute(
+                "DELETE FROM changes WHERE seq <= (SELECT COALESCE(MAX(seq), 0) FROM changes) - ?1",
+                [to_i64(retain)],
+            )?;
+            Ok((n, None))
+        })
+    }
+}
+
+fn container_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ContainerRow> {
+    Ok(ContainerRow {
+        name: r.get(0)?,
+        ts: Timestamp(to_u64(r.get(1)?)),
+        meta: parse_meta(&r.get::<_, String>(2)?),
+        object_count: to_u64(r.get(3)?),
+        bytes_used: to_u64(r.get(4)?),
+    })
+}
+
+/// Applies Swift metadata semantics: `Some(v)` sets, `None` or an empty value removes.
+pub fn apply_updates(meta: &mut Meta, updates: &[(String, Option<String>)]) {
+    for (k, v) in updates {
+        match v {
+            Some(v) if !v.is_empty() => {
+                meta.insert(k.clone(), v.clone());
+            }
+            _ => {
+                meta.remove(k);
+            }
+        }
+    }
+}
+
+/// A bound on names: the name and whether it is inclusive.
+type Bound<'a> = Option<(&'a str, bool)>;
+
+fn range_query(
+    base: &str,
+    lower: Bound<'_>,
+    upper: Bound<'_>,
+    desc: bool,
+    n: usize,
+) -> (String, Vec<String>) {
+    let mut sql = base.to_owned();
+    let mut args = Vec::new();
+    let first = if base.contains("?2") { 3 } else { 2 };
+    if let Some((l, incl)) = lower {
+        sql.push_str(&format!(
+            " AND name {} ?{}",
+            if incl { ">=" } else { ">" },
+            first + args.len()
+        ));
+        args.push(l.to_owned());
+    }
+    if let Some((u, incl)) = upper {
+        sql.push_str(&format!(
+            " AND name {} ?{}",
+            if incl { "<=" } else { "<" },
+            first + args.len()
+        ));
+        args.push(u.to_owned());
+    }
+    sql.push_str(if desc {
+        " ORDER BY name DESC"
+    } else {
+        " ORDER BY name"
+    });
+    sql.push_str(&format!(" LIMIT {n}"));
+    (sql, args)
+}
+
+/// Swift listing semantics over a name-ordered table: prefix, delimiter roll-up, marker,
+/// end_marker, limit, reverse. `fetch(lower, upper, n)` returns up to `n` rows in order.
+fn list<T>(
+    p: &ListParams,
+    mut fetch: impl FnMut(Bound<'_>, Bound<'_>, usize) -> Result<Vec<T>>,
+    name_of: impl Fn(&T) -> &str,
+) -> Result<Vec<Entry<T>>> {
+    let mut out: Vec<Entry<T>> = Vec::new();
+    if p.limit == 0 {
+        return Ok(out);
+    }
+    // Cursor: the next fetch starts strictly after (forward) / before (reverse) this name, or
+    // at it when inclusive.
+    let mut cursor: Option<(String, bool)> = if p.reverse {
+        match (&p.marker, p.prefix.is_empty()) {
+            (Some(m), _) => Some((m.clone(), false)),
+            (None, true) => None,
+            (None, false) => Some((format!("{}\u{10FFFF}", p.prefix), true)),
+        }
+    } else {
+        match &p.marker {
+            Some(m) if m.as_str() >= p.prefix.as_str() => Some((m.clone(), false)),
+            _ if !p.prefix.is_empty() => Some((p.prefix.clone(), true)),
+            _ => None,
+        }
+    };
+    let mut last_subdir: Option<String> = None;
+    'outer: loop {
+        let want = p.limit - out.len();
+        let batch = want.clamp(1, 1000);
+        let c = cursor.as_ref().map(|(s, i)| (s.as_str(), *i));
+        let end = p.end_marker.as_deref().map(|e| (e, false));
+        let rows = if p.reverse {
+            fetch(end, c, batch)?
+        } else {
+            fetch(c, end, batch)?
+        };
+        let got = rows.len();
+        if got == 0 {
+            break;
+        }
+        for row in rows {
+            let name = name_of(&row).to_owned();
+            if !name.starts_with(&p.prefix) {
+                // Scans start at the edge of the prefix range: leaving it means we are done.
+                break 'outer;
+            }
+            cursor = Some((name.clone(), false));
+            if let Some(d) = p.delimiter.as_deref().filter(|d| !d.is_empty()) {
+                if let Some(i) = name[p.prefix.len()..].find(d) {
+                    let dir = name[..p.prefix.len() + i + d.len()].to_owned();
+                    if last_subdir.as_deref() != Some(&dir) {
+                        last_subdir = Some(dir.clone());
+                        out.push(Entry::Subdir(dir.clone()));
+                    }
+                    // Skip everything under the subdir.
+                    cursor = Some(if p.reverse {
+                        (dir, false)
+                    } else {
+                        (format!("{dir}\u{10FFFF}"), false)
+                    });
+                    if out.len() >= p.limit {
+                        break 'outer;
+                    }
+                    continue 'outer;
+                }
+            }
+            out.push(Entry::Item(row));
+            if out.len() >= p.limit {
+                break 'outer;
+            }
+        }
+        if got < batch {
+            break;
+        }
+    }
+    Ok(out)
+}

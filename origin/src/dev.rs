@@ -1,0 +1,151 @@
+//! The embedded default behind `outpost dev`: a config with a demo account, and demo content.
+
+use std::path::Path;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::api::{self, Shared};
+use crate::config::{Config, RawConfig};
+use crate::{Error, Result};
+
+/// Demo account name.
+pub const DEMO_ACCOUNT: &str = "demo";
+/// Demo public container (`.r:*,.rlistings`).
+pub const PUBLIC_CONTAINER: &str = "public";
+/// Demo private container.
+pub const PRIVATE_CONTAINER: &str = "private";
+/// Id of the demo Outpost token key.
+pub const DEMO_KEY_ID: &str = "dev1";
+
+/// Secrets of a dev installation, generated once and kept in `<data>/dev-secrets.toml` so a
+/// restart keeps working URLs and logins.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevSecrets {
+    /// Internal secret (origin ↔ edge).
+    pub internal_secret: String,
+    /// Key of the `demo:demo` user.
+    pub user_key: String,
+    /// Account tempurl key.
+    pub tempurl_key: String,
+    /// Secret of the Outpost token key `dev1`.
+    pub token_secret: String,
+}
+
+fn random_hex(n: usize) -> Result<String> {
+    let mut b = vec![0u8; n];
+    getrandom::fill(&mut b).map_err(|_| Error::Task)?;
+    Ok(hex::encode(b))
+}
+
+impl DevSecrets {
+    /// Loads the secrets of `data_dir`, creating them the first time.
+    ///
+    /// # Errors
+    /// [`Error::Io`] / [`Error::Config`] for an unreadable or corrupt file.
+    pub fn load_or_create(data_dir: &Path) -> Result<DevSecrets> {
+        std::fs::create_dir_all(data_dir)?;
+        let path = data_dir.join("dev-secrets.toml");
+        if path.exists() {
+            let text = std::fs::read_to_string(&path)?;
+            return toml::from_str(&text).map_err(|e| Error::Config {
+                key: path.display().to_string(),
+                reason: e.message().to_owned(),
+            });
+        }
+        let s = DevSecrets {
+            internal_secret: random_hex(24)?,
+            user_key: random_hex(12)?,
+            tempurl_key: random_hex(16)?,
+            token_secret: random_hex(32)?,
+        };
+        let text = toml::to_string(&s).map_err(|_| Error::Task)?;
+        std::fs::write(&path, text)?;
+        Ok(s)
+    }
+
+    /// The origin config of the dev installation.
+    ///
+    /// # Errors
+    /// [`Error::Config`] (should not happen: the values are ours).
+    pub fn origin_config(&self, data_dir: &Path, listen: std::net::SocketAddr) -> Result<Config> {
+        let raw = RawConfig {
+            listen,
+            data_dir: data_dir.join("origin"),
+            public_url: None,
+            max_object_size: bytesize::ByteSize::gib(5),
+            internal_secret: self.internal_secret.clone(),
+            auth: crate::config::RawAuth {
+                token_ttl: None,
+                users: vec![crate::config::User {
+                    account: DEMO_ACCOUNT.into(),
+                    user: DEMO_ACCOUNT.into(),
+                    key: self.user_key.clone(),
+                    reseller_admin: false,
+                }],
+            },
+            feed: Default::default(),
+            expirer: Default::default(),
+        };
+        raw.validate()
+    }
+}
+
+/// Creates the demo account, its containers, keys and a few objects (idempotent).
+///
+/// # Errors
+/// Any storage error.
+pub async fn seed(st: &Shared, secrets: &DevSecrets) -> Result<()> {
+    let ts = st.clock.now();
+    let s = secrets.clone();
+    api::blocking_pub(st, move |st| {
+        st.db.ensure_account(DEMO_ACCOUNT, ts)?;
+        let key = outpost_auth::TokenKeySpec {
+            id: DEMO_KEY_ID.into(),
+            secret: outpost_auth::Secret::new(s.token_secret.clone()),
+            not_before: None,
+            not_after: None,
+        };
+        st.db.update_account(
+            DEMO_ACCOUNT,
+            ts,
+            &[(
+                "x-account-meta-temp-url-key".into(),
+                Some(s.tempurl_key.clone()),
+            )],
+            Some(&[key]),
+        )?;
+        st.db.put_container(
+            DEMO_ACCOUNT,
+            PUBLIC_CONTAINER,
+            ts,
+            &[("x-container-read".into(), Some(".r:*,.rlistings".into()))],
+        )?;
+        st.db
+            .put_container(DEMO_ACCOUNT, PRIVATE_CONTAINER, ts, &[])?;
+        Ok(())
+    })
+    .await?;
+    let hello = "Hello from Outpost: this file is public.\n";
+    api::put_bytes(
+        st,
+        DEMO_ACCOUNT,
+        PUBLIC_CONTAINER,
+        "hello.txt",
+        "text/plain",
+        Bytes::from(hello),
+    )
+    .await?;
+    let secret = "This file is private: you reached it with a signed URL or a session.\n";
+    api::put_bytes(
+        st,
+        DEMO_ACCOUNT,
+        PRIVATE_CONTAINER,
+        "secret.txt",
+        "text/plain",
+        Bytes::from(secret),
+    )
+    .await?;
+    Ok(())
+}

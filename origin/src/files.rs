@@ -1,0 +1,227 @@
+//! Object data files: streamed to a temp file, fsynced, renamed into place.
+//!
+//! Layout: `<data_dir>/objects/<partition>/<hash[0..3]>/<hash>/<timestamp>.data`, where `hash`
+//! is the MD5 of `/<account>/<container>/<object>` and the partition its top `part_power` bits
+//! (the ring's placement). A file only becomes visible through the metadata row that names its
+//! timestamp, written after the rename; so a crash at any point leaves either the old version
+//! or the new one, never a partial object.
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use md5::{Digest, Md5};
+use tokio::io::AsyncWriteExt;
+
+use crate::hlc::Timestamp;
+use crate::{Error, Result};
+
+/// Partition power of the single-device ring used until the cluster ring exists.
+pub const DEFAULT_PART_POWER: u32 = 10;
+
+/// MD5 of the object's full path, as hex.
+pub fn object_hash(account: &str, container: &str, object: &str) -> String {
+    let mut h = Md5::new();
+    h.update(b"/");
+    h.update(account.as_bytes());
+    h.update(b"/");
+    h.update(container.as_bytes());
+    h.update(b"/");
+    h.update(object.as_bytes());
+    hex::encode(h.finalize())
+}
+
+/// The partition of a path hash: its top `part_power` bits.
+pub fn partition(hash_hex: &str, part_power: u32) -> u32 {
+    let top = hash_hex
+        .get(..8)
+        .and_then(|s| u32::from_str_radix(s, 16).ok())
+        .unwrap_or(0);
+    if part_power == 0 {
+        0
+    } else {
+        top >> (32 - part_power.min(32))
+    }
+}
+
+/// The data directory's object files.
+#[derive(Debug, Clone)]
+pub struct Files {
+    objects: PathBuf,
+    tmp: PathBuf,
+}
+
+/// A fully written, fsynced temp file not yet visible anywhere. Dropped uncommitted, it is
+/// removed.
+#[derive(Debug)]
+pub struct Staged {
+    path: Option<PathBuf>,
+    /// Bytes written.
+    pub size: u64,
+    /// MD5 hex of the bytes.
+    pub md5: String,
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if let Some(p) = self.path.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+impl Files {
+    /// Creates the directories; removes temp files left by a crash.
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn open(data_dir: &Path) -> Result<Files> {
+        let objects = data_dir.join("objects");
+        let tmp = data_dir.join("tmp");
+        std::fs::create_dir_all(&objects)?;
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp)?;
+        }
+        std::fs::create_dir_all(&tmp)?;
+        Ok(Files { objects, tmp })
+    }
+
+    /// Where the data of a version lives.
+    pub fn data_path(&self, part: u32, hash: &str, ts: Timestamp) -> PathBuf {
+        self.objects
+            .join(part.to_string())
+            .join(&hash[..3])
+            .join(hash)
+            .join(format!("{ts}.data"))
+    }
+
+    fn tmp_path(&self) -> Result<PathBuf> {
+        let mut r = [0u8; 12];
+        getrandom::fill(&mut r).map_err(|_| Error::Task)?;
+        Ok(self.tmp.join(hex::encode(r)))
+    }
+
+    /// Streams a body into a temp file, computing its MD5, and fsyncs it.
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] past `max` bytes, [`Error::ClientDisconnect`] when the stream fails
+    /// or ends short of `expected`, [`Error::InsufficientStorage`] on a full disk.
+    pub async fn stage<S, E>(&self, mut body: S, max: u64, expected: Option<u64>) -> Result<Staged>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
+    {
+        let path = self.tmp_path()?;
+        let file = tokio::fs::File::create(&path).await?;
+        let mut staged = Staged {
+            path: Some(path),
+            size: 0,
+            md5: String::new(),
+        };
+        let mut out = tokio::io::BufWriter::with_capacity(256 * 1024, file);
+        let mut h = Md5::new();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|_| Error::ClientDisconnect)?;
+            staged.size += chunk.len() as u64;
+            if staged.size > max || expected.is_some_and(|e| staged.size > e) {
+                return Err(Error::TooLarge { max });
+            }
+            h.update(&chunk);
+            out.write_all(&chunk).await?;
+        }
+        if expected.is_some_and(|e| staged.size != e) {
+            return Err(Error::ClientDisconnect);
+        }
+        out.flush().await?;
+        out.get_ref().sync_all().await?;
+        staged.md5 = hex::encode(h.finalize());
+        Ok(staged)
+    }
+
+    /// Stages bytes already in memory (manifests).
+    ///
+    /// # Errors
+    /// As [`Files::stage`].
+    pub async fn stage_bytes(&self, data: Bytes) -> Result<Staged> {
+        let len = data.len() as u64;
+        let s = futures_util::stream::iter([Ok::<_, std::convert::Infallible>(data)]);
+        self.stage(s, u64::MAX, Some(len)).await
+    }
+
+    /// Makes a staged file the data of a version: rename into place, fsync the directory.
+    ///
+    /// # Errors
+    /// [`Error::Io`], [`Error::InsufficientStorage`].
+    pub async fn commit(&self, mut staged: Staged, dest: &Path) -> Result<()> {
+        let Some(src) = staged.path.take() else {
+            return Err(Error::Task);
+        };
+        let dest = dest.to_owned();
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            let dir = dest.parent().ok_or(Error::Task)?;
+            std::fs::create_dir_all(dir)?;
+            if let Err(e) = std::fs::rename(&src, &dest) {
+                let _ = std::fs::remove_file(&src);
+                return Err(e.into());
+            }
+            std::fs::File::open(dir)?.sync_all()?;
+            Ok(())
+        })
+        .await
+        .map_err(|_| Error::Task)?
+    }
+
+    /// Removes a version's data (best effort; a leftover file is invisible).
+    pub async fn remove(&self, path: PathBuf) {
+        let _ = tokio::task::spawn_blocking(move || {
+            if std::fs::remove_file(&path).is_ok() {
+                // Drop empty hash directories so the tree does not grow forever.
+                if let Some(dir) = path.parent() {
+                    let _ = std::fs::remove_dir(dir);
+                }
+            }
+        })
+        .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_takes_top_bits() {
+        assert_eq!(partition("ffffffff00", 10), 1023);
+        assert_eq!(partition("00000000ff", 10), 0);
+        assert_eq!(partition("80000000", 1), 1);
+        let h = object_hash("a", "c", "o");
+        assert_eq!(h.len(), 32);
+        assert!(partition(&h, 10) < 1024);
+    }
+
+    #[tokio::test]
+    async fn stage_checks_length_and_cleans_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = Files::open(dir.path()).unwrap();
+        let body =
+            futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(b"hello"))]);
+        let s = f.stage(body, 100, Some(5)).await.unwrap();
+        assert_eq!(s.md5, "5d41402abc4b2a76b9719d911017c592");
+        let body =
+            futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(b"hel"))]);
+        assert!(matches!(
+            f.stage(body, 100, Some(5)).await,
+            Err(Error::ClientDisconnect)
+        ));
+        let body =
+            futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(b"hello"))]);
+        assert!(matches!(
+            f.stage(body, 4, None).await,
+            Err(Error::TooLarge { .. })
+        ));
+        drop(s);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+            0
+        );
+    }
+}

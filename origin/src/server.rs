@@ -1,0 +1,162 @@
+//! Starting and stopping an origin node.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+
+use crate::api::{self, AppState, AuthTokens, Shared};
+use crate::config::Config;
+use crate::db::Db;
+use crate::files::Files;
+use crate::hlc::{Clock, Timestamp};
+use crate::metrics::Metrics;
+use crate::{Error, Result};
+
+/// A running origin node. Dropping it stops the node.
+#[derive(Debug)]
+pub struct RunningOrigin {
+    /// The address it listens on (useful with port 0).
+    pub addr: SocketAddr,
+    /// Shared state (tests inspect it).
+    pub state: Shared,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<JoinHandle<()>>,
+    background: Vec<JoinHandle<()>>,
+}
+
+impl RunningOrigin {
+    /// Base URL, `http://127.0.0.1:port`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting, lets in-flight requests finish, stops background tasks.
+    pub async fn stop(mut self) {
+        self.stop_inner().await;
+    }
+
+    async fn stop_inner(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(s) = self.server.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), s).await;
+        }
+        for b in self.background.drain(..) {
+            b.abort();
+        }
+    }
+}
+
+impl Drop for RunningOrigin {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        for b in self.background.drain(..) {
+            b.abort();
+        }
+    }
+}
+
+/// Opens the data directory and starts serving.
+///
+/// # Errors
+/// [`Error::Io`] / [`Error::Db`] when the data directory cannot be opened, [`Error::Config`]
+/// when the address cannot be bound.
+pub async fn start(cfg: Config) -> Result<RunningOrigin> {
+    std::fs::create_dir_all(&cfg.data_dir)?;
+    let db = Db::open(&cfg.data_dir)?;
+    let files = Files::open(&cfg.data_dir)?;
+    let clock = Clock::new();
+    // Never issue a timestamp older than what is stored, whatever the wall clock says.
+    clock.observe(Timestamp(db.max_ts()?));
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|e| Error::Config {
+            key: "listen".into(),
+            reason: format!("cannot bind {}: {e}", cfg.listen),
+        })?;
+    let addr = listener.local_addr()?;
+    let state: Shared = Arc::new(AppState {
+        cfg,
+        db,
+        files,
+        clock,
+        tokens: AuthTokens::default(),
+        metrics: Metrics::new(),
+    });
+    let app = api::router(Arc::clone(&state)).into_make_service_with_connect_info::<SocketAddr>();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let r = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await;
+        if let Err(e) = r {
+            tracing::error!(error = %e, "origin server failed");
+        }
+    });
+    let background = vec![
+        tokio::spawn(api::expirer(Arc::clone(&state), state.cfg.expirer_interval)),
+        tokio::spawn(trim_feed(Arc::clone(&state))),
+    ];
+    tracing::info!(%addr, "origin listening");
+    Ok(RunningOrigin {
+        addr,
+        state,
+        shutdown: Some(tx),
+        server: Some(server),
+        background,
+    })
+}
+
+async fn trim_feed(st: Shared) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        let retain = st.cfg.feed_retain;
+        if let Err(e) = api::blocking_pub(&st, move |s| s.db.trim_changes(retain)).await {
+            tracing::warn!(error = %e, "trimming the change feed failed");
+        }
+    }
+}
+
+/// Runs a node until SIGTERM or Ctrl-C, printing its address first.
+///
+/// # Errors
+/// As [`start`].
+pub async fn run(cfg: Config) -> Result<()> {
+    let node = start(cfg).await?;
+    println!("outpost origin listening on {}", node.url());
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    node.stop().await;
+    Ok(())
+}
+
+/// Waits for SIGTERM or SIGINT.
+pub async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
