@@ -1,6 +1,7 @@
-//! `outpost dev`: the embedded default installation on 127.0.0.1.
+//! `outpost dev`: the embedded default installation on 127.0.0.1: an origin with a demo
+//! account and an edge in front of it.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -11,18 +12,58 @@ use outpost_origin::dev::{
     DevSecrets, DEMO_ACCOUNT, DEMO_KEY_ID, PRIVATE_CONTAINER, PUBLIC_CONTAINER,
 };
 
-/// Starts the origin with demo content, prints URLs, runs until SIGTERM / Ctrl-C.
-pub async fn run(data: &Path, origin_port: u16) -> Result<()> {
+/// Custom domain of the demo account (`*.localhost` resolves to 127.0.0.1 in browsers and curl).
+pub const DEMO_DOMAIN: &str = "img.localhost";
+
+fn free_port(port: u16) -> Result<u16> {
+    let l = TcpListener::bind(("127.0.0.1", port))
+        .with_context(|| format!("port {port} is busy (use 0 for any)"))?;
+    Ok(l.local_addr()?.port())
+}
+
+/// Starts origin and edge, prints URLs, runs until SIGTERM / Ctrl-C.
+pub fn run(data: &Path, origin_port: u16, edge_port: u16) -> Result<()> {
     let secrets = DevSecrets::load_or_create(data).context("dev data directory")?;
     let listen = SocketAddr::from(([127, 0, 0, 1], origin_port));
     let cfg = secrets.origin_config(data, listen)?;
-    let origin = outpost_origin::server::start(cfg)
-        .await
+    let rt = super::runtime()?;
+    let origin = rt
+        .block_on(outpost_origin::server::start(cfg))
         .with_context(|| format!("starting the origin on {listen} (try --origin-port 0)"))?;
-    outpost_origin::dev::seed(&origin.state, &secrets).await?;
-    let base = origin.url();
-    let now = super::now()?;
+    rt.block_on(outpost_origin::dev::seed(
+        &origin.state,
+        &secrets,
+        DEMO_DOMAIN,
+    ))?;
+    let origin_url = origin.url();
+    let origin_addr = origin.addr;
+    // The origin keeps running on this runtime's threads while the edge owns the main thread.
+    std::thread::spawn(move || {
+        rt.block_on(outpost_origin::server::wait_for_signal());
+        drop(origin);
+    });
 
+    let edge_port = free_port(edge_port)?;
+    let edge_cfg = outpost_edge::config::RawConfig::parse(&format!(
+        r#"
+        listen = "127.0.0.1:{edge_port}"
+        edge_id = "dev-edge"
+        base_domain = "localhost"
+        [origin]
+        address = "{origin_addr}"
+        internal_secret = "{}"
+        [cache]
+        disk_dir = "{}"
+        disk = "1 GiB"
+        memory = "128 MiB"
+        "#,
+        secrets.internal_secret,
+        data.join("edge-cache").display()
+    ))?
+    .validate()?;
+
+    let now = super::now()?;
+    let edge = format!("http://127.0.0.1:{edge_port}");
     let tempurl_path = format!("/v1/AUTH_{DEMO_ACCOUNT}/{PRIVATE_CONTAINER}/secret.txt");
     let signed = tempurl::sign(
         &TempUrlSpec {
@@ -45,25 +86,34 @@ pub async fn run(data: &Path, origin_port: u16) -> Result<()> {
     let scope = format!("/{PRIVATE_CONTAINER}");
     let claims = Claims::new(DEMO_ACCOUNT, TokenKind::Url, &scope, now + 3600);
     let tok = token::sign(&claims, &key)?;
+    let mut grant = Claims::new(DEMO_ACCOUNT, TokenKind::Grant, &scope, now + 600);
+    let nonce = format!("dev-{now}");
+    grant.nonce = Some(nonce.as_str().into());
+    let grant = token::sign(&grant, &key)?;
+    let custom = format!("http://{DEMO_DOMAIN}:{edge_port}");
 
     println!("Outpost dev is running (data in {}).", data.display());
     println!();
-    println!("Origin (Swift API):   {base}");
+    println!("Edge:                 {edge}   (custom domain {custom})");
+    println!("Public object:        {custom}/{PUBLIC_CONTAINER}/hello.txt");
+    println!("                      http://{PUBLIC_CONTAINER}.{DEMO_ACCOUNT}.localhost:{edge_port}/hello.txt");
     println!(
-        "  swift -A {base}/auth/v1.0 -U {DEMO_ACCOUNT}:{DEMO_ACCOUNT} -K {} stat",
+        "Signed URL (1 h):     {custom}/{PRIVATE_CONTAINER}/secret.txt?{TOKEN_QUERY_PARAM}={tok}"
+    );
+    println!("Swift tempurl (1 h):  {edge}{signed}");
+    println!("Pubcookie login:      {custom}/.outpost/login?grant={grant}&next=/{PRIVATE_CONTAINER}/secret.txt");
+    println!("                      (single use, valid 10 minutes)");
+    println!("Origin (Swift API):   {origin_url}");
+    println!(
+        "  swift -A {origin_url}/auth/v1.0 -U {DEMO_ACCOUNT}:{DEMO_ACCOUNT} -K {} stat",
         secrets.user_key
     );
-    println!("Public object:        {base}/v1/AUTH_{DEMO_ACCOUNT}/{PUBLIC_CONTAINER}/hello.txt");
-    println!("Swift tempurl (1 h):  {base}{signed}");
-    println!("Outpost token (1 h):  {base}{tempurl_path}?{TOKEN_QUERY_PARAM}={tok}");
     println!(
         "Token key:            id {DEMO_KEY_ID}, secret in {}",
         data.join("dev-secrets.toml").display()
     );
     println!();
-    println!("The edge (cache, custom domains, pubcookie login) is not part of this build yet.");
     println!("Stop with Ctrl-C.");
-    outpost_origin::server::wait_for_signal().await;
-    origin.stop().await;
+    outpost_edge::server::run(edge_cfg)?;
     Ok(())
 }

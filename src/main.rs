@@ -37,6 +37,18 @@ enum Command {
         /// Origin port (0 picks a free one).
         #[arg(long, default_value_t = 8080)]
         origin_port: u16,
+        /// Edge port (0 picks a free one).
+        #[arg(long, default_value_t = 8081)]
+        edge_port: u16,
+    },
+    /// Run an edge node.
+    Edge {
+        /// TOML config file.
+        #[arg(long)]
+        config: PathBuf,
+        /// Only load and validate the config, then exit.
+        #[arg(long)]
+        check: bool,
     },
     /// Run an origin node.
     Origin {
@@ -265,9 +277,22 @@ fn run(cli: Cli) -> Result<()> {
             init_logs();
             runtime()?.block_on(outpost_origin::server::run(cfg))?;
         }
-        Command::Dev { data, origin_port } => {
+        Command::Dev {
+            data,
+            origin_port,
+            edge_port,
+        } => {
             init_logs();
-            runtime()?.block_on(dev::run(&data, origin_port))?;
+            dev::run(&data, origin_port, edge_port)?;
+        }
+        Command::Edge { config, check } => {
+            let cfg = outpost_edge::config::RawConfig::load(&config)?.validate()?;
+            if check {
+                println!("{}: ok", config.display());
+                return Ok(());
+            }
+            init_logs();
+            outpost_edge::server::run(cfg)?;
         }
         Command::Sign(SignCommand::Url(a)) => println!("{}", sign_url(&a, now()?)?),
         Command::Sign(SignCommand::SwiftTempurl(a)) => println!("{}", sign_tempurl(&a, now()?)?),

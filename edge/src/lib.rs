@@ -1,31 +1,43 @@
 //! # outpost-edge
 //!
-//! The Outpost edge node, built on Pingora 0.9 (`pingora-proxy` + `pingora-cache`).
+//! The Outpost edge node, built on Pingora 0.9 (`pingora-proxy` + `pingora-cache`): it serves
+//! browsers on customers' domains from cache, checks signed URLs and pubcookie sessions itself
+//! (with [`outpost_auth`]) and goes to the origin only on a miss.
 //!
-//! **Status: skeleton.** This crate compiles against pingora so the dependency is pinned and
-//! built in CI; the proxy itself arrives with the edge issue. What it will be:
+//! ## Pieces
+//! - [`routing`]: `<container>.<account>.<base-domain>`, the base domain's `/v1/AUTH_a/c/o`
+//!   paths, and custom domains mapped (by origin metadata) to an account or a container.
+//! - [`catalog`]: accounts, domains, ACLs, keys and cache defaults from the origin's
+//!   `/internal/snapshot`, kept current by [`feed`] (the origin's change feed), which also
+//!   purges the cache on every change.
+//! - [`access`]: public containers, Swift tempurls, Outpost tokens, session cookies;
+//!   revocations and the shared single-use grant set.
+//! - [`cache`]: our pingora-cache `Storage`, a moka memory tier over a disk tier.
+//! - [`proxy`]: the `ProxyHttp` implementation; [`server`] wires it into a Pingora server.
 //!
-//! - **Routing**: `<container>.<account>.<base-domain>` with no setup, custom domains mapped to
-//!   an account or one container through origin metadata, `/v1/AUTH_a/c/o` on the base domain.
-//! - **Access**: every private request is checked by [`outpost_auth`] (Swift tempurl, Outpost
-//!   token, pubcookie session) with key sets fetched from the origin; denials are 403 with an
-//!   `X-Outpost-Deny` reason header.
-//! - **Cache**: a pingora-cache `Storage` with a moka memory tier over a disk tier; cache keys
-//!   never contain tokens.
-//! - **Video**: byte ranges from cache and per-slice fetching of large objects.
-//! - **Invalidation**: a subscriber to the origin's change feed that purges on every change.
-//!
-//! The edge talks to the origin only over HTTP; it shares plain data types, never internals.
+//! ## Invariants
+//! - Authorization is checked on every request before the cache is consulted; the cache key
+//!   is the storage path (plus listing parameters), never a token, so every signed variant of
+//!   an object shares one entry and a cached private object is never served without a grant.
+//! - Client tokens and cookies are never forwarded upstream; the edge uses its own internal
+//!   credential.
 //!
 //! ```
 //! assert_eq!(outpost_edge::NAME, "outpost-edge");
 //! ```
 
-/// Name reported in logs and `Server` headers.
+pub mod access;
+pub mod cache;
+pub mod catalog;
+pub mod config;
+mod error;
+pub mod feed;
+pub mod metrics;
+pub mod proxy;
+pub mod routing;
+pub mod server;
+
+pub use error::Error;
+
+/// Name reported in logs.
 pub const NAME: &str = "outpost-edge";
-
-/// Pingora's version this edge is built against (the cache API differs between 0.8 and 0.9).
-pub const PINGORA_API: &str = "0.9";
-
-#[doc(hidden)]
-pub use pingora as _pingora;

@@ -92,13 +92,15 @@ impl DevSecrets {
     }
 }
 
-/// Creates the demo account, its containers, keys and a few objects (idempotent).
+/// Creates the demo account (mapped to the custom `domain`), its containers, keys and a few
+/// objects (idempotent).
 ///
 /// # Errors
 /// Any storage error.
-pub async fn seed(st: &Shared, secrets: &DevSecrets) -> Result<()> {
+pub async fn seed(st: &Shared, secrets: &DevSecrets, domain: &str) -> Result<()> {
     let ts = st.clock.now();
     let s = secrets.clone();
+    let domain = domain.to_owned();
     api::blocking_pub(st, move |st| {
         st.db.ensure_account(DEMO_ACCOUNT, ts)?;
         let key = outpost_auth::TokenKeySpec {
@@ -110,10 +112,17 @@ pub async fn seed(st: &Shared, secrets: &DevSecrets) -> Result<()> {
         st.db.update_account(
             DEMO_ACCOUNT,
             ts,
-            &[(
-                "x-account-meta-temp-url-key".into(),
-                Some(s.tempurl_key.clone()),
-            )],
+            &[
+                (
+                    "x-account-meta-temp-url-key".into(),
+                    Some(s.tempurl_key.clone()),
+                ),
+                ("x-account-meta-outpost-domains".into(), Some(domain)),
+                (
+                    "x-account-meta-outpost-default-container".into(),
+                    Some(PUBLIC_CONTAINER.into()),
+                ),
+            ],
             Some(&[key]),
         )?;
         st.db.put_container(

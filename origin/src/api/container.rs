@@ -123,7 +123,7 @@ async fn get(
         });
     };
     let acl = ReadAcl::of(&row);
-    if !owner && !(acl.public && acl.listings) {
+    if !(owner || acl.public && acl.listings) {
         return Err(deny(&r.ident));
     }
     let entries = if list {

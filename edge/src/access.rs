@@ -1,0 +1,188 @@
+//! Access decisions at the edge: public containers, signed requests, sessions, revocations and
+//! the shared "seen grants" set.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use moka::sync::Cache;
+use outpost_auth::{AccessRequest, Revocations, SeenGrants, VerifiedGrant};
+
+use crate::catalog::Catalog;
+use crate::routing::Route;
+use crate::Error;
+
+/// How a request was allowed.
+#[derive(Debug, Clone)]
+pub enum Access {
+    /// The container is public (`.r:*`).
+    Public,
+    /// A credential verified.
+    Granted(Box<VerifiedGrant>),
+}
+
+impl Access {
+    /// True for private content (responses carry `Cache-Control: private`).
+    pub fn is_private(&self) -> bool {
+        matches!(self, Access::Granted(_))
+    }
+}
+
+/// Decides whether a routed request may be served.
+///
+/// # Errors
+/// [`Error::Denied`] with the machine-readable reason, [`Error::NotFound`] for an unknown
+/// account or container.
+#[allow(clippy::too_many_arguments)] // reason: each argument is one input of the decision
+pub fn check(
+    catalog: &Catalog,
+    route: &Route,
+    method: &str,
+    query: Option<&str>,
+    headers: &http::HeaderMap,
+    client_ip: IpAddr,
+    now: u64,
+    opts: &outpost_auth::VerifyOptions,
+    revocations: &EdgeRevocations,
+) -> Result<Access, Error> {
+    let account = route.path.account();
+    let Some(container) = route.path.container() else {
+        return Err(Error::NotFound { what: "container" });
+    };
+    let Some(info) = catalog.container(account, container) else {
+        return Err(Error::NotFound { what: "container" });
+    };
+    let listing = route.path.object().is_none();
+    if info.public && (!listing || info.listings) && route.path_token.is_none() {
+        return Ok(Access::Public);
+    }
+    let req = AccessRequest {
+        method,
+        path: &route.path,
+        query,
+        path_token: route.path_token.as_deref(),
+        headers,
+        client_ip,
+        now,
+    };
+    match outpost_auth::verify(&req, catalog, revocations, opts) {
+        Ok(g) => Ok(Access::Granted(Box::new(g))),
+        // A public object with a bad path token is still public.
+        Err(_) if info.public && (!listing || info.listings) => Ok(Access::Public),
+        Err(e) => Err(Error::Denied {
+            reason: e.deny_reason(),
+        }),
+    }
+}
+
+/// Revoked sessions and users, filled from the change feed and the purge API.
+#[derive(Debug, Clone)]
+pub struct EdgeRevocations {
+    /// `account/session-id` → revoked.
+    sessions: Cache<String, ()>,
+    /// `account/user-id` → revoked at (epoch seconds): sessions started before are revoked.
+    users: Cache<String, u64>,
+}
+
+impl Default for EdgeRevocations {
+    fn default() -> Self {
+        // Entries outlive the longest session (12 h default) with margin.
+        let ttl = Duration::from_secs(48 * 3600);
+        EdgeRevocations {
+            sessions: Cache::builder()
+                .max_capacity(1_000_000)
+                .time_to_live(ttl)
+                .build(),
+            users: Cache::builder()
+                .max_capacity(1_000_000)
+                .time_to_live(ttl)
+                .build(),
+        }
+    }
+}
+
+impl EdgeRevocations {
+    /// Revokes a session.
+    pub fn revoke_session(&self, account: &str, session_id: &str) {
+        self.sessions.insert(format!("{account}/{session_id}"), ());
+    }
+
+    /// Revokes every session of a user started before `at`.
+    pub fn revoke_user(&self, account: &str, user_id: &str, at: u64) {
+        self.users.insert(format!("{account}/{user_id}"), at);
+    }
+}
+
+impl Revocations for EdgeRevocations {
+    fn is_revoked(
+        &self,
+        account: &str,
+        session_id: Option<&str>,
+        user_id: Option<&str>,
+        issued_at: u64,
+    ) -> bool {
+        if let Some(s) = session_id {
+            if self.sessions.contains_key(&format!("{account}/{s}")) {
+                return true;
+            }
+        }
+        if let Some(u) = user_id {
+            if let Some(at) = self.users.get(&format!("{account}/{u}")) {
+                return issued_at <= at;
+            }
+        }
+        false
+    }
+}
+
+/// Grants already redeemed, shared by all of the edge's workers, each remembered until it
+/// expires.
+#[derive(Debug, Clone)]
+pub struct EdgeSeenGrants {
+    seen: Cache<String, u64>,
+}
+
+impl Default for EdgeSeenGrants {
+    fn default() -> Self {
+        EdgeSeenGrants {
+            // Grants are short-lived; an hour covers any sane grant lifetime plus leeway.
+            seen: Cache::builder()
+                .max_capacity(1_000_000)
+                .time_to_live(Duration::from_secs(3600))
+                .build(),
+        }
+    }
+}
+
+impl SeenGrants for EdgeSeenGrants {
+    fn insert_if_new(&self, account: &str, nonce: &str, expires: u64) -> bool {
+        let entry = self
+            .seen
+            .entry(format!("{account}/{nonce}"))
+            .or_insert_with(|| expires);
+        entry.is_fresh()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grants_are_single_use() {
+        let s = EdgeSeenGrants::default();
+        assert!(s.insert_if_new("a", "n1", 10));
+        assert!(!s.insert_if_new("a", "n1", 10));
+        assert!(s.insert_if_new("b", "n1", 10));
+    }
+
+    #[test]
+    fn user_revocation_covers_earlier_sessions() {
+        let r = EdgeRevocations::default();
+        r.revoke_user("a", "u1", 100);
+        assert!(r.is_revoked("a", None, Some("u1"), 99));
+        assert!(!r.is_revoked("a", None, Some("u1"), 101));
+        r.revoke_session("a", "s1");
+        assert!(r.is_revoked("a", Some("s1"), None, 0));
+        assert!(!r.is_revoked("b", Some("s1"), None, 0));
+    }
+}

@@ -1,0 +1,317 @@
+//! What the edge knows about accounts: domains, ACLs, keys and cache defaults, loaded from the
+//! origin's `/internal/snapshot` and kept current by the change feed.
+//!
+//! The catalog is immutable; updates build a new one and swap an `Arc`, so a request reads one
+//! consistent version without locks held across awaits.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use outpost_auth::{KeySet, KeyStore, TempUrlKeys, TokenKeySpec};
+use serde::Deserialize;
+
+/// Account metadata naming custom domains mapped to the whole account.
+pub const ACCOUNT_DOMAINS: &str = "x-account-meta-outpost-domains";
+/// Account metadata naming the default container of account-mapped domains.
+pub const ACCOUNT_DEFAULT_CONTAINER: &str = "x-account-meta-outpost-default-container";
+/// Container metadata naming custom domains mapped to that container.
+pub const CONTAINER_DOMAINS: &str = "x-container-meta-outpost-domains";
+/// Container metadata: default `Cache-Control`.
+pub const CONTAINER_CACHE_CONTROL: &str = "x-container-meta-outpost-cache-control";
+
+/// The origin's snapshot, as sent by `/internal/snapshot`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SnapshotWire {
+    /// Feed position.
+    pub seq: u64,
+    /// Accounts.
+    pub accounts: Vec<AccountWire>,
+}
+
+/// One account of a snapshot.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AccountWire {
+    /// Name.
+    pub name: String,
+    /// Metadata.
+    pub meta: HashMap<String, String>,
+    /// Token keys.
+    pub token_keys: Vec<TokenKeySpec>,
+    /// Containers.
+    pub containers: Vec<ContainerWire>,
+}
+
+/// One container of a snapshot.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ContainerWire {
+    /// Name.
+    pub name: String,
+    /// Metadata.
+    pub meta: HashMap<String, String>,
+}
+
+/// What the edge needs of a container.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerInfo {
+    /// `.r:*`: objects are public.
+    pub public: bool,
+    /// `.rlistings`: listings are public (with `public`).
+    pub listings: bool,
+    /// Container tempurl keys.
+    pub tempurl_keys: Vec<String>,
+    /// Default `Cache-Control`.
+    pub cache_control: Option<String>,
+}
+
+/// What the edge needs of an account.
+#[derive(Debug, Clone, Default)]
+pub struct AccountInfo {
+    /// Outpost token keys.
+    pub keys: KeySet,
+    /// Account tempurl keys.
+    pub tempurl_keys: Vec<String>,
+    /// Default container of account-mapped domains.
+    pub default_container: Option<String>,
+    /// Containers by name.
+    pub containers: HashMap<String, ContainerInfo>,
+}
+
+/// Where a custom domain points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DomainTarget {
+    /// The whole account: the first path segment names a container if one exists, else the
+    /// default container.
+    Account(String),
+    /// One container of an account.
+    Container(String, String),
+}
+
+/// An immutable view of every account.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    accounts: HashMap<String, Arc<AccountInfo>>,
+    domains: HashMap<String, DomainTarget>,
+}
+
+fn split_list(v: Option<&String>) -> impl Iterator<Item = String> + '_ {
+    v.into_iter()
+        .flat_map(|s| s.split([',', ' ']))
+        .map(|d| d.trim().trim_end_matches('.').to_ascii_lowercase())
+        .filter(|d| !d.is_empty())
+}
+
+fn read_acl(meta: &HashMap<String, String>) -> (bool, bool) {
+    let acl = meta
+        .get("x-container-read")
+        .map(String::as_str)
+        .unwrap_or("");
+    let mut public = false;
+    let mut listings = false;
+    for item in acl.split(',').map(str::trim) {
+        match item {
+            ".r:*" | ".referrer:*" => public = true,
+            ".rlistings" => listings = true,
+            _ => {}
+        }
+    }
+    (public, listings)
+}
+
+impl AccountInfo {
+    fn from_wire(a: &AccountWire) -> AccountInfo {
+        let mut tempurl_keys = Vec::new();
+        for k in [
+            "x-account-meta-temp-url-key",
+            "x-account-meta-temp-url-key-2",
+        ] {
+            tempurl_keys.extend(a.meta.get(k).cloned());
+        }
+        let keys = KeySet::new(a.token_keys.iter().cloned()).unwrap_or_else(|e| {
+            tracing::warn!(account = %a.name, error = %e, "ignoring the account's invalid token keys");
+            KeySet::default()
+        });
+        let containers = a
+            .containers
+            .iter()
+            .map(|c| {
+                let (public, listings) = read_acl(&c.meta);
+                let mut tk = Vec::new();
+                for k in [
+                    "x-container-meta-temp-url-key",
+                    "x-container-meta-temp-url-key-2",
+                ] {
+                    tk.extend(c.meta.get(k).cloned());
+                }
+                (
+                    c.name.clone(),
+                    ContainerInfo {
+                        public,
+                        listings,
+                        tempurl_keys: tk,
+                        cache_control: c.meta.get(CONTAINER_CACHE_CONTROL).cloned(),
+                    },
+                )
+            })
+            .collect();
+        AccountInfo {
+            keys,
+            tempurl_keys,
+            default_container: a.meta.get(ACCOUNT_DEFAULT_CONTAINER).cloned(),
+            containers,
+        }
+    }
+}
+
+impl Catalog {
+    /// Builds a catalog from a full snapshot.
+    pub fn from_snapshot(s: &SnapshotWire) -> Catalog {
+        let mut c = Catalog::default();
+        for a in &s.accounts {
+            c.set_account(a);
+        }
+        c
+    }
+
+    /// Replaces (or adds) one account from its snapshot entry.
+    pub fn set_account(&mut self, a: &AccountWire) {
+        self.remove_account(&a.name);
+        for d in split_list(a.meta.get(ACCOUNT_DOMAINS)) {
+            self.domains
+                .insert(d, DomainTarget::Account(a.name.clone()));
+        }
+        for c in &a.containers {
+            for d in split_list(c.meta.get(CONTAINER_DOMAINS)) {
+                self.domains
+                    .insert(d, DomainTarget::Container(a.name.clone(), c.name.clone()));
+            }
+        }
+        self.accounts
+            .insert(a.name.clone(), Arc::new(AccountInfo::from_wire(a)));
+    }
+
+    /// Forgets an account and its domains.
+    pub fn remove_account(&mut self, name: &str) {
+        self.accounts.remove(name);
+        self.domains.retain(|_, t| match t {
+            DomainTarget::Account(a) | DomainTarget::Container(a, _) => a != name,
+        });
+    }
+
+    /// An account.
+    pub fn account(&self, name: &str) -> Option<&AccountInfo> {
+        self.accounts.get(name).map(|a| a.as_ref())
+    }
+
+    /// A container.
+    pub fn container(&self, account: &str, container: &str) -> Option<&ContainerInfo> {
+        self.account(account)?.containers.get(container)
+    }
+
+    /// Where a custom domain points.
+    pub fn domain(&self, host: &str) -> Option<&DomainTarget> {
+        self.domains.get(host)
+    }
+
+    /// Number of accounts.
+    pub fn len(&self) -> usize {
+        self.accounts.len()
+    }
+
+    /// True with no accounts.
+    pub fn is_empty(&self) -> bool {
+        self.accounts.is_empty()
+    }
+}
+
+impl KeyStore for Catalog {
+    fn token_keys(&self, account: &str) -> Option<&KeySet> {
+        self.account(account).map(|a| &a.keys)
+    }
+
+    fn tempurl_keys(&self, account: &str, container: &str) -> TempUrlKeys<'_> {
+        let Some(a) = self.account(account) else {
+            return TempUrlKeys::default();
+        };
+        let mut keys: Vec<&[u8]> = a.tempurl_keys.iter().map(|k| k.as_bytes()).collect();
+        if let Some(c) = a.containers.get(container) {
+            keys.extend(c.tempurl_keys.iter().map(|k| k.as_bytes()));
+        }
+        TempUrlKeys::from_slice(&keys)
+    }
+}
+
+/// The shared, swappable catalog.
+#[derive(Debug, Default)]
+pub struct CatalogHandle {
+    current: RwLock<Arc<Catalog>>,
+}
+
+impl CatalogHandle {
+    /// A handle holding `c`.
+    pub fn new(c: Catalog) -> Self {
+        CatalogHandle {
+            current: RwLock::new(Arc::new(c)),
+        }
+    }
+
+    /// The current catalog.
+    pub fn get(&self) -> Arc<Catalog> {
+        Arc::clone(
+            &self
+                .current
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    /// Applies `f` to a copy and swaps it in.
+    pub fn update(&self, f: impl FnOnce(&mut Catalog)) {
+        let mut guard = self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut next = Catalog::clone(&guard);
+        f(&mut next);
+        *guard = Arc::new(next);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wire() -> SnapshotWire {
+        serde_json::from_str(
+            r#"{"seq": 7, "accounts": [{"name": "demo",
+                "meta": {"x-account-meta-outpost-domains": "Img.Example.com, cdn.example.org",
+                         "x-account-meta-outpost-default-container": "public",
+                         "x-account-meta-temp-url-key": "k1"},
+                "token_keys": [],
+                "containers": [
+                  {"name": "public", "meta": {"x-container-read": ".r:*,.rlistings"}},
+                  {"name": "videos", "meta": {"x-container-meta-outpost-domains": "tv.example.com",
+                                               "x-container-meta-temp-url-key": "k2"}}
+                ]}]}"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn builds_domains_acls_and_keys() {
+        let c = Catalog::from_snapshot(&wire());
+        assert_eq!(
+            c.domain("img.example.com"),
+            Some(&DomainTarget::Account("demo".into()))
+        );
+        assert_eq!(
+            c.domain("tv.example.com"),
+            Some(&DomainTarget::Container("demo".into(), "videos".into()))
+        );
+        assert!(c.container("demo", "public").unwrap().public);
+        assert!(!c.container("demo", "videos").unwrap().public);
+        assert_eq!(c.tempurl_keys("demo", "videos").iter().count(), 2);
+        let mut c2 = c.clone();
+        c2.remove_account("demo");
+        assert!(c2.domain("img.example.com").is_none());
+    }
+}

@@ -1,0 +1,313 @@
+//! Edge configuration: raw TOML → [`RawConfig::validate`] → [`Config`].
+//!
+//! Unknown keys are errors and every error names its key. Defaults are documented per field.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytesize::ByteSize;
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+
+/// The config file as written.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Plain-HTTP listen address. Default `127.0.0.1:8081`.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Name of this edge in logs and purge acknowledgements. Default: the listen address.
+    #[serde(default)]
+    pub edge_id: Option<String>,
+    /// `[origin]`: where the Outpost origin is.
+    pub origin: RawOrigin,
+    /// Base domain: `<container>.<account>.<base_domain>` needs no setup, and `/v1/AUTH_a/c/o`
+    /// paths work on the base domain itself. Default `localhost`.
+    #[serde(default = "default_base_domain")]
+    pub base_domain: String,
+    /// `[cache]`.
+    #[serde(default)]
+    pub cache: RawCache,
+    /// `[access]`.
+    #[serde(default)]
+    pub access: RawAccess,
+}
+
+/// `[origin]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOrigin {
+    /// Origin address `host:port`. Required.
+    pub address: SocketAddr,
+    /// The origin's internal secret (edge credential). Required, at least 16 bytes.
+    pub internal_secret: String,
+    /// Connect timeout. Default `2s`.
+    #[serde(default, with = "humantime_serde")]
+    pub connect_timeout: Option<Duration>,
+    /// Read timeout per upstream read. Default `30s`.
+    #[serde(default, with = "humantime_serde")]
+    pub read_timeout: Option<Duration>,
+}
+
+/// `[cache]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCache {
+    /// Memory tier bound. Default `256 MiB`.
+    #[serde(default)]
+    pub memory: Option<ByteSize>,
+    /// Largest body kept in the memory tier. Default `1 MiB`.
+    #[serde(default)]
+    pub memory_object_max: Option<ByteSize>,
+    /// Disk tier directory. Required for the disk tier; default `./outpost-edge-cache`.
+    #[serde(default)]
+    pub disk_dir: Option<PathBuf>,
+    /// Disk tier bound. Default `10 GiB`.
+    #[serde(default)]
+    pub disk: Option<ByteSize>,
+    /// Freshness when the origin sends no `Cache-Control`. Default `1h` (purges from the change
+    /// feed keep it correct).
+    #[serde(default, with = "humantime_serde")]
+    pub default_ttl: Option<Duration>,
+    /// Serve stale while revalidating, by default. Default `60s`.
+    #[serde(default, with = "humantime_serde")]
+    pub stale_while_revalidate: Option<Duration>,
+    /// Serve stale when the origin fails, by default. Default `1d`.
+    #[serde(default, with = "humantime_serde")]
+    pub stale_if_error: Option<Duration>,
+}
+
+/// `[access]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAccess {
+    /// Clock leeway for token times. Default `5s`.
+    #[serde(default, with = "humantime_serde")]
+    pub leeway: Option<Duration>,
+    /// Accept sha1 Swift tempurls. Default false.
+    #[serde(default)]
+    pub allow_sha1: bool,
+    /// Session idle timeout (sliding). Default `30m`.
+    #[serde(default, with = "humantime_serde")]
+    pub session_idle: Option<Duration>,
+    /// Session hard lifetime. Default `12h`.
+    #[serde(default, with = "humantime_serde")]
+    pub session_max: Option<Duration>,
+    /// Session cookie name. Default `outpost_session`.
+    #[serde(default)]
+    pub cookie_name: Option<String>,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8081))
+}
+
+fn default_base_domain() -> String {
+    "localhost".into()
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Edge id.
+    pub edge_id: String,
+    /// Origin address.
+    pub origin: SocketAddr,
+    /// Internal secret.
+    pub internal_secret: String,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// Read timeout.
+    pub read_timeout: Duration,
+    /// Base domain, lower case, no trailing dot.
+    pub base_domain: String,
+    /// Memory tier bytes.
+    pub memory_bytes: u64,
+    /// Memory tier object max.
+    pub memory_object_max: u64,
+    /// Disk tier directory.
+    pub disk_dir: PathBuf,
+    /// Disk tier bytes.
+    pub disk_bytes: u64,
+    /// Default TTL.
+    pub default_ttl: Duration,
+    /// Default stale-while-revalidate.
+    pub stale_while_revalidate: Duration,
+    /// Default stale-if-error.
+    pub stale_if_error: Duration,
+    /// Verification options.
+    pub verify: outpost_auth::VerifyOptions,
+    /// Session policy.
+    pub session: outpost_auth::pubcookie::SessionPolicy,
+}
+
+fn err(key: &str, reason: impl Into<String>) -> Error {
+    Error::Config {
+        key: key.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+impl RawConfig {
+    /// Parses TOML text.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the key (unknown keys included).
+    pub fn parse(text: &str) -> Result<Self, Error> {
+        toml::from_str(text).map_err(|e| {
+            let span = e
+                .span()
+                .map(|s| format!(" at byte {}", s.start))
+                .unwrap_or_default();
+            err("config", format!("{}{span}", e.message()))
+        })
+    }
+
+    /// Reads and parses a file.
+    ///
+    /// # Errors
+    /// [`Error::Config`].
+    pub fn load(path: &Path) -> Result<Self, Error> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| err("config", format!("cannot read {}: {e}", path.display())))?;
+        Self::parse(&text)
+    }
+
+    /// Checks every field and resolves defaults.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the first bad key.
+    pub fn validate(self) -> Result<Config, Error> {
+        if self.origin.internal_secret.len() < 16 {
+            return Err(err("origin.internal_secret", "must be at least 16 bytes"));
+        }
+        let base = self.base_domain.trim_end_matches('.').to_ascii_lowercase();
+        if base.is_empty() || base.contains('/') || base.contains(':') {
+            return Err(err(
+                "base_domain",
+                "must be a host name like cdn.example.com",
+            ));
+        }
+        let memory = self.cache.memory.unwrap_or(ByteSize::mib(256)).as_u64();
+        let object_max = self
+            .cache
+            .memory_object_max
+            .unwrap_or(ByteSize::mib(1))
+            .as_u64();
+        if object_max > memory {
+            return Err(err(
+                "cache.memory_object_max",
+                "must not exceed cache.memory",
+            ));
+        }
+        let cookie_name = self
+            .access
+            .cookie_name
+            .unwrap_or_else(|| outpost_auth::pubcookie::DEFAULT_COOKIE_NAME.to_owned());
+        if cookie_name.is_empty()
+            || !cookie_name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(err(
+                "access.cookie_name",
+                "must be letters, digits, '_' or '-'",
+            ));
+        }
+        let idle = self
+            .access
+            .session_idle
+            .unwrap_or(Duration::from_secs(1800));
+        let max = self
+            .access
+            .session_max
+            .unwrap_or(Duration::from_secs(12 * 3600));
+        if idle.is_zero() || idle > max {
+            return Err(err(
+                "access.session_idle",
+                "must be positive and at most access.session_max",
+            ));
+        }
+        Ok(Config {
+            listen: self.listen,
+            edge_id: self.edge_id.unwrap_or_else(|| self.listen.to_string()),
+            origin: self.origin.address,
+            internal_secret: self.origin.internal_secret,
+            connect_timeout: self
+                .origin
+                .connect_timeout
+                .unwrap_or(Duration::from_secs(2)),
+            read_timeout: self.origin.read_timeout.unwrap_or(Duration::from_secs(30)),
+            base_domain: base,
+            memory_bytes: memory,
+            memory_object_max: object_max,
+            disk_dir: self
+                .cache
+                .disk_dir
+                .unwrap_or_else(|| PathBuf::from("./outpost-edge-cache")),
+            disk_bytes: self.cache.disk.unwrap_or(ByteSize::gib(10)).as_u64(),
+            default_ttl: self.cache.default_ttl.unwrap_or(Duration::from_secs(3600)),
+            stale_while_revalidate: self
+                .cache
+                .stale_while_revalidate
+                .unwrap_or(Duration::from_secs(60)),
+            stale_if_error: self
+                .cache
+                .stale_if_error
+                .unwrap_or(Duration::from_secs(86_400)),
+            verify: outpost_auth::VerifyOptions {
+                leeway: self
+                    .access
+                    .leeway
+                    .map_or(outpost_auth::DEFAULT_LEEWAY_SECS, |d| d.as_secs()),
+                allow_sha1: self.access.allow_sha1,
+                cookie_name,
+            },
+            session: outpost_auth::pubcookie::SessionPolicy {
+                idle_timeout: idle.as_secs(),
+                max_lifetime: max.as_secs(),
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OK: &str = r#"
+        [origin]
+        address = "127.0.0.1:8080"
+        internal_secret = "0123456789abcdef"
+    "#;
+
+    #[test]
+    fn defaults() {
+        let c = RawConfig::parse(OK).unwrap().validate().unwrap();
+        assert_eq!(c.memory_bytes, 256 << 20);
+        assert_eq!(c.base_domain, "localhost");
+        assert_eq!(c.verify.leeway, 5);
+    }
+
+    #[test]
+    fn errors_name_keys() {
+        let e = RawConfig::parse(&format!("{OK}\n[cache]\nmemroy = \"1 MiB\"")).unwrap_err();
+        assert!(e.to_string().contains("memroy"), "{e}");
+        let e = RawConfig::parse(&format!(
+            "{OK}\n[cache]\nmemory = \"1 MiB\"\nmemory_object_max = \"2 MiB\""
+        ))
+        .unwrap()
+        .validate()
+        .unwrap_err();
+        assert!(e.to_string().contains("cache.memory_object_max"), "{e}");
+        let e = RawConfig::parse(&OK.replace("0123456789abcdef", "short"))
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(e.to_string().contains("origin.internal_secret"), "{e}");
+    }
+}

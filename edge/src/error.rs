@@ -1,0 +1,88 @@
+//! The edge's one error type and its mapping to downstream responses.
+
+use http::StatusCode;
+
+/// What can go wrong at the edge.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A config file problem, naming the key.
+    #[error("config: {key}: {reason}")]
+    Config {
+        /// Dotted key.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+    /// The host is neither the base domain, a container subdomain nor a mapped custom domain.
+    #[error("unknown host {host:?}: no account or container is mapped to it")]
+    UnknownHost {
+        /// The host.
+        host: String,
+    },
+    /// The request path is malformed.
+    #[error("bad path: {0}")]
+    BadPath(#[from] outpost_auth::Error),
+    /// Nothing is mapped at this path.
+    #[error("{what} not found")]
+    NotFound {
+        /// What.
+        what: &'static str,
+    },
+    /// Access denied.
+    #[error("access denied ({})", reason.as_str())]
+    Denied {
+        /// The machine-readable reason.
+        reason: outpost_auth::DenyReason,
+    },
+    /// Method not served by the edge.
+    #[error("method not allowed at the edge")]
+    MethodNotAllowed,
+    /// A bad login request.
+    #[error("bad login request: {reason}")]
+    BadLogin {
+        /// Why.
+        reason: &'static str,
+    },
+    /// The origin could not be reached or answered badly.
+    #[error("origin: {0}")]
+    Origin(String),
+    /// The cache storage failed.
+    #[error("cache: {0}")]
+    Cache(#[from] crate::cache::CacheError),
+    /// I/O.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl Error {
+    /// Downstream status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::Config { .. } | Error::Cache(_) | Error::Io(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+            Error::UnknownHost { .. } | Error::NotFound { .. } => StatusCode::NOT_FOUND,
+            Error::BadPath(_) | Error::BadLogin { .. } => StatusCode::BAD_REQUEST,
+            Error::Denied { .. } => StatusCode::FORBIDDEN,
+            Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Error::Origin(_) => StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    /// Stable code for the `X-Outpost-Error` header.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Config { .. } => "config",
+            Error::UnknownHost { .. } => "unknown-host",
+            Error::BadPath(_) => "bad-path",
+            Error::NotFound { .. } => "not-found",
+            Error::Denied { .. } => "denied",
+            Error::MethodNotAllowed => "method-not-allowed",
+            Error::BadLogin { .. } => "bad-login",
+            Error::Origin(_) => "origin",
+            Error::Cache(_) => "cache",
+            Error::Io(_) => "io",
+        }
+    }
+}

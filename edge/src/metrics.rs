@@ -1,0 +1,148 @@
+//! Prometheus metrics of an edge node.
+
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+
+use crate::cache::CacheStats;
+
+/// The edge's metrics.
+#[derive(Debug)]
+pub struct EdgeMetrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    denials: IntCounterVec,
+    purged: IntCounterVec,
+    latency: Histogram,
+    mem_bytes: IntGauge,
+    disk_bytes: IntGauge,
+    feed_seq: IntGauge,
+}
+
+impl Default for EdgeMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn reg<C: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: C) -> C {
+    r.register(Box::new(c.clone()))
+        .expect("metric names are unique");
+    c
+}
+
+impl EdgeMetrics {
+    /// Registers every metric.
+    pub fn new() -> Self {
+        let r = Registry::new();
+        let requests = reg(
+            &r,
+            IntCounterVec::new(
+                Opts::new(
+                    "outpost_edge_requests_total",
+                    "Requests by status class and cache outcome",
+                ),
+                &["status", "cache"],
+            )
+            .expect("static metric definition"),
+        );
+        let denials = reg(
+            &r,
+            IntCounterVec::new(
+                Opts::new("outpost_edge_denials_total", "Denials by reason"),
+                &["reason"],
+            )
+            .expect("static metric definition"),
+        );
+        let purged = reg(
+            &r,
+            IntCounterVec::new(
+                Opts::new("outpost_edge_purged_total", "Cache entries purged by cause"),
+                &["cause"],
+            )
+            .expect("static metric definition"),
+        );
+        let latency = reg(
+            &r,
+            Histogram::with_opts(HistogramOpts::new(
+                "outpost_edge_request_seconds",
+                "Request duration",
+            ))
+            .expect("static metric definition"),
+        );
+        let mem_bytes = reg(
+            &r,
+            IntGauge::new(
+                "outpost_edge_cache_memory_bytes",
+                "Bytes in the memory tier",
+            )
+            .expect("static metric definition"),
+        );
+        let disk_bytes = reg(
+            &r,
+            IntGauge::new("outpost_edge_cache_disk_bytes", "Bytes in the disk tier")
+                .expect("static metric definition"),
+        );
+        let feed_seq = reg(
+            &r,
+            IntGauge::new("outpost_edge_feed_seq", "Last change-feed position applied")
+                .expect("static metric definition"),
+        );
+        EdgeMetrics {
+            registry: r,
+            requests,
+            denials,
+            purged,
+            latency,
+            mem_bytes,
+            disk_bytes,
+            feed_seq,
+        }
+    }
+
+    /// Records a finished request.
+    pub fn request(&self, status: u16, cache: &str, dur: Duration) {
+        let class = match status {
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            500..=599 => "5xx",
+            _ => "other",
+        };
+        let cache = match cache {
+            "HIT" | "MISS" | "STALE" | "REVALIDATED" | "EXPIRED" | "BYPASS" | "denied"
+            | "route" | "login" => cache,
+            _ => "other",
+        };
+        self.requests.with_label_values(&[class, cache]).inc();
+        self.latency.observe(dur.as_secs_f64());
+    }
+
+    /// Records a denial.
+    pub fn denied(&self, reason: &str) {
+        self.denials.with_label_values(&[reason]).inc();
+    }
+
+    /// Records purged entries.
+    pub fn purged(&self, cause: &str, n: usize) {
+        self.purged.with_label_values(&[cause]).inc_by(n as u64);
+    }
+
+    /// Records the feed position.
+    pub fn feed_at(&self, seq: u64) {
+        self.feed_seq.set(i64::try_from(seq).unwrap_or(i64::MAX));
+    }
+
+    /// Text exposition, with cache gauges refreshed from `stats`.
+    pub fn render(&self, stats: CacheStats) -> String {
+        self.mem_bytes
+            .set(i64::try_from(stats.memory_bytes).unwrap_or(i64::MAX));
+        self.disk_bytes
+            .set(i64::try_from(stats.disk_bytes).unwrap_or(i64::MAX));
+        let mut buf = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}

@@ -1,0 +1,502 @@
+//! The Pingora `ProxyHttp` implementation: routing and access in `request_filter`, our cache
+//! storage, the origin as upstream with the edge's own credential, downstream headers.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use pingora::cache::cache_control::CacheControl;
+use pingora::cache::filters::resp_cacheable;
+use pingora::cache::lock::CacheKeyLockImpl;
+use pingora::cache::{CacheKey, CacheMetaDefaults, CachePhase, NoCacheReason, RespCacheable};
+use pingora::http::ResponseHeader;
+use pingora::prelude::HttpPeer;
+use pingora::proxy::{ProxyHttp, Session};
+use pingora::{Error as PError, ErrorType, Result as PResult};
+
+use crate::access::{self, Access, EdgeRevocations, EdgeSeenGrants};
+use crate::cache::TieredStorage;
+use crate::catalog::CatalogHandle;
+use crate::config::Config;
+use crate::feed::INTERNAL_HEADER;
+use crate::metrics::EdgeMetrics;
+use crate::routing::{self, Route};
+use crate::Error;
+
+/// Header naming the cache outcome: `HIT`, `MISS`, `STALE`, `REVALIDATED`, `EXPIRED`, `BYPASS`.
+pub const CACHE_STATUS_HEADER: &str = "x-outpost-cache";
+/// Header carrying the machine-readable denial reason.
+pub const DENY_HEADER: &str = "x-outpost-deny";
+
+/// Listing query parameters forwarded upstream and part of the cache key; everything else
+/// (tokens, signatures, cache busters) is dropped.
+const LISTING_PARAMS: &[&str] = &[
+    "delimiter",
+    "end_marker",
+    "format",
+    "limit",
+    "marker",
+    "prefix",
+    "reverse",
+];
+
+/// Pingora takes the default freshness as a plain `fn`, so the configured TTL lives here.
+static DEFAULT_TTL_SECS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+
+fn default_fresh(status: http::StatusCode) -> Option<Duration> {
+    (status == http::StatusCode::OK)
+        .then(|| Duration::from_secs(DEFAULT_TTL_SECS.get().copied().unwrap_or(3600)))
+}
+
+/// The edge proxy.
+pub struct Edge {
+    /// Config.
+    pub cfg: Arc<Config>,
+    /// Accounts, domains, keys.
+    pub catalog: Arc<CatalogHandle>,
+    /// Cache storage.
+    pub storage: &'static TieredStorage,
+    /// Request collapsing.
+    pub lock: &'static CacheKeyLockImpl,
+    /// Revoked sessions and users.
+    pub revocations: EdgeRevocations,
+    /// Redeemed grants.
+    pub seen: EdgeSeenGrants,
+    /// Metrics.
+    pub metrics: Arc<EdgeMetrics>,
+    defaults: CacheMetaDefaults,
+}
+
+impl Edge {
+    /// Builds the proxy.
+    pub fn new(
+        cfg: Arc<Config>,
+        catalog: Arc<CatalogHandle>,
+        storage: &'static TieredStorage,
+        lock: &'static CacheKeyLockImpl,
+        metrics: Arc<EdgeMetrics>,
+    ) -> Edge {
+        let _ = DEFAULT_TTL_SECS.set(cfg.default_ttl.as_secs());
+        let swr = u32::try_from(cfg.stale_while_revalidate.as_secs()).unwrap_or(u32::MAX);
+        let sie = u32::try_from(cfg.stale_if_error.as_secs()).unwrap_or(u32::MAX);
+        Edge {
+            cfg,
+            catalog,
+            storage,
+            lock,
+            revocations: EdgeRevocations::default(),
+            seen: EdgeSeenGrants::default(),
+            metrics,
+            defaults: CacheMetaDefaults::new(default_fresh, swr, sie),
+        }
+    }
+}
+
+/// Per-request state.
+#[derive(Debug)]
+pub struct Ctx {
+    route: Option<Route>,
+    access: Option<Access>,
+    cache_primary: String,
+    upstream_uri: String,
+    set_cookie: Option<String>,
+    started: Instant,
+    outcome: &'static str,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn header_str<'a>(session: &'a Session, name: &str) -> Option<&'a str> {
+    session
+        .req_header()
+        .headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+}
+
+fn host_of(session: &Session) -> String {
+    header_str(session, "host")
+        .map(str::to_owned)
+        .or_else(|| session.req_header().uri.host().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn client_ip(session: &Session) -> std::net::IpAddr {
+    session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip())
+}
+
+/// Writes a small complete response.
+async fn send(
+    session: &mut Session,
+    status: u16,
+    headers: &[(&'static str, String)],
+    body: &str,
+) -> PResult<bool> {
+    let mut h = ResponseHeader::build(status, Some(headers.len() + 3))?;
+    h.insert_header("content-type", "text/plain; charset=utf-8")?;
+    h.insert_header("content-length", body.len().to_string())?;
+    h.insert_header("cache-control", "no-store")?;
+    for (k, v) in headers {
+        h.append_header(*k, v.as_str())?;
+    }
+    let head = session.req_header().method == http::Method::HEAD;
+    session.write_response_header(Box::new(h), head).await?;
+    if !head {
+        session
+            .write_response_body(Some(Bytes::copy_from_slice(body.as_bytes())), true)
+            .await?;
+    }
+    Ok(true)
+}
+
+async fn send_error(session: &mut Session, e: &Error) -> PResult<bool> {
+    let mut headers = vec![("x-outpost-error", e.code().to_owned())];
+    if let Error::Denied { reason } = e {
+        headers.push((DENY_HEADER, reason.as_str().to_owned()));
+    }
+    if matches!(e, Error::MethodNotAllowed) {
+        headers.push(("allow", "GET, HEAD".to_owned()));
+    }
+    send(session, e.status().as_u16(), &headers, &format!("{e}\n")).await
+}
+
+/// The cache key and upstream URI of a route: objects ignore the query; listings keep only
+/// listing parameters, sorted.
+fn key_and_uri(route: &Route, query: Option<&str>) -> (String, String) {
+    let encoded = route.path.canonical().to_encoded();
+    if route.path.object().is_some() {
+        return (route.path.as_str().to_owned(), encoded);
+    }
+    let mut params: Vec<(String, String)> = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .filter(|(k, _)| LISTING_PARAMS.contains(&k.as_ref()))
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    params.sort();
+    let q: String = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params)
+        .finish();
+    let base = route.path.as_str().trim_end_matches('/').to_owned();
+    let enc = encoded.trim_end_matches('/').to_owned();
+    (format!("{base}?{q}"), format!("{enc}?{q}"))
+}
+
+impl Edge {
+    async fn login(&self, session: &mut Session) -> PResult<bool> {
+        let query = session.req_header().uri.query().unwrap_or("").to_owned();
+        let mut grant = None;
+        let mut next = None;
+        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+            match k.as_ref() {
+                "grant" => grant = Some(v.into_owned()),
+                "next" => next = Some(v.into_owned()),
+                _ => {}
+            }
+        }
+        let Some(grant) = grant else {
+            return send_error(
+                session,
+                &Error::BadLogin {
+                    reason: "missing grant",
+                },
+            )
+            .await;
+        };
+        let next = next.unwrap_or_else(|| "/".to_owned());
+        if outpost_auth::pubcookie::safe_next(&next).is_err() {
+            return send_error(
+                session,
+                &Error::BadLogin {
+                    reason: "next must be a path on this site",
+                },
+            )
+            .await;
+        }
+        let catalog = self.catalog.get();
+        let host = routing::normalize_host(&host_of(session));
+        let account = match routing::route(&catalog, &self.cfg.base_domain, &host, "/") {
+            Ok(r) => r.path.account().to_owned(),
+            Err(Error::NotFound { .. }) => match catalog.domain(&host) {
+                Some(crate::catalog::DomainTarget::Account(a)) => a.clone(),
+                _ => return send_error(session, &Error::UnknownHost { host }).await,
+            },
+            Err(e) => return send_error(session, &e).await,
+        };
+        let now = now_secs();
+        let leeway = self.cfg.verify.leeway;
+        let redeemed = outpost_auth::pubcookie::redeem_grant(
+            &grant,
+            &account,
+            client_ip(session),
+            now,
+            leeway,
+            catalog.as_ref(),
+            &self.seen,
+            &self.revocations,
+        );
+        let verified = match redeemed {
+            Ok(g) => g,
+            Err(e) => {
+                self.metrics.denied(e.deny_reason().as_str());
+                return send_error(
+                    session,
+                    &Error::Denied {
+                        reason: e.deny_reason(),
+                    },
+                )
+                .await;
+            }
+        };
+        let key = catalog
+            .account(&account)
+            .and_then(|a| a.keys.signing_key(now));
+        let issued = key
+            .map(|k| outpost_auth::pubcookie::issue_session(&verified, k, now, self.cfg.session));
+        let Some(Ok(issued)) = issued else {
+            return send_error(
+                session,
+                &Error::Denied {
+                    reason: outpost_auth::DenyReason::Invalid,
+                },
+            )
+            .await;
+        };
+        let cookie = issued
+            .cookie(&self.cfg.verify.cookie_name, "/", now)
+            .to_string();
+        send(
+            session,
+            302,
+            &[("location", next), ("set-cookie", cookie)],
+            "logged in\n",
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Edge {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        Ctx {
+            route: None,
+            access: None,
+            cache_primary: String::new(),
+            upstream_uri: String::new(),
+            set_cookie: None,
+            started: Instant::now(),
+            outcome: "",
+        }
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> PResult<bool> {
+        let path = session.req_header().uri.path().to_owned();
+        match path.as_str() {
+            "/healthz" => return send(session, 200, &[], "ok\n").await,
+            "/metrics" => {
+                let body = self.metrics.render(self.storage.stats());
+                return send(session, 200, &[], &body).await;
+            }
+            outpost_auth::pubcookie::LOGIN_PATH => {
+                ctx.outcome = "login";
+                return self.login(session).await;
+            }
+            _ => {}
+        }
+        let method = session.req_header().method.clone();
+        if method != http::Method::GET && method != http::Method::HEAD {
+            ctx.outcome = "method";
+            return send_error(session, &Error::MethodNotAllowed).await;
+        }
+        let catalog = self.catalog.get();
+        let host = host_of(session);
+        let route = match routing::route(&catalog, &self.cfg.base_domain, &host, &path) {
+            Ok(r) => r,
+            Err(e) => {
+                ctx.outcome = "route";
+                return send_error(session, &e).await;
+            }
+        };
+        let now = now_secs();
+        let query = session.req_header().uri.query().map(str::to_owned);
+        let decision = access::check(
+            &catalog,
+            &route,
+            method.as_str(),
+            query.as_deref(),
+            &session.req_header().headers,
+            client_ip(session),
+            now,
+            &self.cfg.verify,
+            &self.revocations,
+        );
+        let access = match decision {
+            Ok(a) => a,
+            Err(e) => {
+                if let Error::Denied { reason } = &e {
+                    self.metrics.denied(reason.as_str());
+                }
+                ctx.outcome = "denied";
+                return send_error(session, &e).await;
+            }
+        };
+        if let Access::Granted(g) = &access {
+            if g.mechanism() == outpost_auth::Mechanism::SessionCookie {
+                let key = catalog
+                    .account(g.account())
+                    .and_then(|a| a.keys.signing_key(now));
+                if let Some(Ok(Some(s))) = key.map(|k| outpost_auth::pubcookie::reissue(g, k, now))
+                {
+                    ctx.set_cookie =
+                        Some(s.cookie(&self.cfg.verify.cookie_name, "/", now).to_string());
+                }
+            }
+        }
+        let (key, uri) = key_and_uri(&route, query.as_deref());
+        ctx.cache_primary = key;
+        ctx.upstream_uri = uri;
+        ctx.route = Some(route);
+        ctx.access = Some(access);
+        Ok(false)
+    }
+
+    fn request_cache_filter(&self, session: &mut Session, ctx: &mut Ctx) -> PResult<()> {
+        if ctx.route.is_some() {
+            session
+                .cache
+                .enable(self.storage, None, None, Some(self.lock), None);
+        }
+        Ok(())
+    }
+
+    fn cache_key_callback(&self, _session: &Session, ctx: &mut Ctx) -> PResult<CacheKey> {
+        Ok(CacheKey::new(ctx.cache_primary.clone(), ""))
+    }
+
+    fn response_cache_filter(
+        &self,
+        _session: &Session,
+        resp: &ResponseHeader,
+        _ctx: &mut Ctx,
+    ) -> PResult<RespCacheable> {
+        if resp.status != http::StatusCode::OK {
+            return Ok(RespCacheable::Uncacheable(NoCacheReason::OriginNotCache));
+        }
+        let cc = CacheControl::from_resp_headers(resp);
+        Ok(resp_cacheable(
+            cc.as_ref(),
+            resp.clone(),
+            false,
+            &self.defaults,
+        ))
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut Ctx,
+    ) -> PResult<Box<HttpPeer>> {
+        let mut peer = HttpPeer::new(self.cfg.origin, false, String::new());
+        peer.options.connection_timeout = Some(self.cfg.connect_timeout);
+        peer.options.read_timeout = Some(self.cfg.read_timeout);
+        peer.options.idle_timeout = Some(Duration::from_secs(60));
+        Ok(Box::new(peer))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        upstream: &mut pingora::http::RequestHeader,
+        ctx: &mut Ctx,
+    ) -> PResult<()> {
+        let uri: http::Uri = ctx
+            .upstream_uri
+            .parse()
+            .map_err(|_| PError::explain(ErrorType::InternalError, "bad upstream uri"))?;
+        upstream.set_uri(uri);
+        upstream.insert_header("host", self.cfg.origin.to_string())?;
+        for h in [
+            "cookie",
+            "authorization",
+            outpost_auth::TOKEN_HEADER,
+            "x-auth-token",
+            "x-storage-token",
+        ] {
+            upstream.remove_header(h);
+        }
+        upstream.insert_header(INTERNAL_HEADER, self.cfg.internal_secret.as_str())?;
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> PResult<()> {
+        let status = match session.cache.phase() {
+            CachePhase::Hit => "HIT",
+            CachePhase::Miss => "MISS",
+            CachePhase::Stale | CachePhase::StaleUpdating => "STALE",
+            CachePhase::Revalidated | CachePhase::RevalidatedNoCache(_) => "REVALIDATED",
+            CachePhase::Expired => "EXPIRED",
+            _ => "BYPASS",
+        };
+        ctx.outcome = status;
+        resp.insert_header(CACHE_STATUS_HEADER, status)?;
+        if ctx.access.as_ref().is_some_and(Access::is_private) {
+            resp.insert_header("cache-control", "private")?;
+            resp.remove_header("expires");
+        }
+        if let Some(c) = ctx.set_cookie.take() {
+            resp.append_header("set-cookie", c)?;
+        }
+        for h in ["x-trans-id", "x-openstack-request-id", "x-timestamp"] {
+            resp.remove_header(h);
+        }
+        Ok(())
+    }
+
+    fn should_serve_stale(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut Ctx,
+        error: Option<&PError>,
+    ) -> bool {
+        // Stale-while-revalidate (None) and stale-if-error for any upstream failure, within the
+        // windows stored in the entry's meta.
+        error.is_none_or(|e| e.esource() == &pingora::ErrorSource::Upstream)
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&PError>, ctx: &mut Ctx) {
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let dur = ctx.started.elapsed();
+        self.metrics.request(status, ctx.outcome, dur);
+        let route = ctx.route.as_ref();
+        tracing::info!(
+            target: "access",
+            host = %host_of(session),
+            method = %session.req_header().method,
+            account = route.map_or("", |r| r.path.account()),
+            container = route.and_then(|r| r.path.container()).unwrap_or(""),
+            object = route.and_then(|r| r.path.object()).unwrap_or(""),
+            status,
+            cache = ctx.outcome,
+            mechanism = ctx.access.as_ref().map_or("-", |a| match a {
+                Access::Public => "public",
+                Access::Granted(g) => g.mechanism().as_str(),
+            }),
+            duration_ms = dur.as_secs_f64() * 1000.0,
+            error = e.map(|e| e.to_string()).unwrap_or_default(),
+        );
+    }
+}

@@ -1,0 +1,66 @@
+//! Starting an edge node: load the catalog, open the cache, follow the feed, serve.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pingora::cache::lock::{CacheKeyLockImpl, CacheLock};
+use pingora::server::configuration::ServerConf;
+use pingora::server::Server;
+
+use crate::cache::{CacheConfig, TieredStorage};
+use crate::catalog::{Catalog, CatalogHandle};
+use crate::config::Config;
+use crate::feed::{self, OriginClient};
+use crate::metrics::EdgeMetrics;
+use crate::proxy::Edge;
+use crate::Error;
+
+/// Runs an edge until SIGTERM (graceful) or SIGINT. Prints its address once the catalog is
+/// loaded and the listener is configured.
+///
+/// # Errors
+/// [`Error::Origin`] when the origin never answers the initial snapshot, [`Error::Cache`] when
+/// the disk tier cannot be opened.
+pub fn run(cfg: Config) -> Result<(), Error> {
+    let cfg = Arc::new(cfg);
+    let client = OriginClient::new(cfg.origin, &cfg.internal_secret)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .thread_name("outpost-feed")
+        .build()?;
+    let snapshot = rt.block_on(feed::initial_snapshot(&client, Duration::from_secs(30)))?;
+    let catalog = Arc::new(CatalogHandle::new(Catalog::from_snapshot(&snapshot)));
+    let storage: &'static TieredStorage = Box::leak(Box::new(TieredStorage::open(CacheConfig {
+        memory_bytes: cfg.memory_bytes,
+        memory_object_max: cfg.memory_object_max,
+        disk_dir: cfg.disk_dir.clone(),
+        disk_bytes: cfg.disk_bytes,
+    })?));
+    let lock: &'static CacheKeyLockImpl = Box::leak(CacheLock::new_boxed(Duration::from_secs(30)));
+    let metrics = Arc::new(EdgeMetrics::new());
+
+    {
+        let (catalog, metrics) = (Arc::clone(&catalog), Arc::clone(&metrics));
+        let since = snapshot.seq;
+        metrics.feed_at(since);
+        std::thread::Builder::new()
+            .name("outpost-feed".into())
+            .spawn(move || rt.block_on(feed::follow(client, catalog, storage, since)))?;
+    }
+
+    let conf = ServerConf {
+        threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        grace_period_seconds: Some(1),
+        graceful_shutdown_timeout_seconds: Some(5),
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+    let edge = Edge::new(Arc::clone(&cfg), catalog, storage, lock, metrics);
+    let mut svc = pingora::proxy::http_proxy_service(&server.configuration, edge);
+    svc.add_tcp(&cfg.listen.to_string());
+    server.add_service(svc);
+    println!("outpost edge listening on http://{}", cfg.listen);
+    server.run_forever()
+}
