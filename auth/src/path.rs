@@ -72,12 +72,6 @@ impl CanonicalPath {
                 if v == b'/' {
                     return Err(Error::PathEncodedSlash);
                 }
-                if v == b'%'
-                    && bytes.get(i + 3).copied().and_then(hex_val).is_some()
-                    && bytes.get(i + 4).copied().and_then(hex_val).is_some()
-                {
-                    return Err(Error::PathDoubleEncoded);
-                }
                 i += 3;
                 v
             } else {
@@ -96,6 +90,11 @@ impl CanonicalPath {
             out.push(decoded);
         }
         check_segment(&out[seg_start..])?;
+        // Double encoding, however it was spelled (`%252F`, `%25%32%46`, ...): the decoded path
+        // must not itself contain an escape, or a second decoder would see another path.
+        if has_escape(&out) {
+            return Err(Error::PathDoubleEncoded);
+        }
         let s = String::from_utf8(out).map_err(|_| Error::PathInvalidUtf8)?;
         Ok(CanonicalPath(s))
     }
@@ -119,6 +118,9 @@ impl CanonicalPath {
         }
         for seg in path.split('/') {
             check_segment(seg.as_bytes())?;
+        }
+        if has_escape(path.as_bytes()) {
+            return Err(Error::PathDoubleEncoded);
         }
         Ok(CanonicalPath(path.to_owned()))
     }
@@ -162,6 +164,13 @@ fn check_segment(seg: &[u8]) -> Result<(), Error> {
         return Err(Error::PathDotSegment);
     }
     Ok(())
+}
+
+/// True when decoded bytes still hold a percent escape.
+fn has_escape(decoded: &[u8]) -> bool {
+    decoded
+        .windows(3)
+        .any(|w| w[0] == b'%' && hex_val(w[1]).is_some() && hex_val(w[2]).is_some())
 }
 
 fn hex_val(b: u8) -> Option<u8> {
@@ -381,6 +390,10 @@ mod tests {
         assert_eq!(p("/a%2fb"), Err(Error::PathEncodedSlash));
         assert_eq!(p("/a%252Fb"), Err(Error::PathDoubleEncoded));
         assert_eq!(p("/a%2541"), Err(Error::PathDoubleEncoded));
+        // Regression: double encoding spelled with escapes for the hex digits too.
+        assert_eq!(p("/a%25%32%46b"), Err(Error::PathDoubleEncoded));
+        assert_eq!(p("/a%25%34%31"), Err(Error::PathDoubleEncoded));
+        assert_eq!(p("/%25a%41"), Err(Error::PathDoubleEncoded));
         assert_eq!(p("/a%zz"), Err(Error::PathBadEscape { at: 2 }));
         assert_eq!(p("/a%4"), Err(Error::PathBadEscape { at: 2 }));
         assert_eq!(p("/a%00b"), Err(Error::PathControlByte { byte: 0 }));
