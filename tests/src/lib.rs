@@ -11,6 +11,8 @@
 //! assert!(out.contains("[[keys]]"));
 //! ```
 
+pub mod cluster;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;

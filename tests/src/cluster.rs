@@ -1,0 +1,298 @@
+//! The cluster harness: real `outpost origin` and `outpost edge` processes on free ports with
+//! temp dirs, killed by PID when dropped. Readiness is polled (`/healthz`), never slept for.
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::outpost_bin;
+
+/// The internal secret every harness origin and edge share.
+pub const SECRET: &str = "harness-internal-secret-0123456789";
+/// The demo user of harness origins: `demo:demo` with this key.
+pub const USER_KEY: &str = "demo-key";
+
+/// A free TCP port on 127.0.0.1 (bound and released; the OS does not hand it out again at
+/// once).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn spawn_and_wait(args: &[&str], banner: &str) -> (Child, String) {
+    let mut child = Command::new(outpost_bin())
+        .args(args)
+        .env("OUTPOST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn outpost");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut reader = BufReader::new(stdout);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = reader.read_line(&mut line).expect("read stdout");
+        assert!(n > 0, "outpost {args:?} exited before printing {banner:?}");
+        if let Some(url) = line.trim().strip_prefix(banner) {
+            let url = url.trim().to_owned();
+            // Keep draining stdout so the child never blocks on a full pipe.
+            std::thread::spawn(move || {
+                let mut sink = String::new();
+                while reader.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
+                    sink.clear();
+                }
+            });
+            return (child, url);
+        }
+    }
+}
+
+/// Polls `url` until it answers 200 or `timeout` passes.
+pub fn must_become_healthy(url: &str, timeout: Duration) {
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .expect("client");
+    let start = Instant::now();
+    loop {
+        if let Ok(r) = client.get(url).send() {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "{url} not healthy after {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A running origin.
+pub struct OriginProc {
+    child: Child,
+    /// Base URL.
+    pub url: String,
+    /// Address.
+    pub addr: SocketAddr,
+    /// Data directory.
+    pub data: PathBuf,
+    config: PathBuf,
+}
+
+impl OriginProc {
+    /// Starts an origin with data in `dir/origin` and a `demo:demo` user.
+    pub fn start(dir: &Path) -> OriginProc {
+        let data = dir.join("origin");
+        let config = dir.join("origin.toml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"listen = "127.0.0.1:0"
+data_dir = "{}"
+internal_secret = "{SECRET}"
+[[auth.users]]
+account = "demo"
+user = "demo"
+key = "{USER_KEY}"
+"#,
+                data.display()
+            ),
+        )
+        .expect("write origin config");
+        Self::spawn(data, config)
+    }
+
+    fn spawn(data: PathBuf, config: PathBuf) -> OriginProc {
+        let cfg = config.to_str().expect("utf-8 path").to_owned();
+        let (child, url) =
+            spawn_and_wait(&["origin", "--config", &cfg], "outpost origin listening on");
+        must_become_healthy(&format!("{url}/healthz"), Duration::from_secs(20));
+        let addr = url
+            .trim_start_matches("http://")
+            .parse()
+            .expect("origin address");
+        OriginProc {
+            child,
+            url,
+            addr,
+            data,
+            config,
+        }
+    }
+
+    /// Kills the process (SIGKILL) and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same data (and a new port unless the config fixed one).
+    pub fn restart(&mut self) {
+        self.kill();
+        let next = Self::spawn(self.data.clone(), self.config.clone());
+        *self = next;
+    }
+
+    /// Restarts on a fixed address (so edges configured with it reconnect).
+    pub fn restart_at(&mut self, addr: SocketAddr) {
+        self.kill();
+        let text = std::fs::read_to_string(&self.config).expect("read config");
+        let text = text.replace("listen = \"127.0.0.1:0\"", &format!("listen = \"{addr}\""));
+        std::fs::write(&self.config, text).expect("write config");
+        let next = Self::spawn(self.data.clone(), self.config.clone());
+        *self = next;
+    }
+
+    /// An authenticated Swift session as the demo user: (storage URL, token).
+    pub fn must_login(&self) -> (String, String) {
+        let r = reqwest::blocking::Client::new()
+            .get(format!("{}/auth/v1.0", self.url))
+            .header("x-auth-user", "demo:demo")
+            .header("x-auth-key", USER_KEY)
+            .send()
+            .expect("auth request");
+        assert_eq!(r.status(), 200, "auth failed");
+        let h = r.headers();
+        (
+            h["x-storage-url"].to_str().expect("ascii").to_owned(),
+            h["x-auth-token"].to_str().expect("ascii").to_owned(),
+        )
+    }
+
+    /// The origin's count of `GET` requests answered 200 or 206 (from `/metrics`).
+    pub fn must_count_gets(&self) -> u64 {
+        let text = reqwest::blocking::get(format!("{}/metrics", self.url))
+            .and_then(|r| r.text())
+            .expect("metrics");
+        text.lines()
+            .filter(|l| {
+                l.starts_with("outpost_origin_requests_total")
+                    && l.contains("method=\"GET\"")
+                    && (l.contains("status=\"200\"") || l.contains("status=\"206\""))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    }
+}
+
+impl Drop for OriginProc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A running edge.
+pub struct EdgeProc {
+    child: Child,
+    /// Base URL (`http://127.0.0.1:port`).
+    pub url: String,
+    /// Address.
+    pub addr: SocketAddr,
+    config: PathBuf,
+}
+
+impl EdgeProc {
+    /// Starts an edge in front of `origin` with its cache in `dir/<name>-cache`. `extra` is
+    /// appended to the config (e.g. `[cache]` settings).
+    pub fn start(dir: &Path, name: &str, origin: SocketAddr, extra: &str) -> EdgeProc {
+        let port = free_port();
+        let config = dir.join(format!("{name}.toml"));
+        let (cache_extra, rest) = split_cache_section(extra);
+        std::fs::write(
+            &config,
+            format!(
+                r#"listen = "127.0.0.1:{port}"
+edge_id = "{name}"
+base_domain = "cdn.test"
+{rest}
+[origin]
+address = "{origin}"
+internal_secret = "{SECRET}"
+[cache]
+disk_dir = "{}"
+{cache_extra}
+"#,
+                dir.join(format!("{name}-cache")).display()
+            ),
+        )
+        .expect("write edge config");
+        Self::spawn(config)
+    }
+
+    fn spawn(config: PathBuf) -> EdgeProc {
+        let cfg = config.to_str().expect("utf-8 path").to_owned();
+        let (child, url) = spawn_and_wait(&["edge", "--config", &cfg], "outpost edge listening on");
+        must_become_healthy(&format!("{url}/healthz"), Duration::from_secs(20));
+        let addr = url
+            .trim_start_matches("http://")
+            .parse()
+            .expect("edge address");
+        EdgeProc {
+            child,
+            url,
+            addr,
+            config,
+        }
+    }
+
+    /// Kills the process (SIGKILL).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Restarts with the same config (same port, same cache directory).
+    pub fn restart(&mut self) {
+        self.kill();
+        let next = Self::spawn(self.config.clone());
+        *self = next;
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// An HTTP client that sends every request for any host to this edge.
+    pub fn client(&self, hosts: &[&str]) -> reqwest::blocking::Client {
+        let mut b = reqwest::blocking::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(60));
+        for h in hosts {
+            b = b.resolve(h, self.addr);
+        }
+        b.build().expect("client")
+    }
+}
+
+impl Drop for EdgeProc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Splits `extra` config text into the lines meant for `[cache]` (prefixed `cache.`) and the
+/// rest.
+fn split_cache_section(extra: &str) -> (String, String) {
+    let mut cache = String::new();
+    let mut rest = String::new();
+    for line in extra.lines() {
+        match line.trim().strip_prefix("cache.") {
+            Some(l) => {
+                cache.push_str(l);
+                cache.push('\n');
+            }
+            None => {
+                rest.push_str(line);
+                rest.push('\n');
+            }
+        }
+    }
+    (cache, rest)
+}
