@@ -59,6 +59,8 @@ mod hit;
 mod index;
 mod memory;
 mod storage;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
