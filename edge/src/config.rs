@@ -33,6 +33,39 @@ pub struct RawConfig {
     /// `[access]`.
     #[serde(default)]
     pub access: RawAccess,
+    /// `[tls]`: an HTTPS listener (HTTP/2 + HTTP/1.1) with per-domain certificates. Default:
+    /// none.
+    #[serde(default)]
+    pub tls: Option<RawTls>,
+}
+
+/// `[tls]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    /// HTTPS listen address. Required.
+    pub listen: SocketAddr,
+    /// Offer HTTP/2 by ALPN. Default true.
+    #[serde(default = "yes")]
+    pub h2: bool,
+    /// Certificates, `[[tls.certs]]`; the first is the default for clients without SNI.
+    pub certs: Vec<CertSpec>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// One `[[tls.certs]]` entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertSpec {
+    /// Names served with this certificate (`img.example.com`, `*.cdn.example.com`).
+    pub domains: Vec<String>,
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
 }
 
 /// `[origin]`.
@@ -143,6 +176,8 @@ pub struct Config {
     pub verify: outpost_auth::VerifyOptions,
     /// Session policy.
     pub session: outpost_auth::pubcookie::SessionPolicy,
+    /// HTTPS listener, if any.
+    pub tls: Option<RawTls>,
 }
 
 fn err(key: &str, reason: impl Into<String>) -> Error {
@@ -232,7 +267,24 @@ impl RawConfig {
                 "must be positive and at most access.session_max",
             ));
         }
+        if let Some(t) = &self.tls {
+            if t.certs.is_empty() {
+                return Err(err("tls.certs", "at least one certificate is needed"));
+            }
+            for (i, c) in t.certs.iter().enumerate() {
+                if c.domains.is_empty() {
+                    return Err(err(
+                        &format!("tls.certs[{i}].domains"),
+                        "must name at least one domain",
+                    ));
+                }
+            }
+            if t.listen == self.listen {
+                return Err(err("tls.listen", "must differ from listen"));
+            }
+        }
         Ok(Config {
+            tls: self.tls,
             listen: self.listen,
             edge_id: self.edge_id.unwrap_or_else(|| self.listen.to_string()),
             origin: self.origin.address,

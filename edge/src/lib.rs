@@ -13,7 +13,8 @@
 //! - [`access`]: public containers, Swift tempurls, Outpost tokens, session cookies;
 //!   revocations and the shared single-use grant set.
 //! - [`cache`]: our pingora-cache `Storage`, a moka memory tier over a disk tier.
-//! - [`proxy`]: the `ProxyHttp` implementation; [`server`] wires it into a Pingora server.
+//! - [`proxy`]: the `ProxyHttp` implementation; [`server`] wires it into a Pingora server;
+//!   [`tls`] picks per-domain certificates by SNI for the HTTPS (HTTP/2) listener.
 //!
 //! ## Invariants
 //! - Authorization is checked on every request before the cache is consulted; the cache key
@@ -36,6 +37,7 @@ pub mod metrics;
 pub mod proxy;
 pub mod routing;
 pub mod server;
+pub mod tls;
 
 pub use error::Error;
 

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pingora::cache::lock::{CacheKeyLockImpl, CacheLock};
+use pingora::listeners::tls::TlsSettings;
 use pingora::server::configuration::ServerConf;
 use pingora::server::Server;
 
@@ -60,7 +61,23 @@ pub fn run(cfg: Config) -> Result<(), Error> {
     let edge = Edge::new(Arc::clone(&cfg), catalog, storage, lock, metrics);
     let mut svc = pingora::proxy::http_proxy_service(&server.configuration, edge);
     svc.add_tcp(&cfg.listen.to_string());
+    if let Some(tls) = &cfg.tls {
+        let resolver = crate::tls::SniResolver::load(&tls.certs)?;
+        // The paths are ignored once a resolver is set.
+        let mut settings = TlsSettings::intermediate("", "").map_err(|e| Error::Config {
+            key: "tls".into(),
+            reason: e.to_string(),
+        })?;
+        settings.set_cert_resolver(Arc::new(resolver));
+        if tls.h2 {
+            settings.enable_h2();
+        }
+        svc.add_tls_with_settings(&tls.listen.to_string(), None, settings);
+    }
     server.add_service(svc);
     println!("outpost edge listening on http://{}", cfg.listen);
+    if let Some(tls) = &cfg.tls {
+        println!("outpost edge listening on https://{}", tls.listen);
+    }
     server.run_forever()
 }

@@ -23,10 +23,15 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
+// The child is returned to OriginProc/EdgeProc, whose Drop kills and waits for it.
+#[allow(clippy::zombie_processes)]
 fn spawn_and_wait(args: &[&str], banner: &str) -> (Child, String) {
     let mut child = Command::new(outpost_bin())
         .args(args)
-        .env("OUTPOST_LOG", "warn")
+        .env(
+            "OUTPOST_LOG",
+            std::env::var("OUTPOST_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -36,8 +41,11 @@ fn spawn_and_wait(args: &[&str], banner: &str) -> (Child, String) {
     let mut line = String::new();
     loop {
         line.clear();
-        let n = reader.read_line(&mut line).expect("read stdout");
-        assert!(n > 0, "outpost {args:?} exited before printing {banner:?}");
+        let n = reader.read_line(&mut line).unwrap_or(0);
+        if n == 0 {
+            let status = child.wait();
+            panic!("outpost {args:?} exited ({status:?}) before printing {banner:?}");
+        }
         if let Some(url) = line.trim().strip_prefix(banner) {
             let url = url.trim().to_owned();
             // Keep draining stdout so the child never blocks on a full pipe.

@@ -1,0 +1,114 @@
+//! TLS for the downstream listener: per-domain certificates chosen by SNI (exact names and
+//! `*.` wildcards of one label), with a default for clients that send no SNI.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use pingora::tls::{
+    load_certs_and_key_files, sign::CertifiedKey, ClientHello, CryptoProvider, ResolvesServerCert,
+};
+
+use crate::config::CertSpec;
+use crate::Error;
+
+/// Picks a certificate by the client's SNI name.
+pub struct SniResolver {
+    exact: HashMap<String, Arc<CertifiedKey>>,
+    wildcard: HashMap<String, Arc<CertifiedKey>>,
+    default: Option<Arc<CertifiedKey>>,
+}
+
+impl std::fmt::Debug for SniResolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SniResolver")
+            .field("exact", &self.exact.keys().collect::<Vec<_>>())
+            .field("wildcard", &self.wildcard.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+fn load_one(
+    cert: &Path,
+    key: &Path,
+    index: usize,
+    provider: &CryptoProvider,
+) -> Result<Arc<CertifiedKey>, Error> {
+    let bad = |field: &str, reason: String| Error::Config {
+        key: format!("tls.certs[{index}].{field}"),
+        reason,
+    };
+    let (cs, ks) = (
+        cert.to_str()
+            .ok_or_else(|| bad("cert", "path is not UTF-8".into()))?,
+        key.to_str()
+            .ok_or_else(|| bad("key", "path is not UTF-8".into()))?,
+    );
+    let loaded = load_certs_and_key_files(cs, ks)
+        .map_err(|e| bad("cert", format!("cannot load {cs} / {ks}: {e}")))?;
+    let Some((chain, private)) = loaded else {
+        return Err(bad(
+            "cert",
+            format!("{cs} holds no certificate or {ks} no private key"),
+        ));
+    };
+    let chain = chain.into_iter().map(|c| c.into_owned()).collect();
+    CertifiedKey::from_der(chain, private.clone_key(), provider)
+        .map(Arc::new)
+        .map_err(|e| bad("key", format!("{ks}: {e}")))
+}
+
+impl SniResolver {
+    /// Loads every certificate. The first one is the default.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming `tls.certs[i].cert` or `.key`.
+    pub fn load(certs: &[CertSpec]) -> Result<SniResolver, Error> {
+        pingora::tls::install_default_crypto_provider();
+        let provider = CryptoProvider::get_default().ok_or_else(|| Error::Config {
+            key: "tls".into(),
+            reason: "no TLS crypto provider".into(),
+        })?;
+        let mut r = SniResolver {
+            exact: HashMap::new(),
+            wildcard: HashMap::new(),
+            default: None,
+        };
+        for (i, c) in certs.iter().enumerate() {
+            let ck = load_one(&c.cert, &c.key, i, provider)?;
+            if r.default.is_none() {
+                r.default = Some(Arc::clone(&ck));
+            }
+            for d in &c.domains {
+                let d = d.trim_end_matches('.').to_ascii_lowercase();
+                match d.strip_prefix("*.") {
+                    Some(suffix) => r.wildcard.insert(suffix.to_owned(), Arc::clone(&ck)),
+                    None => r.exact.insert(d, Arc::clone(&ck)),
+                };
+            }
+        }
+        Ok(r)
+    }
+
+    /// The certificate for a server name.
+    pub fn pick(&self, name: Option<&str>) -> Option<Arc<CertifiedKey>> {
+        let Some(name) = name.map(str::to_ascii_lowercase) else {
+            return self.default.clone();
+        };
+        if let Some(c) = self.exact.get(&name) {
+            return Some(Arc::clone(c));
+        }
+        if let Some((_, parent)) = name.split_once('.') {
+            if let Some(c) = self.wildcard.get(parent) {
+                return Some(Arc::clone(c));
+            }
+        }
+        self.default.clone()
+    }
+}
+
+impl ResolvesServerCert for SniResolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.pick(hello.server_name())
+    }
+}
