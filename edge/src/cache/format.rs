@@ -20,6 +20,8 @@
 use std::path::{Path, PathBuf};
 
 use pingora::cache::key::{hash_key, HashBinary};
+#[cfg(test)]
+use pingora::cache::CacheMeta;
 
 /// First bytes of every `.meta` file.
 pub(crate) const MAGIC: [u8; 4] = *b"OPCM";
@@ -312,5 +314,85 @@ mod tests {
         assert_eq!(classify(&format!("{hex}.other")), FileKind::Foreign);
         let p = temp_body_path(Path::new("/d"), &h, 3);
         assert_eq!(p, PathBuf::from(format!("/d/ab/{hex}.3.body.tmp")));
+    }
+
+    /// The v1 fixture: a record for [`fixture_key`] as this build writes it.
+    fn fixture_record() -> MetaRecord {
+        use pingora::cache::key::CacheHashKey;
+        use std::time::{Duration, UNIX_EPOCH};
+        let mut header = pingora::http::ResponseHeader::build(200, None).unwrap();
+        header.append_header("content-type", "text/plain").unwrap();
+        header.append_header("etag", "\"fixture-v1\"").unwrap();
+        let meta = CacheMeta::new(
+            UNIX_EPOCH + Duration::from_secs(2_000_000_000),
+            UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+            30,
+            60,
+            header,
+        );
+        let (internal, header) = meta.serialize().unwrap();
+        MetaRecord {
+            hash: fixture_key().combined_bin(),
+            body_len: FIXTURE_BODY.len() as u64,
+            internal,
+            header,
+            primary: "/v1/AUTH_fixture/c/o".to_owned(),
+        }
+    }
+
+    fn fixture_key() -> pingora::cache::CacheKey {
+        pingora::cache::CacheKey::new("/v1/AUTH_fixture/c/o", "")
+    }
+
+    const FIXTURE_META: &[u8] = include_bytes!("fixtures/v1.meta");
+    const FIXTURE_BODY: &[u8] = include_bytes!("fixtures/v1.body");
+
+    /// Regenerates the fixture; run by hand (`-- --ignored`) only when adding a version.
+    #[test]
+    #[ignore = "writes the committed fixture"]
+    fn write_v1_fixture() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/cache/fixtures");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("v1.meta"), fixture_record().encode()).unwrap();
+    }
+
+    #[test]
+    fn v1_fixture_decodes_and_is_what_this_build_writes() {
+        let record = MetaRecord::decode(FIXTURE_META).unwrap();
+        assert_eq!(record.primary, "/v1/AUTH_fixture/c/o");
+        let meta = CacheMeta::deserialize(&record.internal, &record.header).unwrap();
+        assert_eq!(meta.headers().get("etag").unwrap(), "\"fixture-v1\"");
+        assert_eq!(meta.stale_if_error_sec(), 60);
+        // Byte-identical: a change to our layout or to pingora's CacheMeta serialization
+        // must come with a new version (and a new fixture), not silently.
+        assert_eq!(record, fixture_record());
+        assert_eq!(fixture_record().encode(), FIXTURE_META);
+    }
+
+    #[tokio::test]
+    async fn a_v1_directory_is_served_after_upgrade() {
+        use pingora::cache::storage::Storage;
+        let dir = tempfile::tempdir().unwrap();
+        let hash = MetaRecord::decode(FIXTURE_META).unwrap().hash;
+        std::fs::create_dir_all(shard(dir.path(), &hash)).unwrap();
+        std::fs::write(meta_path(dir.path(), &hash), FIXTURE_META).unwrap();
+        std::fs::write(body_path(dir.path(), &hash), FIXTURE_BODY).unwrap();
+        let storage = Box::leak(Box::new(
+            super::super::TieredStorage::open(super::super::CacheConfig {
+                memory_bytes: 1 << 20,
+                memory_object_max: 1 << 16,
+                disk_dir: dir.path().to_path_buf(),
+                disk_bytes: 1 << 20,
+            })
+            .unwrap(),
+        ));
+        let span = pingora::cache::trace::Span::inactive().handle();
+        let (meta, mut hit) = storage
+            .lookup(&fixture_key(), &span)
+            .await
+            .unwrap()
+            .expect("fixture entry");
+        assert_eq!(meta.headers().get("content-type").unwrap(), "text/plain");
+        assert_eq!(&hit.read_body().await.unwrap().unwrap()[..], FIXTURE_BODY);
     }
 }

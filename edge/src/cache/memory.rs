@@ -24,7 +24,8 @@ impl MemEntry {
 
 pub(crate) struct MemoryTier {
     cache: moka::sync::Cache<HashBinary, Arc<MemEntry>>,
-    object_max: u64,
+    /// `None` when the tier is disabled (`memory_bytes` = 0).
+    object_max: Option<u64>,
 }
 
 impl MemoryTier {
@@ -37,12 +38,15 @@ impl MemoryTier {
                 u32::try_from(e.weight()).unwrap_or(u32::MAX)
             })
             .build();
-        MemoryTier { cache, object_max }
+        MemoryTier {
+            cache,
+            object_max: (capacity > 0).then_some(object_max),
+        }
     }
 
     /// Whether a body of this length belongs in the memory tier.
     pub fn admits(&self, body_len: u64) -> bool {
-        body_len <= self.object_max
+        self.object_max.is_some_and(|max| body_len <= max)
     }
 
     pub fn get(&self, hash: &HashBinary) -> Option<Arc<MemEntry>> {

@@ -1,6 +1,6 @@
 //! Tiered pingora-cache storage: a memory tier over a disk tier.
 //!
-//! pingora-cache ships no production [`Storage`] (its `MemCache` is for tests), so this is ours.
+//! pingora-cache ships no production [`Storage`](pingora::cache::storage::Storage) (its `MemCache` is for tests), so this is ours.
 //! [`TieredStorage`] is handed to `HttpCache::enable` as `&'static` (via `Box::leak`).
 //!
 //! # Design
@@ -38,7 +38,7 @@
 //!
 //! - Unix only (positional reads and writes on shared descriptors).
 //! - Temp files of fills in progress are not counted against `disk_bytes`; a single body is
-//!   refused once it exceeds the larger of `disk_bytes` and `memory_object_max` (set pingora's
+//!   refused once it exceeds what either tier could hold (set pingora's
 //!   `max_file_size` below [`TieredStorage::max_object_bytes`] so such responses are not
 //!   admitted at all: with streaming partial writes pingora fails a request whose cache write
 //!   fails).
@@ -198,12 +198,13 @@ pub(crate) struct Inner {
     /// Lock order: `index`, then `fills`, then the disk tier's index.
     fills: Mutex<HashMap<HashBinary, Vec<Arc<Fill>>>>,
     index: Mutex<PrimaryIndex>,
-    memory_object_max: u64,
+    /// The largest body either tier could hold.
+    max_object: u64,
 }
 
 impl Inner {
     pub(crate) fn max_object_bytes(&self) -> u64 {
-        self.disk.capacity().max(self.memory_object_max)
+        self.max_object
     }
 
     /// Makes a new fill visible to lookups and purges, atomically for both (a purge that
@@ -430,13 +431,14 @@ impl TieredStorage {
         for (primary, hash) in &primaries {
             index.add(primary, *hash);
         }
+        let in_memory = cfg.memory_object_max.min(cfg.memory_bytes);
         Ok(TieredStorage {
             inner: Arc::new(Inner {
                 memory: MemoryTier::new(cfg.memory_bytes, cfg.memory_object_max),
                 disk,
                 fills: Mutex::new(HashMap::new()),
                 index: Mutex::new(index),
-                memory_object_max: cfg.memory_object_max,
+                max_object: cfg.disk_bytes.max(in_memory),
             }),
         })
     }

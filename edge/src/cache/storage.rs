@@ -31,7 +31,11 @@ fn with_gen(mut meta: CacheMeta, gen: u64) -> CacheMeta {
 }
 
 fn fill_hit(fill: &Fill) -> pingora::Result<Found> {
-    let meta = CacheMeta::deserialize(&fill.internal, &fill.header)?;
+    // The fill commits as generation `fill.id`.
+    let meta = with_gen(
+        CacheMeta::deserialize(&fill.internal, &fill.header)?,
+        fill.id,
+    );
     let hit = CacheHit::fill(fill.file.clone(), fill.path.clone(), fill.state.subscribe());
     Ok(Some((meta, Box::new(hit))))
 }
