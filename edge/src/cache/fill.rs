@@ -70,7 +70,7 @@ pub(crate) struct TieredMissHandler {
     /// The body while it still fits the memory tier, so finish() can fill that tier without
     /// reading the file back.
     mem_copy: Option<BytesMut>,
-    /// finish() handed the temp file to the disk tier (or cleaned it up itself).
+    /// finish() handed the temp file and the registry entry to `Inner::commit_fill`.
     settled: bool,
 }
 
@@ -151,10 +151,11 @@ impl TieredMissHandler {
         let mem_body = self.mem_copy.take().map(BytesMut::freeze);
         let inner = self.inner.clone();
         let fill = self.fill.clone();
-        let result = blocking(move || inner.commit_fill(&fill, len, mem_body)).await;
-        // Either way the temp file is gone now (renamed or removed by commit_fill).
+        // From here commit_fill owns the temp file and the registry entry, even if this future
+        // is dropped while it runs: Drop must not race it (it could unregister the hash from
+        // the primary index just before the entry is stored).
         self.settled = true;
-        result
+        blocking(move || inner.commit_fill(&fill, len, mem_body)).await
     }
 }
 
@@ -187,16 +188,17 @@ impl Drop for TieredMissHandler {
                 true
             }
         });
+        if self.settled {
+            return;
+        }
         self.inner.unregister_fill(&self.fill);
-        if !self.settled {
-            let path = self.fill.path.clone();
-            // Unlinking a large aborted body can take a while: keep it off the async worker.
-            match tokio::runtime::Handle::try_current() {
-                Ok(rt) => {
-                    rt.spawn_blocking(move || super::disk::remove_quietly(&path));
-                }
-                Err(_) => super::disk::remove_quietly(&path),
+        let path = self.fill.path.clone();
+        // Unlinking a large aborted body can take a while: keep it off the async worker.
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn_blocking(move || super::disk::remove_quietly(&path));
             }
+            Err(_) => super::disk::remove_quietly(&path),
         }
     }
 }

@@ -217,21 +217,10 @@ impl Inner {
         self.maybe_sweep(&mut index);
     }
 
+    /// Removes a fill that will not commit from the registry (and its hash from the primary
+    /// index if nothing else stores it).
     pub(crate) fn unregister_fill(&self, fill: &Fill) {
-        let gone = {
-            let mut fills = lock(&self.fills);
-            let Some(list) = fills.get_mut(&fill.hash) else {
-                return;
-            };
-            let before = list.len();
-            list.retain(|f| f.id != fill.id);
-            let gone = list.len() != before;
-            if list.is_empty() {
-                fills.remove(&fill.hash);
-            }
-            gone
-        };
-        if gone {
+        if unregister(&mut lock(&self.fills), fill) {
             self.prune_index([(&*fill.primary, &fill.hash)]);
         }
     }
@@ -251,7 +240,9 @@ impl Inner {
 
     /// Commits a finished fill: runs on the blocking pool. Returns the entry's weight.
     ///
-    /// The temp body is renamed into place or removed before this returns, whatever happens.
+    /// Whatever happens, before this returns the temp body is renamed into place or removed
+    /// and the fill has left the registry, so the miss handler has nothing left to clean up
+    /// (which matters when its `finish` future is dropped while this runs).
     pub(crate) fn commit_fill(
         &self,
         fill: &Fill,
@@ -284,6 +275,7 @@ impl Inner {
             Err(e) => {
                 disk::remove_quietly(&meta_tmp);
                 disk::remove_quietly(&fill.path);
+                self.unregister_fill(fill);
                 return Err(e);
             }
         };
@@ -329,15 +321,15 @@ impl Inner {
                     stored = true;
                 }
             }
-            if let Some(list) = fills.get_mut(&fill.hash) {
-                list.retain(|f| f.id != fill.id);
-                if list.is_empty() {
-                    fills.remove(&fill.hash);
-                }
-            }
+            unregister(&mut fills, fill);
         }
         removed.iter_mut().for_each(Removed::discard);
-        self.prune_index(removed.iter().map(|r| (&*r.primary, &r.hash)));
+        let mut gone: Vec<(&str, &HashBinary)> =
+            removed.iter().map(|r| (&*r.primary, &r.hash)).collect();
+        if !stored {
+            gone.push((&*fill.primary, &fill.hash));
+        }
+        self.prune_index(gone);
         match disk_error {
             Some(e) if !stored => Err(e),
             Some(e) => {
@@ -408,6 +400,20 @@ impl Inner {
             .filter(|h| self.purge_hash(h).is_some())
             .count()
     }
+}
+
+/// Removes `fill` from the registry; true if it was there.
+fn unregister(fills: &mut HashMap<HashBinary, Vec<Arc<Fill>>>, fill: &Fill) -> bool {
+    let Some(list) = fills.get_mut(&fill.hash) else {
+        return false;
+    };
+    let before = list.len();
+    list.retain(|f| f.id != fill.id);
+    let found = list.len() != before;
+    if list.is_empty() {
+        fills.remove(&fill.hash);
+    }
+    found
 }
 
 /// The tiered storage. Hand it to pingora as `&'static` (e.g. via `Box::leak`).

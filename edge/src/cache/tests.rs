@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
+use pingora::cache::eviction::{CacheEntryId, CacheEntryKey};
 use pingora::cache::key::CacheHashKey;
 use pingora::cache::storage::Storage;
 use pingora::cache::storage::{HitHandler, PurgeOutcome, PurgeTarget, PurgeType};
@@ -391,7 +392,8 @@ async fn eviction_over_disk_bytes_deletes_least_recently_used_files() {
         );
     }
     assert_eq!(files(dir.path()).len(), 6, "no trash left behind");
-    // Evicted primaries left the purge index too.
+    // Evicted hashes left the purge index too.
+    assert_eq!(lock(&s.inner.index).len(), 3);
     assert_eq!(s.purge_primary("/obj/1"), 0);
 }
 
@@ -489,6 +491,19 @@ async fn storage_purge_and_expire_by_combined_key() {
         0,
         "index pruned by the purge"
     );
+    put(s, &key, b"again").await;
+    let exact = CacheEntryKey::key_only(compact.clone());
+    let out = s.purge(PurgeTarget::Exact(&exact), PurgeType::Eviction, &sp);
+    assert_eq!(out.await.unwrap(), PurgeOutcome::Purged(None));
+    let identified = CacheEntryKey::identified(compact.clone(), CacheEntryId::new(1));
+    put(s, &key, b"again").await;
+    let out = s.purge(PurgeTarget::Exact(&identified), PurgeType::Eviction, &sp);
+    assert_eq!(
+        out.await.unwrap(),
+        PurgeOutcome::NotFound,
+        "we assign no entry ids"
+    );
+    assert!(s.lookup(&key, &span()).await.unwrap().is_some());
 }
 
 #[tokio::test]
@@ -675,4 +690,33 @@ async fn concurrent_fills_lookups_and_purges_never_mix_bodies() {
     let s2 = open(config(dir.path()));
     assert_eq!(s2.stats().disk_entries, st.disk_entries);
     assert_eq!(files(dir.path()).len() as u64, 2 * st.disk_entries);
+}
+
+/// Regression guard: pingora may drop a `finish()` future (downstream gone) while the commit
+/// runs on the blocking pool. The entry must end up either stored and purgeable, or absent,
+/// with no temp file left either way.
+#[tokio::test]
+async fn finish_dropped_midway_leaves_a_consistent_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(config(dir.path()));
+    let key = CacheKey::new("/dropped-finish", "");
+    let mut mh = s
+        .get_miss_handler(&key, &meta(Duration::from_secs(60)), &span())
+        .await
+        .unwrap();
+    mh.write_body(Bytes::from(body(200_000, 14)), true)
+        .await
+        .unwrap();
+    // Polled once (starting the blocking commit), then dropped.
+    let _ = tokio::time::timeout(Duration::ZERO, mh.finish()).await;
+    for _ in 0..200 {
+        if s.stats().fills_in_progress == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(s.stats().fills_in_progress, 0);
+    let stored = s.lookup(&key, &span()).await.unwrap().is_some();
+    assert_eq!(s.purge_primary("/dropped-finish"), usize::from(stored));
+    assert_eq!(files(dir.path()), Vec::<String>::new());
 }
