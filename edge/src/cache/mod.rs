@@ -282,15 +282,14 @@ impl Inner {
         let mut removed = Vec::new();
         let mut stored = false;
         let mut disk_error = None;
+        let cancelled;
         {
             // Held across the disk commit and the memory insert: a purge cancels fills under
             // this lock before it removes from the tiers, so it either stops this commit or
             // comes after it and removes what it stored.
             let mut fills = lock(&self.fills);
-            if fill.is_cancelled() {
-                disk::remove_quietly(&meta_tmp);
-                disk::remove_quietly(&fill.path);
-            } else {
+            cancelled = fill.is_cancelled();
+            if !cancelled {
                 let commit = Commit {
                     hash: fill.hash,
                     gen: fill.id,
@@ -307,21 +306,33 @@ impl Inner {
                     }
                     Err(e) => disk_error = Some(e),
                 }
-                if let Some(body) = mem_body.filter(|_| self.memory.admits(body_len)) {
-                    self.memory.insert(
-                        fill.hash,
-                        MemEntry {
-                            gen: fill.id,
-                            internal: fill.internal.clone(),
-                            header: fill.header.clone(),
-                            body,
-                            primary: fill.primary.clone(),
-                        },
-                    );
-                    stored = true;
+                match mem_body.filter(|_| self.memory.admits(body_len)) {
+                    Some(body) => {
+                        self.memory.insert(
+                            fill.hash,
+                            MemEntry {
+                                gen: fill.id,
+                                internal: fill.internal.clone(),
+                                header: fill.header.clone(),
+                                body,
+                                primary: fill.primary.clone(),
+                            },
+                        );
+                        stored = true;
+                    }
+                    // A small older version in memory would shadow the new body (memory is
+                    // looked up before disk).
+                    None => {
+                        self.memory.remove(&fill.hash);
+                    }
                 }
             }
             unregister(&mut fills, fill);
+        }
+        if cancelled {
+            // Unlinked outside the lock: lookups take it, and a large body takes a while.
+            disk::remove_quietly(&meta_tmp);
+            disk::remove_quietly(&fill.path);
         }
         removed.iter_mut().for_each(Removed::discard);
         let mut gone: Vec<(&str, &HashBinary)> =

@@ -533,6 +533,21 @@ async fn update_meta_refreshes_both_tiers_but_not_a_newer_entry() {
     assert_eq!(read_all(&mut h).await.0, b"v2 body, longer");
 }
 
+/// Regression: a small old version in memory shadowed a large new version on disk.
+#[tokio::test]
+async fn replacing_a_small_entry_with_a_large_one_serves_the_new_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(config(dir.path()));
+    let key = CacheKey::new("/grew", "");
+    put(s, &key, b"small v1").await;
+    let large = body(100_000, 15);
+    put(s, &key, &large).await;
+    let (_, mut h) = hit(s, &key).await;
+    assert_eq!(tier(&h), CacheTier::Disk);
+    assert_eq!(read_all(&mut h).await.0, large);
+    assert_eq!(s.stats().memory_entries, 0);
+}
+
 #[tokio::test]
 async fn open_disk_reader_survives_replace_and_purge() {
     let dir = tempfile::tempdir().unwrap();
