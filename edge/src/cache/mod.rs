@@ -225,11 +225,15 @@ impl Inner {
         }
     }
 
-    /// The newest fill of `hash` that a purge has not cancelled.
+    /// The newest fill of `hash` that is neither cancelled by a purge nor aborted (an
+    /// aborted one is about to leave the registry; a reader would only get an error).
     fn latest_fill(&self, hash: &HashBinary) -> Option<Arc<Fill>> {
-        lock(&self.fills)
-            .get(hash)
-            .and_then(|list| list.iter().rev().find(|f| !f.is_cancelled()).cloned())
+        lock(&self.fills).get(hash).and_then(|list| {
+            list.iter()
+                .rev()
+                .find(|f| !f.is_cancelled() && *f.state.borrow() != fill::FillState::Aborted)
+                .cloned()
+        })
     }
 
     fn fill_by_id(&self, hash: &HashBinary, id: u64) -> Option<Arc<Fill>> {
