@@ -27,6 +27,10 @@ pub struct RawConfig {
     /// Largest object accepted in one PUT. Default `5 GiB` (Swift's); larger files use SLO.
     #[serde(default = "default_max_object")]
     pub max_object_size: ByteSize,
+    /// Longest a client may go without sending any of a request body before it gets 408 and
+    /// nothing is stored (Swift's `client_timeout`). Default `60s`.
+    #[serde(default, with = "humantime_serde")]
+    pub client_timeout: Option<Duration>,
     /// Secret shared by origin nodes and edges for `/internal/*` and internal reads. Required,
     /// at least 16 bytes.
     pub internal_secret: String,
@@ -105,6 +109,8 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Max object size in bytes.
     pub max_object_size: u64,
+    /// Longest pause allowed inside a request body.
+    pub client_timeout: Duration,
     /// Internal secret.
     pub internal_secret: String,
     /// Token lifetime.
@@ -183,11 +189,16 @@ impl RawConfig {
         if max == 0 {
             return Err(err("max_object_size", "must be positive"));
         }
+        let client_timeout = self.client_timeout.unwrap_or(Duration::from_secs(60));
+        if client_timeout.is_zero() {
+            return Err(err("client_timeout", "must be positive"));
+        }
         Ok(Config {
             listen: self.listen,
             data_dir: self.data_dir,
             public_url: self.public_url.map(|u| u.trim_end_matches('/').to_owned()),
             max_object_size: max,
+            client_timeout,
             internal_secret: self.internal_secret,
             token_ttl: self
                 .auth
@@ -219,6 +230,7 @@ mod tests {
         assert_eq!(c.max_object_size, 5 << 30);
         assert_eq!(c.token_ttl, Duration::from_secs(86_400));
         assert_eq!(c.listen.port(), 8080);
+        assert_eq!(c.client_timeout, Duration::from_secs(60));
     }
 
     #[test]

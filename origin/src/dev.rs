@@ -75,6 +75,7 @@ impl DevSecrets {
             data_dir: data_dir.join("origin"),
             public_url: None,
             max_object_size: bytesize::ByteSize::gib(5),
+            client_timeout: None,
             internal_secret: self.internal_secret.clone(),
             auth: crate::config::RawAuth {
                 token_ttl: None,

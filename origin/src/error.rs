@@ -102,6 +102,12 @@ pub enum Error {
     /// The body's MD5 differs from the client's `ETag`.
     #[error("body MD5 does not match the ETag header")]
     EtagMismatch,
+    /// The client stopped sending the body for longer than `client_timeout`.
+    #[error("request timeout: no body bytes for {secs} s")]
+    RequestTimeout {
+        /// The timeout, in seconds.
+        secs: u64,
+    },
     /// The client went away or sent less than it announced.
     #[error("client disconnected before the body was complete")]
     ClientDisconnect,
@@ -110,7 +116,7 @@ pub enum Error {
     InsufficientStorage,
     /// Metadata database failure.
     #[error("database: {0}")]
-    Db(#[from] rusqlite::Error),
+    Db(rusqlite::Error),
     /// File system failure.
     #[error("i/o: {0}")]
     Io(std::io::Error),
@@ -126,6 +132,16 @@ pub enum Blame {
     Downstream,
     /// Something this node depends on (disk, database).
     Internal,
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        // A full disk is the operator's to fix, not a corruption: 507 like a data write.
+        if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
+            return Error::InsufficientStorage;
+        }
+        Error::Db(e)
+    }
 }
 
 impl From<std::io::Error> for Error {
@@ -160,6 +176,7 @@ impl Error {
             Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Error::EtagMismatch => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Error::ClientDisconnect => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
             Error::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
         }
@@ -184,6 +201,7 @@ impl Error {
             Error::TooLarge { .. } => "too-large",
             Error::RangeNotSatisfiable { .. } => "range-not-satisfiable",
             Error::EtagMismatch => "etag-mismatch",
+            Error::RequestTimeout { .. } => "client-timeout",
             Error::ClientDisconnect => "client-disconnect",
             Error::InsufficientStorage => "insufficient-storage",
             Error::Db(_) => "database",
@@ -200,6 +218,7 @@ impl Error {
                 | Error::Io(_)
                 | Error::Task
                 | Error::InsufficientStorage
+                | Error::RequestTimeout { .. }
                 | Error::ClientDisconnect
         )
     }

@@ -7,6 +7,7 @@
 //! or the new one, never a partial object.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
@@ -105,8 +106,18 @@ impl Files {
     ///
     /// # Errors
     /// [`Error::TooLarge`] past `max` bytes, [`Error::ClientDisconnect`] when the stream fails
-    /// or ends short of `expected`, [`Error::InsufficientStorage`] on a full disk.
-    pub async fn stage<S, E>(&self, mut body: S, max: u64, expected: Option<u64>) -> Result<Staged>
+    /// or ends short of `expected`, [`Error::RequestTimeout`] when no bytes arrive for `idle`,
+    /// [`Error::InsufficientStorage`] on a full disk. The temp file is removed on every error.
+    ///
+    /// # Cancel safety
+    /// Dropping the future removes the temp file; nothing becomes visible.
+    pub async fn stage<S, E>(
+        &self,
+        mut body: S,
+        max: u64,
+        expected: Option<u64>,
+        idle: Duration,
+    ) -> Result<Staged>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
     {
@@ -119,7 +130,15 @@ impl Files {
         };
         let mut out = tokio::io::BufWriter::with_capacity(256 * 1024, file);
         let mut h = Md5::new();
-        while let Some(chunk) = body.next().await {
+        loop {
+            let next = tokio::time::timeout(idle, body.next()).await.map_err(|_| {
+                Error::RequestTimeout {
+                    secs: idle.as_secs(),
+                }
+            })?;
+            let Some(chunk) = next else {
+                break;
+            };
             let chunk = chunk.map_err(|_| Error::ClientDisconnect)?;
             staged.size += chunk.len() as u64;
             if staged.size > max || expected.is_some_and(|e| staged.size > e) {
@@ -144,7 +163,8 @@ impl Files {
     pub async fn stage_bytes(&self, data: Bytes) -> Result<Staged> {
         let len = data.len() as u64;
         let s = futures_util::stream::iter([Ok::<_, std::convert::Infallible>(data)]);
-        self.stage(s, u64::MAX, Some(len)).await
+        self.stage(s, u64::MAX, Some(len), Duration::from_secs(60))
+            .await
     }
 
     /// Makes a staged file the data of a version: rename into place, fsync the directory.
@@ -158,7 +178,10 @@ impl Files {
         let dest = dest.to_owned();
         tokio::task::spawn_blocking(move || -> Result<()> {
             let dir = dest.parent().ok_or(Error::Task)?;
-            std::fs::create_dir_all(dir)?;
+            if let Err(e) = create_dir_durable(dir) {
+                let _ = std::fs::remove_file(&src);
+                return Err(e.into());
+            }
             if let Err(e) = std::fs::rename(&src, &dest) {
                 let _ = std::fs::remove_file(&src);
                 return Err(e.into());
@@ -184,6 +207,31 @@ impl Files {
     }
 }
 
+/// `create_dir_all` whose result survives a power cut: the entry of every directory it
+/// creates is fsynced into its parent (a rename into a directory whose own entry is lost
+/// would lose the file with it).
+fn create_dir_durable(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut missing = Vec::new();
+    let mut cur = dir;
+    while !cur.is_dir() {
+        missing.push(cur.to_owned());
+        match cur.parent() {
+            Some(p) => cur = p,
+            None => break,
+        }
+    }
+    std::fs::create_dir_all(dir)?;
+    for d in missing.iter().rev() {
+        if let Some(parent) = d.parent() {
+            std::fs::File::open(parent)?.sync_all()?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,24 +246,26 @@ mod tests {
         assert!(partition(&h, 10) < 1024);
     }
 
+    const T: Duration = Duration::from_secs(5);
+
     #[tokio::test]
     async fn stage_checks_length_and_cleans_up() {
         let dir = tempfile::tempdir().unwrap();
         let f = Files::open(dir.path()).unwrap();
         let body =
             futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(b"hello"))]);
-        let s = f.stage(body, 100, Some(5)).await.unwrap();
+        let s = f.stage(body, 100, Some(5), T).await.unwrap();
         assert_eq!(s.md5, "5d41402abc4b2a76b9719d911017c592");
         let body =
             futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(b"hel"))]);
         assert!(matches!(
-            f.stage(body, 100, Some(5)).await,
+            f.stage(body, 100, Some(5), T).await,
             Err(Error::ClientDisconnect)
         ));
         let body =
             futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(b"hello"))]);
         assert!(matches!(
-            f.stage(body, 4, None).await,
+            f.stage(body, 4, None, T).await,
             Err(Error::TooLarge { .. })
         ));
         drop(s);
@@ -223,5 +273,32 @@ mod tests {
             std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
             0
         );
+    }
+
+    /// A client that stops sending mid-body gets 408 and leaves no temp file behind.
+    #[tokio::test]
+    async fn stalled_body_times_out_and_cleans_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = Files::open(dir.path()).unwrap();
+        let body =
+            futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(b"hel"))])
+                .chain(futures_util::stream::pending());
+        let r = f
+            .stage(Box::pin(body), 100, Some(5), Duration::from_millis(50))
+            .await;
+        assert!(matches!(r, Err(Error::RequestTimeout { .. })), "{r:?}");
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+            0
+        );
+    }
+
+    #[test]
+    fn durable_dirs_are_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let deep = dir.path().join("a/b/c");
+        create_dir_durable(&deep).unwrap();
+        assert!(deep.is_dir());
+        create_dir_durable(&deep).unwrap();
     }
 }

@@ -1,12 +1,12 @@
 //! Response bodies streamed from data files: whole objects, ranges, SLO segments, multipart.
 
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use axum::body::Body;
 use bytes::Bytes;
-use futures_util::{stream, StreamExt, TryStreamExt};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio_util::io::ReaderStream;
+use futures_util::{stream, StreamExt};
 
 use super::range::{self, ByteRange};
 
@@ -15,11 +15,17 @@ use super::range::{self, ByteRange};
 pub struct Piece {
     /// Data file.
     pub path: PathBuf,
+    /// The file, when it was opened before answering: an open file keeps its data even if a
+    /// newer version replaces (unlinks) it while the body streams. Otherwise opened lazily.
+    pub file: Option<Arc<std::fs::File>>,
     /// Offset in the file.
     pub offset: u64,
     /// Length.
     pub len: u64,
 }
+
+/// Bytes read per chunk of a response body.
+const CHUNK: u64 = 64 * 1024;
 
 /// The pieces covering `[r.start, r.end)` of the concatenation of `pieces`.
 pub fn slice(pieces: &[Piece], r: ByteRange) -> Vec<Piece> {
@@ -35,6 +41,7 @@ pub fn slice(pieces: &[Piece], r: ByteRange) -> Vec<Piece> {
         let e = r.end.min(b);
         out.push(Piece {
             path: p.path.clone(),
+            file: p.file.clone(),
             offset: p.offset + (s - a),
             len: e - s,
         });
@@ -45,12 +52,39 @@ pub fn slice(pieces: &[Piece], r: ByteRange) -> Vec<Piece> {
 type ByteStream = futures_util::stream::BoxStream<'static, std::io::Result<Bytes>>;
 
 fn piece_stream(p: Piece) -> ByteStream {
-    stream::once(async move {
-        let mut f = tokio::fs::File::open(&p.path).await?;
-        f.seek(std::io::SeekFrom::Start(p.offset)).await?;
-        Ok::<_, std::io::Error>(ReaderStream::with_capacity(f.take(p.len), 64 * 1024))
-    })
-    .try_flatten()
+    stream::try_unfold(
+        (p, None::<Arc<std::fs::File>>),
+        |(mut p, mut file)| async move {
+            if p.len == 0 {
+                return Ok(None);
+            }
+            if file.is_none() {
+                file = match p.file.take() {
+                    Some(f) => Some(f),
+                    None => {
+                        let path = p.path.clone();
+                        let f = tokio::task::spawn_blocking(move || std::fs::File::open(path))
+                            .await
+                            .map_err(std::io::Error::other)??;
+                        Some(Arc::new(f))
+                    }
+                };
+            }
+            let f = file
+                .clone()
+                .ok_or_else(|| std::io::Error::other("file not open"))?;
+            let (n, off) = (p.len.min(CHUNK), p.offset);
+            let buf = tokio::task::spawn_blocking(move || {
+                let mut b = vec![0u8; usize::try_from(n).unwrap_or(0)];
+                f.read_exact_at(&mut b, off).map(|()| b)
+            })
+            .await
+            .map_err(std::io::Error::other)??;
+            p.offset += n;
+            p.len -= n;
+            Ok(Some((Bytes::from(buf), (p, file))))
+        },
+    )
     .boxed()
 }
 
@@ -90,6 +124,7 @@ mod tests {
     fn slices_across_pieces() {
         let p = |n: &str, len| Piece {
             path: n.into(),
+            file: None,
             offset: 0,
             len,
         };

@@ -110,7 +110,8 @@ async fn get(
     container: String,
     owner: bool,
 ) -> Result<Response> {
-    let params = listing::params(&r.query)?;
+    let mut params = listing::params(&r.query)?;
+    params.live_at = Some(st.clock.wall_secs());
     let fmt = r.wants();
     let list = r.method == Method::GET;
     let (a, c) = (account.clone(), container.clone());

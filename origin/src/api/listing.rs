@@ -86,6 +86,7 @@ pub fn params(q: &HashMap<String, String>) -> Result<ListParams> {
         end_marker: nonempty("end_marker"),
         limit,
         reverse,
+        live_at: None,
     })
 }
 

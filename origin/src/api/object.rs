@@ -100,10 +100,12 @@ pub(super) async fn handle(st: &Shared, r: Req, container: &str, object: &str) -
     let (a, c) = (account.clone(), container.to_owned());
     let crow = blocking(st, move |s| s.db.get_container(&a, &c)).await?;
     let Some(crow) = crow else {
-        if !owner && r.ident == Identity::Anonymous && r.query.is_empty() {
-            return Err(deny(&r.ident));
-        }
-        return Err(Error::NotFound { what: "container" });
+        // Only the owner learns whether a container exists.
+        return Err(if owner {
+            Error::NotFound { what: "container" }
+        } else {
+            deny(&r.ident)
+        });
     };
     let readable = matches!(r.method, Method::GET | Method::HEAD) && ReadAcl::of(&crow).public;
     let mut via_tempurl = false;
@@ -139,6 +141,45 @@ pub(super) async fn live_row(
         Some(r) if !r.deleted && r.delete_at.is_none_or(|d| d > now) => Ok(r),
         _ => Err(Error::NotFound { what: "object" }),
     }
+}
+
+/// The live row of an object and its data file, opened: the body then streams that version
+/// even if a newer one replaces it meanwhile. Retries when the version it read was replaced
+/// before its file could be opened.
+pub(super) async fn open_live(
+    st: &Shared,
+    account: &str,
+    container: &str,
+    object: &str,
+) -> Result<(ObjectRow, Piece)> {
+    for _ in 0..5 {
+        let row = live_row(st, account, container, object).await?;
+        let path = data_path(st, &row);
+        let p = path.clone();
+        let opened = tokio::task::spawn_blocking(move || {
+            let f = std::fs::File::open(&p)?;
+            let len = f.metadata()?.len();
+            Ok::<_, std::io::Error>((f, len))
+        })
+        .await
+        .map_err(|_| Error::Task)?;
+        match opened {
+            Ok((f, len)) => {
+                let piece = Piece {
+                    path,
+                    file: Some(std::sync::Arc::new(f)),
+                    offset: 0,
+                    len,
+                };
+                return Ok((row, piece));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(Error::Conflict {
+        reason: "the object kept changing while being opened; retry",
+    })
 }
 
 /// Where a row's data lives.
@@ -232,7 +273,7 @@ async fn get(
     object: String,
     via_tempurl: bool,
 ) -> Result<Response> {
-    let row = live_row(st, r.path.account(), &crow.name, &object).await?;
+    let (row, data) = open_live(st, r.path.account(), &crow.name, &object).await?;
     let manifest_get = r
         .query
         .get("multipart-manifest")
@@ -246,18 +287,8 @@ async fn get(
             row.etag.clone(),
         )
     } else {
-        let path = data_path(st, &row);
-        let len = tokio::fs::metadata(&path).await?.len();
-        (
-            vec![Piece {
-                path,
-                offset: 0,
-                len,
-            }],
-            len,
-            row.etag.clone(),
-            row.etag.clone(),
-        )
+        let len = data.len;
+        (vec![data], len, row.etag.clone(), row.etag.clone())
     };
     let mut resp = Response::new(Body::empty());
     object_headers(resp.headers_mut(), &row, &crow, &etag_header);
@@ -515,7 +546,12 @@ async fn put(st: &Shared, mut r: Req, crow: ContainerRow, object: String) -> Res
     let body = r.take_body();
     let staged = st
         .files
-        .stage(body.into_data_stream(), max, expected)
+        .stage(
+            body.into_data_stream(),
+            max,
+            expected,
+            st.cfg.client_timeout,
+        )
         .await?;
     if client_etag.is_some_and(|e| e != staged.md5) {
         return Err(Error::EtagMismatch);
@@ -558,49 +594,74 @@ fn new_meta(h: &HeaderMap) -> Result<Meta> {
 }
 
 async fn post(st: &Shared, r: Req, crow: ContainerRow, object: String) -> Result<Response> {
-    let row = live_row(st, r.path.account(), &crow.name, &object).await?;
     let now = st.clock.wall_secs();
     let meta = new_meta(&r.headers)?;
-    let delete_at = if r.headers.contains_key("x-remove-delete-at") {
-        None
-    } else {
-        delete_at(&r.headers, now)?.or(row.delete_at)
-    };
-    let ct = match r.header("content-type") {
-        Some(ct) if !ct.trim().is_empty() => ct.trim().to_owned(),
-        _ => row.content_type.clone(),
-    };
     let ts = write_ts(st, &r)?;
-    // The data file is named by the version's timestamp: link it under the new one.
-    let old_path = data_path(st, &row);
-    let mut new_row = row.clone();
-    new_row.ts = ts;
-    new_row.meta = meta;
-    new_row.delete_at = delete_at;
-    new_row.content_type = ct;
-    let new_path = data_path(st, &new_row);
-    {
+    // A POST makes a new version from the current one. If a PUT replaces the current one
+    // meanwhile, start over from the PUT's version (never resurrect the data it replaced).
+    for _ in 0..5 {
+        let row = live_row(st, r.path.account(), &crow.name, &object).await?;
+        if row.ts >= ts {
+            // A newer write already won.
+            return Ok(status(StatusCode::ACCEPTED));
+        }
+        let delete_at = if r.headers.contains_key("x-remove-delete-at") {
+            None
+        } else {
+            delete_at(&r.headers, now)?.or(row.delete_at)
+        };
+        let ct = match r.header("content-type") {
+            Some(ct) if !ct.trim().is_empty() => ct.trim().to_owned(),
+            _ => row.content_type.clone(),
+        };
+        // The data file is named by the version's timestamp: link it under the new one, and
+        // make the link durable before the metadata names it.
+        let old_path = data_path(st, &row);
+        let mut new_row = row.clone();
+        new_row.ts = ts;
+        new_row.meta = meta.clone();
+        new_row.delete_at = delete_at;
+        new_row.content_type = ct;
+        let new_path = data_path(st, &new_row);
         let (o, n) = (old_path.clone(), new_path.clone());
-        tokio::task::spawn_blocking(move || std::fs::hard_link(o, n))
-            .await
-            .map_err(|_| Error::Task)??;
+        let linked = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            std::fs::hard_link(&o, &n)?;
+            if let Some(dir) = n.parent() {
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|_| Error::Task)?;
+        match linked {
+            Ok(()) => {}
+            // Replaced between reading the row and linking: start over.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                st.files.remove(new_path).await;
+                return Err(e.into());
+            }
+        }
+        let nr = new_row.clone();
+        let base = row.ts;
+        match blocking(st, move |s| s.db.put_object_if(&nr, "object-post", base)).await {
+            Ok(Applied::Yes(_)) => {
+                st.files.remove(old_path).await;
+                tracing::info!(target: "audit", user = r.ident.label(), account = %row.account, container = %row.container, object = %row.name, ts = %ts, action = "object-post");
+                return Ok(status(StatusCode::ACCEPTED));
+            }
+            Ok(Applied::Stale) => {
+                st.files.remove(new_path).await;
+            }
+            Err(e) => {
+                st.files.remove(new_path).await;
+                return Err(e);
+            }
+        }
     }
-    let nr = new_row.clone();
-    match blocking(st, move |s| s.db.put_object(&nr, "object-post")).await {
-        Ok(Applied::Yes(_)) => {
-            st.files.remove(old_path).await;
-            tracing::info!(target: "audit", user = r.ident.label(), account = %row.account, container = %row.container, object = %row.name, action = "object-post");
-            Ok(status(StatusCode::ACCEPTED))
-        }
-        Ok(Applied::Stale) => {
-            st.files.remove(new_path).await;
-            Ok(status(StatusCode::ACCEPTED))
-        }
-        Err(e) => {
-            st.files.remove(new_path).await;
-            Err(e)
-        }
-    }
+    Err(Error::Conflict {
+        reason: "the object kept changing during the POST; retry",
+    })
 }
 
 /// Tombstones an object (and removes its data).
@@ -687,7 +748,7 @@ async fn copy(
 ) -> Result<Response> {
     let (sc, so) = split_copy_path(source)?;
     let account = r.path.account().to_owned();
-    let src = live_row(st, &account, &sc, &so).await?;
+    let (src, data) = open_live(st, &account, &sc, &so).await?;
     let manifest_get = r
         .query
         .get("multipart-manifest")
@@ -695,13 +756,7 @@ async fn copy(
     let pieces = if src.slo && !manifest_get {
         slo::pieces(st, &src).await?
     } else {
-        let path = data_path(st, &src);
-        let len = tokio::fs::metadata(&path).await?.len();
-        vec![Piece {
-            path,
-            offset: 0,
-            len,
-        }]
+        vec![data]
     };
     let total: u64 = pieces.iter().map(|p| p.len).sum();
     let max = st.cfg.max_object_size;
@@ -709,7 +764,10 @@ async fn copy(
         return Err(Error::TooLarge { max });
     }
     let stream = body::whole(pieces).into_data_stream();
-    let staged = st.files.stage(stream, max, Some(total)).await?;
+    let staged = st
+        .files
+        .stage(stream, max, Some(total), st.cfg.client_timeout)
+        .await?;
     let fresh = r
         .header("x-fresh-metadata")
         .is_some_and(|v| v.eq_ignore_ascii_case("true"));

@@ -60,8 +60,12 @@ pub(super) async fn put(
     object: String,
 ) -> Result<Response> {
     let body = r.take_body();
-    let raw = axum::body::to_bytes(body, MAX_MANIFEST_BYTES)
+    let idle = st.cfg.client_timeout;
+    let raw = tokio::time::timeout(idle, axum::body::to_bytes(body, MAX_MANIFEST_BYTES))
         .await
+        .map_err(|_| Error::RequestTimeout {
+            secs: idle.as_secs(),
+        })?
         .map_err(|_| {
             bad(format!(
                 "manifest larger than {MAX_MANIFEST_BYTES} bytes or body aborted"
@@ -181,6 +185,7 @@ pub(super) async fn pieces(st: &Shared, row: &ObjectRow) -> Result<Vec<Piece>> {
         }
         out.push(Piece {
             path: data_path(st, &seg),
+            file: None,
             offset: 0,
             len: s.bytes,
         });

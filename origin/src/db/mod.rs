@@ -15,8 +15,12 @@ use std::sync::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 
+mod scan;
+
 use crate::hlc::Timestamp;
 use crate::{Error, Result};
+pub use scan::successor;
+use scan::{list, range_query};
 
 /// Schema version stored in `PRAGMA user_version`.
 pub const SCHEMA_VERSION: i64 = 1;
@@ -170,6 +174,9 @@ pub struct ListParams {
     pub limit: usize,
     /// Descending order.
     pub reverse: bool,
+    /// Object listings: hide objects whose `X-Delete-At` is at or before this time (epoch
+    /// seconds), as they already answer 404. `None` lists them until the expirer runs.
+    pub live_at: Option<u64>,
 }
 
 /// A listing entry.
@@ -253,10 +260,10 @@ fn record_change(
     object: Option<&str>,
     etag: Option<&str>,
 ) -> Result<u64> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO changes (ts, kind, account, container, object, etag) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![to_i64(ts.0), kind, account, container, object, etag],
-    )?;
+    )?
+    .execute(params![to_i64(ts.0), kind, account, container, object, etag])?;
     Ok(to_u64(tx.last_insert_rowid()))
 }
 
@@ -621,6 +628,7 @@ impl Db {
             list(p, |lower, upper, n| {
                 let (sql, args) = range_query(
                     "SELECT name, ts, meta, object_count, bytes_used FROM containers WHERE account = ?1 AND deleted = 0",
+                    2,
                     lower,
                     upper,
                     p.reverse,
@@ -663,64 +671,44 @@ impl Db {
     /// # Errors
     /// [`Error::NotFound`] for a missing container, [`Error::Db`].
     pub fn put_object(&self, row: &ObjectRow, kind: &str) -> Result<Applied<Option<ObjectRow>>> {
+        self.write(|tx| apply_object(tx, row, kind, None))
+    }
+
+    /// [`Db::put_object`] for a version derived from the current one (a POST): applied only
+    /// if the current version is still the one at `base`, so a POST racing a PUT never
+    /// brings back the data the PUT replaced. [`Applied::Stale`] when it changed.
+    ///
+    /// # Errors
+    /// As [`Db::put_object`].
+    pub fn put_object_if(
+        &self,
+        row: &ObjectRow,
+        kind: &str,
+        base: Timestamp,
+    ) -> Result<Applied<Option<ObjectRow>>> {
+        self.write(|tx| apply_object(tx, row, kind, Some(base)))
+    }
+
+    /// Applies many object rows in one transaction (one fsync): bulk loads, replication
+    /// batches. Each row obeys newest-wins as in [`Db::put_object`]; the first error aborts
+    /// the whole batch.
+    ///
+    /// # Errors
+    /// As [`Db::put_object`].
+    pub fn put_objects(
+        &self,
+        rows: &[ObjectRow],
+        kind: &str,
+    ) -> Result<Vec<Applied<Option<ObjectRow>>>> {
         self.write(|tx| {
-            let live_container: Option<i64> = tx
-                .query_row(
-                    "SELECT 1 FROM containers WHERE account = ?1 AND name = ?2 AND deleted = 0",
-                    [&row.account, &row.container],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if live_container.is_none() && !row.deleted {
-                return Err(Error::NotFound { what: "container" });
+            let mut out = Vec::with_capacity(rows.len());
+            let mut last = None;
+            for row in rows {
+                let (applied, seq) = apply_object(tx, row, kind, None)?;
+                last = seq.or(last);
+                out.push(applied);
             }
-            let old = tx
-                .query_row(
-                    &format!("SELECT {OBJECT_COLS} FROM objects WHERE account = ?1 AND container = ?2 AND name = ?3"),
-                    [&row.account, &row.container, &row.name],
-                    object_from_row,
-                )
-                .optional()?;
-            if old.as_ref().is_some_and(|o| o.ts >= row.ts) {
-                return Ok((Applied::Stale, None));
-            }
-            tx.execute(
-                &format!(
-                    "INSERT OR REPLACE INTO objects ({OBJECT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
-                ),
-                params![
-                    row.account,
-                    row.container,
-                    row.name,
-                    to_i64(row.ts.0),
-                    i64::from(row.deleted),
-                    to_i64(row.size),
-                    row.etag,
-                    row.content_type,
-                    meta_json(&row.meta),
-                    row.delete_at.map(to_i64),
-                    i64::from(row.slo),
-                    i64::from(row.part),
-                ],
-            )?;
-            let (mut dc, mut db) = (0i64, 0i64);
-            if let Some(o) = old.as_ref().filter(|o| !o.deleted) {
-                dc -= 1;
-                db -= to_i64(o.size);
-            }
-            if !row.deleted {
-                dc += 1;
-                db += to_i64(row.size);
-            }
-            if dc != 0 || db != 0 {
-                tx.execute(
-                    "UPDATE containers SET object_count = MAX(0, object_count + ?3), bytes_used = MAX(0, bytes_used + ?4) WHERE account = ?1 AND name = ?2",
-                    params![row.account, row.container, dc, db],
-                )?;
-            }
-            let etag = (!row.deleted).then_some(row.etag.as_str());
-            let seq = record_change(tx, row.ts, kind, &row.account, Some(&row.container), Some(&row.name), etag)?;
-            Ok((Applied::Yes(old), Some(seq)))
+            Ok((out, last))
         })
     }
 
@@ -734,17 +722,19 @@ impl Db {
         container: &str,
         p: &ListParams,
     ) -> Result<Vec<Entry<ObjectRow>>> {
+        let live_at = to_i64(p.live_at.unwrap_or(0));
         self.read(|c| {
             list(p, |lower, upper, n| {
                 let (sql, args) = range_query(
-                    &format!("SELECT {OBJECT_COLS} FROM objects WHERE account = ?1 AND container = ?2 AND deleted = 0"),
+                    &format!("SELECT {OBJECT_COLS} FROM objects WHERE account = ?1 AND container = ?2 AND deleted = 0 AND (delete_at IS NULL OR delete_at > ?3)"),
+                    4,
                     lower,
                     upper,
                     p.reverse,
                     n,
                 );
                 let mut st = c.prepare_cached(&sql)?;
-                let mut all: Vec<&dyn rusqlite::ToSql> = vec![&account, &container];
+                let mut all: Vec<&dyn rusqlite::ToSql> = vec![&account, &container, &live_at];
                 all.extend(args.iter().map(|s| s as &dyn rusqlite::ToSql));
                 let rows = st.query_map(all.as_slice(), object_from_row)?;
                 Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
@@ -820,6 +810,82 @@ impl Db {
     }
 }
 
+/// One object write inside a transaction: newest wins (and, with `base`, only over that
+/// exact version), container counters follow, the feed records it.
+fn apply_object(
+    tx: &rusqlite::Transaction<'_>,
+    row: &ObjectRow,
+    kind: &str,
+    base: Option<Timestamp>,
+) -> Result<(Applied<Option<ObjectRow>>, Option<u64>)> {
+    let live_container: Option<i64> = tx
+        .prepare_cached(
+            "SELECT 1 FROM containers WHERE account = ?1 AND name = ?2 AND deleted = 0",
+        )?
+        .query_row([&row.account, &row.container], |r| r.get(0))
+        .optional()?;
+    if live_container.is_none() && !row.deleted {
+        return Err(Error::NotFound { what: "container" });
+    }
+    let old = tx
+        .prepare_cached(&format!(
+            "SELECT {OBJECT_COLS} FROM objects WHERE account = ?1 AND container = ?2 AND name = ?3"
+        ))?
+        .query_row([&row.account, &row.container, &row.name], object_from_row)
+        .optional()?;
+    if old.as_ref().is_some_and(|o| o.ts >= row.ts) {
+        return Ok((Applied::Stale, None));
+    }
+    if let Some(base) = base {
+        if old.as_ref().is_none_or(|o| o.ts != base || o.deleted) {
+            return Ok((Applied::Stale, None));
+        }
+    }
+    tx.prepare_cached(&format!(
+        "INSERT OR REPLACE INTO objects ({OBJECT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+    ))?
+    .execute(params![
+        row.account,
+        row.container,
+        row.name,
+        to_i64(row.ts.0),
+        i64::from(row.deleted),
+        to_i64(row.size),
+        row.etag,
+        row.content_type,
+        meta_json(&row.meta),
+        row.delete_at.map(to_i64),
+        i64::from(row.slo),
+        i64::from(row.part),
+    ])?;
+    let (mut dc, mut db) = (0i64, 0i64);
+    if let Some(o) = old.as_ref().filter(|o| !o.deleted) {
+        dc -= 1;
+        db -= to_i64(o.size);
+    }
+    if !row.deleted {
+        dc += 1;
+        db += to_i64(row.size);
+    }
+    if dc != 0 || db != 0 {
+        tx.prepare_cached(
+            "UPDATE containers SET object_count = MAX(0, object_count + ?3), bytes_used = MAX(0, bytes_used + ?4) WHERE account = ?1 AND name = ?2",
+        )?
+        .execute(params![row.account, row.container, dc, db])?;
+    }
+    let etag = (!row.deleted).then_some(row.etag.as_str());
+    let seq = record_change(
+        tx,
+        row.ts,
+        kind,
+        &row.account,
+        Some(&row.container),
+        Some(&row.name),
+        etag,
+    )?;
+    Ok((Applied::Yes(old), Some(seq)))
+}
+
 fn container_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ContainerRow> {
     Ok(ContainerRow {
         name: r.get(0)?,
@@ -842,121 +908,4 @@ pub fn apply_updates(meta: &mut Meta, updates: &[(String, Option<String>)]) {
             }
         }
     }
-}
-
-/// A bound on names: the name and whether it is inclusive.
-type Bound<'a> = Option<(&'a str, bool)>;
-
-fn range_query(
-    base: &str,
-    lower: Bound<'_>,
-    upper: Bound<'_>,
-    desc: bool,
-    n: usize,
-) -> (String, Vec<String>) {
-    let mut sql = base.to_owned();
-    let mut args = Vec::new();
-    let first = if base.contains("?2") { 3 } else { 2 };
-    if let Some((l, incl)) = lower {
-        sql.push_str(&format!(
-            " AND name {} ?{}",
-            if incl { ">=" } else { ">" },
-            first + args.len()
-        ));
-        args.push(l.to_owned());
-    }
-    if let Some((u, incl)) = upper {
-        sql.push_str(&format!(
-            " AND name {} ?{}",
-            if incl { "<=" } else { "<" },
-            first + args.len()
-        ));
-        args.push(u.to_owned());
-    }
-    sql.push_str(if desc {
-        " ORDER BY name DESC"
-    } else {
-        " ORDER BY name"
-    });
-    sql.push_str(&format!(" LIMIT {n}"));
-    (sql, args)
-}
-
-/// Swift listing semantics over a name-ordered table: prefix, delimiter roll-up, marker,
-/// end_marker, limit, reverse. `fetch(lower, upper, n)` returns up to `n` rows in order.
-fn list<T>(
-    p: &ListParams,
-    mut fetch: impl FnMut(Bound<'_>, Bound<'_>, usize) -> Result<Vec<T>>,
-    name_of: impl Fn(&T) -> &str,
-) -> Result<Vec<Entry<T>>> {
-    let mut out: Vec<Entry<T>> = Vec::new();
-    if p.limit == 0 {
-        return Ok(out);
-    }
-    // Cursor: the next fetch starts strictly after (forward) / before (reverse) this name, or
-    // at it when inclusive.
-    let mut cursor: Option<(String, bool)> = if p.reverse {
-        match (&p.marker, p.prefix.is_empty()) {
-            (Some(m), _) => Some((m.clone(), false)),
-            (None, true) => None,
-            (None, false) => Some((format!("{}\u{10FFFF}", p.prefix), true)),
-        }
-    } else {
-        match &p.marker {
-            Some(m) if m.as_str() >= p.prefix.as_str() => Some((m.clone(), false)),
-            _ if !p.prefix.is_empty() => Some((p.prefix.clone(), true)),
-            _ => None,
-        }
-    };
-    let mut last_subdir: Option<String> = None;
-    'outer: loop {
-        let want = p.limit - out.len();
-        let batch = want.clamp(1, 1000);
-        let c = cursor.as_ref().map(|(s, i)| (s.as_str(), *i));
-        let end = p.end_marker.as_deref().map(|e| (e, false));
-        let rows = if p.reverse {
-            fetch(end, c, batch)?
-        } else {
-            fetch(c, end, batch)?
-        };
-        let got = rows.len();
-        if got == 0 {
-            break;
-        }
-        for row in rows {
-            let name = name_of(&row).to_owned();
-            if !name.starts_with(&p.prefix) {
-                // Scans start at the edge of the prefix range: leaving it means we are done.
-                break 'outer;
-            }
-            cursor = Some((name.clone(), false));
-            if let Some(d) = p.delimiter.as_deref().filter(|d| !d.is_empty()) {
-                if let Some(i) = name[p.prefix.len()..].find(d) {
-                    let dir = name[..p.prefix.len() + i + d.len()].to_owned();
-                    if last_subdir.as_deref() != Some(&dir) {
-                        last_subdir = Some(dir.clone());
-                        out.push(Entry::Subdir(dir.clone()));
-                    }
-                    // Skip everything under the subdir.
-                    cursor = Some(if p.reverse {
-                        (dir, false)
-                    } else {
-                        (format!("{dir}\u{10FFFF}"), false)
-                    });
-                    if out.len() >= p.limit {
-                        break 'outer;
-                    }
-                    continue 'outer;
-                }
-            }
-            out.push(Entry::Item(row));
-            if out.len() >= p.limit {
-                break 'outer;
-            }
-        }
-        if got < batch {
-            break;
-        }
-    }
-    Ok(out)
 }
