@@ -39,6 +39,20 @@ pub struct AccountWire {
     pub token_keys: Vec<TokenKeySpec>,
     /// Containers.
     pub containers: Vec<ContainerWire>,
+    /// Revoked sessions and users.
+    #[serde(default)]
+    pub revocations: Vec<RevocationWire>,
+}
+
+/// One revocation of a snapshot.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RevocationWire {
+    /// `session` or `user`.
+    pub kind: String,
+    /// The session or user id.
+    pub id: String,
+    /// When (epoch seconds).
+    pub at: u64,
 }
 
 /// One container of a snapshot.

@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::access::EdgeRevocations;
 use crate::cache::TieredStorage;
 use crate::catalog::{Catalog, CatalogHandle, SnapshotWire};
+use crate::metrics::EdgeMetrics;
 use crate::Error;
 
 /// Header carrying the internal secret to the origin.
@@ -25,9 +27,15 @@ pub struct Change {
     /// Container.
     #[serde(default)]
     pub container: Option<String>,
-    /// Object.
+    /// Object (for `purge-prefix` the prefix, for `revoke-*` the revoked id).
     #[serde(default)]
     pub object: Option<String>,
+    /// ETag of a written object (for `revoke-*`: the revocation time).
+    #[serde(default)]
+    pub etag: Option<String>,
+    /// Commit timestamp, Swift format.
+    #[serde(default)]
+    pub ts: Option<String>,
 }
 
 /// A page of the feed.
@@ -107,13 +115,15 @@ impl OriginClient {
         self.get_json(&path, Duration::from_secs(30)).await
     }
 
-    /// Changes after `since`, long-polling up to `wait`.
+    /// Changes after `since`, long-polling up to `wait`. Asking is also how `edge` tells the
+    /// origin it has applied everything up to `since` (for `X-Purge-Wait`).
     ///
     /// # Errors
     /// [`Error::Origin`].
-    pub async fn changes(&self, since: u64, wait: Duration) -> Result<FeedPage, Error> {
+    pub async fn changes(&self, since: u64, wait: Duration, edge: &str) -> Result<FeedPage, Error> {
+        let edge = percent_encoding::utf8_percent_encode(edge, percent_encoding::NON_ALPHANUMERIC);
         let path = format!(
-            "/internal/changes?since={since}&limit=1000&wait={}",
+            "/internal/changes?since={since}&limit=1000&wait={}&edge={edge}",
             wait.as_secs()
         );
         self.get_json(&path, wait + Duration::from_secs(10)).await
@@ -138,20 +148,69 @@ pub fn purge_for(storage: &TieredStorage, c: &Change) -> usize {
         n += storage.purge_prefix(&format!("{base}?"));
     }
     match (&c.container, &c.object) {
+        (Some(cn), Some(prefix)) if c.kind == "purge-prefix" => {
+            n += storage.purge_prefix(&object_key(&c.account, cn, prefix));
+        }
         (Some(cn), Some(o)) => {
             let key = object_key(&c.account, cn, o);
             n += storage.purge_primary(&key);
             // Slices and other derived entries of the object.
             n += storage.purge_prefix(&format!("{key}#"));
         }
-        (Some(_), None) if c.kind == "container-delete" => {
+        (Some(_), None) if c.kind == "container-delete" || c.kind == "purge-container" => {
             if let Some(base) = &container_base {
                 n += storage.purge_prefix(&format!("{base}/"));
             }
         }
+        (None, None) if c.kind == "purge-account" => {
+            let base = format!("/v1/AUTH_{}", c.account);
+            n += storage.purge_primary(&base);
+            n += storage.purge_prefix(&format!("{base}/"));
+            n += storage.purge_prefix(&format!("{base}?"));
+        }
         _ => {}
     }
     n
+}
+
+/// Applies a revocation change.
+pub fn revoke_for(revocations: &EdgeRevocations, c: &Change) {
+    let Some(id) = c.object.as_deref() else {
+        return;
+    };
+    let at = c
+        .etag
+        .as_deref()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(u64::MAX);
+    match c.kind.as_str() {
+        "revoke-session" => revocations.revoke_session(&c.account, id),
+        "revoke-user" => revocations.revoke_user(&c.account, id, at),
+        _ => {}
+    }
+}
+
+/// Loads the revocations of a snapshot.
+pub fn load_revocations(revocations: &EdgeRevocations, s: &SnapshotWire) {
+    for a in &s.accounts {
+        for r in &a.revocations {
+            match r.kind.as_str() {
+                "session" => revocations.revoke_session(&a.name, &r.id),
+                "user" => revocations.revoke_user(&a.name, &r.id, r.at),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Seconds since a change's commit timestamp (Swift format), if it parses.
+fn age_of(ts: Option<&str>) -> Option<f64> {
+    let t: f64 = ts?.split('_').next()?.parse().ok()?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs_f64();
+    Some((now - t).max(0.0))
 }
 
 /// Loads the full snapshot, retrying until the origin answers or `deadline` passes.
@@ -177,16 +236,69 @@ pub async fn initial_snapshot(
     }
 }
 
-/// Follows the change feed from `since` forever: updates the catalog, purges the cache.
-pub async fn follow(
-    client: OriginClient,
-    catalog: Arc<CatalogHandle>,
-    storage: &'static TieredStorage,
-    mut since: u64,
-) {
+/// Everything the feed follower updates.
+#[derive(Clone)]
+pub struct FeedTargets {
+    /// The catalog.
+    pub catalog: Arc<CatalogHandle>,
+    /// The cache.
+    pub storage: &'static TieredStorage,
+    /// Revoked sessions and users.
+    pub revocations: EdgeRevocations,
+    /// Metrics.
+    pub metrics: Arc<EdgeMetrics>,
+    /// This edge's id (its acknowledgements carry it).
+    pub edge_id: String,
+    /// Where the last applied feed position is kept, so a restarted edge resumes from it.
+    pub position_file: Option<std::path::PathBuf>,
+}
+
+/// Reads the feed position a previous run of this edge applied.
+pub fn load_position(path: &std::path::Path) -> Option<u64> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// Records the applied feed position (temp file + rename: never a torn number).
+pub fn save_position(path: &std::path::Path, seq: u64) {
+    let tmp = path.with_extension("tmp");
+    let ok = std::fs::write(&tmp, seq.to_string()).and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = ok {
+        tracing::warn!(error = %e, path = %path.display(), "cannot record the feed position");
+    }
+}
+
+impl FeedTargets {
+    async fn resync(&self, client: &OriginClient, why: &str) -> Option<u64> {
+        match client.snapshot(None).await {
+            Ok(s) => {
+                self.catalog.update(|c| *c = Catalog::from_snapshot(&s));
+                load_revocations(&self.revocations, &s);
+                let n = self.storage.purge_all();
+                self.metrics.purged("resync", n);
+                tracing::warn!(
+                    purged = n,
+                    why,
+                    "resynced with the origin and purged the whole cache"
+                );
+                Some(s.seq)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "resync failed; retrying");
+                None
+            }
+        }
+    }
+}
+
+/// Follows the change feed from `since` forever: updates the catalog, purges the cache,
+/// applies revocations. Every poll acknowledges what was applied before it.
+pub async fn follow(client: OriginClient, t: FeedTargets, mut since: u64) {
     let mut backoff = Duration::from_millis(100);
     loop {
-        let page = match client.changes(since, Duration::from_secs(25)).await {
+        let page = match client
+            .changes(since, Duration::from_secs(25), &t.edge_id)
+            .await
+        {
             Ok(p) => {
                 backoff = Duration::from_millis(100);
                 p
@@ -198,26 +310,29 @@ pub async fn follow(
                 continue;
             }
         };
-        if page.truncated {
-            tracing::warn!(
-                since,
-                first = page.first,
-                "change feed truncated: resyncing and purging the whole cache"
-            );
-            match client.snapshot(None).await {
-                Ok(s) => {
-                    catalog.update(|c| *c = Catalog::from_snapshot(&s));
-                    let n = storage.purge_all();
-                    tracing::warn!(purged = n, "cache purged after feed gap");
-                    since = s.seq;
+        if page.truncated || page.last < since {
+            // Changes we never saw were trimmed, or the origin's feed started over.
+            let why = if page.truncated {
+                "feed truncated"
+            } else {
+                "feed went backwards"
+            };
+            if let Some(seq) = t.resync(&client, why).await {
+                since = seq;
+                if let Some(path) = &t.position_file {
+                    save_position(path, since);
                 }
-                Err(e) => tracing::warn!(error = %e, "resync failed; retrying"),
             }
             continue;
         }
         let mut accounts_to_reload: Vec<String> = Vec::new();
         for c in &page.changes {
-            let n = purge_for(storage, c);
+            let n = purge_for(t.storage, c);
+            revoke_for(&t.revocations, c);
+            t.metrics.purged("feed", n);
+            if let Some(age) = age_of(c.ts.as_deref()) {
+                t.metrics.change_applied(age);
+            }
             tracing::debug!(seq = c.seq, kind = %c.kind, purged = n, "change applied");
             if (c.kind.starts_with("container-") || c.kind.starts_with("account-"))
                 && !accounts_to_reload.contains(&c.account)
@@ -227,13 +342,23 @@ pub async fn follow(
         }
         for a in accounts_to_reload {
             match client.snapshot(Some(&a)).await {
-                Ok(s) => catalog.update(|cat| match s.accounts.first() {
-                    Some(acc) => cat.set_account(acc),
-                    None => cat.remove_account(&a),
-                }),
+                Ok(s) => {
+                    load_revocations(&t.revocations, &s);
+                    t.catalog.update(|cat| match s.accounts.first() {
+                        Some(acc) => cat.set_account(acc),
+                        None => cat.remove_account(&a),
+                    });
+                }
                 Err(e) => tracing::warn!(account = %a, error = %e, "reloading account failed"),
             }
         }
-        since = page.changes.last().map_or(page.last.max(since), |c| c.seq);
+        let next = page.changes.last().map_or(since, |c| c.seq);
+        if next != since {
+            since = next;
+            t.metrics.feed_at(since);
+            if let Some(path) = &t.position_file {
+                save_position(path, since);
+            }
+        }
     }
 }

@@ -19,6 +19,7 @@ pub struct EdgeMetrics {
     mem_bytes: IntGauge,
     disk_bytes: IntGauge,
     feed_seq: IntGauge,
+    purge_delay: Histogram,
 }
 
 impl Default for EdgeMetrics {
@@ -90,7 +91,21 @@ impl EdgeMetrics {
             IntGauge::new("outpost_edge_feed_seq", "Last change-feed position applied")
                 .expect("static metric definition"),
         );
+        let purge_delay = reg(
+            &r,
+            Histogram::with_opts(
+                HistogramOpts::new(
+                    "outpost_edge_change_apply_seconds",
+                    "Time from an origin commit to this edge applying it (purge, revocation)",
+                )
+                .buckets(vec![
+                    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+                ]),
+            )
+            .expect("static metric definition"),
+        );
         EdgeMetrics {
+            purge_delay,
             registry: r,
             requests,
             denials,
@@ -128,6 +143,11 @@ impl EdgeMetrics {
     /// Records purged entries.
     pub fn purged(&self, cause: &str, n: usize) {
         self.purged.with_label_values(&[cause]).inc_by(n as u64);
+    }
+
+    /// Records how long after its commit a change was applied.
+    pub fn change_applied(&self, secs: f64) {
+        self.purge_delay.observe(secs);
     }
 
     /// Records the feed position.

@@ -26,6 +26,8 @@ use crate::Error;
 
 /// Header naming the cache outcome: `HIT`, `MISS`, `STALE`, `REVALIDATED`, `EXPIRED`, `BYPASS`.
 pub const CACHE_STATUS_HEADER: &str = "x-outpost-cache";
+/// The operators' purge endpoint on every edge.
+pub const PURGE_PATH: &str = "/.outpost/purge";
 /// Header carrying the machine-readable denial reason.
 pub const DENY_HEADER: &str = "x-outpost-deny";
 
@@ -76,6 +78,7 @@ impl Edge {
         storage: &'static TieredStorage,
         lock: &'static CacheKeyLockImpl,
         metrics: Arc<EdgeMetrics>,
+        revocations: EdgeRevocations,
     ) -> Edge {
         let _ = DEFAULT_TTL_SECS.set(cfg.default_ttl.as_secs());
         let swr = u32::try_from(cfg.stale_while_revalidate.as_secs()).unwrap_or(u32::MAX);
@@ -85,7 +88,7 @@ impl Edge {
             catalog,
             storage,
             lock,
-            revocations: EdgeRevocations::default(),
+            revocations,
             seen: EdgeSeenGrants::default(),
             metrics,
             defaults: CacheMetaDefaults::new(default_fresh, swr, sie),
@@ -146,7 +149,11 @@ async fn send(
     h.insert_header("content-length", body.len().to_string())?;
     h.insert_header("cache-control", "no-store")?;
     for (k, v) in headers {
-        h.append_header(*k, v.as_str())?;
+        if *k == "set-cookie" {
+            h.append_header(*k, v.as_str())?;
+        } else {
+            h.insert_header(*k, v.as_str())?;
+        }
     }
     let head = session.req_header().method == http::Method::HEAD;
     session.write_response_header(Box::new(h), head).await?;
@@ -190,6 +197,73 @@ fn key_and_uri(route: &Route, query: Option<&str>) -> (String, String) {
 }
 
 impl Edge {
+    /// `POST /.outpost/purge?account=A[&container=C[&object=O | &prefix=P]]` with the internal
+    /// secret: drops entries from this edge only (the origin's `/internal/purge` fans out to
+    /// every edge). Idempotent; answers how many entries were dropped.
+    async fn purge(&self, session: &mut Session) -> PResult<bool> {
+        use subtle::ConstantTimeEq;
+        let authorized = session
+            .req_header()
+            .headers
+            .get(INTERNAL_HEADER)
+            .is_some_and(|v| bool::from(v.as_bytes().ct_eq(self.cfg.internal_secret.as_bytes())));
+        if !authorized {
+            return send(
+                session,
+                401,
+                &[("x-outpost-error", "unauthorized".into())],
+                "purges need the X-Outpost-Internal secret\n",
+            )
+            .await;
+        }
+        if session.req_header().method != http::Method::POST {
+            return send_error(session, &Error::MethodNotAllowed).await;
+        }
+        let query = session.req_header().uri.query().unwrap_or("").to_owned();
+        let mut p: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+            p.entry(k.into_owned()).or_insert_with(|| v.into_owned());
+        }
+        let get = |k: &str| p.get(k).filter(|v| !v.is_empty()).cloned();
+        let Some(account) = get("account") else {
+            return send(session, 400, &[], "account is required\n").await;
+        };
+        let (kind, container, object) = match (get("container"), get("object"), get("prefix")) {
+            (None, None, None) => ("purge-account", None, None),
+            (Some(c), None, None) => ("purge-container", Some(c), None),
+            (Some(c), Some(o), None) => ("purge-object", Some(c), Some(o)),
+            (Some(c), None, Some(pre)) => ("purge-prefix", Some(c), Some(pre)),
+            _ => {
+                return send(
+                    session,
+                    400,
+                    &[],
+                    "give container, then object or prefix (not both)\n",
+                )
+                .await
+            }
+        };
+        let change = crate::feed::Change {
+            seq: 0,
+            kind: kind.to_owned(),
+            account,
+            container,
+            object,
+            etag: None,
+            ts: None,
+        };
+        let n = crate::feed::purge_for(self.storage, &change);
+        self.metrics.purged("api", n);
+        let body = format!("{{\"purged\":{n}}}\n");
+        send(
+            session,
+            200,
+            &[("content-type", "application/json".into())],
+            &body,
+        )
+        .await
+    }
+
     async fn login(&self, session: &mut Session) -> PResult<bool> {
         let query = session.req_header().uri.query().unwrap_or("").to_owned();
         let mut grant = None;
@@ -309,6 +383,10 @@ impl ProxyHttp for Edge {
             outpost_auth::pubcookie::LOGIN_PATH => {
                 ctx.outcome = "login";
                 return self.login(session).await;
+            }
+            PURGE_PATH => {
+                ctx.outcome = "purge";
+                return self.purge(session).await;
             }
             _ => {}
         }

@@ -8,6 +8,7 @@ use pingora::listeners::tls::TlsSettings;
 use pingora::server::configuration::ServerConf;
 use pingora::server::Server;
 
+use crate::access::EdgeRevocations;
 use crate::cache::{CacheConfig, TieredStorage};
 use crate::catalog::{Catalog, CatalogHandle};
 use crate::config::Config;
@@ -41,13 +42,39 @@ pub fn run(cfg: Config) -> Result<(), Error> {
     let lock: &'static CacheKeyLockImpl = Box::leak(CacheLock::new_boxed(Duration::from_secs(30)));
     let metrics = Arc::new(EdgeMetrics::new());
 
+    let position_file = cfg.disk_dir.join("feed-position");
+    let revocations = EdgeRevocations::default();
+    feed::load_revocations(&revocations, &snapshot);
     {
-        let (catalog, metrics) = (Arc::clone(&catalog), Arc::clone(&metrics));
-        let since = snapshot.seq;
+        let targets = feed::FeedTargets {
+            catalog: Arc::clone(&catalog),
+            storage,
+            revocations: revocations.clone(),
+            metrics: Arc::clone(&metrics),
+            edge_id: cfg.edge_id.clone(),
+            position_file: Some(position_file.clone()),
+        };
+        // Resume from where the previous run stopped, so changes made while this edge was
+        // down purge what its disk tier still holds. Without a recorded position the disk tier
+        // cannot be trusted and is emptied.
+        let since = match feed::load_position(&position_file) {
+            Some(p) if p <= snapshot.seq => p,
+            _ => {
+                let n = storage.purge_all();
+                if n > 0 {
+                    tracing::warn!(
+                        purged = n,
+                        "no feed position recorded: emptied the disk tier"
+                    );
+                }
+                feed::save_position(&position_file, snapshot.seq);
+                snapshot.seq
+            }
+        };
         metrics.feed_at(since);
         std::thread::Builder::new()
             .name("outpost-feed".into())
-            .spawn(move || rt.block_on(feed::follow(client, catalog, storage, since)))?;
+            .spawn(move || rt.block_on(feed::follow(client, targets, since)))?;
     }
 
     let conf = ServerConf {
@@ -58,7 +85,14 @@ pub fn run(cfg: Config) -> Result<(), Error> {
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
-    let edge = Edge::new(Arc::clone(&cfg), catalog, storage, lock, metrics);
+    let edge = Edge::new(
+        Arc::clone(&cfg),
+        catalog,
+        storage,
+        lock,
+        metrics,
+        revocations,
+    );
     let mut svc = pingora::proxy::http_proxy_service(&server.configuration, edge);
     svc.add_tcp(&cfg.listen.to_string());
     if let Some(tls) = &cfg.tls {

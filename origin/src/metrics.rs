@@ -13,6 +13,8 @@ pub struct Metrics {
     requests: IntCounterVec,
     bytes_out: IntCounterVec,
     latency: HistogramVec,
+    edge_lag: prometheus::IntGaugeVec,
+    purge_wait: HistogramVec,
 }
 
 impl Default for Metrics {
@@ -46,8 +48,29 @@ impl Metrics {
             &["method"],
         )
         .expect("static metric definition");
+        let edge_lag = prometheus::IntGaugeVec::new(
+            Opts::new(
+                "outpost_origin_feed_edge_lag",
+                "Changes committed but not yet applied, per subscribed edge",
+            ),
+            &["edge"],
+        )
+        .expect("static metric definition");
+        let purge_wait = HistogramVec::new(
+            HistogramOpts::new(
+                "outpost_origin_purge_wait_seconds",
+                "Time X-Purge-Wait requests waited for every edge",
+            )
+            .buckets(vec![
+                0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+            ]),
+            &["outcome"],
+        )
+        .expect("static metric definition");
         for c in [
-            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(edge_lag.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(purge_wait.clone()),
+            Box::new(requests.clone()),
             Box::new(bytes_out.clone()),
             Box::new(latency.clone()),
         ] {
@@ -58,6 +81,8 @@ impl Metrics {
             requests,
             bytes_out,
             latency,
+            edge_lag,
+            purge_wait,
         }
     }
 
@@ -75,6 +100,21 @@ impl Metrics {
         self.latency
             .with_label_values(&[m])
             .observe(dur.as_secs_f64());
+    }
+
+    /// Sets the feed lag of one edge (bounded cardinality: one series per subscribed edge).
+    pub fn edge_lag(&self, edge: &str, lag: u64) {
+        self.edge_lag
+            .with_label_values(&[edge])
+            .set(i64::try_from(lag).unwrap_or(i64::MAX));
+    }
+
+    /// Records how long an `X-Purge-Wait` waited.
+    pub fn purge_wait(&self, waited: Duration, complete: bool) {
+        let outcome = if complete { "complete" } else { "timeout" };
+        self.purge_wait
+            .with_label_values(&[outcome])
+            .observe(waited.as_secs_f64());
     }
 
     /// The text exposition format.

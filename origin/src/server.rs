@@ -88,6 +88,7 @@ pub async fn start(cfg: Config) -> Result<RunningOrigin> {
         clock,
         tokens: AuthTokens::default(),
         metrics: Metrics::new(),
+        subscribers: api::Subscribers::default(),
     });
     let app = api::router(Arc::clone(&state)).into_make_service_with_connect_info::<SocketAddr>();
     // Without TCP_NODELAY a response whose body follows its headers in a second small write

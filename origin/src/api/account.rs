@@ -142,9 +142,50 @@ fn parse_key(id: &str, value: &str) -> Result<TokenKeySpec> {
     Ok(spec)
 }
 
+/// Session and user revocations: `X-Outpost-Revoke-Session: <sid>[, <sid>...]` and
+/// `X-Outpost-Revoke-User: <uid>[, ...]` (every session of the user started up to now).
+fn revocations(h: &http::HeaderMap) -> Result<Vec<(&'static str, String)>> {
+    let mut out = Vec::new();
+    for (header, kind) in [
+        ("x-outpost-revoke-session", "session"),
+        ("x-outpost-revoke-user", "user"),
+    ] {
+        for v in h.get_all(header) {
+            let v = v.to_str().map_err(|_| Error::BadHeader {
+                name: "x-outpost-revoke-*",
+                reason: "must be visible ASCII",
+            })?;
+            for id in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                if id.len() > 256 {
+                    return Err(Error::BadHeader {
+                        name: "x-outpost-revoke-*",
+                        reason: "ids are at most 256 bytes",
+                    });
+                }
+                out.push((kind, id.to_owned()));
+            }
+        }
+    }
+    Ok(out)
+}
+
 async fn post(st: &Shared, r: Req, account: String) -> Result<Response> {
     let ts = st.clock.now();
     let updates = meta_updates(&r.headers, "x-account-meta-", &[])?;
+    let revoke = revocations(&r.headers)?;
+    if !revoke.is_empty() {
+        let now = st.clock.wall_secs();
+        let acct = account.clone();
+        let ids: Vec<String> = revoke.iter().map(|(k, id)| format!("{k}:{id}")).collect();
+        blocking(st, move |s| {
+            for (kind, id) in &revoke {
+                s.db.revoke(ts, &acct, kind, id, now)?;
+            }
+            Ok(())
+        })
+        .await?;
+        tracing::info!(target: "audit", user = r.ident.label(), account, revoked = ?ids, action = "revoke");
+    }
     let mut key_changes: Vec<(String, Option<TokenKeySpec>)> = Vec::new();
     for (name, value) in &r.headers {
         let n = name.as_str();

@@ -71,6 +71,10 @@ async fn changes_inner(
     let since = num(q, "since", 0)?;
     let limit = usize::try_from(num(q, "limit", 1000)?.clamp(1, 10_000)).unwrap_or(1000);
     let wait = Duration::from_secs(num(q, "wait", 0)?).min(MAX_WAIT);
+    // An edge asking for changes after `since` has applied everything up to it.
+    if let Some(edge) = q.get("edge").filter(|e| !e.is_empty() && e.len() <= 128) {
+        st.subscribers.ack(edge, since);
+    }
     if !wait.is_zero() && st.db.last_seq() <= since {
         let mut rx = st.db.feed_watch();
         let _ = tokio::time::timeout(wait, rx.wait_for(|s| *s > since)).await;
@@ -108,6 +112,8 @@ pub struct AccountView {
     pub token_keys: Vec<outpost_auth::TokenKeySpec>,
     /// Containers.
     pub containers: Vec<ContainerView>,
+    /// Revoked sessions and users.
+    pub revocations: Vec<crate::db::Revocation>,
 }
 
 /// The snapshot an edge starts from; replaying the feed from `seq` keeps it current.
@@ -161,7 +167,9 @@ pub async fn snapshot(
                     break;
                 }
             }
+            let revocations = s.db.revocations(&name)?;
             accounts.push(AccountView {
+                revocations,
                 name,
                 meta: a.meta,
                 token_keys: a.token_keys,

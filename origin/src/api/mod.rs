@@ -8,6 +8,7 @@ mod container;
 mod internal;
 mod listing;
 mod object;
+mod purge;
 pub mod range;
 mod slo;
 
@@ -32,6 +33,7 @@ use crate::metrics::Metrics;
 use crate::{Error, Result};
 
 pub use auth::AuthTokens;
+pub use purge::Subscribers;
 
 /// Header carrying the internal (cluster/edge) secret.
 pub const INTERNAL_HEADER: &str = "x-outpost-internal";
@@ -51,6 +53,8 @@ pub struct AppState {
     pub tokens: AuthTokens,
     /// Prometheus metrics.
     pub metrics: Metrics,
+    /// Edges following the change feed, and how far.
+    pub subscribers: Subscribers,
 }
 
 /// Shared state handle.
@@ -171,11 +175,16 @@ pub fn router(state: Shared) -> Router {
         .route("/metrics", get(metrics))
         .route("/internal/changes", get(internal::changes))
         .route("/internal/snapshot", get(internal::snapshot))
+        .route("/internal/purge", axum::routing::post(purge::purge))
         .fallback(swift)
         .with_state(state)
 }
 
 async fn metrics(State(st): State<Shared>) -> Response {
+    let last = st.db.last_seq();
+    for (edge, applied) in st.subscribers.positions() {
+        st.metrics.edge_lag(&edge, last.saturating_sub(applied));
+    }
     (
         [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         st.metrics.render(),
@@ -235,12 +244,19 @@ async fn swift(State(st): State<Shared>, req: Request) -> Response {
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip())
         .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
+    let purge_wait = match purge::requested_wait(req.headers()) {
+        Ok(w) => w,
+        Err(e) => return with_common_headers(e.into_response()),
+    };
     let resp = match build_req(&st, req, client_ip) {
         Ok(r) => {
             let ident = r.ident.label().to_owned();
-            let resp = dispatch(&st, r)
+            let mut resp = dispatch(&st, r)
                 .await
                 .unwrap_or_else(IntoResponse::into_response);
+            if let Some(timeout) = purge_wait.filter(|_| resp.status().is_success()) {
+                purge::wait_and_annotate(&st, timeout, &mut resp).await;
+            }
             log_access(&st, &method, &raw_path, &ident, &resp, started);
             return with_common_headers(resp);
         }

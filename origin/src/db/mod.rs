@@ -15,7 +15,10 @@ use std::sync::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 
+mod feed;
 mod scan;
+
+pub use feed::{PurgeTarget, Revocation};
 
 use crate::hlc::Timestamp;
 use crate::{Error, Result};
@@ -294,6 +297,7 @@ impl Db {
             });
         }
         writer.execute_batch(SCHEMA)?;
+        writer.execute_batch(feed::FEED_SCHEMA)?;
         writer.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         let readers = (0..4)
             .map(|_| open_conn(&path).map(Mutex::new))
