@@ -173,6 +173,28 @@ key = "{USER_KEY}"
         )
     }
 
+    /// Waits until `n` edges follow this origin's change feed (they appear in `/metrics`).
+    pub fn must_see_subscribers(&self, n: usize) {
+        let start = Instant::now();
+        loop {
+            let text = reqwest::blocking::get(format!("{}/metrics", self.url))
+                .and_then(|r| r.text())
+                .expect("metrics");
+            let seen = text
+                .lines()
+                .filter(|l| l.starts_with("outpost_origin_feed_edge_lag{"))
+                .count();
+            if seen >= n {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "only {seen} of {n} edges subscribed"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The origin's count of `GET` requests answered 200 or 206 (from `/metrics`).
     pub fn must_count_gets(&self) -> u64 {
         let text = reqwest::blocking::get(format!("{}/metrics", self.url))

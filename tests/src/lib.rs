@@ -11,6 +11,7 @@
 //! assert!(out.contains("[[keys]]"));
 //! ```
 
+pub mod clients;
 pub mod cluster;
 
 use std::path::PathBuf;
@@ -34,11 +35,13 @@ fn find_or_build_bin() -> PathBuf {
         return PathBuf::from(p);
     }
     let exe = std::env::current_exe().expect("current test executable");
-    // target/<profile>/deps/<test> → target/<profile>/outpost
-    let dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("test executable lives in target/<profile>/deps");
+    // target/<profile>/deps/<test> or target/<profile>/<bench binary> → target/<profile>
+    let parent = exe.parent().expect("executable has a directory");
+    let dir = if parent.file_name().is_some_and(|n| n == "deps") {
+        parent.parent().expect("deps has a parent")
+    } else {
+        parent
+    };
     let bin = dir.join(format!("outpost{}", std::env::consts::EXE_SUFFIX));
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut build = Command::new(cargo);

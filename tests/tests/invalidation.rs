@@ -49,7 +49,7 @@ impl Cluster {
             &[("x-account-outpost-key-k1", KEY_SECRET)],
             vec![],
         );
-        c.must_see_subscribers(edges);
+        c.origin.must_see_subscribers(edges);
         c
     }
 
@@ -70,27 +70,6 @@ impl Cluster {
         let r = rb.send().expect("origin request");
         assert!(r.status().is_success(), "{method} {path}: {}", r.status());
         r
-    }
-
-    fn must_see_subscribers(&self, n: usize) {
-        let start = Instant::now();
-        loop {
-            let text = reqwest::blocking::get(format!("{}/metrics", self.origin.url))
-                .and_then(|r| r.text())
-                .expect("metrics");
-            let seen = text
-                .lines()
-                .filter(|l| l.starts_with("outpost_origin_feed_edge_lag{"))
-                .count();
-            if seen >= n {
-                return;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "only {seen} of {n} edges subscribed"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
     }
 
     fn client(&self, edge: &EdgeProc) -> Client {
