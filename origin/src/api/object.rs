@@ -510,6 +510,23 @@ async fn put(st: &Shared, mut r: Req, crow: ContainerRow, object: String) -> Res
             reason: "dynamic large objects are not supported; use static large objects",
         });
     }
+    // Swift's create-only PUT: `If-None-Match: *` fails if the object exists.
+    if let Some(v) = r.header("if-none-match") {
+        if v.trim() != "*" {
+            return Err(Error::BadHeader {
+                name: "if-none-match",
+                reason: "only '*' is supported on PUT",
+            });
+        }
+        if live_row(st, r.path.account(), &crow.name, &object)
+            .await
+            .is_ok()
+        {
+            return Err(Error::PreconditionFailed {
+                reason: "If-None-Match: * and the object exists",
+            });
+        }
+    }
     if r.query
         .get("multipart-manifest")
         .is_some_and(|v| v == "put")
