@@ -10,6 +10,7 @@ use crate::access::EdgeRevocations;
 use crate::cache::TieredStorage;
 use crate::catalog::{Catalog, CatalogHandle, SnapshotWire};
 use crate::metrics::EdgeMetrics;
+use crate::purgelog::PurgeLog;
 use crate::Error;
 
 /// Header carrying the internal secret to the origin.
@@ -135,8 +136,35 @@ pub fn object_key(account: &str, container: &str, object: &str) -> String {
     format!("/v1/AUTH_{account}/{container}/{object}")
 }
 
+/// The cache and the log of what was purged (see [`crate::purgelog`]).
+#[derive(Clone, Copy)]
+pub struct Purger<'a> {
+    /// The cache.
+    pub storage: &'a TieredStorage,
+    /// The purge log.
+    pub log: &'a PurgeLog,
+}
+
+impl Purger<'_> {
+    fn primary(&self, key: &str) -> usize {
+        self.log.exact(key);
+        self.storage.purge_primary(key)
+    }
+
+    fn prefix(&self, prefix: &str) -> usize {
+        self.log.prefix(prefix);
+        self.storage.purge_prefix(prefix)
+    }
+
+    /// Drops everything.
+    pub fn all(&self) -> usize {
+        self.log.all();
+        self.storage.purge_all()
+    }
+}
+
 /// Purges what a change invalidates; returns entries dropped.
-pub fn purge_for(storage: &TieredStorage, c: &Change) -> usize {
+pub fn purge_for(p: Purger<'_>, c: &Change) -> usize {
     let container_base = c
         .container
         .as_ref()
@@ -144,29 +172,29 @@ pub fn purge_for(storage: &TieredStorage, c: &Change) -> usize {
     let mut n = 0;
     if let Some(base) = &container_base {
         // Listings of the container (every query variant).
-        n += storage.purge_primary(base);
-        n += storage.purge_prefix(&format!("{base}?"));
+        n += p.primary(base);
+        n += p.prefix(&format!("{base}?"));
     }
     match (&c.container, &c.object) {
         (Some(cn), Some(prefix)) if c.kind == "purge-prefix" => {
-            n += storage.purge_prefix(&object_key(&c.account, cn, prefix));
+            n += p.prefix(&object_key(&c.account, cn, prefix));
         }
         (Some(cn), Some(o)) => {
             let key = object_key(&c.account, cn, o);
-            n += storage.purge_primary(&key);
+            n += p.primary(&key);
             // Slices and other derived entries of the object.
-            n += storage.purge_prefix(&format!("{key}#"));
+            n += p.prefix(&format!("{key}#"));
         }
         (Some(_), None) if c.kind == "container-delete" || c.kind == "purge-container" => {
             if let Some(base) = &container_base {
-                n += storage.purge_prefix(&format!("{base}/"));
+                n += p.prefix(&format!("{base}/"));
             }
         }
         (None, None) if c.kind == "purge-account" => {
             let base = format!("/v1/AUTH_{}", c.account);
-            n += storage.purge_primary(&base);
-            n += storage.purge_prefix(&format!("{base}/"));
-            n += storage.purge_prefix(&format!("{base}?"));
+            n += p.primary(&base);
+            n += p.prefix(&format!("{base}/"));
+            n += p.prefix(&format!("{base}?"));
         }
         _ => {}
     }
@@ -243,6 +271,8 @@ pub struct FeedTargets {
     pub catalog: Arc<CatalogHandle>,
     /// The cache.
     pub storage: &'static TieredStorage,
+    /// The purge log shared with the proxy.
+    pub purge_log: Arc<PurgeLog>,
     /// Revoked sessions and users.
     pub revocations: EdgeRevocations,
     /// Metrics.
@@ -268,12 +298,19 @@ pub fn save_position(path: &std::path::Path, seq: u64) {
 }
 
 impl FeedTargets {
+    fn purger(&self) -> Purger<'_> {
+        Purger {
+            storage: self.storage,
+            log: &self.purge_log,
+        }
+    }
+
     async fn resync(&self, client: &OriginClient, why: &str) -> Option<u64> {
         match client.snapshot(None).await {
             Ok(s) => {
                 self.catalog.update(|c| *c = Catalog::from_snapshot(&s));
                 load_revocations(&self.revocations, &s);
-                let n = self.storage.purge_all();
+                let n = self.purger().all();
                 self.metrics.purged("resync", n);
                 tracing::warn!(
                     purged = n,
@@ -327,7 +364,7 @@ pub async fn follow(client: OriginClient, t: FeedTargets, mut since: u64) {
         }
         let mut accounts_to_reload: Vec<String> = Vec::new();
         for c in &page.changes {
-            let n = purge_for(t.storage, c);
+            let n = purge_for(t.purger(), c);
             revoke_for(&t.revocations, c);
             t.metrics.purged("feed", n);
             if let Some(age) = age_of(c.ts.as_deref()) {

@@ -35,6 +35,7 @@ mod error;
 pub mod feed;
 pub mod metrics;
 pub mod proxy;
+pub mod purgelog;
 pub mod routing;
 pub mod server;
 pub mod tls;

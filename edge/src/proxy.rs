@@ -21,6 +21,7 @@ use crate::catalog::CatalogHandle;
 use crate::config::Config;
 use crate::feed::INTERNAL_HEADER;
 use crate::metrics::EdgeMetrics;
+use crate::purgelog::PurgeLog;
 use crate::routing::{self, Route};
 use crate::Error;
 
@@ -65,6 +66,8 @@ pub struct Edge {
     pub revocations: EdgeRevocations,
     /// Redeemed grants.
     pub seen: EdgeSeenGrants,
+    /// What was purged recently (fills that started before a purge are not admitted).
+    pub purge_log: Arc<PurgeLog>,
     /// Metrics.
     pub metrics: Arc<EdgeMetrics>,
     defaults: CacheMetaDefaults,
@@ -79,6 +82,7 @@ impl Edge {
         lock: &'static CacheKeyLockImpl,
         metrics: Arc<EdgeMetrics>,
         revocations: EdgeRevocations,
+        purge_log: Arc<PurgeLog>,
     ) -> Edge {
         let _ = DEFAULT_TTL_SECS.set(cfg.default_ttl.as_secs());
         let swr = u32::try_from(cfg.stale_while_revalidate.as_secs()).unwrap_or(u32::MAX);
@@ -89,6 +93,7 @@ impl Edge {
             storage,
             lock,
             revocations,
+            purge_log,
             seen: EdgeSeenGrants::default(),
             metrics,
             defaults: CacheMetaDefaults::new(default_fresh, swr, sie),
@@ -104,6 +109,7 @@ pub struct Ctx {
     cache_primary: String,
     upstream_uri: String,
     set_cookie: Option<String>,
+    purge_epoch: u64,
     started: Instant,
     outcome: &'static str,
 }
@@ -252,7 +258,11 @@ impl Edge {
             etag: None,
             ts: None,
         };
-        let n = crate::feed::purge_for(self.storage, &change);
+        let purger = crate::feed::Purger {
+            storage: self.storage,
+            log: &self.purge_log,
+        };
+        let n = crate::feed::purge_for(purger, &change);
         self.metrics.purged("api", n);
         let body = format!("{{\"purged\":{n}}}\n");
         send(
@@ -367,6 +377,7 @@ impl ProxyHttp for Edge {
             cache_primary: String::new(),
             upstream_uri: String::new(),
             set_cookie: None,
+            purge_epoch: 0,
             started: Instant::now(),
             outcome: "",
         }
@@ -442,6 +453,7 @@ impl ProxyHttp for Edge {
         let (key, uri) = key_and_uri(&route, query.as_deref());
         ctx.cache_primary = key;
         ctx.upstream_uri = uri;
+        ctx.purge_epoch = self.purge_log.current();
         ctx.route = Some(route);
         ctx.access = Some(access);
         Ok(false)
@@ -464,8 +476,17 @@ impl ProxyHttp for Edge {
         &self,
         _session: &Session,
         resp: &ResponseHeader,
-        _ctx: &mut Ctx,
+        ctx: &mut Ctx,
     ) -> PResult<RespCacheable> {
+        if self
+            .purge_log
+            .purged_since(&ctx.cache_primary, ctx.purge_epoch)
+        {
+            // Fetched before a purge of this key: serve it to this client, never cache it.
+            return Ok(RespCacheable::Uncacheable(NoCacheReason::Custom(
+                "purged during fetch",
+            )));
+        }
         if resp.status != http::StatusCode::OK {
             return Ok(RespCacheable::Uncacheable(NoCacheReason::OriginNotCache));
         }

@@ -3,18 +3,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use pingora::cache::lock::{CacheKeyLockImpl, CacheLock};
+use pingora::cache::lock::CacheKeyLockImpl;
 use pingora::listeners::tls::TlsSettings;
 use pingora::server::configuration::ServerConf;
 use pingora::server::Server;
 
 use crate::access::EdgeRevocations;
-use crate::cache::{CacheConfig, TieredStorage};
+use crate::cache::{CacheConfig, FillAwareLock, TieredStorage};
 use crate::catalog::{Catalog, CatalogHandle};
 use crate::config::Config;
 use crate::feed::{self, OriginClient};
 use crate::metrics::EdgeMetrics;
 use crate::proxy::Edge;
+use crate::purgelog::PurgeLog;
 use crate::Error;
 
 /// Runs an edge until SIGTERM (graceful) or SIGINT. Prints its address once the catalog is
@@ -39,16 +40,24 @@ pub fn run(cfg: Config) -> Result<(), Error> {
         disk_dir: cfg.disk_dir.clone(),
         disk_bytes: cfg.disk_bytes,
     })?));
-    let lock: &'static CacheKeyLockImpl = Box::leak(CacheLock::new_boxed(Duration::from_secs(30)));
+    // pingora's cache lock, re-checking our storage before it elects a writer: with streaming
+    // fills the lock is released at header time, and a plain CacheLock let a request whose
+    // lookup had just missed the new fill start a second origin fetch (see cache/fill_lock.rs).
+    let lock: &'static CacheKeyLockImpl = Box::leak(Box::new(FillAwareLock::new(
+        storage,
+        Duration::from_secs(30),
+    )));
     let metrics = Arc::new(EdgeMetrics::new());
 
     let position_file = cfg.disk_dir.join("feed-position");
+    let purge_log = Arc::new(PurgeLog::default());
     let revocations = EdgeRevocations::default();
     feed::load_revocations(&revocations, &snapshot);
     {
         let targets = feed::FeedTargets {
             catalog: Arc::clone(&catalog),
             storage,
+            purge_log: Arc::clone(&purge_log),
             revocations: revocations.clone(),
             metrics: Arc::clone(&metrics),
             edge_id: cfg.edge_id.clone(),
@@ -92,6 +101,7 @@ pub fn run(cfg: Config) -> Result<(), Error> {
         lock,
         metrics,
         revocations,
+        purge_log,
     );
     let mut svc = pingora::proxy::http_proxy_service(&server.configuration, edge);
     svc.add_tcp(&cfg.listen.to_string());
