@@ -24,6 +24,10 @@
 //!   handler dropped before that removes its temp file, and readers that had not received the
 //!   whole body get an error rather than a body that looks complete.
 //! - **Lookup order**: fill in progress, then memory, then disk.
+//! - **Request collapsing** (`fill_lock.rs`): pingora releases its cache lock as soon as a
+//!   fill is registered, so a request whose lookup just missed the fill could become a second
+//!   writer; [`FillAwareLock`] re-checks the storage before electing a writer. Use it as the
+//!   cache lock with this storage.
 //! - **Purge by primary key / prefix** (`index.rs`): an index from the primary key string to
 //!   the combined hashes (variances) stored under it. Fills register there before they can
 //!   commit, so a purge never misses an entry; hashes whose entries were evicted are pruned
@@ -54,6 +58,7 @@
 
 mod disk;
 mod fill;
+mod fill_lock;
 mod format;
 mod hit;
 mod index;
@@ -70,6 +75,7 @@ use bytes::Bytes;
 use pingora::cache::key::HashBinary;
 use pingora::{Error, ErrorType};
 
+pub use fill_lock::FillAwareLock;
 pub use hit::{CacheHit, CacheTier};
 
 use disk::{Commit, DiskTier, Removed};
@@ -234,6 +240,15 @@ impl Inner {
                 .find(|f| !f.is_cancelled() && *f.state.borrow() != fill::FillState::Aborted)
                 .cloned()
         })
+    }
+
+    /// Whether a lookup of `hash` would find something right now: a fill readers may follow
+    /// or a committed entry. In-memory state only, no file I/O ([`FillAwareLock`] asks this
+    /// while electing a writer). The fill registry is checked first: a fill leaves it in the
+    /// critical section that stores it in the tiers, so an entry committing meanwhile is seen
+    /// either as a fill or in a tier.
+    fn shows(&self, hash: &HashBinary) -> bool {
+        self.latest_fill(hash).is_some() || self.memory.contains(hash) || self.disk.contains(hash)
     }
 
     fn fill_by_id(&self, hash: &HashBinary, id: u64) -> Option<Arc<Fill>> {

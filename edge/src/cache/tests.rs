@@ -735,3 +735,245 @@ async fn finish_dropped_midway_leaves_a_consistent_entry() {
     assert_eq!(s.purge_primary("/dropped-finish"), usize::from(stored));
     assert_eq!(files(dir.path()), Vec::<String>::new());
 }
+
+// --- Request collapsing: pingora's cache lock with streaming fills (see `fill_lock.rs`). ---
+
+use pingora::cache::lock::{CacheKeyLock, CacheLock, LockStatus, Locked};
+
+const LOCK_AGE: Duration = Duration::from_secs(30);
+
+/// What pingora's `set_miss_handler` does for a storage with streaming partial writes: the
+/// fill is registered, then the write lock is released as `Done` so readers follow the fill.
+async fn start_fill(
+    s: &'static TieredStorage,
+    lock: &(dyn CacheKeyLock + Sync),
+    key: &CacheKey,
+    permit: pingora::cache::lock::WritePermit,
+) -> pingora::cache::storage::MissHandler {
+    let mh = s
+        .get_miss_handler(key, &meta(Duration::from_secs(300)), &span())
+        .await
+        .unwrap();
+    lock.release(key, permit, LockStatus::Done);
+    mh
+}
+
+/// Waits on a read lock as pingora's `cache_lock_wait` does; returns the status it ended with.
+async fn wait_status(locked: Locked) -> LockStatus {
+    let r = match locked {
+        Locked::Read(r) => r,
+        Locked::Write(permit) => {
+            // Dropping an unreleased permit panics too (debug builds): keep the report clean.
+            std::mem::forget(permit);
+            panic!("expected to wait, got a write permit");
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), r.wait())
+        .await
+        .expect("the lock is released");
+    r.lock_status()
+}
+
+/// The race behind a second origin fetch of a cold object: a request's lookup misses just
+/// before the writer's fill is registered, and it asks for the lock just after the writer
+/// released it at header time. pingora's own lock then elects it as a second writer; ours
+/// sends it back to look up again, and it streams the first fill.
+#[tokio::test]
+async fn a_miss_racing_a_new_fill_follows_it_instead_of_fetching_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(config(dir.path()));
+    let data = body(200_000, 21);
+
+    // The bug, with pingora's plain lock.
+    let key = CacheKey::new("/collapse/plain", "");
+    let plain = CacheLock::new(LOCK_AGE);
+    assert!(
+        s.lookup(&key, &span()).await.unwrap().is_none(),
+        "late: miss"
+    );
+    let Locked::Write(first) = plain.lock(&key, false) else {
+        panic!("the first request writes");
+    };
+    let _fill = start_fill(s, &plain, &key, first).await;
+    let Locked::Write(second) = plain.lock(&key, false) else {
+        panic!("pingora's lock no longer elects a second writer here: revisit fill_lock.rs");
+    };
+    plain.release(&key, second, LockStatus::Done);
+
+    // The fix.
+    let key = CacheKey::new("/collapse/ours", "");
+    let lock = FillAwareLock::new(s, LOCK_AGE);
+    assert!(
+        s.lookup(&key, &span()).await.unwrap().is_none(),
+        "late: miss"
+    );
+    let Locked::Write(first) = lock.lock(&key, false) else {
+        panic!("the first request writes");
+    };
+    let mut mh = start_fill(s, &lock, &key, first).await;
+    assert_eq!(
+        wait_status(lock.lock(&key, false)).await,
+        LockStatus::Done,
+        "late: told to look up again, not to fetch"
+    );
+    let (_, mut late) = hit(s, &key).await;
+    assert_eq!(tier(&late), CacheTier::Fill);
+    let reader = tokio::spawn(async move { read_all(&mut late).await.0 });
+    for chunk in data.chunks(50_000) {
+        mh.write_body(Bytes::copy_from_slice(chunk), false)
+            .await
+            .unwrap();
+    }
+    mh.write_body(Bytes::new(), true).await.unwrap();
+    mh.finish().await.unwrap();
+    assert_eq!(reader.await.unwrap(), data);
+}
+
+/// A request arriving right after a fill committed hits the committed entry, in either tier;
+/// one whose lookup missed just before the commit is sent back to it too.
+#[tokio::test]
+async fn requests_right_after_a_commit_hit() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(config(dir.path()));
+    let lock = FillAwareLock::new(s, LOCK_AGE);
+    for (path, len, expect) in [
+        ("/commit/small", 20_000, CacheTier::Memory),
+        ("/commit/large", 200_000, CacheTier::Disk),
+    ] {
+        let key = CacheKey::new(path, "");
+        let data = body(len, 22);
+        assert!(
+            s.lookup(&key, &span()).await.unwrap().is_none(),
+            "late: miss"
+        );
+        let Locked::Write(first) = lock.lock(&key, false) else {
+            panic!("the first request writes");
+        };
+        let mut mh = start_fill(s, &lock, &key, first).await;
+        mh.write_body(Bytes::from(data.clone()), true)
+            .await
+            .unwrap();
+        mh.finish().await.unwrap();
+        assert_eq!(s.stats().fills_in_progress, 0);
+
+        let (_, mut h) = hit(s, &key).await;
+        assert_eq!(tier(&h), expect, "{path}");
+        assert_eq!(read_all(&mut h).await.0, data, "{path}");
+        assert_eq!(
+            wait_status(lock.lock(&key, false)).await,
+            LockStatus::Done,
+            "{path}: late is sent to the committed entry"
+        );
+    }
+}
+
+/// The re-check only stands in for a plain miss on something a lookup would serve.
+#[tokio::test]
+async fn the_lock_still_elects_writers_when_nothing_is_there_to_follow() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(config(dir.path()));
+    let lock = FillAwareLock::new(s, LOCK_AGE);
+
+    // Cold key: a writer, and a reader behind it until it is done.
+    let key = CacheKey::new("/elect/cold", "");
+    let Locked::Write(permit) = lock.lock(&key, false) else {
+        panic!("a cold key gets a writer");
+    };
+    let behind = lock.lock(&key, false);
+    assert!(!behind.is_write());
+    lock.release(&key, permit, LockStatus::TransientError);
+    assert_eq!(wait_status(behind).await, LockStatus::TransientError);
+
+    // A stale writer revalidates what it found.
+    put(s, &key, b"stored").await;
+    let Locked::Write(permit) = lock.lock(&key, true) else {
+        panic!("a stale writer revalidates");
+    };
+    lock.release(&key, permit, LockStatus::Done);
+
+    // A purged fill or an abandoned one is nothing to follow.
+    let key = CacheKey::new("/elect/purged", "");
+    let Locked::Write(first) = lock.lock(&key, false) else {
+        panic!("writer");
+    };
+    let purged = start_fill(s, &lock, &key, first).await;
+    assert_eq!(s.purge_primary("/elect/purged"), 1);
+    let Locked::Write(second) = lock.lock(&key, false) else {
+        panic!("a purged fill does not hold off a new writer");
+    };
+    lock.release(&key, second, LockStatus::Done);
+    drop(purged);
+
+    let key = CacheKey::new("/elect/aborted", "");
+    let Locked::Write(first) = lock.lock(&key, false) else {
+        panic!("writer");
+    };
+    let aborted = start_fill(s, &lock, &key, first).await;
+    drop(aborted);
+    let Locked::Write(second) = lock.lock(&key, false) else {
+        panic!("an aborted fill does not hold off a new writer");
+    };
+    lock.release(&key, second, LockStatus::Done);
+}
+
+/// pingora's lookup loop for one request over the storage and the lock: returns whether the
+/// request was elected to fetch (then it fills the cache like pingora does) and the body it
+/// served.
+async fn serve(
+    s: &'static TieredStorage,
+    lock: &'static FillAwareLock,
+    key: CacheKey,
+) -> (bool, Vec<u8>) {
+    let data = body(300_000, 23);
+    for _ in 0..4 {
+        if let Some((_, mut h)) = s.lookup(&key, &span()).await.unwrap() {
+            return (false, read_all(&mut h).await.0);
+        }
+        match lock.lock(&key, false) {
+            Locked::Write(permit) => {
+                let mut mh = start_fill(s, lock, &key, permit).await;
+                let tag = mh.streaming_write_tag().unwrap().to_vec();
+                let (_, mut own) = s
+                    .lookup_streaming_write(&key, Some(&tag), &span())
+                    .await
+                    .unwrap()
+                    .unwrap();
+                for chunk in data.chunks(16_384) {
+                    mh.write_body(Bytes::copy_from_slice(chunk), false)
+                        .await
+                        .unwrap();
+                    tokio::task::yield_now().await;
+                }
+                mh.write_body(Bytes::new(), true).await.unwrap();
+                mh.finish().await.unwrap();
+                return (true, read_all(&mut own).await.0);
+            }
+            read => assert_eq!(wait_status(read).await, LockStatus::Done),
+        }
+    }
+    panic!("no hit after retries");
+}
+
+/// The integration scenario at storage level: many concurrent requests for one cold key,
+/// exactly one of them fetches, every one serves the whole body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_cold_misses_elect_one_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(config(dir.path()));
+    let lock: &'static FillAwareLock = Box::leak(Box::new(FillAwareLock::new(s, LOCK_AGE)));
+    for round in 0..10 {
+        let tasks: Vec<_> = (0..50)
+            .map(|_| tokio::spawn(serve(s, lock, CacheKey::new(format!("/herd/{round}"), ""))))
+            .collect();
+        let mut writers = 0;
+        for t in tasks {
+            let (wrote, got) = t.await.unwrap();
+            writers += usize::from(wrote);
+            assert!(got == body(300_000, 23), "round {round}: wrong body");
+        }
+        assert_eq!(
+            writers, 1,
+            "round {round}: one fetch for 50 concurrent misses"
+        );
+    }
+}
