@@ -21,8 +21,13 @@ pub struct RawConfig {
     /// Name of this edge in logs and purge acknowledgements. Default: the listen address.
     #[serde(default)]
     pub edge_id: Option<String>,
-    /// `[origin]`: where the Outpost origin is.
-    pub origin: RawOrigin,
+    /// `[origin]`: where the Outpost origin is. Required unless `[generic]` is set.
+    #[serde(default)]
+    pub origin: Option<RawOrigin>,
+    /// `[generic]`: front any HTTP origin instead of an Outpost origin (public caching by the
+    /// origin's `Cache-Control`, no signed access, no change feed). Default: none.
+    #[serde(default)]
+    pub generic: Option<RawGeneric>,
     /// Base domain: `<container>.<account>.<base_domain>` needs no setup, and `/v1/AUTH_a/c/o`
     /// paths work on the base domain itself. Default `localhost`.
     #[serde(default = "default_base_domain")]
@@ -82,6 +87,17 @@ pub struct RawOrigin {
     /// Read timeout per upstream read. Default `30s`.
     #[serde(default, with = "humantime_serde")]
     pub read_timeout: Option<Duration>,
+}
+
+/// `[generic]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGeneric {
+    /// Upstream address `host:port`. Required.
+    pub address: SocketAddr,
+    /// `Host` header sent upstream. Default: the client's.
+    #[serde(default)]
+    pub host: Option<String>,
 }
 
 /// `[cache]`.
@@ -148,8 +164,10 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Edge id.
     pub edge_id: String,
-    /// Origin address.
+    /// Origin (or generic upstream) address.
     pub origin: SocketAddr,
+    /// Generic upstream mode: the `Host` to send (`None`: the client's).
+    pub generic: Option<Option<String>>,
     /// Internal secret.
     pub internal_secret: String,
     /// Connect timeout.
@@ -217,9 +235,32 @@ impl RawConfig {
     /// # Errors
     /// [`Error::Config`] naming the first bad key.
     pub fn validate(self) -> Result<Config, Error> {
-        if self.origin.internal_secret.len() < 16 {
-            return Err(err("origin.internal_secret", "must be at least 16 bytes"));
-        }
+        let (origin, generic) = match (self.origin, self.generic) {
+            (Some(o), None) => {
+                if o.internal_secret.len() < 16 {
+                    return Err(err("origin.internal_secret", "must be at least 16 bytes"));
+                }
+                (o, None)
+            }
+            (None, Some(g)) => (
+                RawOrigin {
+                    address: g.address,
+                    internal_secret: String::new(),
+                    connect_timeout: None,
+                    read_timeout: None,
+                },
+                Some(g.host),
+            ),
+            (Some(_), Some(_)) => {
+                return Err(err("generic", "set either [origin] or [generic], not both"))
+            }
+            (None, None) => {
+                return Err(err(
+                    "origin",
+                    "is required (or [generic] for a plain HTTP origin)",
+                ))
+            }
+        };
         let base = self.base_domain.trim_end_matches('.').to_ascii_lowercase();
         if base.is_empty() || base.contains('/') || base.contains(':') {
             return Err(err(
@@ -287,13 +328,11 @@ impl RawConfig {
             tls: self.tls,
             listen: self.listen,
             edge_id: self.edge_id.unwrap_or_else(|| self.listen.to_string()),
-            origin: self.origin.address,
-            internal_secret: self.origin.internal_secret,
-            connect_timeout: self
-                .origin
-                .connect_timeout
-                .unwrap_or(Duration::from_secs(2)),
-            read_timeout: self.origin.read_timeout.unwrap_or(Duration::from_secs(30)),
+            origin: origin.address,
+            generic,
+            internal_secret: origin.internal_secret,
+            connect_timeout: origin.connect_timeout.unwrap_or(Duration::from_secs(2)),
+            read_timeout: origin.read_timeout.unwrap_or(Duration::from_secs(30)),
             base_domain: base,
             memory_bytes: memory,
             memory_object_max: object_max,
@@ -361,5 +400,15 @@ mod tests {
             .validate()
             .unwrap_err();
         assert!(e.to_string().contains("origin.internal_secret"), "{e}");
+        let e = RawConfig::parse("listen = \"127.0.0.1:1\"")
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(e.to_string().contains("origin"), "{e}");
+        let g = RawConfig::parse("[generic]\naddress = \"127.0.0.1:9\"")
+            .unwrap()
+            .validate()
+            .unwrap();
+        assert_eq!(g.generic, Some(None));
     }
 }

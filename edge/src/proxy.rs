@@ -110,6 +110,7 @@ pub struct Ctx {
     upstream_uri: String,
     set_cookie: Option<String>,
     purge_epoch: u64,
+    cacheable: bool,
     started: Instant,
     outcome: &'static str,
 }
@@ -274,6 +275,31 @@ impl Edge {
         .await
     }
 
+    /// Generic upstream mode: any host, the path as sent (validated), public caching by the
+    /// origin's headers; the key holds host, path and query.
+    async fn generic_request(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        path: &str,
+    ) -> PResult<bool> {
+        if let Err(e) = outpost_auth::CanonicalPath::parse(path) {
+            ctx.outcome = "route";
+            return send_error(session, &Error::BadPath(e)).await;
+        }
+        let host = routing::normalize_host(&host_of(session));
+        let pq = session
+            .req_header()
+            .uri
+            .path_and_query()
+            .map_or_else(|| path.to_owned(), |p| p.as_str().to_owned());
+        ctx.cache_primary = format!("generic|{host}|{pq}");
+        ctx.upstream_uri = pq;
+        ctx.purge_epoch = self.purge_log.current();
+        ctx.cacheable = true;
+        Ok(false)
+    }
+
     async fn login(&self, session: &mut Session) -> PResult<bool> {
         let query = session.req_header().uri.query().unwrap_or("").to_owned();
         let mut grant = None;
@@ -378,6 +404,7 @@ impl ProxyHttp for Edge {
             upstream_uri: String::new(),
             set_cookie: None,
             purge_epoch: 0,
+            cacheable: false,
             started: Instant::now(),
             outcome: "",
         }
@@ -405,6 +432,9 @@ impl ProxyHttp for Edge {
         if method != http::Method::GET && method != http::Method::HEAD {
             ctx.outcome = "method";
             return send_error(session, &Error::MethodNotAllowed).await;
+        }
+        if self.cfg.generic.is_some() {
+            return self.generic_request(session, ctx, &path).await;
         }
         let catalog = self.catalog.get();
         let host = host_of(session);
@@ -456,20 +486,56 @@ impl ProxyHttp for Edge {
         ctx.purge_epoch = self.purge_log.current();
         ctx.route = Some(route);
         ctx.access = Some(access);
+        ctx.cacheable = true;
         Ok(false)
     }
 
     fn request_cache_filter(&self, session: &mut Session, ctx: &mut Ctx) -> PResult<()> {
-        if ctx.route.is_some() {
+        if ctx.cacheable {
             session
                 .cache
                 .enable(self.storage, None, None, Some(self.lock), None);
+            // Larger bodies stream through uncached instead of failing the response.
+            let max = usize::try_from(self.storage.max_object_bytes()).unwrap_or(usize::MAX);
+            session.cache.set_max_file_size_bytes(max);
         }
         Ok(())
     }
 
     fn cache_key_callback(&self, _session: &Session, ctx: &mut Ctx) -> PResult<CacheKey> {
         Ok(CacheKey::new(ctx.cache_primary.clone(), ""))
+    }
+
+    /// `Vary`: one cache entry per combination of the named request headers (`Vary: *` is not
+    /// cacheable and never reaches here).
+    fn cache_vary_filter(
+        &self,
+        meta: &pingora::cache::CacheMeta,
+        _ctx: &mut Ctx,
+        req: &pingora::http::RequestHeader,
+    ) -> Option<pingora::cache::key::HashBinary> {
+        let mut names: Vec<String> = Vec::new();
+        for v in meta.headers().get_all("vary") {
+            for n in v.to_str().unwrap_or("").split(',') {
+                let n = n.trim().to_ascii_lowercase();
+                if !n.is_empty() && !names.contains(&n) {
+                    names.push(n);
+                }
+            }
+        }
+        if names.is_empty() {
+            return None;
+        }
+        let mut b = pingora::cache::VarianceBuilder::new();
+        for n in names {
+            let value = req
+                .headers
+                .get(n.as_str())
+                .map(|v| v.as_bytes().to_vec())
+                .unwrap_or_default();
+            b.add_owned_name_value(n, value);
+        }
+        b.finalize()
     }
 
     fn response_cache_filter(
@@ -522,6 +588,14 @@ impl ProxyHttp for Edge {
             .parse()
             .map_err(|_| PError::explain(ErrorType::InternalError, "bad upstream uri"))?;
         upstream.set_uri(uri);
+        if let Some(host) = &self.cfg.generic {
+            // A plain HTTP origin: the request goes as the client sent it.
+            if let Some(h) = host {
+                upstream.insert_header("host", h.as_str())?;
+            }
+            upstream.remove_header(outpost_auth::TOKEN_HEADER);
+            return Ok(());
+        }
         upstream.insert_header("host", self.cfg.origin.to_string())?;
         for h in [
             "cookie",

@@ -32,7 +32,15 @@ pub fn run(cfg: Config) -> Result<(), Error> {
         .enable_all()
         .thread_name("outpost-feed")
         .build()?;
-    let snapshot = rt.block_on(feed::initial_snapshot(&client, Duration::from_secs(30)))?;
+    let snapshot = if cfg.generic.is_some() {
+        // A plain HTTP origin has no snapshot and no change feed.
+        crate::catalog::SnapshotWire {
+            seq: 0,
+            accounts: Vec::new(),
+        }
+    } else {
+        rt.block_on(feed::initial_snapshot(&client, Duration::from_secs(30)))?
+    };
     let catalog = Arc::new(CatalogHandle::new(Catalog::from_snapshot(&snapshot)));
     let storage: &'static TieredStorage = Box::leak(Box::new(TieredStorage::open(CacheConfig {
         memory_bytes: cfg.memory_bytes,
@@ -81,9 +89,11 @@ pub fn run(cfg: Config) -> Result<(), Error> {
             }
         };
         metrics.feed_at(since);
-        std::thread::Builder::new()
-            .name("outpost-feed".into())
-            .spawn(move || rt.block_on(feed::follow(client, targets, since)))?;
+        if cfg.generic.is_none() {
+            std::thread::Builder::new()
+                .name("outpost-feed".into())
+                .spawn(move || rt.block_on(feed::follow(client, targets, since)))?;
+        }
     }
 
     let conf = ServerConf {

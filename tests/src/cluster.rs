@@ -255,6 +255,30 @@ disk_dir = "{}"
         Self::spawn(config)
     }
 
+    /// Starts an edge from a config body of our own (everything but `listen` and `edge_id`).
+    pub fn start_raw(dir: &Path, name: &str, body: &str) -> EdgeProc {
+        let port = free_port();
+        let config = dir.join(format!("{name}.toml"));
+        std::fs::write(
+            &config,
+            format!("listen = \"127.0.0.1:{port}\"\nedge_id = \"{name}\"\n{body}"),
+        )
+        .expect("write edge config");
+        Self::spawn(config)
+    }
+
+    /// Peak resident memory of the process (VmHWM), in bytes.
+    pub fn peak_rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("read /proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+            .expect("VmHWM")
+    }
+
     fn spawn(config: PathBuf) -> EdgeProc {
         let cfg = config.to_str().expect("utf-8 path").to_owned();
         let (child, url) = spawn_and_wait(&["edge", "--config", &cfg], "outpost edge listening on");
