@@ -60,6 +60,24 @@ fn spawn_and_wait(args: &[&str], banner: &str) -> (Child, String) {
     }
 }
 
+/// Starts `outpost <role> --config <config>`, waits for its banner and `/healthz`.
+fn launch(role: &str, config: &Path) -> (Child, String, SocketAddr) {
+    let cfg = config.to_str().expect("utf-8 path");
+    let banner = format!("outpost {role} listening on");
+    let (child, url) = spawn_and_wait(&[role, "--config", cfg], &banner);
+    must_become_healthy(&format!("{url}/healthz"), Duration::from_secs(20));
+    let addr = url
+        .trim_start_matches("http://")
+        .parse()
+        .expect("listen address");
+    (child, url, addr)
+}
+
+fn kill(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 /// Polls `url` until it answers 200 or `timeout` passes.
 pub fn must_become_healthy(url: &str, timeout: Duration) {
     let client = reqwest::blocking::Client::builder()
@@ -117,14 +135,7 @@ key = "{USER_KEY}"
     }
 
     fn spawn(data: PathBuf, config: PathBuf) -> OriginProc {
-        let cfg = config.to_str().expect("utf-8 path").to_owned();
-        let (child, url) =
-            spawn_and_wait(&["origin", "--config", &cfg], "outpost origin listening on");
-        must_become_healthy(&format!("{url}/healthz"), Duration::from_secs(20));
-        let addr = url
-            .trim_start_matches("http://")
-            .parse()
-            .expect("origin address");
+        let (child, url, addr) = launch("origin", &config);
         OriginProc {
             child,
             url,
@@ -136,8 +147,7 @@ key = "{USER_KEY}"
 
     /// Kills the process (SIGKILL) and waits for it.
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        kill(&mut self.child);
     }
 
     /// Starts it again on the same data (and a new port unless the config fixed one).
@@ -280,13 +290,7 @@ disk_dir = "{}"
     }
 
     fn spawn(config: PathBuf) -> EdgeProc {
-        let cfg = config.to_str().expect("utf-8 path").to_owned();
-        let (child, url) = spawn_and_wait(&["edge", "--config", &cfg], "outpost edge listening on");
-        must_become_healthy(&format!("{url}/healthz"), Duration::from_secs(20));
-        let addr = url
-            .trim_start_matches("http://")
-            .parse()
-            .expect("edge address");
+        let (child, url, addr) = launch("edge", &config);
         EdgeProc {
             child,
             url,
@@ -295,10 +299,9 @@ disk_dir = "{}"
         }
     }
 
-    /// Kills the process (SIGKILL).
+    /// Kills the process (SIGKILL) and waits for it.
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        kill(&mut self.child);
     }
 
     /// Restarts with the same config (same port, same cache directory).
