@@ -102,10 +102,14 @@ pub(super) fn list<T>(
         }
     };
     let delimiter = p.delimiter.as_deref().filter(|d| !d.is_empty());
-    let mut current_dir: Option<String> = None;
-    loop {
+    // Rows after a subdir's first row are usually inside it: rather than read them to skip
+    // them, a subdir ends the batch and the scan resumes past it. Batches start small after
+    // such a jump and grow while rows are listed one by one, so a page of 1,000 subdirs of
+    // 1,000 names reads a few rows per subdir, not a million.
+    let mut cap = 1000;
+    'scan: loop {
         let want = p.limit - out.len();
-        let batch = want.clamp(1, 1000);
+        let batch = want.clamp(1, cap);
         let c = cursor.as_ref().map(|(s, i)| (s.as_str(), *i));
         let end = p.end_marker.as_deref().map(|e| (e, false));
         let rows = if p.reverse {
@@ -120,9 +124,6 @@ pub(super) fn list<T>(
                 // Scans start at the edge of the prefix range: leaving it means we are done.
                 return Ok(out);
             }
-            if current_dir.as_deref().is_some_and(|d| name.starts_with(d)) {
-                continue;
-            }
             if let Some(d) = delimiter {
                 if let Some(i) = name[p.prefix.len()..].find(d) {
                     let dir = name[..p.prefix.len() + i + d.len()].to_owned();
@@ -136,17 +137,16 @@ pub(super) fn list<T>(
                         }
                     };
                     if p.marker.as_deref() != Some(dir.as_str()) {
-                        out.push(Entry::Subdir(dir.clone()));
+                        out.push(Entry::Subdir(dir));
                         if out.len() >= p.limit {
                             return Ok(out);
                         }
                     }
-                    current_dir = Some(dir);
-                    continue;
+                    cap = 16;
+                    continue 'scan;
                 }
             }
             cursor = Some((name.to_owned(), false));
-            current_dir = None;
             out.push(Entry::Item(row));
             if out.len() >= p.limit {
                 return Ok(out);
@@ -155,6 +155,7 @@ pub(super) fn list<T>(
         if got < batch {
             break;
         }
+        cap = (cap * 4).min(1000);
     }
     Ok(out)
 }
@@ -268,6 +269,36 @@ mod tests {
         p.marker = Some("dir/sub/".into());
         let got = names_of(list(&p, fetch_from(&names, false), |s| s).unwrap());
         assert!(got.is_empty(), "{got:?}");
+    }
+
+    /// Rolling up big pseudo-directories reads a few rows per subdir, not every name.
+    #[test]
+    fn subdirs_are_skipped_not_scanned() {
+        let names: Vec<String> = (0..100)
+            .flat_map(|d| (0..1000).map(move |f| format!("d{d:03}/f{f:04}")))
+            .collect();
+        for reverse in [false, true] {
+            let p = ListParams {
+                delimiter: Some("/".into()),
+                limit: 10_000,
+                reverse,
+                ..ListParams::default()
+            };
+            let mut read = 0;
+            let mut inner = fetch_from(&names, reverse);
+            let got = list(
+                &p,
+                |l, u, n| {
+                    let rows = inner(l, u, n)?;
+                    read += rows.len();
+                    Ok(rows)
+                },
+                |s| s,
+            )
+            .unwrap();
+            assert_eq!(got.len(), 100);
+            assert!(read <= 100 * 16 + 1000, "read {read} rows for 100 subdirs");
+        }
     }
 
     /// Every combination of parameters over a generated tree agrees with the naive model.
