@@ -183,3 +183,75 @@ fn kill_9_during_concurrent_puts_loses_nothing_acknowledged() {
     let (status, body) = api.must_get("/crash/after", &[]);
     assert_eq!((status, body.as_slice()), (200, &b"after"[..]));
 }
+
+/// A small tmpfs mounted over the origin's data directory; unmounted on drop.
+struct TinyDisk(std::path::PathBuf);
+
+impl TinyDisk {
+    fn mount(at: &std::path::Path, size: &str) -> Option<TinyDisk> {
+        std::fs::create_dir_all(at).ok()?;
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| TinyDisk(at.to_owned()))
+    }
+}
+
+impl Drop for TinyDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// A full disk answers 507, stores nothing partial, and the node keeps serving.
+#[test]
+fn full_disk_is_507_and_stores_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Declared before the origin so it is unmounted after the origin is killed.
+    let Some(_disk) = TinyDisk::mount(&dir.path().join("origin"), "4m") else {
+        eprintln!("SKIPPED: cannot mount a tmpfs here (needs root / CAP_SYS_ADMIN)");
+        return;
+    };
+    let origin = OriginProc::start(dir.path());
+    let api = Session::must_login(&origin.url, "demo:demo", USER_KEY);
+    api.must_put("/c", vec![], &[], 201);
+    api.must_put("/c/keep", b"keep".to_vec(), &[], 201);
+    let big = pseudo_random(9, 6 << 20);
+    let r = api.req("PUT", "/c/big").body(big).send().expect("PUT");
+    assert_eq!(r.status(), 507);
+    // Fill it up with objects that fit one at a time.
+    let chunk = pseudo_random(10, 700 << 10);
+    let mut refused = 0;
+    for i in 0..12 {
+        let r = api
+            .req("PUT", &format!("/c/fill{i}"))
+            .body(chunk.clone())
+            .send()
+            .expect("PUT");
+        match r.status().as_u16() {
+            201 => {}
+            507 => refused += 1,
+            s => panic!("fill{i}: {s}"),
+        }
+    }
+    assert!(refused > 0, "the disk never filled up");
+    assert_eq!(api.send("HEAD", "/c/big", &[]).status(), 404);
+    let tmp = std::fs::read_dir(origin.data.join("tmp"))
+        .expect("tmp")
+        .count();
+    assert_eq!(tmp, 0, "refused bodies left temp files");
+    // Everything listed is whole; the old object is intact.
+    for (name, size, hash) in api.must_list_all("c") {
+        let (status, body) = api.must_get(&format!("/c/{name}"), &[]);
+        assert_eq!(status, 200);
+        assert_eq!((body.len() as u64, md5_hex(&body)), (size, hash), "{name}");
+    }
+    let (status, body) = api.must_get("/c/keep", &[]);
+    assert_eq!((status, body.as_slice()), (200, &b"keep"[..]));
+    // Freeing space makes writes work again.
+    assert_eq!(api.send("DELETE", "/c/fill0", &[]).status(), 204);
+    api.must_put("/c/after", b"after".to_vec(), &[], 201);
+}

@@ -103,6 +103,12 @@ fn swift_cli_round_trip() {
     assert!(out.contains("Content Length: 20000000"), "{out}");
     let segments = swift.must(&["list", "pub_segments"]);
     assert_eq!(lines(&segments).len(), 4, "{segments}");
+    let out = swift.must(&["list", "--lh"]);
+    assert!(
+        out.lines()
+            .any(|l| l.contains(" default ") && l.ends_with(" pub")),
+        "{out}"
+    );
 
     // list: full, and one level of a pseudo-directory (regression: this looped forever).
     let out = swift.must(&["list", "pub"]);
@@ -325,7 +331,7 @@ fn ranges_and_conditional_requests() {
     // Conditionals.
     let quoted = format!("\"{etag}\"");
     let head = api.send("HEAD", "/c/o.bin", &[]);
-    assert_eq!(head.headers()["etag"].to_str().expect("ascii"), etag);
+    assert_eq!(head.headers()["etag"].to_str().expect("ascii"), quoted);
     let last_modified = head.headers()["last-modified"]
         .to_str()
         .expect("ascii")

@@ -144,6 +144,8 @@ async fn get(
     set(h, "x-container-object-count", row.object_count);
     set(h, "x-container-bytes-used", row.bytes_used);
     set(h, "x-timestamp", row.ts);
+    // One policy for now; `swift list --lh` shows it per container.
+    set(h, "x-storage-policy", "default");
     set(h, "content-type", fmt.content_type());
     if owner {
         put_meta(h, &row.meta);

@@ -288,7 +288,12 @@ async fn get(
         )
     } else {
         let len = data.len;
-        (vec![data], len, row.etag.clone(), row.etag.clone())
+        (
+            vec![data],
+            len,
+            format!("\"{}\"", row.etag),
+            row.etag.clone(),
+        )
     };
     let mut resp = Response::new(Body::empty());
     object_headers(resp.headers_mut(), &row, &crow, &etag_header);
@@ -496,7 +501,8 @@ pub(super) async fn store(st: &Shared, staged: Staged, v: NewVersion) -> Result<
 fn created(etag: &str, ts: Timestamp) -> Response {
     let mut resp = status(StatusCode::CREATED);
     let h = resp.headers_mut();
-    set(h, "etag", etag);
+    // Quoted, as HTTP requires and Swift sends (clients strip the quotes).
+    set(h, "etag", format!("\"{etag}\""));
     set(h, "last-modified", ts.http_date());
     set(h, "x-timestamp", ts);
     set(h, "content-length", 0);
