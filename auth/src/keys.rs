@@ -66,6 +66,9 @@ pub struct TokenKeySpec {
 pub struct TokenKey {
     spec: TokenKeySpec,
     mac: Hmac<Sha256>,
+    /// A MAC of a fixed string under this key: names the secret without revealing it, so a
+    /// cached verification is reused only while the same secret is still behind the key id.
+    tag: [u8; 32],
 }
 
 impl TokenKey {
@@ -87,7 +90,10 @@ impl TokenKey {
         }
         let mac = Hmac::<Sha256>::new_from_slice(spec.secret.expose())
             .expect("HMAC accepts keys of any length");
-        Ok(TokenKey { spec, mac })
+        let mut tagger = mac.clone();
+        tagger.update(b"outpost-auth token key tag v1");
+        let tag = tagger.finalize().into_bytes().into();
+        Ok(TokenKey { spec, mac, tag })
     }
 
     /// The key id.
@@ -111,6 +117,10 @@ impl TokenKey {
 
     pub(crate) fn mac(&self) -> Hmac<Sha256> {
         self.mac.clone()
+    }
+
+    pub(crate) fn tag(&self) -> &[u8; 32] {
+        &self.tag
     }
 }
 

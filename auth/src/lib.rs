@@ -67,15 +67,18 @@
 //! assert_eq!(err.deny_reason().as_str(), "expired");
 //! ```
 
+mod cache;
 mod error;
 pub mod keys;
 pub mod path;
 pub mod pattern;
 pub mod pubcookie;
+mod query;
 pub mod tempurl;
 pub mod token;
 mod verify;
 
+pub use cache::{NoTokenCache, TokenCache, VerifiedToken};
 pub use error::{DenyReason, Error};
 pub use keys::{
     KeySet, KeyStore, NoRevocations, Revocations, Secret, SeenGrants, TempUrlKeys, TokenKey,
@@ -85,6 +88,6 @@ pub use path::{CanonicalPath, StoragePath};
 pub use pattern::PathPattern;
 pub use token::{Claims, ScopeClaim, TokenKind};
 pub use verify::{
-    split_path_token, verify, AccessRequest, Mechanism, VerifiedGrant, VerifyOptions,
-    DEFAULT_LEEWAY_SECS, PATH_TOKEN_SEGMENT, TOKEN_HEADER, TOKEN_QUERY_PARAM,
+    split_path_token, verify, verify_cached, AccessRequest, Mechanism, VerifiedGrant,
+    VerifyOptions, DEFAULT_LEEWAY_SECS, PATH_TOKEN_SEGMENT, TOKEN_HEADER, TOKEN_QUERY_PARAM,
 };

@@ -108,6 +108,7 @@ pub fn redeem_grant(
         now,
         keys,
         leeway,
+        &crate::NoTokenCache,
     )?;
     check_revoked(&claims, revocations)?;
     let nonce = claims.nonce.as_deref().ok_or(Error::Malformed {

@@ -6,6 +6,7 @@
 //! `/v1/AUTH_a/c/o`, or `prefix:/v1/AUTH_a/c/<prefix>` for prefix URLs. As in Swift, a prefix
 //! covers every object whose name starts with it as a string (`season1/` is the usual form).
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::str::FromStr;
 
@@ -15,7 +16,7 @@ use hmac::{Hmac, Mac};
 use ipnet::IpNet;
 use subtle::ConstantTimeEq;
 
-use crate::{Error, Mechanism, StoragePath, TempUrlKeys};
+use crate::{query, Error, Mechanism, StoragePath, TempUrlKeys};
 
 /// Digest of a tempurl HMAC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -69,7 +70,7 @@ const MAX_PARAM_BYTES: usize = 2048;
 #[derive(Clone, PartialEq, Eq)]
 pub struct TempUrlQuery {
     digest: Digest,
-    sig: Vec<u8>,
+    sig: Sig,
     /// Expiry, epoch seconds.
     pub expires: u64,
     /// `temp_url_prefix`, when the URL is prefix-based.
@@ -110,13 +111,16 @@ impl TempUrlQuery {
     /// [`Error::Malformed`] when one is present without the other, a parameter is repeated or
     /// too long, the signature or expiry cannot be parsed.
     pub fn parse(query: &str) -> Result<Option<Self>, Error> {
+        // Values stay borrowed from the query unless they need percent-decoding; only the
+        // (rare) prefix, address range and filename are copied out.
         let mut sig = None;
         let mut expires = None;
         let mut prefix = None;
         let mut ip_range = None;
         let mut filename = None;
         let mut inline = false;
-        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        for (k, v) in query::raw_pairs(query) {
+            let k = query::decode(k);
             let slot = match k.as_ref() {
                 "temp_url_sig" => &mut sig,
                 "temp_url_expires" => &mut expires,
@@ -129,10 +133,11 @@ impl TempUrlQuery {
                 }
                 _ => continue,
             };
+            let v = query::decode(v);
             if v.len() > MAX_PARAM_BYTES {
                 return Err(malformed("parameter too long"));
             }
-            if slot.replace(v.into_owned()).is_some() {
+            if slot.replace(v).is_some() {
                 return Err(malformed("repeated parameter"));
             }
         }
@@ -147,9 +152,9 @@ impl TempUrlQuery {
             digest,
             sig,
             expires: parse_expires(&expires)?,
-            prefix,
-            ip_range,
-            filename,
+            prefix: prefix.map(Cow::into_owned),
+            ip_range: ip_range.map(Cow::into_owned),
+            filename: filename.map(Cow::into_owned),
             inline,
         }))
     }
@@ -160,19 +165,48 @@ impl TempUrlQuery {
     }
 }
 
+/// A decoded signature: up to 64 bytes (SHA-512), kept inline.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Sig {
+    bytes: [u8; 64],
+    len: usize,
+}
+
+impl Sig {
+    fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
 /// Decodes `temp_url_sig`: hex (digest from its length) or `<digest>:<base64>`.
-fn decode_sig(sig: &str) -> Result<(Digest, Vec<u8>), Error> {
+fn decode_sig(sig: &str) -> Result<(Digest, Sig), Error> {
     if let Some((name, b64)) = sig.split_once(':') {
         let digest: Digest = name.parse()?;
         let b64 = b64.trim_end_matches('=');
-        let bytes = URL_SAFE_NO_PAD
-            .decode(b64)
-            .or_else(|_| STANDARD_NO_PAD.decode(b64))
-            .map_err(|_| malformed("signature is not base64"))?;
-        if bytes.len() != digest.len() {
+        let mut buf = [0u8; 64];
+        let len = match URL_SAFE_NO_PAD
+            .decode_slice(b64, &mut buf)
+            .or_else(|_| STANDARD_NO_PAD.decode_slice(b64, &mut buf))
+        {
+            Ok(len) => len,
+            // Not base64, or longer than any digest: decode again the allocating way so the
+            // error is exactly the one it has always been.
+            Err(_) => {
+                let bytes = URL_SAFE_NO_PAD
+                    .decode(b64)
+                    .or_else(|_| STANDARD_NO_PAD.decode(b64))
+                    .map_err(|_| malformed("signature is not base64"))?;
+                if bytes.len() != digest.len() {
+                    return Err(malformed("signature length does not match its digest"));
+                }
+                buf[..bytes.len()].copy_from_slice(&bytes);
+                bytes.len()
+            }
+        };
+        if len != digest.len() {
             return Err(malformed("signature length does not match its digest"));
         }
-        return Ok((digest, bytes));
+        return Ok((digest, Sig { bytes: buf, len }));
     }
     let digest = match sig.len() {
         40 => Digest::Sha1,
@@ -180,8 +214,10 @@ fn decode_sig(sig: &str) -> Result<(Digest, Vec<u8>), Error> {
         128 => Digest::Sha512,
         _ => return Err(malformed("signature has the wrong length")),
     };
-    let bytes = hex::decode(sig).map_err(|_| malformed("signature is not hex"))?;
-    Ok((digest, bytes))
+    let len = digest.len();
+    let mut bytes = [0u8; 64];
+    hex::decode_to_slice(sig, &mut bytes[..len]).map_err(|_| malformed("signature is not hex"))?;
+    Ok((digest, Sig { bytes, len }))
 }
 
 /// The ISO 8601 form Swift accepts: `2033-05-18T03:33:19Z`.
@@ -245,6 +281,76 @@ fn mac(digest: Digest, key: &[u8], body: &[u8]) -> Vec<u8> {
         Digest::Sha1 => run::<Hmac<sha1::Sha1>>(key, body),
         Digest::Sha256 => run::<Hmac<sha2::Sha256>>(key, body),
         Digest::Sha512 => run::<Hmac<sha2::Sha512>>(key, body),
+    }
+}
+
+/// What verification signs, fed to the MAC in pieces: the same bytes as [`hmac_body`] without
+/// building them.
+struct SignedBody<'a> {
+    ip_range: Option<&'a str>,
+    /// Decimal `EXPIRES`.
+    expires: &'a [u8],
+    /// `prefix:` or empty.
+    prefix_tag: &'a str,
+    /// The path, in pieces (a prefix path is `/v1/AUTH_<account>/<container>/<prefix>`).
+    path: [&'a str; 6],
+}
+
+impl SignedBody<'_> {
+    fn feed<M: Mac>(&self, mac: &mut M, method: &str) {
+        if let Some(ip) = self.ip_range {
+            mac.update(b"ip=");
+            mac.update(ip.as_bytes());
+            mac.update(b"\n");
+        }
+        mac.update(method.as_bytes());
+        mac.update(b"\n");
+        mac.update(self.expires);
+        mac.update(b"\n");
+        mac.update(self.prefix_tag.as_bytes());
+        for p in self.path {
+            mac.update(p.as_bytes());
+        }
+    }
+}
+
+/// The first of `methods` whose signature under one of `keys` is `sig` (constant-time compare),
+/// trying every key for a method before the next method. Each key's HMAC state is set up once
+/// and cloned for each method.
+fn find_signed_method<M: Mac + hmac::digest::KeyInit + Clone>(
+    methods: &[&'static str],
+    keys: TempUrlKeys<'_>,
+    body: &SignedBody<'_>,
+    sig: &[u8],
+) -> Option<&'static str> {
+    let mut keyed: [Option<M>; 4] = [None, None, None, None];
+    for m in methods {
+        for (slot, key) in keyed.iter_mut().zip(keys.keys) {
+            let Some(key) = key else { continue };
+            let base = slot.get_or_insert_with(|| {
+                <M as Mac>::new_from_slice(key).expect("HMAC accepts keys of any length")
+            });
+            let mut mac = base.clone();
+            body.feed(&mut mac, m);
+            if bool::from(mac.finalize().into_bytes().as_slice().ct_eq(sig)) {
+                return Some(m);
+            }
+        }
+    }
+    None
+}
+
+/// Writes `n` in decimal into `buf`; returns the digits.
+fn decimal(n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
     }
 }
 
@@ -367,7 +473,7 @@ pub fn verify(
             return Err(Error::WrongIp { ip: client_ip });
         }
     }
-    let candidates: &[&str] = if method == "HEAD" {
+    let candidates: &[&'static str] = if method == "HEAD" {
         &HEAD_ALLOWED_BY
     } else {
         match METHODS.iter().find(|m| **m == method) {
@@ -375,31 +481,24 @@ pub fn verify(
             None => return Err(Error::WrongScope { what: "method" }),
         }
     };
-    let signed_path;
-    let signed: &str = match &q.prefix {
-        Some(prefix) => {
-            signed_path = format!("/v1/AUTH_{}/{container}/{prefix}", path.account());
-            &signed_path
-        }
-        None => path.as_str(),
+    let account = path.account();
+    let path_pieces = match &q.prefix {
+        Some(prefix) => ["/v1/AUTH_", account, "/", container, "/", prefix.as_str()],
+        None => [path.as_str(), "", "", "", "", ""],
     };
-    let mut matched = None;
-    'outer: for m in candidates {
-        let body = hmac_body(
-            m,
-            q.expires,
-            signed,
-            q.prefix.is_some(),
-            q.ip_range.as_deref(),
-        );
-        for key in keys.iter() {
-            let expected = mac(q.digest, key, body.as_bytes());
-            if bool::from(expected.ct_eq(&q.sig)) {
-                matched = Some(*m);
-                break 'outer;
-            }
-        }
-    }
+    let mut digits = [0u8; 20];
+    let body = SignedBody {
+        ip_range: q.ip_range.as_deref(),
+        expires: decimal(q.expires, &mut digits),
+        prefix_tag: if q.prefix.is_some() { "prefix:" } else { "" },
+        path: path_pieces,
+    };
+    let sig = q.sig.as_slice();
+    let matched = match q.digest {
+        Digest::Sha1 => find_signed_method::<Hmac<sha1::Sha1>>(candidates, keys, &body, sig),
+        Digest::Sha256 => find_signed_method::<Hmac<sha2::Sha256>>(candidates, keys, &body, sig),
+        Digest::Sha512 => find_signed_method::<Hmac<sha2::Sha512>>(candidates, keys, &body, sig),
+    };
     let Some(signed_method) = matched else {
         return Err(Error::BadSignature {
             mechanism: Mechanism::SwiftTempUrl,

@@ -197,6 +197,11 @@ impl<'a> Claims<'a> {
     /// # Errors
     /// [`Error::Malformed`] naming the broken rule.
     pub fn validate(&self, mechanism: Mechanism) -> Result<(), Error> {
+        self.validate_nets(mechanism).map(drop)
+    }
+
+    /// [`Claims::validate`], returning the address ranges parsed on the way.
+    pub(crate) fn validate_nets(&self, mechanism: Mechanism) -> Result<Vec<IpNet>, Error> {
         let bad = |what| Err(Error::Malformed { mechanism, what });
         if self.account.is_empty() || self.account.contains('/') {
             return bad("account is empty or contains '/'");
@@ -217,8 +222,12 @@ impl<'a> Claims<'a> {
         if self.ips.len() > MAX_IPS {
             return bad("too many address ranges");
         }
-        if self.ips.iter().any(|ip| parse_net(ip).is_none()) {
-            return bad("invalid address range");
+        let mut nets = Vec::with_capacity(self.ips.len());
+        for ip in &self.ips {
+            match parse_net(ip) {
+                Some(n) => nets.push(n),
+                None => return bad("invalid address range"),
+            }
         }
         if self.not_before.is_some_and(|nb| nb > self.expires) {
             return bad("not-before is after expiry");
@@ -233,7 +242,7 @@ impl<'a> Claims<'a> {
         {
             return bad("session needs iat, hxp and idl");
         }
-        Ok(())
+        Ok(nets)
     }
 
     /// True if `ip` is inside one of the ranges (or there are none).
@@ -376,11 +385,41 @@ impl<'t> UnverifiedToken<'t> {
         self.key_id
     }
 
-    /// Checks the signature with `key` (constant time) and decodes the claims.
-    ///
-    /// # Errors
-    /// [`Error::BadSignature`] or [`Error::Malformed`].
-    pub fn verify(&self, key: &TokenKey, mechanism: Mechanism) -> Result<VerifiedPayload, Error> {
+    /// Length of the key id.
+    pub(crate) fn key_id_len(&self) -> usize {
+        self.key_id.len()
+    }
+
+    /// What [`UnverifiedToken::verify`] then [`VerifiedPayload::claims`] do, without keeping
+    /// the payload: the claims come back owned, with their address ranges parsed.
+    pub(crate) fn verify_owned(
+        &self,
+        key: &TokenKey,
+        mechanism: Mechanism,
+    ) -> Result<(Claims<'static>, Vec<IpNet>), Error> {
+        self.check_mac(key, mechanism)?;
+        let bad = || Error::Malformed {
+            mechanism,
+            what: "payload is not base64url",
+        };
+        // Typical payloads decode on the stack; longer ones the allocating way.
+        let mut buf = [0u8; 512];
+        let heap;
+        let json = if self.payload.len() / 4 * 3 + 3 <= buf.len() {
+            let len = URL_SAFE_NO_PAD
+                .decode_slice(self.payload, &mut buf)
+                .map_err(|_| bad())?;
+            &buf[..len]
+        } else {
+            heap = URL_SAFE_NO_PAD.decode(self.payload).map_err(|_| bad())?;
+            &heap[..]
+        };
+        let claims = parse_claims(json, mechanism)?;
+        let nets = claims.validate_nets(mechanism)?;
+        Ok((claims.into_owned(), nets))
+    }
+
+    fn check_mac(&self, key: &TokenKey, mechanism: Mechanism) -> Result<(), Error> {
         let mut sig = [0u8; 32];
         match URL_SAFE_NO_PAD.decode_slice(self.sig, &mut sig) {
             Ok(32) => {}
@@ -389,7 +428,15 @@ impl<'t> UnverifiedToken<'t> {
         let mut mac = key.mac();
         mac.update(self.signed.as_bytes());
         mac.verify_slice(&sig)
-            .map_err(|_| Error::BadSignature { mechanism })?;
+            .map_err(|_| Error::BadSignature { mechanism })
+    }
+
+    /// Checks the signature with `key` (constant time) and decodes the claims.
+    ///
+    /// # Errors
+    /// [`Error::BadSignature`] or [`Error::Malformed`].
+    pub fn verify(&self, key: &TokenKey, mechanism: Mechanism) -> Result<VerifiedPayload, Error> {
+        self.check_mac(key, mechanism)?;
         let json = URL_SAFE_NO_PAD
             .decode(self.payload)
             .map_err(|_| Error::Malformed {
@@ -412,14 +459,17 @@ impl VerifiedPayload {
     /// # Errors
     /// [`Error::Malformed`] for JSON that is not valid claims.
     pub fn claims(&self, mechanism: Mechanism) -> Result<Claims<'_>, Error> {
-        let claims: Claims<'_> =
-            serde_json::from_slice(&self.json).map_err(|_| Error::Malformed {
-                mechanism,
-                what: "payload is not valid claims JSON",
-            })?;
+        let claims = parse_claims(&self.json, mechanism)?;
         claims.validate(mechanism)?;
         Ok(claims)
     }
+}
+
+fn parse_claims(json: &[u8], mechanism: Mechanism) -> Result<Claims<'_>, Error> {
+    serde_json::from_slice(json).map_err(|_| Error::Malformed {
+        mechanism,
+        what: "payload is not valid claims JSON",
+    })
 }
 
 #[cfg(test)]

@@ -2,10 +2,12 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
+use crate::cache::{self, NoTokenCache, TokenCache, VerifiedToken};
 use crate::tempurl::{self, TempUrlOptions, TempUrlQuery};
 use crate::token::{Claims, UnverifiedToken};
-use crate::{pubcookie, Error, KeyStore, Revocations, StoragePath, TokenKind};
+use crate::{pubcookie, Error, KeyStore, Revocations, StoragePath, TokenKey, TokenKind};
 
 /// Default clock leeway, in seconds.
 pub const DEFAULT_LEEWAY_SECS: u64 = 5;
@@ -104,7 +106,8 @@ pub struct VerifiedGrant {
     pub(crate) mechanism: Mechanism,
     pub(crate) account: String,
     pub(crate) expires: u64,
-    pub(crate) claims: Option<Claims<'static>>,
+    /// Shared with the [`TokenCache`] entry, when there is one.
+    pub(crate) claims: Option<Arc<Claims<'static>>>,
 }
 
 impl fmt::Debug for VerifiedGrant {
@@ -133,7 +136,7 @@ impl VerifiedGrant {
     }
     /// The Outpost token claims (absent for Swift tempurls).
     pub fn claims(&self) -> Option<&Claims<'static>> {
-        self.claims.as_ref()
+        self.claims.as_deref()
     }
     /// Session id, if any.
     pub fn session_id(&self) -> Option<&str> {
@@ -178,6 +181,27 @@ pub fn verify(
     revocations: &impl Revocations,
     opts: &VerifyOptions,
 ) -> Result<VerifiedGrant, Error> {
+    verify_cached(req, keys, revocations, &NoTokenCache, opts)
+}
+
+/// [`verify()`] with a cache of verified Outpost tokens (URL tokens and session cookies; not
+/// tempurls, whose HMAC covers the method and path of each request).
+///
+/// A token found in `cache` skips splitting, the MAC and the claims JSON; everything that
+/// depends on the request or may have changed since is checked again, in the same order and
+/// with the same errors as without a cache: the key is still known, usable and the same secret,
+/// then kind, account, validity window, address, scope and revocation. A token that fails any
+/// check is never cached. The result is always the same as [`verify()`]'s.
+///
+/// # Errors
+/// As [`verify()`].
+pub fn verify_cached(
+    req: &AccessRequest<'_>,
+    keys: &impl KeyStore,
+    revocations: &impl Revocations,
+    cache: &impl TokenCache,
+    opts: &VerifyOptions,
+) -> Result<VerifiedGrant, Error> {
     let mut first_err: Option<Error> = None;
     let mut note = |e: Error| {
         if first_err.is_none() {
@@ -192,6 +216,7 @@ pub fn verify(
             Mechanism::PathToken,
             keys,
             revocations,
+            cache,
             opts,
         ) {
             Ok(g) => return Ok(g),
@@ -199,7 +224,7 @@ pub fn verify(
         }
     }
     if let Some(q) = req.query {
-        if let Some(t) = query_param(q, TOKEN_QUERY_PARAM) {
+        if let Some(t) = crate::query::param(q, TOKEN_QUERY_PARAM) {
             match verify_token(
                 req,
                 &t,
@@ -207,6 +232,7 @@ pub fn verify(
                 Mechanism::QueryToken,
                 keys,
                 revocations,
+                cache,
                 opts,
             ) {
                 Ok(g) => return Ok(g),
@@ -227,6 +253,7 @@ pub fn verify(
             Mechanism::HeaderToken,
             keys,
             revocations,
+            cache,
             opts,
         ) {
             Ok(g) => return Ok(g),
@@ -241,6 +268,7 @@ pub fn verify(
             Mechanism::SessionCookie,
             keys,
             revocations,
+            cache,
             opts,
         ) {
             Ok(g) => return Ok(g),
@@ -248,12 +276,6 @@ pub fn verify(
         }
     }
     Err(first_err.unwrap_or(Error::NoCredential))
-}
-
-fn query_param<'q>(query: &'q str, name: &str) -> Option<std::borrow::Cow<'q, str>> {
-    form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v)
 }
 
 fn header_token(headers: &http::HeaderMap) -> Option<&str> {
@@ -304,6 +326,7 @@ fn verify_tempurl(
 
 /// Verifies an Outpost token of `kind` for this request: key, signature, kind, account, time,
 /// address, scope, revocation, in that order.
+#[allow(clippy::too_many_arguments)] // reason: private helper; the arguments are the check's inputs
 pub(crate) fn verify_token(
     req: &AccessRequest<'_>,
     token: &str,
@@ -311,6 +334,7 @@ pub(crate) fn verify_token(
     mechanism: Mechanism,
     keys: &impl KeyStore,
     revocations: &impl Revocations,
+    cache: &impl TokenCache,
     opts: &VerifyOptions,
 ) -> Result<VerifiedGrant, Error> {
     let account = req.path.account();
@@ -323,6 +347,7 @@ pub(crate) fn verify_token(
         req.now,
         keys,
         opts.leeway,
+        cache,
     )?;
     let path = req.path.account_relative();
     if claims.scope_for(req.method, path).is_none() {
@@ -347,6 +372,10 @@ pub(crate) fn verify_token(
 }
 
 /// Signature, kind, account, time and address checks shared by every token use.
+///
+/// With a `cache`, a hit is used only for the exact token and account, and only while the key
+/// it was verified with is still known, usable and the same secret; otherwise the token is
+/// verified from scratch. Either way the checks after the signature run on every call.
 #[allow(clippy::too_many_arguments)] // reason: private helper; the arguments are the check's inputs
 pub(crate) fn check_token(
     token: &str,
@@ -357,16 +386,68 @@ pub(crate) fn check_token(
     now: u64,
     keys: &impl KeyStore,
     leeway: u64,
-) -> Result<Claims<'static>, Error> {
+    cache: &impl TokenCache,
+) -> Result<Arc<Claims<'static>>, Error> {
+    if cache.is_enabled() {
+        if let Some(hit) = cache
+            .get(account, token)
+            .filter(|h| &*h.token == token && h.claims.account == account)
+        {
+            let key = find_key(keys, account, hit.key_id(), now, leeway)?;
+            if key.tag() == &hit.key_tag {
+                check_claims(&hit.claims, kind, account, now, leeway)?;
+                if !hit.allows_ip(client_ip) {
+                    return Err(Error::WrongIp { ip: client_ip });
+                }
+                return Ok(Arc::clone(&hit.claims));
+            }
+            // Same key id, another secret: the key was replaced; verify from scratch.
+        }
+    }
     let unverified = UnverifiedToken::split(token, mechanism)?;
-    let key = keys
-        .token_keys(account)
-        .and_then(|ks| ks.get(unverified.key_id(), now, leeway))
+    let key = find_key(keys, account, unverified.key_id(), now, leeway)?;
+    let (claims, nets) = unverified.verify_owned(key, mechanism)?;
+    check_claims(&claims, kind, account, now, leeway)?;
+    if !cache::allows_ip(&nets, client_ip) {
+        return Err(Error::WrongIp { ip: client_ip });
+    }
+    let claims = Arc::new(claims);
+    if cache.is_enabled() {
+        let entry = VerifiedToken {
+            token: token.into(),
+            key_id_len: unverified.key_id_len(),
+            key_tag: *key.tag(),
+            claims: Arc::clone(&claims),
+            nets,
+        };
+        cache.insert(account, token, Arc::new(entry));
+    }
+    Ok(claims)
+}
+
+fn find_key<'k>(
+    keys: &'k impl KeyStore,
+    account: &str,
+    key_id: &str,
+    now: u64,
+    leeway: u64,
+) -> Result<&'k TokenKey, Error> {
+    keys.token_keys(account)
+        .and_then(|ks| ks.get(key_id, now, leeway))
         .ok_or_else(|| Error::UnknownKey {
-            key_id: unverified.key_id().to_owned(),
-        })?;
-    let payload = unverified.verify(key, mechanism)?;
-    let claims = payload.claims(mechanism)?;
+            key_id: key_id.to_owned(),
+        })
+}
+
+/// The checks of verified claims that depend on the request: kind, account, validity window.
+/// (Address ranges are checked by the caller, against ranges it parsed once.)
+fn check_claims(
+    claims: &Claims<'_>,
+    kind: TokenKind,
+    account: &str,
+    now: u64,
+    leeway: u64,
+) -> Result<(), Error> {
     if claims.kind != kind {
         return Err(Error::WrongKind {
             expected: kind,
@@ -399,10 +480,7 @@ pub(crate) fn check_token(
             });
         }
     }
-    if !claims.allows_ip(client_ip) {
-        return Err(Error::WrongIp { ip: client_ip });
-    }
-    Ok(claims.into_owned())
+    Ok(())
 }
 
 pub(crate) fn check_revoked(
