@@ -15,7 +15,7 @@ use pingora::prelude::HttpPeer;
 use pingora::proxy::{ProxyHttp, Session};
 use pingora::{Error as PError, ErrorType, Result as PResult};
 
-use crate::access::{self, Access, EdgeRevocations, EdgeSeenGrants};
+use crate::access::{self, Access, EdgeRevocations, EdgeSeenGrants, EdgeTokenCache};
 use crate::cache::TieredStorage;
 use crate::catalog::CatalogHandle;
 use crate::config::Config;
@@ -66,6 +66,8 @@ pub struct Edge {
     pub revocations: EdgeRevocations,
     /// Redeemed grants.
     pub seen: EdgeSeenGrants,
+    /// Recently verified tokens.
+    pub tokens: EdgeTokenCache,
     /// What was purged recently (fills that started before a purge are not admitted).
     pub purge_log: Arc<PurgeLog>,
     /// Metrics.
@@ -95,6 +97,7 @@ impl Edge {
             revocations,
             purge_log,
             seen: EdgeSeenGrants::default(),
+            tokens: EdgeTokenCache::default(),
             metrics,
             defaults: CacheMetaDefaults::new(default_fresh, swr, sie),
         }
@@ -457,6 +460,7 @@ impl ProxyHttp for Edge {
             now,
             &self.cfg.verify,
             &self.revocations,
+            &self.tokens,
         );
         let access = match decision {
             Ok(a) => a,
@@ -610,6 +614,26 @@ impl ProxyHttp for Edge {
         Ok(())
     }
 
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        upstream: &mut ResponseHeader,
+        _ctx: &mut Ctx,
+    ) -> PResult<()> {
+        // Swift sends bare MD5 ETags; browsers and `If-Range`/`If-None-Match` expect the quoted
+        // form of RFC 9110. Quote them before the response is cached.
+        let bare = upstream
+            .headers
+            .get(http::header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.starts_with('"') && !v.starts_with("W/"))
+            .map(|v| format!("\"{v}\""));
+        if let Some(quoted) = bare {
+            upstream.insert_header(http::header::ETAG, quoted)?;
+        }
+        Ok(())
+    }
+
     async fn response_filter(
         &self,
         session: &mut Session,
@@ -625,6 +649,18 @@ impl ProxyHttp for Edge {
             _ => "BYPASS",
         };
         ctx.outcome = status;
+        if status == "MISS"
+            && session
+                .req_header()
+                .headers
+                .contains_key(http::header::RANGE)
+        {
+            // Pingora cuts a range out of the full upstream body it is caching and keeps reading
+            // after the range ends, which leaves this connection unusable for a next request:
+            // say so instead of letting the client reuse it. (Slice fetching removes this.)
+            session.set_keepalive(None);
+            resp.insert_header(http::header::CONNECTION, "close")?;
+        }
         resp.insert_header(CACHE_STATUS_HEADER, status)?;
         if ctx.access.as_ref().is_some_and(Access::is_private) {
             resp.insert_header("cache-control", "private")?;
