@@ -3,18 +3,24 @@
 //!
 //! Run with `cargo bench -p outpost-benches --bench auth_verify` (add `-- --quick` for a short
 //! run). The goal is well under 1 µs per verify; the `parts` group shows where the time goes
-//! (split, MAC, claims JSON, tempurl query parsing and per-key HMAC set-up).
+//! (split, MAC, claims JSON, tempurl query parsing and per-key HMAC set-up). The `cached`
+//! group is `verify_cached` when the token was verified before: with a plain map (the cost in
+//! `auth`) and with a moka cache shaped like the edge's `EdgeTokenCache` (the cost at the edge).
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::hint::black_box;
 use std::net::IpAddr;
+use std::sync::{Arc, RwLock};
 
 use criterion::Criterion;
 use http::{HeaderMap, HeaderValue};
 use outpost_auth::tempurl::{self, Digest, TempUrlOptions, TempUrlQuery, TempUrlSpec};
 use outpost_auth::token::UnverifiedToken;
 use outpost_auth::{
-    pubcookie, token, verify, AccessRequest, CanonicalPath, Claims, KeySet, KeyStore, Mechanism,
-    NoRevocations, Secret, StoragePath, TempUrlKeys, TokenKeySpec, TokenKind, VerifyOptions,
+    pubcookie, token, verify, verify_cached, AccessRequest, CanonicalPath, Claims, KeySet,
+    KeyStore, Mechanism, NoRevocations, Secret, StoragePath, TempUrlKeys, TokenCache, TokenKeySpec,
+    TokenKind, VerifiedToken, VerifyOptions,
 };
 
 const NOW: u64 = 1_700_000_000;
@@ -88,6 +94,42 @@ fn tempurl_query(digest: Digest) -> String {
     )
     .expect("valid tempurl");
     url[decoded.as_str().len() + 1..].to_owned()
+}
+
+/// The least a cache can cost: a map behind a read lock.
+#[derive(Default)]
+struct MapCache(RwLock<HashMap<String, Arc<VerifiedToken>>>);
+
+impl TokenCache for MapCache {
+    fn get(&self, _account: &str, token: &str) -> Option<Arc<VerifiedToken>> {
+        self.0.read().expect("not poisoned").get(token).cloned()
+    }
+    fn insert(&self, _account: &str, token: &str, verified: Arc<VerifiedToken>) {
+        let mut map = self.0.write().expect("not poisoned");
+        map.insert(token.to_owned(), verified);
+    }
+}
+
+/// What the edge uses: moka, keyed by `account/token` built in a per-thread buffer.
+struct MokaCache(moka::sync::Cache<String, Arc<VerifiedToken>>);
+
+impl TokenCache for MokaCache {
+    fn get(&self, account: &str, token: &str) -> Option<Arc<VerifiedToken>> {
+        thread_local! {
+            static KEY: RefCell<String> = const { RefCell::new(String::new()) };
+        }
+        KEY.with(|k| {
+            let mut k = k.borrow_mut();
+            k.clear();
+            k.push_str(account);
+            k.push('/');
+            k.push_str(token);
+            self.0.get(k.as_str())
+        })
+    }
+    fn insert(&self, account: &str, token: &str, verified: Arc<VerifiedToken>) {
+        self.0.insert(format!("{account}/{token}"), verified);
+    }
 }
 
 fn bench_verify(c: &mut Criterion) {
@@ -171,6 +213,49 @@ fn bench_verify(c: &mut Criterion) {
         "tempurl_sha512",
         AccessRequest {
             query: Some(&sha512),
+            ..base
+        },
+    );
+    group.finish();
+
+    // The same token requests again, with a cache.
+    let map = MapCache::default();
+    let moka = MokaCache(
+        moka::sync::Cache::builder()
+            .max_capacity(64 * 1024 * 1024)
+            .weigher(|k: &String, v: &Arc<VerifiedToken>| {
+                u32::try_from(k.len() + v.approx_bytes()).unwrap_or(u32::MAX)
+            })
+            .build(),
+    );
+    let mut group = c.benchmark_group("cached");
+    let mut run = |name: &str, req: AccessRequest<'_>| {
+        for (cache, cache_name) in [(&map as &dyn TokenCache, "map"), (&moka, "moka")] {
+            verify_cached(&req, &keys, &NoRevocations, &cache, &opts)
+                .expect("benchmark request verifies");
+            group.bench_function(format!("{name}_{cache_name}"), |b| {
+                b.iter(|| verify_cached(black_box(&req), &keys, &NoRevocations, &cache, &opts))
+            });
+        }
+    };
+    run(
+        "query_token",
+        AccessRequest {
+            query: Some(&query),
+            ..base
+        },
+    );
+    run(
+        "path_token",
+        AccessRequest {
+            path_token: Some(&url),
+            ..base
+        },
+    );
+    run(
+        "session_cookie",
+        AccessRequest {
+            headers: &cookie,
             ..base
         },
     );

@@ -1,11 +1,15 @@
 //! Access decisions at the edge: public containers, signed requests, sessions, revocations and
 //! the shared "seen grants" set.
 
+use std::cell::RefCell;
 use std::net::IpAddr;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use moka::sync::Cache;
-use outpost_auth::{AccessRequest, Revocations, SeenGrants, VerifiedGrant};
+use outpost_auth::{
+    AccessRequest, Revocations, SeenGrants, TokenCache, VerifiedGrant, VerifiedToken,
+};
 
 use crate::catalog::Catalog;
 use crate::routing::Route;
@@ -43,6 +47,7 @@ pub fn check(
     now: u64,
     opts: &outpost_auth::VerifyOptions,
     revocations: &EdgeRevocations,
+    tokens: &EdgeTokenCache,
 ) -> Result<Access, Error> {
     let account = route.path.account();
     let Some(container) = route.path.container() else {
@@ -64,13 +69,90 @@ pub fn check(
         client_ip,
         now,
     };
-    match outpost_auth::verify(&req, catalog, revocations, opts) {
+    match outpost_auth::verify_cached(&req, catalog, revocations, tokens, opts) {
         Ok(g) => Ok(Access::Granted(Box::new(g))),
         // A public object with a bad path token is still public.
         Err(_) if info.public && (!listing || info.listings) => Ok(Access::Public),
         Err(e) => Err(Error::Denied {
             reason: e.deny_reason(),
         }),
+    }
+}
+
+/// Outpost tokens (URL tokens, session cookies) verified recently, so the next request with the
+/// same token (every segment of a stream, every cache hit) skips the MAC and the claims JSON.
+///
+/// Keyed by `account/token` (accounts never contain `/`), and `outpost_auth::verify_cached`
+/// uses an entry only for that exact account and token, so a token verified for one account is
+/// never reused for another. Time, address, scope, revocation and the key (still known, usable
+/// and the same secret) are checked on every request, so catalog key changes and revocations
+/// take effect at once. Bounded by memory; an entry lives until its token expires, at most
+/// [`TOKEN_CACHE_MAX_TTL`].
+#[derive(Debug, Clone)]
+pub struct EdgeTokenCache {
+    tokens: Cache<String, Arc<VerifiedToken>>,
+}
+
+/// Approximate memory the token cache may use, in bytes.
+pub const TOKEN_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Longest an entry stays in the token cache, whatever its token's expiry.
+pub const TOKEN_CACHE_MAX_TTL: Duration = Duration::from_secs(600);
+
+/// Expires an entry when its token does (or after [`TOKEN_CACHE_MAX_TTL`]).
+struct UntilTokenExpiry;
+
+impl moka::Expiry<String, Arc<VerifiedToken>> for UntilTokenExpiry {
+    fn expire_after_create(
+        &self,
+        _: &String,
+        token: &Arc<VerifiedToken>,
+        _: Instant,
+    ) -> Option<Duration> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        Some(Duration::from_secs(token.expires().saturating_sub(now)).min(TOKEN_CACHE_MAX_TTL))
+    }
+}
+
+impl Default for EdgeTokenCache {
+    fn default() -> Self {
+        EdgeTokenCache {
+            tokens: Cache::builder()
+                .max_capacity(TOKEN_CACHE_BYTES)
+                .weigher(|k: &String, v: &Arc<VerifiedToken>| {
+                    u32::try_from(k.len() + v.approx_bytes()).unwrap_or(u32::MAX)
+                })
+                .expire_after(UntilTokenExpiry)
+                .build(),
+        }
+    }
+}
+
+/// Runs `f` with the cache key of `token` for `account`, built in a per-thread buffer so a
+/// lookup does not allocate.
+fn with_token_key<R>(account: &str, token: &str, f: impl FnOnce(&str) -> R) -> R {
+    thread_local! {
+        static KEY: RefCell<String> = const { RefCell::new(String::new()) };
+    }
+    KEY.with(|k| {
+        let mut k = k.borrow_mut();
+        k.clear();
+        k.push_str(account);
+        k.push('/');
+        k.push_str(token);
+        f(&k)
+    })
+}
+
+impl TokenCache for EdgeTokenCache {
+    fn get(&self, account: &str, token: &str) -> Option<Arc<VerifiedToken>> {
+        with_token_key(account, token, |k| self.tokens.get(k))
+    }
+
+    fn insert(&self, account: &str, token: &str, verified: Arc<VerifiedToken>) {
+        self.tokens.insert(format!("{account}/{token}"), verified);
     }
 }
 
