@@ -82,9 +82,12 @@ fn swift_cli_round_trip() {
     assert!(out.contains("Meta Color: blue"), "{out}");
     swift.must(&["post", "-r", ".r:*,.rlistings", "pub"]);
     swift.must(&["post", "-m", "Owner:photos-team", "pub"]);
+    // Metadata is UTF-8, sent raw by the client (regression: refused as non-ASCII).
+    swift.must(&["post", "-m", "Title:Фото дня", "pub"]);
     let out = swift.must(&["stat", "pub"]);
     assert!(out.contains("Read ACL: .r:*,.rlistings"), "{out}");
     assert!(out.contains("Meta Owner: photos-team"), "{out}");
+    assert!(out.contains("Meta Title: Фото дня"), "{out}");
 
     // upload: a tree of small files and a 20 MB file in 5 MiB segments.
     let big = pseudo_random(20, 20_000_000);

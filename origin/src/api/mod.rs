@@ -432,9 +432,10 @@ pub fn meta_updates(
             }
             continue;
         };
-        let v = value.to_str().map_err(|_| Error::BadHeader {
+        // Swift keeps metadata as UTF-8 and clients send it raw (`swift post -m Title:Фото`).
+        let v = std::str::from_utf8(value.as_bytes()).map_err(|_| Error::BadHeader {
             name: "metadata",
-            reason: "values must be visible ASCII",
+            reason: "values must be UTF-8",
         })?;
         if !is_extra {
             if key.is_empty() {
