@@ -178,13 +178,23 @@ impl Files {
         let dest = dest.to_owned();
         tokio::task::spawn_blocking(move || -> Result<()> {
             let dir = dest.parent().ok_or(Error::Task)?;
-            if let Err(e) = create_dir_durable(dir) {
-                let _ = std::fs::remove_file(&src);
-                return Err(e.into());
-            }
-            if let Err(e) = std::fs::rename(&src, &dest) {
-                let _ = std::fs::remove_file(&src);
-                return Err(e.into());
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                if let Err(e) = create_dir_durable(dir) {
+                    let _ = std::fs::remove_file(&src);
+                    return Err(e.into());
+                }
+                match std::fs::rename(&src, &dest) {
+                    Ok(()) => break,
+                    // [`Files::remove`] of another version dropped the (then empty) hash
+                    // directory between our mkdir and rename: make it again.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempt < 5 => {}
+                    Err(e) => {
+                        let _ = std::fs::remove_file(&src);
+                        return Err(e.into());
+                    }
+                }
             }
             std::fs::File::open(dir)?.sync_all()?;
             Ok(())
