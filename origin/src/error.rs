@@ -93,6 +93,13 @@ pub enum Error {
         /// The limit in bytes.
         max: u64,
     },
+    /// The write would take a container or account past its quota
+    /// (`X-Container-Meta-Quota-Bytes`/`-Count`, `X-Account-Meta-Quota-Bytes`).
+    #[error("upload exceeds the {what} quota")]
+    QuotaExceeded {
+        /// `container bytes`, `container object count` or `account bytes`.
+        what: &'static str,
+    },
     /// No requested range overlaps the object.
     #[error("requested range not satisfiable")]
     RangeNotSatisfiable {
@@ -173,7 +180,7 @@ impl Error {
             Error::Conflict { .. } => StatusCode::CONFLICT,
             Error::LengthRequired => StatusCode::LENGTH_REQUIRED,
             Error::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
-            Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::TooLarge { .. } | Error::QuotaExceeded { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Error::EtagMismatch => StatusCode::UNPROCESSABLE_ENTITY,
             Error::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
@@ -199,6 +206,7 @@ impl Error {
             Error::LengthRequired => "length-required",
             Error::PreconditionFailed { .. } => "precondition-failed",
             Error::TooLarge { .. } => "too-large",
+            Error::QuotaExceeded { .. } => "over-quota",
             Error::RangeNotSatisfiable { .. } => "range-not-satisfiable",
             Error::EtagMismatch => "etag-mismatch",
             Error::RequestTimeout { .. } => "client-timeout",

@@ -537,6 +537,29 @@ fn bad_input_is_refused_and_nothing_partial_is_stored() {
     let r = api.send("POST", "/c/keep.txt", &[("x-delete-at", "12")]);
     assert_eq!(r.status(), 400);
 
+    // Sizes and quotas: 413, nothing stored.
+    let r = raw(format!(
+        "PUT /v1/AUTH_demo/c/huge HTTP/1.1\nHost: x\n{auth}\nContent-Length: 6000000000"
+    ));
+    assert_eq!(r.status, 413, "over max_object_size");
+    api.must_put(
+        "/q",
+        vec![],
+        &[
+            ("x-container-meta-quota-bytes", "10"),
+            ("x-container-meta-quota-count", "2"),
+        ],
+        201,
+    );
+    api.must_put("/q/a", b"12345".to_vec(), &[], 201);
+    api.must_put("/q/b", b"123456".to_vec(), &[], 413);
+    api.must_put("/q/b", b"12345".to_vec(), &[], 201);
+    api.must_put("/q/c", b"".to_vec(), &[], 413);
+    let head = api.send("HEAD", "/q", &[]);
+    assert_eq!(head.headers()["x-container-object-count"], "2");
+    let r = api.send("POST", "", &[("x-account-meta-quota-bytes", "1")]);
+    assert_eq!(r.status(), 403, "only a reseller sets account quotas");
+
     // Aborted uploads: the client announces more than it sends and goes away.
     for (i, sent) in [0usize, 1, 5000, 99_999].into_iter().enumerate() {
         let r = raw_http(

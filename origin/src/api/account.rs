@@ -169,9 +169,28 @@ fn revocations(h: &http::HeaderMap) -> Result<Vec<(&'static str, String)>> {
     Ok(out)
 }
 
+/// Account quotas are the operator's: only a reseller admin (or a peer) may set them.
+fn check_quota_change(r: &Req, updates: &[(String, Option<String>)]) -> Result<()> {
+    let reseller = matches!(
+        &r.ident,
+        Identity::User { reseller: true, .. } | Identity::Internal
+    );
+    if !reseller
+        && updates
+            .iter()
+            .any(|(k, _)| k == super::object::ACCOUNT_QUOTA_BYTES)
+    {
+        return Err(Error::Forbidden {
+            reason: "only a reseller admin may set the account quota",
+        });
+    }
+    Ok(())
+}
+
 async fn post(st: &Shared, r: Req, account: String) -> Result<Response> {
     let ts = st.clock.now();
     let updates = meta_updates(&r.headers, "x-account-meta-", &[])?;
+    check_quota_change(&r, &updates)?;
     let revoke = revocations(&r.headers)?;
     if !revoke.is_empty() {
         let now = st.clock.wall_secs();

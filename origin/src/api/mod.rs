@@ -214,6 +214,8 @@ async fn info(State(st): State<Shared>) -> Response {
             "allowed_digests": ["sha256", "sha512"],
             "outgoing_remove_headers": [],
         },
+        "container_quotas": {},
+        "account_quotas": {},
         "slo": {
             "max_manifest_segments": slo::MAX_SEGMENTS,
             "max_manifest_size": slo::MAX_MANIFEST_BYTES,

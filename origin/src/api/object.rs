@@ -431,6 +431,46 @@ fn content_type(h: &HeaderMap, name: &str) -> String {
     }
 }
 
+/// Quota metadata (Swift's `container_quotas` and `account_quotas` middleware).
+const CONTAINER_QUOTA_BYTES: &str = "x-container-meta-quota-bytes";
+const CONTAINER_QUOTA_COUNT: &str = "x-container-meta-quota-count";
+/// Set only by a reseller admin.
+pub(super) const ACCOUNT_QUOTA_BYTES: &str = "x-account-meta-quota-bytes";
+
+fn quota(meta: &Meta, key: &str) -> Option<u64> {
+    meta.get(key).and_then(|v| v.trim().parse().ok())
+}
+
+/// Refuses a write of `size` bytes that would take the container or the account past its
+/// quota. Like Swift, an overwrite is counted as an addition (quotas are approximate).
+pub(super) async fn check_quota(
+    st: &Shared,
+    account: &str,
+    crow: &ContainerRow,
+    size: u64,
+) -> Result<()> {
+    if quota(&crow.meta, CONTAINER_QUOTA_BYTES).is_some_and(|q| crow.bytes_used + size > q) {
+        return Err(Error::QuotaExceeded {
+            what: "container bytes",
+        });
+    }
+    if quota(&crow.meta, CONTAINER_QUOTA_COUNT).is_some_and(|q| crow.object_count + 1 > q) {
+        return Err(Error::QuotaExceeded {
+            what: "container object count",
+        });
+    }
+    let a = account.to_owned();
+    let acct = blocking(st, move |s| s.db.get_account(&a)).await?;
+    if let Some(acct) = acct {
+        if quota(&acct.meta, ACCOUNT_QUOTA_BYTES).is_some_and(|q| acct.bytes_used + size > q) {
+            return Err(Error::QuotaExceeded {
+                what: "account bytes",
+            });
+        }
+    }
+    Ok(())
+}
+
 /// The timestamp of a write: now, or the original one when a peer replicates it.
 pub(super) fn write_ts(st: &Shared, r: &Req) -> Result<Timestamp> {
     if r.ident == Identity::Internal {
@@ -559,6 +599,7 @@ async fn put(st: &Shared, mut r: Req, crow: ContainerRow, object: String) -> Res
     if expected.is_some_and(|e| e > max) {
         return Err(Error::TooLarge { max });
     }
+    check_quota(st, r.path.account(), &crow, expected.unwrap_or(0)).await?;
     let now = st.clock.wall_secs();
     let meta = new_meta(&r.headers)?;
     let delete_at = delete_at(&r.headers, now)?;
@@ -578,6 +619,10 @@ async fn put(st: &Shared, mut r: Req, crow: ContainerRow, object: String) -> Res
         .await?;
     if client_etag.is_some_and(|e| e != staged.md5) {
         return Err(Error::EtagMismatch);
+    }
+    if expected.is_none() {
+        // Chunked: the size is known only now.
+        check_quota(st, r.path.account(), &crow, staged.size).await?;
     }
     let ts = write_ts(st, &r)?;
     let etag = staged.md5.clone();
@@ -786,6 +831,7 @@ async fn copy(
     if total > max {
         return Err(Error::TooLarge { max });
     }
+    check_quota(st, &account, &dest, total).await?;
     let stream = body::whole(pieces).into_data_stream();
     let staged = st
         .files
