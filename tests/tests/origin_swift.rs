@@ -200,6 +200,40 @@ fn swift_cli_round_trip() {
     assert_ne!(tampered, url);
     let r = anon.get(&tampered).send().expect("tampered GET");
     assert_eq!(r.status(), 401, "tampered signature must be refused");
+    // A container key works for its container only.
+    swift.must(&["post", "-m", "Temp-URL-Key:container-key-0123", "priv"]);
+    let signed = swift.must(&[
+        "tempurl",
+        "GET",
+        "600",
+        "/v1/AUTH_demo/priv/secret.txt",
+        "container-key-0123",
+    ]);
+    let r = anon
+        .get(format!("{}{}", origin.url, signed.trim()))
+        .send()
+        .expect("GET");
+    assert_eq!(r.status(), 200, "container tempurl key");
+    let signed = swift.must(&[
+        "tempurl",
+        "GET",
+        "600",
+        "/v1/AUTH_demo/pub/big.bin",
+        "container-key-0123",
+    ]);
+    let r = anon
+        .get(format!("{}{}", origin.url, signed.trim()))
+        .header("range", "bytes=0-0")
+        .send()
+        .expect("GET");
+    assert_eq!(r.status(), 206, "pub is public anyway");
+    swift.must(&["post", "-r", "", "pub"]);
+    let r = anon
+        .get(format!("{}{}", origin.url, signed.trim()))
+        .send()
+        .expect("GET");
+    assert_eq!(r.status(), 401, "priv's key does not open pub");
+    swift.must(&["post", "-r", ".r:*,.rlistings", "pub"]);
     // A tempurl for the SLO serves a range across a segment boundary.
     let signed = swift.must(&[
         "tempurl",
