@@ -419,3 +419,56 @@ fn custom_domain_and_pubcookie_login() {
     );
     assert_eq!(r.status(), 400);
 }
+
+/// A session past half its idle window is re-issued by the edge (sliding), keeping its start
+/// and hard expiry; a fresh one is not.
+#[test]
+fn sessions_slide() {
+    use outpost_auth::pubcookie;
+    use outpost_auth::token::ScopeClaim;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let origin = OriginProc::start(dir.path());
+    let api = Api::new(&origin);
+    api.setup();
+    api.must("PUT", "/private/s.txt", &[], b"slide".to_vec());
+    let edge = EdgeProc::start(dir.path(), "e1", origin.addr, "");
+    let c = edge.client(&[PRIVATE_HOST]);
+    let session = |started: u64| {
+        let scopes = vec![ScopeClaim {
+            pattern: "/private".into(),
+            methods: None,
+        }];
+        let hard = now() + 3600;
+        let mut claims =
+            pubcookie::session_claims("demo", scopes, Some("s1"), None, hard, 600, started);
+        // Still inside its idle window, but past half of it when started 400 s ago.
+        claims.expires = now() + 200;
+        format!(
+            "outpost_session={}",
+            pubcookie::sign_session(&claims, &key())
+                .expect("sign")
+                .token
+        )
+    };
+    let fetch = |cookie: &str| {
+        c.get(format!("http://{PRIVATE_HOST}:{}/s.txt", edge.addr.port()))
+            .header("cookie", cookie)
+            .send()
+            .expect("request")
+    };
+    let r = fetch(&session(now() - 400));
+    assert_eq!(r.status(), 200);
+    let renewed = r.headers()["set-cookie"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(renewed.starts_with("outpost_session=op1.k1."), "{renewed}");
+    let pair = renewed.split(';').next().expect("pair").to_owned();
+    assert_eq!(fetch(&pair).status(), 200, "the re-issued session works");
+    let r = fetch(&session(now()));
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers().get("set-cookie").is_none(),
+        "a fresh session is not re-issued"
+    );
+}
