@@ -111,20 +111,23 @@ fn listed_hash(o: &ObjectRow) -> &str {
     &o.etag
 }
 
+/// One name (or subdir) per line.
+fn plain<T>(entries: &[Entry<T>], name: impl Fn(&T) -> &str) -> String {
+    let mut s = String::new();
+    for e in entries {
+        match e {
+            Entry::Item(i) => s.push_str(name(i)),
+            Entry::Subdir(d) => s.push_str(d),
+        }
+        s.push('\n');
+    }
+    s
+}
+
 /// Renders an object listing.
 pub fn objects(entries: &[Entry<ObjectRow>], fmt: Format, container: &str) -> String {
     match fmt {
-        Format::Plain => {
-            let mut s = String::new();
-            for e in entries {
-                match e {
-                    Entry::Item(o) => s.push_str(&o.name),
-                    Entry::Subdir(d) => s.push_str(d),
-                }
-                s.push('\n');
-            }
-            s
-        }
+        Format::Plain => plain(entries, |o| &o.name),
         Format::Json => {
             let items: Vec<serde_json::Value> = entries
                 .iter()
@@ -177,17 +180,7 @@ pub fn objects(entries: &[Entry<ObjectRow>], fmt: Format, container: &str) -> St
 /// Renders a container listing of an account.
 pub fn containers(entries: &[Entry<ContainerRow>], fmt: Format, account: &str) -> String {
     match fmt {
-        Format::Plain => {
-            let mut s = String::new();
-            for e in entries {
-                match e {
-                    Entry::Item(c) => s.push_str(&c.name),
-                    Entry::Subdir(d) => s.push_str(d),
-                }
-                s.push('\n');
-            }
-            s
-        }
+        Format::Plain => plain(entries, |c| &c.name),
         Format::Json => {
             let items: Vec<serde_json::Value> = entries
                 .iter()
