@@ -145,12 +145,16 @@ impl Files {
                 return Err(Error::TooLarge { max });
             }
             h.update(&chunk);
-            out.write_all(&chunk).await?;
+            if let Err(e) = out.write_all(&chunk).await {
+                return Err(drain_then(body, idle, e.into()).await);
+            }
         }
         if expected.is_some_and(|e| staged.size != e) {
             return Err(Error::ClientDisconnect);
         }
-        out.flush().await?;
+        if let Err(e) = out.flush().await {
+            return Err(drain_then(body, idle, e.into()).await);
+        }
         out.get_ref().sync_all().await?;
         staged.md5 = hex::encode(h.finalize());
         Ok(staged)
@@ -240,6 +244,26 @@ fn create_dir_durable(dir: &Path) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Most body bytes read and discarded after a write failed, so the client gets the error
+/// response (e.g. 507) instead of a connection reset in the middle of its upload.
+const DRAIN_LIMIT: u64 = 64 << 20;
+
+/// Reads and discards the rest of a body (bounded by [`DRAIN_LIMIT`] and the idle timeout),
+/// then returns `err`.
+async fn drain_then<S, E>(mut body: S, idle: Duration, err: Error) -> Error
+where
+    S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
+{
+    let mut drained = 0u64;
+    while drained < DRAIN_LIMIT {
+        match tokio::time::timeout(idle, body.next()).await {
+            Ok(Some(Ok(chunk))) => drained += chunk.len() as u64,
+            _ => break,
+        }
+    }
+    err
 }
 
 #[cfg(test)]
