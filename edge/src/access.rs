@@ -156,7 +156,11 @@ impl TokenCache for EdgeTokenCache {
     }
 }
 
-/// Revoked sessions and users, filled from the change feed and the purge API.
+/// Revocations kept per kind. Past this many the cache evicts, and an evicted revocation no
+/// longer applies until the next restart reloads it from the origin's snapshot (documented limit).
+pub const MAX_REVOCATIONS: u64 = 1_000_000;
+
+/// Revoked sessions and users, filled from the change feed and the origin's snapshot.
 #[derive(Debug, Clone)]
 pub struct EdgeRevocations {
     /// `account/session-id` → revoked.
@@ -167,17 +171,12 @@ pub struct EdgeRevocations {
 
 impl Default for EdgeRevocations {
     fn default() -> Self {
-        // Entries outlive the longest session (12 h default) with margin.
-        let ttl = Duration::from_secs(48 * 3600);
+        // No time-to-live: sessions (`access.session_max`) and URL tokens with a session id can
+        // live longer than any fixed window, and a forgotten revocation would quietly re-enable
+        // them. The origin keeps every revocation and the snapshot reloads them at start.
         EdgeRevocations {
-            sessions: Cache::builder()
-                .max_capacity(1_000_000)
-                .time_to_live(ttl)
-                .build(),
-            users: Cache::builder()
-                .max_capacity(1_000_000)
-                .time_to_live(ttl)
-                .build(),
+            sessions: Cache::builder().max_capacity(MAX_REVOCATIONS).build(),
+            users: Cache::builder().max_capacity(MAX_REVOCATIONS).build(),
         }
     }
 }
