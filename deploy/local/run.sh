@@ -1,0 +1,376 @@
+#!/usr/bin/env bash
+# Runs the example topology on this machine and smoke-tests it: two datacenters, each with
+# three origin nodes and two edges, every process on 127.0.0.1 with its own port and a
+# temporary directory. Everything it starts is stopped by PID when it exits, however it exits.
+#
+#   deploy/local/run.sh              # start, wait for health, smoke test, stop
+#   deploy/local/run.sh --hold       # ... then keep the topology running until Ctrl-C
+#   deploy/local/run.sh --strict     # a step skipped for a missing feature is a failure
+#
+# Environment: OUTPOST=<path to the outpost binary> (default: `cargo build --bin outpost` in
+# this checkout), OUTPOST_LOCAL_DIR=<dir> to keep data and logs there instead of a temp dir.
+#
+# The smoke test: upload in DC1, fetch it with a signed URL (`outpost sign url`) through the
+# edges, delete it, check it is gone from the edges. Steps that need features not built yet
+# print "SKIP" with the reason and never count as passes:
+#   - the origin cluster (ring, issue 8): each DC's nodes 2 and 3 run standalone and the
+#     DC's edges fill from node 1;
+#   - cross-DC replication (issue 9): the DC1 object cannot reach DC2, so the DC2-edge fetch
+#     and the DC2 half of "gone from all edges" are skipped. DC2 is smoke-tested on its own
+#     data instead.
+# Exit status: 0 when every step that ran passed, 1 otherwise.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+HOLD=0
+STRICT=0
+for arg in "$@"; do
+  case $arg in
+    --hold) HOLD=1 ;;
+    --strict) STRICT=1 ;;
+    -h | --help) sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "run.sh: unknown argument $arg (try --help)" >&2; exit 2 ;;
+  esac
+done
+
+for tool in curl; do
+  command -v "$tool" >/dev/null || { echo "run.sh: $tool is required" >&2; exit 2; }
+done
+
+if [[ -z ${OUTPOST:-} ]]; then
+  echo "building outpost (cargo build --bin outpost) ..."
+  (cd "$ROOT" && cargo build --quiet --bin outpost)
+  OUTPOST="${CARGO_TARGET_DIR:-$ROOT/target}/debug/outpost"
+fi
+[[ -x $OUTPOST ]] || { echo "run.sh: $OUTPOST is not an executable" >&2; exit 2; }
+
+if [[ -n ${OUTPOST_LOCAL_DIR:-} ]]; then
+  WORK=$OUTPOST_LOCAL_DIR
+  mkdir -p "$WORK"
+  KEEP_WORK=1
+else
+  WORK=$(mktemp -d "${TMPDIR:-/tmp}/outpost-local.XXXXXX")
+  KEEP_WORK=0
+fi
+mkdir -p "$WORK/logs"
+
+# --- processes ------------------------------------------------------------------------------
+PIDS=()
+NAMES=()
+
+stop_all() {
+  local status=$?
+  trap - EXIT INT TERM
+  if ((${#PIDS[@]})); then
+    echo "stopping ${#PIDS[@]} processes: ${PIDS[*]}"
+    local pid
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    # Graceful stop first (origins finish in-flight requests, edges drain), SIGKILL after 15 s.
+    local deadline=$((SECONDS + 15)) alive
+    while :; do
+      alive=()
+      for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive+=("$pid"); done
+      ((${#alive[@]} == 0)) && break
+      if ((SECONDS >= deadline)); then
+        echo "still running after SIGTERM, sending SIGKILL: ${alive[*]}"
+        for pid in "${alive[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+        break
+      fi
+      sleep 0.05
+    done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  fi
+  if ((KEEP_WORK)); then
+    echo "data and logs kept in $WORK"
+  else
+    rm -rf "$WORK"
+  fi
+  exit "$status"
+}
+trap stop_all EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# start NAME ARGS...: starts `outpost ARGS` in the background, output in logs/NAME.log.
+start() {
+  local name=$1
+  shift
+  "$OUTPOST" "$@" >"$WORK/logs/$name.log" 2>&1 &
+  PIDS+=("$!")
+  NAMES+=("$name")
+}
+
+# A port nothing listens on (the edges need theirs before they start; origins use port 0).
+USED_PORTS=" "
+free_port() {
+  local p
+  while :; do
+    p=$((20000 + RANDOM % 40000))
+    [[ $USED_PORTS == *" $p "* ]] && continue
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+      USED_PORTS+="$p "
+      echo "$p"
+      return
+    fi
+  done
+}
+
+die() {
+  echo "run.sh: $*" >&2
+  echo "--- last lines of each log ($WORK/logs) ---" >&2
+  local f
+  for f in "$WORK"/logs/*.log; do
+    echo "== $(basename "$f")" >&2
+    tail -n 5 "$f" >&2
+  done
+  exit 1
+}
+
+# wait_for_line NAME REGEX: polls NAME's log until a line matches (or its process died).
+wait_for_line() {
+  local name=$1 re=$2 deadline=$((SECONDS + 60)) i pid=
+  for i in "${!NAMES[@]}"; do [[ ${NAMES[$i]} == "$name" ]] && pid=${PIDS[$i]}; done
+  while ! grep -Eq "$re" "$WORK/logs/$name.log"; do
+    kill -0 "$pid" 2>/dev/null || die "$name exited before it was ready"
+    ((SECONDS < deadline)) || die "$name: no line matching '$re' after 60 s"
+    sleep 0.05
+  done
+}
+
+# wait_healthy URL: polls URL/healthz until it answers 200.
+wait_healthy() {
+  local url=$1 deadline=$((SECONDS + 60))
+  until [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url/healthz") == 200 ]]; do
+    ((SECONDS < deadline)) || die "$url/healthz not 200 after 60 s"
+    sleep 0.05
+  done
+}
+
+# --- the topology ---------------------------------------------------------------------------
+USER_KEY="local-demo-key-$RANDOM$RANDOM"
+declare -A ORIGIN_URL EDGE_PORT SECRET
+for dc in 1 2; do
+  SECRET[$dc]="local-dc$dc-internal-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+  for n in 1 2 3; do
+    mkdir -p "$WORK/dc$dc/origin-$n"
+    cat >"$WORK/dc$dc/origin-$n.toml" <<EOF
+listen = "127.0.0.1:0"
+data_dir = "$WORK/dc$dc/origin-$n/data"
+internal_secret = "${SECRET[$dc]}"
+[[auth.users]]
+account = "demo"
+user = "demo"
+key = "$USER_KEY"
+EOF
+    "$OUTPOST" origin --config "$WORK/dc$dc/origin-$n.toml" --check >/dev/null
+    start "dc$dc-origin-$n" origin --config "$WORK/dc$dc/origin-$n.toml"
+  done
+done
+for dc in 1 2; do
+  for n in 1 2 3; do
+    wait_for_line "dc$dc-origin-$n" 'outpost origin listening on http://'
+    ORIGIN_URL[$dc$n]=$(grep -Eo 'outpost origin listening on http://[0-9.:]+' \
+      "$WORK/logs/dc$dc-origin-$n.log" | head -n1 | sed 's/.* on //')
+    wait_healthy "${ORIGIN_URL[$dc$n]}"
+  done
+done
+
+for dc in 1 2; do
+  for n in 1 2; do
+    port=$(free_port)
+    EDGE_PORT[$dc$n]=$port
+    mkdir -p "$WORK/dc$dc/edge-$n"
+    # Until the ring (issue 8) exists, both edges of a DC fill from its node 1.
+    cat >"$WORK/dc$dc/edge-$n.toml" <<EOF
+listen = "127.0.0.1:$port"
+edge_id = "dc$dc-edge-$n"
+base_domain = "localhost"
+[origin]
+address = "${ORIGIN_URL[${dc}1]#http://}"
+internal_secret = "${SECRET[$dc]}"
+[cache]
+memory = "64 MiB"
+disk_dir = "$WORK/dc$dc/edge-$n/cache"
+disk = "256 MiB"
+EOF
+    "$OUTPOST" edge --config "$WORK/dc$dc/edge-$n.toml" --check >/dev/null
+    start "dc$dc-edge-$n" edge --config "$WORK/dc$dc/edge-$n.toml"
+  done
+done
+for dc in 1 2; do
+  for n in 1 2; do
+    wait_healthy "http://127.0.0.1:${EDGE_PORT[$dc$n]}"
+  done
+done
+
+echo "topology up in $WORK (logs in $WORK/logs):"
+for dc in 1 2; do
+  echo "  DC$dc origins: ${ORIGIN_URL[${dc}1]} ${ORIGIN_URL[${dc}2]} ${ORIGIN_URL[${dc}3]}"
+  echo "  DC$dc edges:   http://127.0.0.1:${EDGE_PORT[${dc}1]} http://127.0.0.1:${EDGE_PORT[${dc}2]}"
+done
+
+# --- smoke test -----------------------------------------------------------------------------
+PASSED=0
+FAILED=0
+SKIPPED=0
+pass() { PASSED=$((PASSED + 1)); echo "PASS  $*"; }
+fail() { FAILED=$((FAILED + 1)); echo "FAIL  $*"; }
+skip() { SKIPPED=$((SKIPPED + 1)); echo "SKIP  $*"; }
+
+pass "health: 6 origin nodes and 4 edges answer /healthz"
+
+if "$OUTPOST" ring --help >/dev/null 2>&1; then
+  skip "origin cluster: \`outpost ring\` exists but this script does not wire rings into the" \
+    "nodes yet (deploy/configs/make-ring.sh); nodes 2-3 of each DC run standalone"
+else
+  skip "origin cluster (issue 8, not built): nodes 2-3 of each DC run standalone;" \
+    "edges fill from node 1"
+fi
+
+# login DC: sets TOKEN and STORAGE for the demo account on the DC's node 1.
+login() {
+  local headers
+  headers=$(curl -s -D - -o /dev/null --max-time 5 -H "X-Auth-User: demo:demo" \
+    -H "X-Auth-Key: $USER_KEY" "${ORIGIN_URL[${1}1]}/auth/v1.0" | tr -d '\r')
+  TOKEN=$(sed -n 's/^[Xx]-[Aa]uth-[Tt]oken: //p' <<<"$headers")
+  STORAGE=$(sed -n 's/^[Xx]-[Ss]torage-[Uu]rl: //p' <<<"$headers")
+  [[ -n $TOKEN && -n $STORAGE ]]
+}
+
+# api METHOD URL [curl args...]: the HTTP status of an authenticated origin request.
+api() {
+  local method=$1 url=$2
+  shift 2
+  curl -s -o "$WORK/last-body" -D "$WORK/last-headers" -w '%{http_code}' --max-time 10 \
+    -X "$method" -H "X-Auth-Token: $TOKEN" "$@" "$url"
+}
+
+# edge_get DC N URL_PATH HOST: status of a GET through edge N of DC, body in $WORK/last-body.
+edge_get() {
+  curl -s -o "$WORK/last-body" -D "$WORK/last-headers" -w '%{http_code}' --max-time 10 \
+    -H "Host: $4" "http://127.0.0.1:${EDGE_PORT[$1$2]}$3"
+}
+
+# until_status WANT DC N URL_PATH HOST: polls an edge until it answers WANT (5 s deadline):
+# catalog updates and purges arrive through the change feed within milliseconds.
+until_status() {
+  local want=$1 deadline=$((SECONDS + 5)) got
+  while :; do
+    got=$(edge_get "$2" "$3" "$4" "$5")
+    [[ $got == "$want" ]] && return 0
+    ((SECONDS < deadline)) || { echo "      (got $got, wanted $want)"; return 1; }
+    sleep 0.02
+  done
+}
+
+KEY_SECRET=$("$OUTPOST" key gen --id smoke | sed -n 's/^secret = "\(.*\)"$/\1/p')
+printf '%s' "$KEY_SECRET" >"$WORK/smoke.secret"
+DOMAIN_SUFFIX=$RANDOM
+
+# setup_dc DC: a private container, a token key and a custom domain in DC's demo account.
+setup_dc() {
+  local dc=$1
+  login "$dc" || return 1
+  [[ $(api PUT "$STORAGE/private") == 20[12] ]] || return 1
+  [[ $(api POST "$STORAGE" -H "X-Account-Outpost-Key-smoke: $KEY_SECRET" \
+    -H "X-Account-Meta-Outpost-Domains: img$dc-$DOMAIN_SUFFIX.localhost") == 204 ]]
+}
+
+# signed_path PATH: the path and query of a 5-minute signed URL for PATH (account-relative).
+signed_path() {
+  "$OUTPOST" sign url --account demo --key-id smoke --secret-file "$WORK/smoke.secret" \
+    --path "$1" --expires-in 5m
+}
+
+BODY1="hello from DC1 $RANDOM$RANDOM"
+OBJ=/private/smoke/hello.txt
+HOST1="img1-$DOMAIN_SUFFIX.localhost"
+if setup_dc 1 && [[ $(api PUT "$STORAGE$OBJ" --data-binary "$BODY1") == 201 ]]; then
+  pass "upload in DC1: PUT $OBJ on dc1-origin-1 (private container, token key, domain $HOST1)"
+else
+  fail "upload in DC1 (status $(head -c 200 "$WORK/last-body" 2>/dev/null))"
+  die "cannot continue without the DC1 object"
+fi
+
+URL1=$(signed_path "$OBJ")
+ok=1
+for n in 1 2; do
+  until_status 403 1 "$n" "$OBJ" "$HOST1" || ok=0
+done
+((ok)) && pass "DC1 edges refuse the private object without a signature (403)" ||
+  fail "DC1 edges did not refuse an unsigned request"
+
+ok=1
+for n in 1 2; do
+  if until_status 200 1 "$n" "$URL1" "$HOST1" && [[ $(cat "$WORK/last-body") == "$BODY1" ]]; then
+    # The second fetch comes from the edge's cache.
+    edge_get 1 "$n" "$URL1" "$HOST1" >/dev/null
+    grep -qi '^x-outpost-cache: HIT' "$WORK/last-headers" || { echo "      dc1-edge-$n: no cache HIT"; ok=0; }
+  else
+    echo "      dc1-edge-$n: wrong status or body"
+    ok=0
+  fi
+done
+((ok)) && pass "signed URL (outpost sign url) through both DC1 edges: 200, same bytes, then a cache HIT" ||
+  fail "signed URL through the DC1 edges"
+
+skip "fetch the DC1 upload through a DC2 edge: cross-DC replication (issue 9) is not built"
+
+# DC2 on its own data, so its origins and edges are exercised end to end too.
+BODY2="hello from DC2 $RANDOM$RANDOM"
+HOST2="img2-$DOMAIN_SUFFIX.localhost"
+ok=1
+if setup_dc 2 && [[ $(api PUT "$STORAGE$OBJ" --data-binary "$BODY2") == 201 ]]; then
+  for n in 1 2; do
+    if ! { until_status 200 2 "$n" "$URL1" "$HOST2" && [[ $(cat "$WORK/last-body") == "$BODY2" ]]; }; then
+      echo "      dc2-edge-$n: wrong status or body"
+      ok=0
+    fi
+  done
+else
+  ok=0
+fi
+((ok)) && pass "DC2 on its own data: upload on dc2-origin-1, signed fetch through both DC2 edges" ||
+  fail "DC2 on its own data"
+
+# Delete in DC1, asking the origin to answer once every subscribed edge purged it.
+login 1
+status=$(api DELETE "$STORAGE$OBJ" -H "X-Purge-Wait: edges" || true)
+purge=$(sed -n 's/^[Xx]-[Pp]urge-[Ss]tatus: //p' "$WORK/last-headers" | tr -d '\r')
+if [[ $status == 204 && $purge == complete ]]; then
+  pass "delete in DC1: 204, X-Purge-Status: complete (every DC1 edge acknowledged)"
+else
+  fail "delete in DC1: status $status, X-Purge-Status '$purge'"
+fi
+ok=1
+for n in 1 2; do
+  # No wait: the delete returned only after both edges purged.
+  got=$(edge_get 1 "$n" "$URL1" "$HOST1" || true)
+  [[ $got == 404 ]] || { echo "      dc1-edge-$n answered $got"; ok=0; }
+done
+((ok)) && pass "the deleted object is gone from both DC1 edges (404 at once)" ||
+  fail "the deleted object is still served by a DC1 edge"
+skip "the DC1 delete is gone from the DC2 edges: cross-DC replication (issue 9) is not built"
+
+login 2
+status=$(api DELETE "$STORAGE$OBJ" -H "X-Purge-Wait: edges" || true)
+ok=1
+[[ $status == 204 ]] || ok=0
+for n in 1 2; do
+  got=$(edge_get 2 "$n" "$URL1" "$HOST2" || true)
+  [[ $got == 404 ]] || { echo "      dc2-edge-$n answered $got"; ok=0; }
+done
+((ok)) && pass "DC2's own object deleted in DC2 is gone from both DC2 edges" ||
+  fail "DC2 delete and purge"
+
+echo "smoke: $PASSED passed, $FAILED failed, $SKIPPED skipped"
+if ((STRICT && SKIPPED)); then
+  echo "run.sh: --strict: $SKIPPED steps were skipped" >&2
+  exit 1
+fi
+((FAILED == 0)) || exit 1
+
+if ((HOLD)); then
+  echo "holding the topology; Ctrl-C stops it"
+  wait
+fi
