@@ -5,9 +5,10 @@
 #   deploy/configs/make-ring.sh [OUT_DIR]      # writes OUT_DIR/dc1.ring and OUT_DIR/dc2.ring
 #
 # PENDING (issue 8): the `outpost ring` command is being built. This script follows the
-# interface issue 8 describes (`outpost ring create --part-power P --replicas N`, `add` with
-# region, zone, host, port, device name and weight, `rebalance`, `show`); the exact flag
-# spelling may change when it lands. Until then it stops with a clear message and status 3.
+# interface issue 8 describes and the one in progress (`outpost ring create FILE --part-power P
+# --replicas N`, `add FILE` with region, zone, host, port, device name and weight, `rebalance
+# FILE`, `show FILE`); check it against `outpost ring --help` when it lands. With a build
+# that has no `outpost ring` it stops with a clear message and status 3.
 set -euo pipefail
 
 OUTPOST=${OUTPOST:-outpost}
@@ -24,15 +25,19 @@ fi
 mkdir -p "$OUT"
 for dc in 1 2; do
   ring="$OUT/dc$dc.ring"
-  "$OUTPOST" ring create --ring "$ring" --part-power "$PART_POWER" --replicas "$REPLICAS"
+  if [[ -e $ring ]]; then
+    echo "make-ring.sh: $ring exists; remove it to build a new ring (or use \`outpost ring add\`)" >&2
+    exit 1
+  fi
+  "$OUTPOST" ring create "$ring" --part-power "$PART_POWER" --replicas "$REPLICAS"
   for node in 1 2 3; do
     # Region = datacenter, zone = node: rebalance never puts two replicas of a partition in
     # one zone while another zone has room.
-    "$OUTPOST" ring add --ring "$ring" \
+    "$OUTPOST" ring add "$ring" \
       --region "$dc" --zone "$node" \
       --host "10.$dc.0.1$node" --port 8080 \
       --device d1 --weight 100
   done
-  "$OUTPOST" ring rebalance --ring "$ring"
-  "$OUTPOST" ring show --ring "$ring"
+  "$OUTPOST" ring rebalance "$ring"
+  "$OUTPOST" ring show "$ring"
 done

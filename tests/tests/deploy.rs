@@ -1,0 +1,582 @@
+//! `deploy/`: every example config passes `outpost ... --check`, the systemd units pass
+//! `systemd-analyze verify`, the compose file passes `docker-compose config`, the Kubernetes
+//! manifests pass `kubernetes-validate --strict`, and `deploy/local/run.sh` brings up the
+//! two-datacenter topology and passes its smoke test. Each external validator is a Debian or
+//! PyPI package installed by `.ci/run`; a test whose tool is missing prints `SKIPPED: <reason>`.
+//! Every validator is also shown a broken copy, so a check that accepts anything fails here.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use outpost_tests::clients::run_within;
+use outpost_tests::{outpost_bin, which};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn tomls(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap_or_else(|e| panic!("read {}: {e}", d.display())) {
+            let p = e.expect("dir entry").path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "toml") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// `outpost <role> --config <file> --check`, asserting success and its `<file>: ok` line.
+fn must_check(role: &str, file: &Path) {
+    let out = Command::new(outpost_bin())
+        .args([role, "--config"])
+        .arg(file)
+        .arg("--check")
+        .output()
+        .expect("spawn outpost");
+    assert!(
+        out.status.success(),
+        "outpost {role} --check {} failed: {}",
+        file.display(),
+        text(&out)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("{}: ok", file.display())
+    );
+}
+
+/// The block scalar under `key: |` in a YAML file (indentation-based; enough for our files).
+fn yaml_block(yaml: &str, key: &str) -> String {
+    let mut lines = yaml.lines();
+    let head = format!("{key}: |");
+    lines
+        .by_ref()
+        .find(|l| l.trim() == head)
+        .unwrap_or_else(|| panic!("no `{head}` block"));
+    let body: Vec<&str> = lines
+        .take_while(|l| l.is_empty() || l.starts_with("    "))
+        .collect();
+    let indent = body
+        .iter()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.len() - l.trim_start().len())
+        .min()
+        .expect("non-empty block");
+    body.iter()
+        .map(|l| l.get(indent..).unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn every_example_config_passes_check() {
+    let mut origins = 0;
+    let mut edges = 0;
+    for dir in ["deploy/configs", "deploy/docker/config"] {
+        for f in tomls(&root().join(dir)) {
+            let name = f.file_name().unwrap().to_string_lossy().into_owned();
+            let role = if name.contains("origin") {
+                origins += 1;
+                "origin"
+            } else if name.contains("edge") {
+                edges += 1;
+                "edge"
+            } else {
+                panic!("{}: name it *origin* or *edge*", f.display());
+            };
+            must_check(role, &f);
+        }
+    }
+    // 2 DCs × 3 origin nodes + 2 edges, the generic edge, and the compose configs.
+    assert_eq!((origins, edges), (6 + 2, 5 + 4));
+
+    // The configs the Kubernetes manifests carry, rendered as the edge's init container does.
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = yaml_block(
+        &read(&root().join("deploy/k8s/secrets.example.yaml")),
+        "origin.toml",
+    );
+    std::fs::write(tmp.path().join("origin.toml"), origin).unwrap();
+    must_check("origin", &tmp.path().join("origin.toml"));
+    let edge = yaml_block(&read(&root().join("deploy/k8s/edge.yaml")), "edge.toml.in")
+        .replace("@EDGE_ID@", "outpost-edge-5d9c7-x2x7q")
+        .replace("@ORIGIN_ADDRESS@", "10.244.1.7:8080")
+        .replace("@INTERNAL_SECRET@", "k8s-internal-secret-0123456789");
+    std::fs::write(tmp.path().join("edge.toml"), edge).unwrap();
+    must_check("edge", &tmp.path().join("edge.toml"));
+
+    // And the check is real: a misspelt key in a copy of the reference config is named.
+    let bad = read(&root().join("deploy/configs/dc1/edge-1.toml"))
+        .replace("stale_if_error =", "stale_if_eror =");
+    std::fs::write(tmp.path().join("bad.toml"), bad).unwrap();
+    let out = Command::new(outpost_bin())
+        .args(["edge", "--check", "--config"])
+        .arg(tmp.path().join("bad.toml"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(text(&out).contains("stale_if_eror"), "{}", text(&out));
+}
+
+/// In the two reference configs, every key is preceded by a comment that documents it.
+#[test]
+fn reference_configs_document_every_key() {
+    for f in [
+        "deploy/configs/dc1/origin-1.toml",
+        "deploy/configs/dc1/edge-1.toml",
+    ] {
+        let body = read(&root().join(f));
+        let lines: Vec<&str> = body.lines().collect();
+        let mut keys = 0;
+        for (i, l) in lines.iter().enumerate() {
+            let t = l.trim();
+            if t.is_empty() || t.starts_with('#') || t.starts_with('[') {
+                continue;
+            }
+            keys += 1;
+            // Repeated [[auth.users]] / [[tls.certs]] entries follow a documented first one.
+            let repeated = lines[..i]
+                .iter()
+                .rev()
+                .find(|p| p.starts_with("[["))
+                .is_some_and(|table| lines[..i].iter().filter(|p| *p == table).count() > 1);
+            let prev = lines[i - 1].trim();
+            assert!(
+                prev.starts_with('#') || repeated,
+                "{f}:{}: `{t}` has no comment above it",
+                i + 1
+            );
+        }
+        assert!(keys >= 10, "{f}: only {keys} keys");
+    }
+}
+
+#[test]
+fn systemd_units_pass_systemd_analyze_verify() {
+    let Some(analyze) = which("systemd-analyze") else {
+        eprintln!("SKIPPED: systemd-analyze (Debian package systemd) is not installed");
+        return;
+    };
+    let dir = root().join("deploy/systemd");
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = outpost_bin();
+    let mut units = Vec::new();
+    for name in ["outpost-origin.service", "outpost-edge.service"] {
+        let unit = read(&dir.join(name));
+        for needed in [
+            "User=outpost",
+            "ProtectSystem=strict",
+            "ReadWritePaths=/var/",
+            "NoNewPrivileges=yes",
+            "PrivateTmp=yes",
+            "Restart=on-failure",
+            "KillSignal=SIGTERM",
+            "TimeoutStopSec=",
+            "--check",
+        ] {
+            assert!(unit.contains(needed), "{name} lacks {needed}");
+        }
+        // verify checks that ExecStart exists: point the copy at the binary under test.
+        let copy = tmp.path().join(name);
+        std::fs::write(
+            &copy,
+            unit.replace("/usr/local/bin/outpost", &bin.to_string_lossy()),
+        )
+        .unwrap();
+        units.push(copy);
+    }
+    let edge = read(&dir.join("outpost-edge.service"));
+    assert!(edge.contains("AmbientCapabilities=CAP_NET_BIND_SERVICE"));
+    assert!(edge.contains("CapabilityBoundingSet=CAP_NET_BIND_SERVICE"));
+
+    let out = Command::new(&analyze)
+        .arg("verify")
+        .args(&units)
+        .output()
+        .unwrap();
+    // verify exits 0 on unknown keys and bad values, warning on stderr: both must be clean.
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "systemd-analyze verify: {}",
+        text(&out)
+    );
+
+    // The same verify names a misspelt directive, so the clean result above means something.
+    let bad = tmp.path().join("outpost-bad.service");
+    std::fs::write(
+        &bad,
+        read(&units[1]).replace("ProtectSystem=strict", "ProtectSytem=strict"),
+    )
+    .unwrap();
+    let out = Command::new(&analyze)
+        .arg("verify")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(text(&out).contains("ProtectSytem"), "{}", text(&out));
+
+    // Hardening as systemd scores it (0 = locked down, 10 = exposed).
+    for unit in &units {
+        let out = Command::new(&analyze)
+            .args(["security", "--offline=yes"])
+            .arg(unit)
+            .output()
+            .unwrap();
+        let report = text(&out);
+        let level: f64 = report
+            .lines()
+            .find_map(|l| l.split_once("Overall exposure level for ").map(|(_, r)| r))
+            .and_then(|r| r.split(": ").nth(1))
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no exposure level in:\n{report}"));
+        assert!(
+            level <= 2.0,
+            "{}: exposure {level}\n{report}",
+            unit.display()
+        );
+    }
+
+    // The sysusers file creates the outpost user.
+    if let Some(sysusers) = which("systemd-sysusers") {
+        std::fs::create_dir_all(tmp.path().join("root/etc")).unwrap();
+        let out = Command::new(sysusers)
+            .arg(format!("--root={}", tmp.path().join("root").display()))
+            .arg(dir.join("outpost.sysusers.conf"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        let passwd = read(&tmp.path().join("root/etc/passwd"));
+        assert!(
+            passwd
+                .lines()
+                .any(|l| l.starts_with("outpost:")
+                    && l.ends_with(":/var/lib/outpost:/usr/sbin/nologin")),
+            "{passwd}"
+        );
+    }
+}
+
+#[test]
+fn dockerfile_is_multi_stage_and_runs_as_non_root() {
+    let file = read(&root().join("deploy/docker/Dockerfile"));
+    let lines: Vec<&str> = file
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#'))
+        .collect();
+    let froms: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with("FROM "))
+        .collect();
+    assert_eq!(froms.len(), 2, "{froms:?}");
+    assert!(froms[0].starts_with("FROM rust:1-bookworm AS build"));
+    assert!(froms[1].starts_with("FROM debian:bookworm-slim"));
+    let runtime = &lines[lines.iter().position(|l| l == &froms[1]).unwrap()..];
+    let users: Vec<&str> = runtime
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with("USER "))
+        .collect();
+    assert_eq!(users.len(), 1, "{users:?}");
+    let user = users[0]
+        .trim_start_matches("USER ")
+        .split(':')
+        .next()
+        .unwrap();
+    assert!(user != "root" && user != "0", "runs as {user}");
+    // From the build stage the runtime takes the binary and nothing else.
+    let copies: Vec<&str> = runtime
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with("COPY"))
+        .collect();
+    assert_eq!(
+        copies,
+        ["COPY --from=build /usr/local/bin/outpost /usr/local/bin/outpost"]
+    );
+    assert!(file.contains("apt-get install -y --no-install-recommends cmake"));
+    let health = runtime
+        .iter()
+        .position(|l| l.starts_with("HEALTHCHECK"))
+        .expect("HEALTHCHECK");
+    assert!(runtime[health + 1].contains("/healthz"));
+    assert!(file.contains(r#"ENTRYPOINT ["/usr/local/bin/outpost"]"#));
+}
+
+#[test]
+fn compose_file_validates() {
+    let dir = root().join("deploy/docker");
+    let compose = read(&dir.join("compose.yaml"));
+    // Each edge config points at its DC's node 1 by the fixed address compose gives it.
+    for dc in 1..=2 {
+        for n in 1..=2 {
+            let cfg = read(&dir.join(format!("config/dc{dc}-edge-{n}.toml")));
+            assert!(cfg.contains(&format!("address = \"172.28.{dc}.11:8080\"")));
+            assert!(cfg.contains(&format!("edge_id = \"dc{dc}-edge-{n}\"")));
+        }
+        assert!(compose.contains(&format!("ipv4_address: 172.28.{dc}.11 }}")));
+    }
+    let Some(dc) = which("docker-compose") else {
+        eprintln!("SKIPPED: docker-compose (Debian package docker-compose) is not installed");
+        return;
+    };
+    let out = Command::new(&dc)
+        .arg("-f")
+        .arg(dir.join("compose.yaml"))
+        .args(["config", "--services"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "docker-compose config: {}",
+        text(&out)
+    );
+    let mut services: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    services.sort();
+    let mut want = Vec::new();
+    for dc in 1..=2 {
+        for n in 1..=3 {
+            want.push(format!("dc{dc}-origin-{n}"));
+        }
+        for n in 1..=2 {
+            want.push(format!("dc{dc}-edge-{n}"));
+        }
+    }
+    want.sort();
+    assert_eq!(services, want);
+    let out = Command::new(&dc)
+        .arg("-f")
+        .arg(dir.join("compose.yaml"))
+        .args(["config", "-q"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "docker-compose config -q: {}",
+        text(&out)
+    );
+
+    // A misspelt option is refused, by name.
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = tmp.path().join("compose.yaml");
+    std::fs::write(
+        &bad,
+        compose.replace("stop_grace_period:", "stop_grace_perod:"),
+    )
+    .unwrap();
+    let out = Command::new(&dc)
+        .arg("-f")
+        .arg(&bad)
+        .args(["config", "-q"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(text(&out).contains("stop_grace_perod"), "{}", text(&out));
+}
+
+#[test]
+fn kubernetes_manifests_validate() {
+    let dir = root().join("deploy/k8s");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    let origin = read(&dir.join("origin.yaml"));
+    assert!(
+        origin.contains("clusterIP: None"),
+        "headless origin Service"
+    );
+    assert!(origin.contains("volumeClaimTemplates:"));
+    let Some(kv) = which("kubernetes-validate") else {
+        eprintln!(
+            "SKIPPED: kubernetes-validate (pip install kubernetes-validate) is not installed"
+        );
+        return;
+    };
+    let out = Command::new(&kv)
+        .arg("--strict")
+        .args(&files)
+        .output()
+        .unwrap();
+    let report = text(&out);
+    assert!(out.status.success(), "kubernetes-validate: {report}");
+    for resource in [
+        "namespace/outpost",
+        "service/outpost-origin",
+        "statefulset/outpost-origin",
+        "poddisruptionbudget/outpost-origin",
+        "configmap/outpost-ring",
+        "configmap/outpost-edge-config",
+        "deployment/outpost-edge",
+        "service/outpost-edge",
+        "poddisruptionbudget/outpost-edge",
+        "secret/outpost-internal",
+        "secret/outpost-origin-config",
+    ] {
+        assert!(
+            report.contains(&format!("passed for resource {resource} ")),
+            "{resource} not validated:\n{report}"
+        );
+    }
+    assert!(!report.contains("ERROR"), "{report}");
+
+    // A misspelt field fails strict validation, by name.
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = tmp.path().join("edge.yaml");
+    std::fs::write(
+        &bad,
+        read(&dir.join("edge.yaml")).replace("readinessProbe:", "readinesProbe:"),
+    )
+    .unwrap();
+    let out = Command::new(&kv)
+        .arg("--strict")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(text(&out).contains("readinesProbe"), "{}", text(&out));
+}
+
+#[test]
+fn make_ring_script_builds_a_ring_per_dc_or_says_why_not() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run_within(
+        Command::new(root().join("deploy/configs/make-ring.sh"))
+            .arg(tmp.path())
+            .env("OUTPOST", outpost_bin()),
+        Duration::from_secs(60),
+    );
+    let report = text(&out);
+    let has_ring = Command::new(outpost_bin())
+        .args(["ring", "--help"])
+        .output()
+        .unwrap()
+        .status
+        .success();
+    if has_ring {
+        assert!(out.status.success(), "make-ring.sh: {report}");
+        for dc in 1..=2 {
+            let ring = tmp.path().join(format!("dc{dc}.ring"));
+            assert!(ring.is_file(), "{} missing: {report}", ring.display());
+        }
+    } else {
+        assert_eq!(out.status.code(), Some(3), "{report}");
+        assert!(report.contains("does not exist in this build"), "{report}");
+        assert!(std::fs::read_dir(tmp.path()).unwrap().next().is_none());
+    }
+}
+
+/// Runs the script with a deadline; past it, SIGTERM lets the script's EXIT trap stop what it
+/// started before the test fails. Output goes to files, so a chatty script never blocks on a
+/// full pipe while we poll. Returns (exit status, stdout + stderr).
+fn run_script(cmd: &mut Command, timeout: Duration) -> (std::process::ExitStatus, String) {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let (out, err) = (tmp.path().join("stdout"), tmp.path().join("stderr"));
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).expect("stdout file"))
+        .stderr(std::fs::File::create(&err).expect("stderr file"))
+        .spawn()
+        .expect("spawn run.sh");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for run.sh") {
+            break status;
+        }
+        if start.elapsed() > timeout {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let stopping = Instant::now();
+            while child.try_wait().expect("wait for run.sh").is_none()
+                && stopping.elapsed() < Duration::from_secs(20)
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "run.sh did not finish within {timeout:?}:\n{}{}",
+                read(&out),
+                read(&err)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    (status, format!("{}{}", read(&out), read(&err)))
+}
+
+#[test]
+fn local_topology_passes_its_smoke_test() {
+    if which("curl").is_none() {
+        eprintln!("SKIPPED: curl is not installed");
+        return;
+    }
+    let (status, report) = run_script(
+        Command::new(root().join("deploy/local/run.sh")).env("OUTPOST", outpost_bin()),
+        Duration::from_secs(120),
+    );
+    assert!(status.success(), "run.sh failed:\n{report}");
+    let summary = report
+        .lines()
+        .find_map(|l| l.strip_prefix("smoke: "))
+        .unwrap_or_else(|| panic!("no summary:\n{report}"));
+    let n = |word: &str| -> usize {
+        summary
+            .split(", ")
+            .find_map(|p| p.strip_suffix(word))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no `{word}` in {summary}"))
+    };
+    assert_eq!(n(" failed"), 0, "{report}");
+    assert!(n(" passed") >= 8, "{report}");
+    assert_eq!(
+        report.lines().filter(|l| l.starts_with("PASS ")).count(),
+        n(" passed")
+    );
+    // Every skipped step names the missing feature's issue.
+    for l in report.lines().filter(|l| l.starts_with("SKIP ")) {
+        assert!(l.contains("issue 8") || l.contains("issue 9"), "{l}");
+    }
+    // Everything it started is gone: the PIDs it stopped no longer exist.
+    let stopped = report
+        .lines()
+        .find_map(|l| l.strip_prefix("stopping 10 processes: "))
+        .unwrap_or_else(|| panic!("did not stop 10 processes:\n{report}"));
+    for pid in stopped.split_whitespace() {
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "process {pid} is still running"
+        );
+    }
+}
