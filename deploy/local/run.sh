@@ -149,18 +149,53 @@ wait_healthy() {
 # --- the topology ---------------------------------------------------------------------------
 USER_KEY="local-demo-key-$RANDOM$RANDOM"
 declare -A ORIGIN_URL EDGE_PORT SECRET
+
+# Cluster mode when this build has the ring CLI and origins accept a [cluster] section
+# (issue 8); otherwise every origin node runs standalone.
+CLUSTER=0
+if "$OUTPOST" ring --help >/dev/null 2>&1; then
+  cat >"$WORK/probe.toml" <<EOF
+data_dir = "$WORK/probe"
+internal_secret = "probe-internal-secret-0123456789"
+[cluster]
+ring = "$WORK/probe.ring"
+node = "127.0.0.1:1"
+EOF
+  "$OUTPOST" origin --config "$WORK/probe.toml" --check >/dev/null 2>&1 && CLUSTER=1
+fi
+
 for dc in 1 2; do
   SECRET[$dc]="local-dc$dc-internal-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+  if ((CLUSTER)); then
+    # The ring names nodes by host:port, so cluster nodes get their ports up front.
+    ring="$WORK/dc$dc.ring"
+    "$OUTPOST" ring create "$ring" --part-power 6 --replicas 3 >"$WORK/logs/dc$dc-ring.log"
+    for n in 1 2 3; do
+      port=$(free_port)
+      ORIGIN_URL[$dc$n]="http://127.0.0.1:$port"
+      "$OUTPOST" ring add "$ring" --region "$dc" --zone "$n" --host 127.0.0.1 --port "$port" \
+        --device d0 --weight 100 >>"$WORK/logs/dc$dc-ring.log"
+    done
+    "$OUTPOST" ring rebalance "$ring" >>"$WORK/logs/dc$dc-ring.log"
+  fi
   for n in 1 2 3; do
     mkdir -p "$WORK/dc$dc/origin-$n"
+    if ((CLUSTER)); then
+      listen=${ORIGIN_URL[$dc$n]#http://}
+      cluster=$(printf '[cluster]\nring = "%s"\nnode = "%s"' "$WORK/dc$dc.ring" "$listen")
+    else
+      listen=127.0.0.1:0
+      cluster=
+    fi
     cat >"$WORK/dc$dc/origin-$n.toml" <<EOF
-listen = "127.0.0.1:0"
+listen = "$listen"
 data_dir = "$WORK/dc$dc/origin-$n/data"
 internal_secret = "${SECRET[$dc]}"
 [[auth.users]]
 account = "demo"
 user = "demo"
 key = "$USER_KEY"
+$cluster
 EOF
     "$OUTPOST" origin --config "$WORK/dc$dc/origin-$n.toml" --check >/dev/null
     start "dc$dc-origin-$n" origin --config "$WORK/dc$dc/origin-$n.toml"
@@ -180,13 +215,19 @@ for dc in 1 2; do
     port=$(free_port)
     EDGE_PORT[$dc$n]=$port
     mkdir -p "$WORK/dc$dc/edge-$n"
-    # Until the ring (issue 8) exists, both edges of a DC fill from its node 1.
+    # In a cluster any node serves the whole DC: edge N fills from node N. Standalone nodes
+    # share nothing, so both edges of a DC fill from its node 1.
+    if ((CLUSTER)); then
+      upstream=${ORIGIN_URL[$dc$n]#http://}
+    else
+      upstream=${ORIGIN_URL[${dc}1]#http://}
+    fi
     cat >"$WORK/dc$dc/edge-$n.toml" <<EOF
 listen = "127.0.0.1:$port"
 edge_id = "dc$dc-edge-$n"
 base_domain = "localhost"
 [origin]
-address = "${ORIGIN_URL[${dc}1]#http://}"
+address = "$upstream"
 internal_secret = "${SECRET[$dc]}"
 [cache]
 memory = "64 MiB"
@@ -219,19 +260,18 @@ skip() { SKIPPED=$((SKIPPED + 1)); echo "SKIP  $*"; }
 
 pass "health: 6 origin nodes and 4 edges answer /healthz"
 
-if "$OUTPOST" ring --help >/dev/null 2>&1; then
-  skip "origin cluster: \`outpost ring\` exists but this script does not wire rings into the" \
-    "nodes yet (deploy/configs/make-ring.sh); nodes 2-3 of each DC run standalone"
+if ((CLUSTER)); then
+  pass "origin cluster: each DC's 3 nodes share a 3-replica ring (deploy/configs/make-ring.sh)"
 else
   skip "origin cluster (issue 8, not built): nodes 2-3 of each DC run standalone;" \
     "edges fill from node 1"
 fi
 
-# login DC: sets TOKEN and STORAGE for the demo account on the DC's node 1.
+# login DC [NODE]: sets TOKEN and STORAGE for the demo account on a node (default 1) of DC.
 login() {
   local headers
   headers=$(curl -s -D - -o /dev/null --max-time 5 -H "X-Auth-User: demo:demo" \
-    -H "X-Auth-Key: $USER_KEY" "${ORIGIN_URL[${1}1]}/auth/v1.0" | tr -d '\r')
+    -H "X-Auth-Key: $USER_KEY" "${ORIGIN_URL[${1}${2:-1}]}/auth/v1.0" | tr -d '\r')
   TOKEN=$(sed -n 's/^[Xx]-[Aa]uth-[Tt]oken: //p' <<<"$headers")
   STORAGE=$(sed -n 's/^[Xx]-[Ss]torage-[Uu]rl: //p' <<<"$headers")
   [[ -n $TOKEN && -n $STORAGE ]]
@@ -292,6 +332,19 @@ else
   die "cannot continue without the DC1 object"
 fi
 
+if ((CLUSTER)); then
+  ok=1
+  for n in 1 2 3; do
+    login 1 "$n" || ok=0
+    if ! [[ $(api GET "$STORAGE$OBJ") == 200 && $(cat "$WORK/last-body") == "$BODY1" ]]; then
+      echo "      dc1-origin-$n does not serve the object"
+      ok=0
+    fi
+  done
+  ((ok)) && pass "the DC1 upload is readable, same bytes, from all 3 DC1 nodes" ||
+    fail "the DC1 upload is not readable from every DC1 node"
+fi
+
 URL1=$(signed_path "$OBJ")
 ok=1
 for n in 1 2; do
@@ -344,11 +397,16 @@ else
 fi
 ok=1
 for n in 1 2; do
-  # No wait: the delete returned only after both edges purged.
-  got=$(edge_get 1 "$n" "$URL1" "$HOST1" || true)
-  [[ $got == 404 ]] || { echo "      dc1-edge-$n answered $got"; ok=0; }
+  if ((CLUSTER)); then
+    # Edge 2 follows node 2's feed, which X-Purge-Wait on node 1 may not count: poll.
+    until_status 404 1 "$n" "$URL1" "$HOST1" || ok=0
+  else
+    # No wait: the delete returned only after both edges purged.
+    got=$(edge_get 1 "$n" "$URL1" "$HOST1" || true)
+    [[ $got == 404 ]] || { echo "      dc1-edge-$n answered $got"; ok=0; }
+  fi
 done
-((ok)) && pass "the deleted object is gone from both DC1 edges (404 at once)" ||
+((ok)) && pass "the deleted object is gone from both DC1 edges (404)" ||
   fail "the deleted object is still served by a DC1 edge"
 skip "the DC1 delete is gone from the DC2 edges: cross-DC replication (issue 9) is not built"
 
@@ -357,8 +415,7 @@ status=$(api DELETE "$STORAGE$OBJ" -H "X-Purge-Wait: edges" || true)
 ok=1
 [[ $status == 204 ]] || ok=0
 for n in 1 2; do
-  got=$(edge_get 2 "$n" "$URL1" "$HOST2" || true)
-  [[ $got == 404 ]] || { echo "      dc2-edge-$n answered $got"; ok=0; }
+  until_status 404 2 "$n" "$URL1" "$HOST2" || ok=0
 done
 ((ok)) && pass "DC2's own object deleted in DC2 is gone from both DC2 edges" ||
   fail "DC2 delete and purge"
