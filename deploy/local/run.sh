@@ -13,8 +13,10 @@
 # The smoke test: upload in DC1, fetch it with a signed URL (`outpost sign url`) through the
 # edges, delete it, check it is gone from the edges. Steps that need features not built yet
 # print "SKIP" with the reason and never count as passes:
-#   - the origin cluster (ring, issue 8): each DC's nodes 2 and 3 run standalone and the
-#     DC's edges fill from node 1;
+#   - the origin cluster (ring, issue 8): with a build that has it (`outpost ring` and an
+#     origin `[cluster]` section), each DC's three nodes share a 3-replica ring, edge N fills
+#     from node N, and the upload is read back from every node; without it, nodes 2 and 3
+#     run standalone and both edges of a DC fill from node 1;
 #   - cross-DC replication (issue 9): the DC1 object cannot reach DC2, so the DC2-edge fetch
 #     and the DC2 half of "gone from all edges" are skipped. DC2 is smoke-tested on its own
 #     data instead.
@@ -28,7 +30,7 @@ for arg in "$@"; do
   case $arg in
     --hold) HOLD=1 ;;
     --strict) STRICT=1 ;;
-    -h | --help) sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown argument $arg (try --help)" >&2; exit 2 ;;
   esac
 done

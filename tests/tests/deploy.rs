@@ -208,6 +208,27 @@ fn systemd_units_pass_systemd_analyze_verify() {
         .unwrap();
         units.push(copy);
     }
+    // The directories the reference configs write to are the ones the units make writable.
+    for (unit, config, key) in [
+        ("outpost-origin.service", "dc1/origin-1.toml", "data_dir"),
+        ("outpost-edge.service", "dc1/edge-1.toml", "disk_dir"),
+    ] {
+        let unit = read(&dir.join(unit));
+        let writable = unit
+            .lines()
+            .find_map(|l| l.strip_prefix("ReadWritePaths="))
+            .expect("ReadWritePaths");
+        let config = read(&root().join("deploy/configs").join(config));
+        let value = config
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key} = ")))
+            .expect("key in config")
+            .trim_matches('"');
+        assert!(
+            value.starts_with(writable),
+            "{key} {value} is not under {writable}"
+        );
+    }
     let edge = read(&dir.join("outpost-edge.service"));
     assert!(edge.contains("AmbientCapabilities=CAP_NET_BIND_SERVICE"));
     assert!(edge.contains("CapabilityBoundingSet=CAP_NET_BIND_SERVICE"));
