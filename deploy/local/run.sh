@@ -263,7 +263,7 @@ skip() { SKIPPED=$((SKIPPED + 1)); echo "SKIP  $*"; }
 pass "health: 6 origin nodes and 4 edges answer /healthz"
 
 if ((CLUSTER)); then
-  pass "origin cluster: each DC's 3 nodes share a 3-replica ring (deploy/configs/make-ring.sh)"
+  echo "MODE  origin cluster: each DC's 3 nodes share a 3-replica ring; edge N fills from node N"
 else
   skip "origin cluster (issue 8, not built): nodes 2-3 of each DC run standalone;" \
     "edges fill from node 1"
@@ -345,6 +345,14 @@ if ((CLUSTER)); then
   done
   ((ok)) && pass "the DC1 upload is readable, same bytes, from all 3 DC1 nodes" ||
     fail "the DC1 upload is not readable from every DC1 node"
+  # 3 replicas on 3 nodes: every node's own disk holds a copy (not just a proxied answer).
+  ok=1
+  for n in 1 2 3; do
+    grep -rlF --exclude='*.sqlite3*' -- "$BODY1" "$WORK/dc1/origin-$n/data" >/dev/null ||
+      { echo "      no copy on dc1-origin-$n's disk"; ok=0; }
+  done
+  ((ok)) && pass "a copy of the DC1 upload is on the disk of each of the 3 DC1 nodes" ||
+    fail "the DC1 upload is not on every DC1 node's disk"
 fi
 
 URL1=$(signed_path "$OBJ")
