@@ -65,6 +65,9 @@ enum Command {
     /// Manage Outpost token keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Billing reports from the origin (per account, per minute, over every edge).
+    #[command(subcommand)]
+    Billing(billing_cli::BillingCommand),
 }
 
 #[derive(Subcommand)]
@@ -298,6 +301,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Sign(SignCommand::SwiftTempurl(a)) => println!("{}", sign_tempurl(&a, now()?)?),
         Command::Sign(SignCommand::Grant(a)) => println!("{}", sign_grant(&a, now()?)?),
         Command::Sign(SignCommand::Cookie(a)) => println!("{}", sign_cookie(&a, now()?)?),
+        Command::Billing(cmd) => billing_cli::run(cmd)?,
         Command::Key(KeyCommand::Gen { id }) => {
             if !outpost_auth::keys::is_valid_key_id(&id) {
                 bail!("--id: key ids are 1-64 characters of A-Z a-z 0-9 _ -");
@@ -308,6 +312,7 @@ fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
+mod billing_cli;
 mod dev;
 
 fn now() -> Result<u64> {

@@ -135,6 +135,11 @@ impl EdgeMetrics {
         self.latency.observe(dur.as_secs_f64());
     }
 
+    /// The registry, for modules that keep their own collectors (`logs`).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// Records a denial.
     pub fn denied(&self, reason: &str) {
         self.denials.with_label_values(&[reason]).inc();

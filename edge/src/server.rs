@@ -56,6 +56,7 @@ pub fn run(cfg: Config) -> Result<(), Error> {
         Duration::from_secs(30),
     )));
     let metrics = Arc::new(EdgeMetrics::new());
+    let logs = crate::logs::Logs::start(&cfg, metrics.registry())?;
 
     let position_file = cfg.disk_dir.join("feed-position");
     let purge_log = Arc::new(PurgeLog::default());
@@ -104,7 +105,7 @@ pub fn run(cfg: Config) -> Result<(), Error> {
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
-    let edge = Edge::new(
+    let mut edge = Edge::new(
         Arc::clone(&cfg),
         catalog,
         storage,
@@ -113,6 +114,7 @@ pub fn run(cfg: Config) -> Result<(), Error> {
         revocations,
         purge_log,
     );
+    edge.logs = Some(logs);
     let mut svc = pingora::proxy::http_proxy_service(&server.configuration, edge);
     svc.add_tcp(&cfg.listen.to_string());
     if let Some(tls) = &cfg.tls {

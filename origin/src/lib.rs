@@ -41,6 +41,7 @@
 //! ```
 
 pub mod api;
+pub mod billing;
 pub mod config;
 pub mod db;
 pub mod dev;

@@ -117,6 +117,11 @@ impl Metrics {
             .observe(waited.as_secs_f64());
     }
 
+    /// The registry, for modules that keep their own collectors (`billing`).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// The text exposition format.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();

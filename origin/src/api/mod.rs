@@ -3,6 +3,7 @@
 
 mod account;
 mod auth;
+mod billing;
 mod body;
 mod container;
 mod internal;
@@ -176,6 +177,9 @@ pub fn router(state: Shared) -> Router {
         .route("/internal/changes", get(internal::changes))
         .route("/internal/snapshot", get(internal::snapshot))
         .route("/internal/purge", axum::routing::post(purge::purge))
+        .route("/internal/billing", axum::routing::post(billing::ingest))
+        .route("/internal/logs", axum::routing::put(billing::put_log))
+        .route("/admin/billing", get(billing::report))
         .fallback(swift)
         .with_state(state)
 }
