@@ -102,12 +102,15 @@ start() {
   NAMES+=("$name")
 }
 
-# A port nothing listens on (the edges need theirs before they start; origins use port 0).
+# A port nothing listens on, for processes that need theirs before they start. It is drawn
+# below the kernel's ephemeral range, so no outgoing connection (or port-0 listener) takes it
+# between this check and the bind.
+EPHEMERAL_LOW=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
 USED_PORTS=" "
 free_port() {
   local p
   while :; do
-    p=$((20000 + RANDOM % 40000))
+    p=$((10000 + RANDOM % (EPHEMERAL_LOW - 10000)))
     [[ $USED_PORTS == *" $p "* ]] && continue
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
       USED_PORTS+="$p "
@@ -140,10 +143,13 @@ wait_for_line() {
 }
 
 # wait_healthy URL: polls URL/healthz until it answers 200.
+# wait_healthy NAME URL: polls URL/healthz until it answers 200 (or NAME's process died).
 wait_healthy() {
-  local url=$1 deadline=$((SECONDS + 60))
+  local name=$1 url=$2 deadline=$((SECONDS + 60)) i pid=
+  for i in "${!NAMES[@]}"; do [[ ${NAMES[$i]} == "$name" ]] && pid=${PIDS[$i]}; done
   until [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url/healthz") == 200 ]]; do
-    ((SECONDS < deadline)) || die "$url/healthz not 200 after 60 s"
+    kill -0 "$pid" 2>/dev/null || die "$name exited before $url/healthz answered"
+    ((SECONDS < deadline)) || die "$name: $url/healthz not 200 after 60 s"
     sleep 0.05
   done
 }
@@ -208,7 +214,7 @@ for dc in 1 2; do
     wait_for_line "dc$dc-origin-$n" 'outpost origin listening on http://'
     ORIGIN_URL[$dc$n]=$(grep -Eo 'outpost origin listening on http://[0-9.:]+' \
       "$WORK/logs/dc$dc-origin-$n.log" | head -n1 | sed 's/.* on //')
-    wait_healthy "${ORIGIN_URL[$dc$n]}"
+    wait_healthy "dc$dc-origin-$n" "${ORIGIN_URL[$dc$n]}"
   done
 done
 
@@ -242,7 +248,7 @@ EOF
 done
 for dc in 1 2; do
   for n in 1 2; do
-    wait_healthy "http://127.0.0.1:${EDGE_PORT[$dc$n]}"
+    wait_healthy "dc$dc-edge-$n" "http://127.0.0.1:${EDGE_PORT[$dc$n]}"
   done
 done
 
