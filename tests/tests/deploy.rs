@@ -456,7 +456,6 @@ fn kubernetes_manifests_validate() {
         "service/outpost-origin",
         "statefulset/outpost-origin",
         "poddisruptionbudget/outpost-origin",
-        "configmap/outpost-ring",
         "configmap/outpost-edge-config",
         "statefulset/outpost-edge",
         "service/outpost-edge-pods",
