@@ -267,3 +267,94 @@ mod tests {
         assert!(!r.is_revoked("b", Some("s1"), None, 0));
     }
 }
+
+/// Grace for ranges of an object whose earlier range was authorized: a player that started a
+/// video with a token (or session) that expires mid-playback may go on fetching ranges of
+/// *that object* for `grace` past the expiry. Nothing else is extended: another object, a
+/// request without a `Range`, or a credential other than the one that was authorized
+/// (compared by a fingerprint of the path token, `X-Outpost-Token`, query string and `Cookie`
+/// header) is denied with `expired` as usual, and a revoked session or user gets no grace.
+/// `grace = 0` (the default) turns it off.
+#[derive(Debug, Clone)]
+pub struct EdgeRangeGrace {
+    grace: u64,
+    seen: Cache<u64, Arc<VerifiedGrant>>,
+    hasher: std::hash::RandomState,
+}
+
+impl EdgeRangeGrace {
+    /// Grace of `grace` (whole seconds) past a credential's expiry.
+    pub fn new(grace: Duration) -> EdgeRangeGrace {
+        EdgeRangeGrace {
+            grace: grace.as_secs(),
+            seen: Cache::builder()
+                .max_capacity(200_000)
+                .time_to_idle(Duration::from_secs(3600))
+                .build(),
+            hasher: std::hash::RandomState::new(),
+        }
+    }
+
+    /// Whether grace is on.
+    pub fn enabled(&self) -> bool {
+        self.grace > 0
+    }
+
+    /// The fingerprint of a request's object and credential (keyed SipHash, so it cannot be
+    /// aimed at another entry from outside).
+    pub fn fingerprint(
+        &self,
+        route: &Route,
+        query: Option<&str>,
+        headers: &http::HeaderMap,
+    ) -> u64 {
+        use std::hash::{BuildHasher, Hash, Hasher};
+        let mut h = self.hasher.build_hasher();
+        route.path.as_str().hash(&mut h);
+        route.path_token.as_deref().hash(&mut h);
+        query.hash(&mut h);
+        for name in [outpost_auth::TOKEN_HEADER, "cookie"] {
+            headers
+                .get(name)
+                .map(http::HeaderValue::as_bytes)
+                .hash(&mut h);
+        }
+        h.finish()
+    }
+
+    /// Notes an authorized range request.
+    pub fn remember(&self, fingerprint: u64, grant: &VerifiedGrant) {
+        if self.enabled() && grant.expires() != u64::MAX {
+            self.seen.insert(fingerprint, Arc::new(grant.clone()));
+        }
+    }
+
+    /// The grant of an earlier authorized range of the same object and credential, if `now`
+    /// is within the grace after its expiry and it was not revoked since.
+    pub fn allow(
+        &self,
+        fingerprint: u64,
+        now: u64,
+        revocations: &EdgeRevocations,
+    ) -> Option<Box<VerifiedGrant>> {
+        if !self.enabled() {
+            return None;
+        }
+        let g = self.seen.get(&fingerprint)?;
+        if now > g.expires().saturating_add(self.grace) {
+            self.seen.invalidate(&fingerprint);
+            return None;
+        }
+        let issued = g.claims().and_then(|c| c.issued_at).unwrap_or(0);
+        if outpost_auth::Revocations::is_revoked(
+            revocations,
+            g.account(),
+            g.session_id(),
+            g.user_id(),
+            issued,
+        ) {
+            return None;
+        }
+        Some(Box::new((*g).clone()))
+    }
+}

@@ -42,12 +42,6 @@ pub struct RawConfig {
     /// none.
     #[serde(default)]
     pub tls: Option<RawTls>,
-    /// `[log]`: access logs and their delivery into each account's `.outpost_logs`.
-    #[serde(default)]
-    pub log: crate::logs::RawLog,
-    /// `[billing]`: per-account, per-minute egress records shipped to the origin.
-    #[serde(default)]
-    pub billing: crate::logs::RawBilling,
 }
 
 /// `[tls]`.
@@ -132,6 +126,14 @@ pub struct RawCache {
     /// Serve stale when the origin fails, by default. Default `1d`.
     #[serde(default, with = "humantime_serde")]
     pub stale_if_error: Option<Duration>,
+    /// Objects larger than this are fetched from the origin and cached in slices of this
+    /// size (by `Range` requests). Default `1 MiB`; between `64 KiB` and `64 MiB`.
+    #[serde(default)]
+    pub slice_size: Option<ByteSize>,
+    /// Most byte ranges served in one request; more get the whole object (as RFC 9110
+    /// allows). Default `64`; between 1 and 1000.
+    #[serde(default)]
+    pub max_ranges: Option<usize>,
 }
 
 /// `[access]`.
@@ -153,6 +155,11 @@ pub struct RawAccess {
     /// Session cookie name. Default `outpost_session`.
     #[serde(default)]
     pub cookie_name: Option<String>,
+    /// Grace past a credential's expiry for further ranges of an object whose earlier range
+    /// it authorized (a video that started playing keeps playing). Default `0s` (off); at
+    /// most `1h`.
+    #[serde(default, with = "humantime_serde")]
+    pub range_grace: Option<Duration>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -196,14 +203,18 @@ pub struct Config {
     pub stale_while_revalidate: Duration,
     /// Default stale-if-error.
     pub stale_if_error: Duration,
+    /// Slice size in bytes.
+    pub slice_size: u64,
+    /// Most ranges per request.
+    pub max_ranges: usize,
     /// Verification options.
     pub verify: outpost_auth::VerifyOptions,
     /// Session policy.
     pub session: outpost_auth::pubcookie::SessionPolicy,
+    /// Range grace past expiry (zero: off).
+    pub range_grace: Duration,
     /// HTTPS listener, if any.
     pub tls: Option<RawTls>,
-    /// Access logs and billing (`[log]`, `[billing]`).
-    pub logs: crate::logs::LogSettings,
 }
 
 fn err(key: &str, reason: impl Into<String>) -> Error {
@@ -288,6 +299,18 @@ impl RawConfig {
                 "must not exceed cache.memory",
             ));
         }
+        let slice_size = self.cache.slice_size.unwrap_or(ByteSize::mib(1)).as_u64();
+        if !(64 << 10..=64 << 20).contains(&slice_size) {
+            return Err(err("cache.slice_size", "must be between 64 KiB and 64 MiB"));
+        }
+        let range_grace = self.access.range_grace.unwrap_or(Duration::ZERO);
+        if range_grace > Duration::from_secs(3600) {
+            return Err(err("access.range_grace", "must be at most 1h"));
+        }
+        let max_ranges = self.cache.max_ranges.unwrap_or(64);
+        if !(1..=1000).contains(&max_ranges) {
+            return Err(err("cache.max_ranges", "must be between 1 and 1000"));
+        }
         let cookie_name = self
             .access
             .cookie_name
@@ -332,9 +355,7 @@ impl RawConfig {
                 return Err(err("tls.listen", "must differ from listen"));
             }
         }
-        let logs = crate::logs::LogSettings::validate(&self.log, &self.billing)?;
         Ok(Config {
-            logs,
             tls: self.tls,
             listen: self.listen,
             edge_id: self.edge_id.unwrap_or_else(|| self.listen.to_string()),
@@ -360,6 +381,9 @@ impl RawConfig {
                 .cache
                 .stale_if_error
                 .unwrap_or(Duration::from_secs(86_400)),
+            slice_size,
+            max_ranges,
+            range_grace,
             verify: outpost_auth::VerifyOptions {
                 leeway: self
                     .access

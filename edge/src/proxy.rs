@@ -68,13 +68,15 @@ pub struct Edge {
     pub seen: EdgeSeenGrants,
     /// Recently verified tokens.
     pub tokens: EdgeTokenCache,
+    /// Grace for ranges of objects whose earlier range was authorized.
+    pub range_grace: access::EdgeRangeGrace,
     /// What was purged recently (fills that started before a purge are not admitted).
     pub purge_log: Arc<PurgeLog>,
     /// Metrics.
     pub metrics: Arc<EdgeMetrics>,
-    /// Access logs and billing (set by `server` once started).
-    pub logs: Option<Arc<crate::logs::Logs>>,
-    defaults: CacheMetaDefaults,
+    /// Slice caching of large objects.
+    pub slicer: crate::slice::Slicer,
+    pub(crate) defaults: CacheMetaDefaults,
 }
 
 impl Edge {
@@ -92,6 +94,8 @@ impl Edge {
         let swr = u32::try_from(cfg.stale_while_revalidate.as_secs()).unwrap_or(u32::MAX);
         let sie = u32::try_from(cfg.stale_if_error.as_secs()).unwrap_or(u32::MAX);
         Edge {
+            slicer: crate::slice::Slicer::new(&cfg),
+            range_grace: access::EdgeRangeGrace::new(cfg.range_grace),
             cfg,
             catalog,
             storage,
@@ -101,7 +105,6 @@ impl Edge {
             seen: EdgeSeenGrants::default(),
             tokens: EdgeTokenCache::default(),
             metrics,
-            logs: None,
             defaults: CacheMetaDefaults::new(default_fresh, swr, sie),
         }
     }
@@ -119,8 +122,6 @@ pub struct Ctx {
     cacheable: bool,
     started: Instant,
     outcome: &'static str,
-    /// `X-Outpost-Deny` reason of a denied request, for the access log.
-    deny: Option<&'static str>,
 }
 
 fn now_secs() -> u64 {
@@ -211,7 +212,118 @@ fn key_and_uri(route: &Route, query: Option<&str>) -> (String, String) {
     (format!("{base}?{q}"), format!("{enc}?{q}"))
 }
 
+fn content_length(resp: &ResponseHeader) -> Option<u64> {
+    resp.headers
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// The headers every response for a routed request gets on its way out: the cache status,
+/// `Cache-Control: private` for content that needed a credential, a re-issued session cookie,
+/// and no origin-internal headers.
+fn downstream_headers(
+    resp: &mut ResponseHeader,
+    status: &str,
+    private: bool,
+    set_cookie: Option<String>,
+) -> PResult<()> {
+    resp.insert_header(CACHE_STATUS_HEADER, status)?;
+    if private {
+        resp.insert_header("cache-control", "private")?;
+        resp.remove_header("expires");
+    }
+    if let Some(c) = set_cookie {
+        resp.append_header("set-cookie", c)?;
+    }
+    for h in ["x-trans-id", "x-openstack-request-id", "x-timestamp"] {
+        resp.remove_header(h);
+    }
+    Ok(())
+}
+
 impl Edge {
+    /// Whether this object request takes the slice path: the object is known to be larger
+    /// than a slice, or it is unknown and no complete copy is cached (the slice path then
+    /// learns its size with one ranged fetch, and caches a small object whole).
+    async fn wants_slices(&self, ctx: &Ctx) -> bool {
+        if self.cfg.generic.is_some()
+            || ctx.route.as_ref().is_none_or(|r| r.path.object().is_none())
+        {
+            return false;
+        }
+        if let Some(info) = self.slicer.info(&ctx.cache_primary, &self.purge_log) {
+            return self.slicer.is_large(&info);
+        }
+        let whole = CacheKey::new(ctx.cache_primary.clone(), "");
+        let span = pingora::cache::trace::Span::inactive().handle();
+        !matches!(
+            pingora::cache::storage::Storage::lookup(self.storage, &whole, &span).await,
+            Ok(Some(_))
+        )
+    }
+
+    /// Serves an object from slices (see [`crate::slice`]).
+    async fn serve_sliced(&self, session: &mut Session, ctx: &mut Ctx) -> PResult<bool> {
+        let env = crate::slice::SliceEnv {
+            cfg: &self.cfg,
+            storage: self.storage,
+            lock: self.lock,
+            purge_log: &self.purge_log,
+            defaults: &self.defaults,
+        };
+        let req = crate::slice::SliceRequest {
+            primary: &ctx.cache_primary,
+            uri: &ctx.upstream_uri,
+        };
+        let private = ctx.access.as_ref().is_some_and(Access::is_private);
+        let cookie = std::sync::Mutex::new(ctx.set_cookie.take());
+        let finish = |resp: &mut ResponseHeader, served: crate::slice::Served| {
+            let status = match served {
+                crate::slice::Served::Hit => "HIT",
+                _ => "MISS",
+            };
+            let c = cookie
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take();
+            downstream_headers(resp, status, private, c)
+        };
+        let served = match env.serve(&self.slicer, session, &req, &finish).await {
+            Ok(s) => s,
+            Err(e) if e.esource() == &pingora::ErrorSource::Downstream => {
+                // The client went away (players cancel a request when they seek elsewhere).
+                tracing::debug!(error = %e, "slice response: client gone");
+                session.set_keepalive(None);
+                ctx.outcome = "SLICE-GONE";
+                return Ok(true);
+            }
+            Err(e)
+                if e.esource() == &pingora::ErrorSource::Upstream
+                    && session.response_written().is_none() =>
+            {
+                ctx.outcome = "SLICE-ERROR";
+                return send_error(session, &Error::Origin(e.to_string())).await;
+            }
+            Err(e) => return Err(e),
+        };
+        ctx.outcome = match served {
+            crate::slice::Served::Hit => "SLICE-HIT",
+            crate::slice::Served::Miss => "SLICE-MISS",
+            crate::slice::Served::Passthrough => "SLICE-PASS",
+            crate::slice::Served::Defer => {
+                // Nothing was sent; the cookie to re-issue goes out with pingora's response.
+                ctx.set_cookie = cookie
+                    .into_inner()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                return Ok(false);
+            }
+        };
+        Ok(true)
+    }
+
     /// `POST /.outpost/purge?account=A[&container=C[&object=O | &prefix=P]]` with the internal
     /// secret: drops entries from this edge only (the origin's `/internal/purge` fans out to
     /// every edge). Idempotent; answers how many entries were dropped.
@@ -415,7 +527,6 @@ impl ProxyHttp for Edge {
             cacheable: false,
             started: Instant::now(),
             outcome: "",
-            deny: None,
         }
     }
 
@@ -468,16 +579,43 @@ impl ProxyHttp for Edge {
             &self.revocations,
             &self.tokens,
         );
+        // Ranges of an object may go on for a while past the expiry of the credential that
+        // authorized an earlier range of it (see `EdgeRangeGrace`).
+        let grace_fp = (self.range_grace.enabled()
+            && route.path.object().is_some()
+            && session
+                .req_header()
+                .headers
+                .contains_key(http::header::RANGE))
+        .then(|| {
+            self.range_grace
+                .fingerprint(&route, query.as_deref(), &session.req_header().headers)
+        });
+        let decision = match (decision, grace_fp) {
+            (Ok(Access::Granted(g)), Some(fp)) => {
+                self.range_grace.remember(fp, &g);
+                Ok(Access::Granted(g))
+            }
+            (
+                Err(Error::Denied {
+                    reason: outpost_auth::DenyReason::Expired,
+                }),
+                Some(fp),
+            ) => match self.range_grace.allow(fp, now, &self.revocations) {
+                Some(g) => Ok(Access::Granted(g)),
+                None => Err(Error::Denied {
+                    reason: outpost_auth::DenyReason::Expired,
+                }),
+            },
+            (d, _) => d,
+        };
         let access = match decision {
             Ok(a) => a,
             Err(e) => {
                 if let Error::Denied { reason } = &e {
                     self.metrics.denied(reason.as_str());
-                    ctx.deny = Some(reason.as_str());
                 }
                 ctx.outcome = "denied";
-                // Kept for the access log: denials are logged under their account.
-                ctx.route = Some(route);
                 return send_error(session, &e).await;
             }
         };
@@ -500,6 +638,9 @@ impl ProxyHttp for Edge {
         ctx.route = Some(route);
         ctx.access = Some(access);
         ctx.cacheable = true;
+        if self.wants_slices(ctx).await {
+            return self.serve_sliced(session, ctx).await;
+        }
         Ok(false)
     }
 
@@ -569,6 +710,17 @@ impl ProxyHttp for Edge {
         if resp.status != http::StatusCode::OK {
             return Ok(RespCacheable::Uncacheable(NoCacheReason::OriginNotCache));
         }
+        if self.cfg.generic.is_none()
+            && ctx
+                .route
+                .as_ref()
+                .is_some_and(|r| r.path.object().is_some())
+            && content_length(resp).is_some_and(|n| n > self.slicer.slice_size)
+        {
+            // Large objects are cached in slices (see `crate::slice`); this full response
+            // streams through and taught the edge the object's size.
+            return Ok(RespCacheable::Uncacheable(NoCacheReason::Custom("sliced")));
+        }
         let cc = CacheControl::from_resp_headers(resp);
         Ok(resp_cacheable(
             cc.as_ref(),
@@ -627,8 +779,21 @@ impl ProxyHttp for Edge {
         &self,
         _session: &mut Session,
         upstream: &mut ResponseHeader,
-        _ctx: &mut Ctx,
+        ctx: &mut Ctx,
     ) -> PResult<()> {
+        if self.cfg.generic.is_none()
+            && ctx
+                .route
+                .as_ref()
+                .is_some_and(|r| r.path.object().is_some())
+        {
+            self.slicer.note_full_response(
+                &ctx.cache_primary,
+                upstream,
+                ctx.purge_epoch,
+                &self.defaults,
+            );
+        }
         // Swift sends bare MD5 ETags; browsers and `If-Range`/`If-None-Match` expect the quoted
         // form of RFC 9110. Quote them before the response is cached.
         let bare = upstream
@@ -670,18 +835,21 @@ impl ProxyHttp for Edge {
             session.set_keepalive(None);
             resp.insert_header(http::header::CONNECTION, "close")?;
         }
-        resp.insert_header(CACHE_STATUS_HEADER, status)?;
-        if ctx.access.as_ref().is_some_and(Access::is_private) {
-            resp.insert_header("cache-control", "private")?;
-            resp.remove_header("expires");
-        }
-        if let Some(c) = ctx.set_cookie.take() {
-            resp.append_header("set-cookie", c)?;
-        }
-        for h in ["x-trans-id", "x-openstack-request-id", "x-timestamp"] {
-            resp.remove_header(h);
-        }
-        Ok(())
+        let private = ctx.access.as_ref().is_some_and(Access::is_private);
+        downstream_headers(resp, status, private, ctx.set_cookie.take())
+    }
+
+    fn range_header_filter(
+        &self,
+        session: &mut Session,
+        resp: &mut ResponseHeader,
+        _ctx: &mut Ctx,
+    ) -> pingora::proxy::RangeType {
+        pingora::proxy::range_header_filter(
+            session.req_header(),
+            resp,
+            Some(self.slicer.max_ranges),
+        )
     }
 
     fn should_serve_stale(
@@ -699,21 +867,22 @@ impl ProxyHttp for Edge {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let dur = ctx.started.elapsed();
         self.metrics.request(status, ctx.outcome, dur);
-        if let Some(logs) = &self.logs {
-            let route = ctx.route.as_ref();
-            let facts = crate::logs::RequestFacts {
-                account: route.map(|r| r.path.account()),
-                container: route.and_then(|r| r.path.container()),
-                object: route.and_then(|r| r.path.object()),
-                auth: ctx.access.as_ref().map(|a| match a {
-                    Access::Public => "public",
-                    Access::Granted(g) => g.mechanism().as_str(),
-                }),
-                deny: ctx.deny,
-                started: ctx.started,
-                error: e,
-            };
-            logs.finish(session, &facts);
-        }
+        let route = ctx.route.as_ref();
+        tracing::info!(
+            target: "access",
+            host = %host_of(session),
+            method = %session.req_header().method,
+            account = route.map_or("", |r| r.path.account()),
+            container = route.and_then(|r| r.path.container()).unwrap_or(""),
+            object = route.and_then(|r| r.path.object()).unwrap_or(""),
+            status,
+            cache = ctx.outcome,
+            mechanism = ctx.access.as_ref().map_or("-", |a| match a {
+                Access::Public => "public",
+                Access::Granted(g) => g.mechanism().as_str(),
+            }),
+            duration_ms = dur.as_secs_f64() * 1000.0,
+            error = e.map(|e| e.to_string()).unwrap_or_default(),
+        );
     }
 }

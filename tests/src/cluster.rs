@@ -205,6 +205,20 @@ key = "{USER_KEY}"
         }
     }
 
+    /// Response body bytes the origin has sent for `GET`s (Content-Length of each answer, from
+    /// `/metrics`): what edges pulled from it.
+    pub fn must_count_get_bytes(&self) -> u64 {
+        let text = reqwest::blocking::get(format!("{}/metrics", self.url))
+            .and_then(|r| r.text())
+            .expect("metrics");
+        text.lines()
+            .filter(|l| {
+                l.starts_with("outpost_origin_response_bytes_total") && l.contains("method=\"GET\"")
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    }
+
     /// The origin's count of `GET` requests answered 200 or 206 (from `/metrics`).
     pub fn must_count_gets(&self) -> u64 {
         let text = reqwest::blocking::get(format!("{}/metrics", self.url))

@@ -287,38 +287,47 @@ fn private_content_needs_a_grant_and_shares_one_entry() {
     );
 }
 
+/// 50 concurrent cold GETs of `name`: every reader gets `data`; returns the origin GETs.
+fn fifty_concurrent_misses(origin: &OriginProc, edge: &EdgeProc, name: &str, data: &[u8]) -> u64 {
+    let before = origin.must_count_gets();
+    std::thread::scope(|scope| {
+        for _ in 0..50 {
+            scope.spawn(|| {
+                let c = edge.client(&[PUBLIC_HOST]);
+                let r = get(&c, edge, PUBLIC_HOST, &format!("/{name}"));
+                assert_eq!(r.status(), 200);
+                assert!(
+                    body_of(r) == data,
+                    "a collapsed reader got a different body"
+                );
+            });
+        }
+    });
+    origin.must_count_gets() - before
+}
+
 #[test]
 fn concurrent_misses_collapse_into_one_origin_fetch() {
     let dir = tempfile::tempdir().expect("tempdir");
     let origin = OriginProc::start(dir.path());
     let api = Api::new(&origin);
     api.setup();
-    let data: Vec<u8> = (0..2_000_000u32).map(|i| (i % 251) as u8).collect();
-    api.must("PUT", "/public/big.bin", &[], data.clone());
+    // A small object (below the 1 MiB slice size) is fetched once, whole.
+    let small: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    api.must("PUT", "/public/small.bin", &[], small.clone());
+    // A large one is fetched once per slice.
+    let big: Vec<u8> = (0..2_500_000u32).map(|i| (i % 253) as u8).collect();
+    api.must("PUT", "/public/big.bin", &[], big.clone());
     let edge = EdgeProc::start(dir.path(), "e1", origin.addr, "");
-    let before = origin.must_count_gets();
-    let threads: Vec<_> = (0..50)
-        .map(|_| {
-            let c = edge.client(&[PUBLIC_HOST]);
-            let port = edge.addr.port();
-            std::thread::spawn(move || {
-                let r = c
-                    .get(format!("http://{PUBLIC_HOST}:{port}/big.bin"))
-                    .send()
-                    .expect("request");
-                assert_eq!(r.status(), 200);
-                r.bytes().expect("body").to_vec()
-            })
-        })
-        .collect();
-    for t in threads {
-        let got = t.join().expect("thread");
-        assert!(got == data, "a collapsed reader got a different body");
-    }
     assert_eq!(
-        origin.must_count_gets() - before,
+        fifty_concurrent_misses(&origin, &edge, "small.bin", &small),
         1,
-        "50 concurrent misses, one origin request"
+        "50 concurrent misses of a small object, one origin request"
+    );
+    assert_eq!(
+        fifty_concurrent_misses(&origin, &edge, "big.bin", &big),
+        3,
+        "50 concurrent misses of a 2.4 MiB object, one origin request per 1 MiB slice"
     );
 }
 
@@ -339,6 +348,15 @@ fn stale_if_error_and_disk_tier_survive_failures() {
     let c = edge.client(&[PUBLIC_HOST]);
     assert_eq!(body_of(get(&c, &edge, PUBLIC_HOST, "/a.txt")), b"version a");
     assert_eq!(body_of(get(&c, &edge, PUBLIC_HOST, "/b.txt")), b"version b");
+    // A fill commits (fsync, rename into place) just after its last byte reached the client.
+    let cache_dir = dir.path().join("e1-cache");
+    eventually("both entries to be committed to disk", || {
+        outpost_tests::clients::walk(&cache_dir)
+            .iter()
+            .filter(|f| f.ends_with(".meta"))
+            .count()
+            >= 2
+    });
 
     // Restart the edge: the disk tier still has both.
     edge.restart();

@@ -173,13 +173,12 @@ fn ranges_cold_and_warm() {
     assert_eq!(r.status(), 206);
     assert_eq!(r.headers()["x-outpost-cache"], "MISS");
     assert!(r.bytes().expect("body")[..] == s.data[100..200]);
-    // Warm: every form from the cache (once the fill has committed: a hit on a fill still in
-    // progress is not seekable and answers 200).
+    // Warm: every form from the cache (the object is larger than a slice, so the edge caches
+    // it in slices; the one that served the first range may still be filling).
     let start = std::time::Instant::now();
     loop {
         let r = s.get(&[("range", "bytes=0-0")]);
-        assert_eq!(r.headers()["x-outpost-cache"], "HIT");
-        if r.status() == 206 {
+        if r.headers()["x-outpost-cache"] == "HIT" && r.status() == 206 {
             break;
         }
         assert!(

@@ -59,6 +59,8 @@ enum Body {
         path: PathBuf,
         state: watch::Receiver<FillState>,
         pos: u64,
+        /// Where a seek asked reading to stop (the body's end otherwise).
+        end: Option<u64>,
         writer_gone: bool,
     },
 }
@@ -105,6 +107,7 @@ impl CacheHit {
                 path,
                 state,
                 pos: 0,
+                end: None,
                 writer_gone: false,
             },
             // Unknown until the fill ends.
@@ -154,15 +157,21 @@ impl CacheHit {
                 path,
                 state,
                 pos,
+                end,
                 writer_gone,
             } => loop {
+                if end.is_some_and(|e| *pos >= e) {
+                    return Ok(None);
+                }
                 let now = *state.borrow_and_update();
                 let written = match now {
                     FillState::Aborted => return Err(CacheError::FillAborted),
                     FillState::Writing(n) | FillState::Done(n) => n,
                 };
                 if written > *pos {
-                    let n = CHUNK.min(written - *pos);
+                    let n = CHUNK
+                        .min(written - *pos)
+                        .min(end.map_or(u64::MAX, |e| e - *pos));
                     let chunk = read_at(file, path, *pos, n).await?;
                     *pos += n;
                     return Ok(Some(chunk));
@@ -214,7 +223,14 @@ impl CacheHit {
                 *e = end.map_or(*len, |end| (end as u64).min(*len));
                 Ok(())
             }
-            Body::Fill { .. } => Err(CacheError::SeekUnsupported),
+            // The length is the one the stored header declares (pingora checked the range
+            // against it); reading waits for the bytes to arrive, and a fill that ends short
+            // ends the body short.
+            Body::Fill { pos, end: e, .. } => {
+                *pos = start as u64;
+                *e = end.map(|end| end as u64);
+                Ok(())
+            }
         }
     }
 }
@@ -252,9 +268,7 @@ impl HandleHit for CacheHit {
     }
 
     fn can_seek(&self) -> bool {
-        // A fill's length is unknown until it ends, so ranges on a fill are served by pingora
-        // as a full 200 rather than guessed.
-        !matches!(self.body, Body::Fill { .. })
+        true
     }
 
     fn seek(&mut self, start: usize, end: Option<usize>) -> pingora::Result<()> {

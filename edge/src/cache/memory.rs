@@ -26,6 +26,10 @@ pub(crate) struct MemoryTier {
     cache: moka::sync::Cache<HashBinary, Arc<MemEntry>>,
     /// `None` when the tier is disabled (`memory_bytes` = 0).
     object_max: Option<u64>,
+    /// Bytes inserted since moka last applied its pending evictions.
+    unsettled: std::sync::atomic::AtomicU64,
+    /// Past this many unsettled bytes an insert applies them (a slice of the capacity).
+    settle_every: u64,
 }
 
 impl MemoryTier {
@@ -41,6 +45,8 @@ impl MemoryTier {
         MemoryTier {
             cache,
             object_max: (capacity > 0).then_some(object_max),
+            unsettled: std::sync::atomic::AtomicU64::new(0),
+            settle_every: (capacity / 16).max(1),
         }
     }
 
@@ -57,8 +63,18 @@ impl MemoryTier {
         self.cache.contains_key(hash)
     }
 
+    /// Inserts an entry. moka applies evictions in batches, so a burst of inserts (a video
+    /// streaming slices) could overshoot the byte bound by far; once a sixteenth of the
+    /// capacity was inserted unsettled, this applies the pending evictions first.
     pub fn insert(&self, hash: HashBinary, entry: MemEntry) {
+        use std::sync::atomic::Ordering;
+        let weight = entry.weight();
         self.cache.insert(hash, Arc::new(entry));
+        let unsettled = self.unsettled.fetch_add(weight, Ordering::AcqRel) + weight;
+        if unsettled >= self.settle_every {
+            self.unsettled.store(0, Ordering::Release);
+            self.cache.run_pending_tasks();
+        }
     }
 
     pub fn remove(&self, hash: &HashBinary) -> Option<Arc<MemEntry>> {

@@ -46,8 +46,8 @@
 //!   `max_file_size` below [`TieredStorage::max_object_bytes`] so such responses are not
 //!   admitted at all: with streaming partial writes pingora fails a request whose cache write
 //!   fails).
-//! - Partial hits (fills in progress) are not seekable: a range request served from a fill gets
-//!   the full body.
+//! - A range served from a fill in progress trusts the stored header's `Content-Length` (as
+//!   pingora's range filter does): if the fill ends short, the range ends short.
 //! - The memory tier may briefly exceed `memory_bytes` (moka applies evictions in batches), and
 //!   it keeps small entries the disk tier evicted; the disk tier may exceed `disk_bytes` by the
 //!   few bytes a rewritten meta grew.
@@ -152,9 +152,6 @@ pub enum CacheError {
         /// Body length.
         len: u64,
     },
-    /// Seeking is not possible on this hit (a fill in progress).
-    #[error("cache hit does not support seeking")]
-    SeekUnsupported,
     /// The tokio runtime is shutting down and refused blocking file work.
     #[error("cache file work refused: runtime shutting down")]
     RuntimeShutdown,

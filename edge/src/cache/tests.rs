@@ -231,7 +231,7 @@ async fn reader_started_during_fill_gets_the_full_body() {
 
     let (_, mut early) = hit(s, &key).await;
     assert_eq!(tier(&early), CacheTier::Fill);
-    assert!(!early.can_seek());
+    assert!(early.can_seek(), "ranges may be served from a fill");
     let tag = mh.streaming_write_tag().unwrap().to_vec();
     let (_, mut own) = s
         .lookup_streaming_write(&key, Some(&tag), &span())
@@ -976,4 +976,30 @@ async fn concurrent_cold_misses_elect_one_writer() {
             "round {round}: one fetch for 50 concurrent misses"
         );
     }
+}
+
+#[tokio::test]
+async fn a_range_of_a_fill_waits_for_its_bytes_and_stops_at_its_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(config(dir.path()));
+    let key = CacheKey::new("/growing-range", "");
+    let data = body(300_000, 9);
+    let mut mh = s
+        .get_miss_handler(&key, &meta(Duration::from_secs(60)), &span())
+        .await
+        .unwrap();
+    let (_, mut ranged) = hit(s, &key).await;
+    assert_eq!(tier(&ranged), CacheTier::Fill);
+    ranged.seek(200_000, Some(200_100)).unwrap();
+    mh.write_body(Bytes::copy_from_slice(&data[..150_000]), false)
+        .await
+        .unwrap();
+    assert!(pending(&mut ranged).await, "the range is not written yet");
+    let reader = tokio::spawn(async move { read_all(&mut ranged).await.0 });
+    mh.write_body(Bytes::copy_from_slice(&data[150_000..]), true)
+        .await
+        .unwrap();
+    mh.finish().await.unwrap();
+    let got = reader.await.unwrap();
+    assert_eq!(got, data[200_000..200_100]);
 }
