@@ -68,6 +68,12 @@ enum Command {
     /// Billing reports from the origin (per account, per minute, over every edge).
     #[command(subcommand)]
     Billing(billing_cli::BillingCommand),
+    /// Build the placement ring of an origin cluster.
+    #[command(subcommand)]
+    Ring(ring_cli::RingCommand),
+    /// Inspect a running origin cluster.
+    #[command(subcommand)]
+    Cluster(cluster_cli::ClusterCommand),
 }
 
 #[derive(Subcommand)]
@@ -301,6 +307,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Sign(SignCommand::SwiftTempurl(a)) => println!("{}", sign_tempurl(&a, now()?)?),
         Command::Sign(SignCommand::Grant(a)) => println!("{}", sign_grant(&a, now()?)?),
         Command::Sign(SignCommand::Cookie(a)) => println!("{}", sign_cookie(&a, now()?)?),
+        Command::Ring(cmd) => ring_cli::run(cmd)?,
+        Command::Cluster(cmd) => cluster_cli::run(cmd, runtime()?)?,
         Command::Billing(cmd) => billing_cli::run(cmd)?,
         Command::Key(KeyCommand::Gen { id }) => {
             if !outpost_auth::keys::is_valid_key_id(&id) {
@@ -313,7 +321,9 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 mod billing_cli;
+mod cluster_cli;
 mod dev;
+mod ring_cli;
 
 fn now() -> Result<u64> {
     Ok(SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs())

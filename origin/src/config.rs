@@ -43,6 +43,45 @@ pub struct RawConfig {
     /// Background removal of objects past `X-Delete-At`.
     #[serde(default)]
     pub expirer: RawExpirer,
+    /// Cluster mode: absent (the default) runs a single node exactly as before.
+    #[serde(default)]
+    pub cluster: Option<RawCluster>,
+}
+
+/// `[cluster]`: this node is one device of a replicated cluster described by a ring file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCluster {
+    /// Ring file built by `outpost ring ...`. Required.
+    pub ring: PathBuf,
+    /// `host:port` of this node's device in the ring. Default: the `listen` address.
+    #[serde(default)]
+    pub node: Option<String>,
+    /// How often the ring file is checked for a new version. Default `2s`.
+    #[serde(default, with = "humantime_serde")]
+    pub ring_poll: Option<Duration>,
+    /// Longest wait for another node's response headers before it counts as down (a handoff
+    /// takes over). Default `5s`.
+    #[serde(default, with = "humantime_serde")]
+    pub node_timeout: Option<Duration>,
+    /// Time between replication passes (`POST /internal/cluster/replicate` runs one at once).
+    /// Default `30s`.
+    #[serde(default, with = "humantime_serde")]
+    pub replication_interval: Option<Duration>,
+    /// Age after which tombstones are dropped; must exceed the longest outage a node may come
+    /// back from without resurrecting deleted objects. Default `7d`.
+    #[serde(default, with = "humantime_serde")]
+    pub reclaim_age: Option<Duration>,
+    /// Time between auditor passes (`POST /internal/cluster/audit` runs one at once).
+    /// Default `1h`.
+    #[serde(default, with = "humantime_serde")]
+    pub audit_interval: Option<Duration>,
+    /// Most data the auditor reads per second. Default `10 MiB`.
+    #[serde(default)]
+    pub audit_rate: Option<ByteSize>,
+    /// Most concurrent requests this node sends to other nodes. Default 64.
+    #[serde(default)]
+    pub max_peer_requests: Option<usize>,
 }
 
 /// `[auth]`.
@@ -121,6 +160,31 @@ pub struct Config {
     pub feed_retain: u64,
     /// Expirer interval.
     pub expirer_interval: Duration,
+    /// Cluster settings; `None` in single-node mode.
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// The validated `[cluster]` section.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// Ring file.
+    pub ring: PathBuf,
+    /// `host:port` of this node in the ring.
+    pub node: String,
+    /// Ring file poll interval.
+    pub ring_poll: Duration,
+    /// Peer response timeout.
+    pub node_timeout: Duration,
+    /// Replication pass interval.
+    pub replication_interval: Duration,
+    /// Tombstone reclaim age.
+    pub reclaim_age: Duration,
+    /// Auditor pass interval.
+    pub audit_interval: Duration,
+    /// Auditor bytes per second.
+    pub audit_rate: u64,
+    /// Concurrent outgoing peer requests.
+    pub max_peer_requests: usize,
 }
 
 fn err(key: impl Into<String>, reason: impl Into<String>) -> Error {
@@ -193,7 +257,12 @@ impl RawConfig {
         if client_timeout.is_zero() {
             return Err(err("client_timeout", "must be positive"));
         }
+        let cluster = match self.cluster {
+            None => None,
+            Some(c) => Some(validate_cluster(c, self.listen)?),
+        };
         Ok(Config {
+            cluster,
             listen: self.listen,
             data_dir: self.data_dir,
             public_url: self.public_url.map(|u| u.trim_end_matches('/').to_owned()),
@@ -209,6 +278,61 @@ impl RawConfig {
             expirer_interval: self.expirer.interval.unwrap_or(Duration::from_secs(10)),
         })
     }
+}
+
+fn validate_cluster(c: RawCluster, listen: SocketAddr) -> Result<ClusterConfig, Error> {
+    let positive = |key: &str, v: Option<Duration>, default: Duration| match v {
+        Some(d) if d.is_zero() => Err(err(format!("cluster.{key}"), "must be positive")),
+        Some(d) => Ok(d),
+        None => Ok(default),
+    };
+    let node = match c.node {
+        Some(n) => n,
+        None if listen.port() == 0 => {
+            return Err(err(
+                "cluster.node",
+                "required when listen uses port 0 (the ring names nodes by host:port)",
+            ))
+        }
+        None => listen.to_string(),
+    };
+    if !node.contains(':') {
+        return Err(err("cluster.node", "must be host:port as in the ring"));
+    }
+    if c.ring.as_os_str().is_empty() {
+        return Err(err("cluster.ring", "must name the ring file"));
+    }
+    let audit_rate = c.audit_rate.map_or(10 << 20, |b| b.as_u64());
+    if audit_rate == 0 {
+        return Err(err("cluster.audit_rate", "must be positive"));
+    }
+    let max_peer_requests = c.max_peer_requests.unwrap_or(64);
+    if max_peer_requests == 0 {
+        return Err(err("cluster.max_peer_requests", "must be positive"));
+    }
+    Ok(ClusterConfig {
+        ring: c.ring,
+        node,
+        ring_poll: positive("ring_poll", c.ring_poll, Duration::from_secs(2))?,
+        node_timeout: positive("node_timeout", c.node_timeout, Duration::from_secs(5))?,
+        replication_interval: positive(
+            "replication_interval",
+            c.replication_interval,
+            Duration::from_secs(30),
+        )?,
+        reclaim_age: positive(
+            "reclaim_age",
+            c.reclaim_age,
+            Duration::from_secs(7 * 86_400),
+        )?,
+        audit_interval: positive(
+            "audit_interval",
+            c.audit_interval,
+            Duration::from_secs(3600),
+        )?,
+        audit_rate,
+        max_peer_requests,
+    })
 }
 
 #[cfg(test)]
@@ -231,6 +355,35 @@ mod tests {
         assert_eq!(c.token_ttl, Duration::from_secs(86_400));
         assert_eq!(c.listen.port(), 8080);
         assert_eq!(c.client_timeout, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn cluster_section_validates() {
+        let c = RawConfig::parse(&format!("{OK}\n[cluster]\nring = \"/r.json\"\n"))
+            .unwrap()
+            .validate()
+            .unwrap();
+        let cl = c.cluster.unwrap();
+        assert_eq!(cl.node, "127.0.0.1:8080");
+        assert_eq!(cl.reclaim_age, Duration::from_secs(7 * 86_400));
+        let e = RawConfig::parse(&format!(
+            "{OK}\n[cluster]\nring = \"/r.json\"\nnode_timeout = \"0s\"\n"
+        ))
+        .unwrap()
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("cluster.node_timeout"), "{e}");
+        let e = RawConfig::parse(&format!("{OK}\n[cluster]\nring = \"/r\"\nbogus = 1\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bogus"), "{e}");
+        assert!(RawConfig::parse(OK)
+            .unwrap()
+            .validate()
+            .unwrap()
+            .cluster
+            .is_none());
     }
 
     #[test]

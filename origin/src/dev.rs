@@ -88,6 +88,7 @@ impl DevSecrets {
             },
             feed: Default::default(),
             expirer: Default::default(),
+            cluster: None,
         };
         raw.validate()
     }

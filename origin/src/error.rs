@@ -130,6 +130,19 @@ pub enum Error {
     /// A background task died.
     #[error("internal task failed")]
     Task,
+    /// Cluster mode: too few replicas answered for a quorum.
+    #[error("service unavailable: {reason}")]
+    Unavailable {
+        /// What was missing.
+        reason: &'static str,
+    },
+    /// Cluster mode: a feature that needs data from several nodes at once is not implemented
+    /// for clusters yet.
+    #[error("not implemented in cluster mode: {what}")]
+    NotInCluster {
+        /// The feature.
+        what: &'static str,
+    },
 }
 
 /// Whose fault an error is.
@@ -186,6 +199,8 @@ impl Error {
             Error::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Error::ClientDisconnect => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
             Error::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
+            Error::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Error::NotInCluster { .. } => StatusCode::NOT_IMPLEMENTED,
         }
     }
 
@@ -215,6 +230,8 @@ impl Error {
             Error::Db(_) => "database",
             Error::Io(_) => "io",
             Error::Task => "task",
+            Error::Unavailable { .. } => "unavailable",
+            Error::NotInCluster { .. } => "not-in-cluster",
         }
     }
 
@@ -225,6 +242,7 @@ impl Error {
             Error::Db(_)
                 | Error::Io(_)
                 | Error::Task
+                | Error::Unavailable { .. }
                 | Error::InsufficientStorage
                 | Error::RequestTimeout { .. }
                 | Error::ClientDisconnect
@@ -249,7 +267,10 @@ impl IntoResponse for Error {
         }
         // Internal details stay in the log; clients get the code.
         let body = match self.blame() {
-            Blame::Internal => format!("{}\n", self.code()),
+            Blame::Internal if !matches!(self, Error::NotInCluster { .. }) => {
+                format!("{}\n", self.code())
+            }
+            Blame::Internal => format!("{self}\n"),
             Blame::Downstream => format!("{self}\n"),
         };
         let mut resp = (status, body).into_response();

@@ -63,6 +63,13 @@ pub struct Staged {
     pub md5: String,
 }
 
+impl Staged {
+    /// The temp file, until committed.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+}
+
 impl Drop for Staged {
     fn drop(&mut self) {
         if let Some(p) = self.path.take() {

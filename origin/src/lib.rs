@@ -42,6 +42,7 @@
 
 pub mod api;
 pub mod billing;
+pub mod cluster;
 pub mod config;
 pub mod db;
 pub mod dev;

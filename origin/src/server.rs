@@ -81,7 +81,12 @@ pub async fn start(cfg: Config) -> Result<RunningOrigin> {
             reason: format!("cannot bind {}: {e}", cfg.listen),
         })?;
     let addr = listener.local_addr()?;
+    let cluster = match cfg.cluster.clone() {
+        Some(c) => Some(crate::cluster::Cluster::open(c, &cfg.internal_secret)?),
+        None => None,
+    };
     let state: Shared = Arc::new(AppState {
+        cluster,
         cfg,
         db,
         files,
@@ -109,10 +114,19 @@ pub async fn start(cfg: Config) -> Result<RunningOrigin> {
             tracing::error!(error = %e, "origin server failed");
         }
     });
-    let background = vec![
+    let mut background = vec![
         tokio::spawn(api::expirer(Arc::clone(&state), state.cfg.expirer_interval)),
         tokio::spawn(trim_feed(Arc::clone(&state))),
     ];
+    if state.cluster.is_some() {
+        background.push(tokio::spawn(crate::cluster::watch_ring(Arc::clone(&state))));
+        background.push(tokio::spawn(crate::cluster::replicator::run(Arc::clone(
+            &state,
+        ))));
+        background.push(tokio::spawn(crate::cluster::auditor::run(Arc::clone(
+            &state,
+        ))));
+    }
     tracing::info!(%addr, "origin listening");
     Ok(RunningOrigin {
         addr,

@@ -13,6 +13,7 @@
 
 pub mod clients;
 pub mod cluster;
+pub mod ring_cluster;
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -31,7 +31,7 @@ pub(super) async fn handle(st: &Shared, r: Req) -> Result<Response> {
         Method::HEAD | Method::GET => get(st, r, account).await,
         Method::POST => post(st, r, account).await,
         Method::PUT => {
-            let ts = st.clock.now();
+            let ts = super::req_ts(st, &r)?;
             let updates = meta_updates(&r.headers, "x-account-meta-", &[])?;
             let acct = account.clone();
             let created = blocking(st, move |s| {
@@ -50,7 +50,7 @@ pub(super) async fn handle(st: &Shared, r: Req) -> Result<Response> {
             }))
         }
         Method::DELETE => {
-            let ts = st.clock.now();
+            let ts = super::req_ts(st, &r)?;
             let acct = account.clone();
             blocking(st, move |s| s.db.delete_account(&acct, ts)).await?;
             tracing::info!(target: "audit", user = r.ident.label(), account, action = "account-delete");
@@ -188,7 +188,7 @@ fn check_quota_change(r: &Req, updates: &[(String, Option<String>)]) -> Result<(
 }
 
 async fn post(st: &Shared, r: Req, account: String) -> Result<Response> {
-    let ts = st.clock.now();
+    let ts = super::req_ts(st, &r)?;
     let updates = meta_updates(&r.headers, "x-account-meta-", &[])?;
     check_quota_change(&r, &updates)?;
     let revoke = revocations(&r.headers)?;

@@ -5,6 +5,7 @@ mod account;
 mod auth;
 mod billing;
 mod body;
+mod cluster;
 mod container;
 mod internal;
 mod listing;
@@ -56,6 +57,18 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Edges following the change feed, and how far.
     pub subscribers: Subscribers,
+    /// Cluster mode (`[cluster]`); `None` on a single node.
+    pub cluster: Option<crate::cluster::Cluster>,
+}
+
+impl AppState {
+    /// The partition power objects are placed by: the ring's in cluster mode, else
+    /// [`crate::files::DEFAULT_PART_POWER`].
+    pub fn part_power(&self) -> u32 {
+        self.cluster
+            .as_ref()
+            .map_or(crate::files::DEFAULT_PART_POWER, |c| c.ring().part_power)
+    }
 }
 
 /// Shared state handle.
@@ -140,6 +153,10 @@ pub struct Req {
     pub client_ip: std::net::IpAddr,
     /// Body (in a mutex only to make `Req` `Sync`; take it with [`Req::take_body`]).
     pub body: std::sync::Mutex<Body>,
+    /// Cluster mode: a peer asks this node to apply the request to its own store only.
+    pub direct: Option<crate::cluster::Direct>,
+    /// The write timestamp, when the proxy chose it before calling a local handler.
+    pub ts: Option<crate::hlc::Timestamp>,
 }
 
 impl Req {
@@ -177,6 +194,18 @@ pub fn router(state: Shared) -> Router {
         .route("/internal/changes", get(internal::changes))
         .route("/internal/snapshot", get(internal::snapshot))
         .route("/internal/purge", axum::routing::post(purge::purge))
+        .route("/internal/cluster/status", get(cluster::status))
+        .route(
+            "/internal/cluster/replicate",
+            axum::routing::post(cluster::replicate),
+        )
+        .route(
+            "/internal/cluster/audit",
+            axum::routing::post(cluster::audit),
+        )
+        .route("/internal/replication/hashes", get(cluster::hashes))
+        .route("/internal/replication/rows", get(cluster::rows))
+        .route("/internal/replication/meta", get(cluster::meta))
         .route("/internal/billing", axum::routing::post(billing::ingest))
         .route("/internal/logs", axum::routing::put(billing::put_log))
         .route("/admin/billing", get(billing::report))
@@ -189,9 +218,19 @@ async fn metrics(State(st): State<Shared>) -> Response {
     for (edge, applied) in st.subscribers.positions() {
         st.metrics.edge_lag(&edge, last.saturating_sub(applied));
     }
+    let mut body = st.metrics.render();
+    if let Some(cl) = st.cluster.as_ref() {
+        let st2 = Arc::clone(&st);
+        let objects = blocking(&st2, |s| s.db.object_row_count())
+            .await
+            .unwrap_or(0);
+        body.push_str(&crate::cluster::status::prometheus(
+            &crate::cluster::status::of(cl, objects),
+        ));
+    }
     (
         [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        st.metrics.render(),
+        body,
     )
         .into_response()
 }
@@ -324,7 +363,17 @@ fn build_req(st: &AppState, req: Request, client_ip: std::net::IpAddr) -> Result
         }
     }
     let ident = st.identify(&parts.headers);
+    let direct = if ident == Identity::Internal {
+        parts
+            .headers
+            .get(crate::cluster::DIRECT_HEADER)
+            .and_then(|v| crate::cluster::Direct::parse(v.as_bytes()))
+    } else {
+        None
+    };
     Ok(Req {
+        direct,
+        ts: None,
         method: parts.method,
         path,
         raw_query,
@@ -336,9 +385,39 @@ fn build_req(st: &AppState, req: Request, client_ip: std::net::IpAddr) -> Result
     })
 }
 
-async fn dispatch(st: &Shared, r: Req) -> Result<Response> {
+async fn dispatch(st: &Shared, mut r: Req) -> Result<Response> {
     let account = r.path.account().to_owned();
     crate::names::check_account(&account)?;
+    // Cluster mode: account and container writes are applied here, then on every peer.
+    let meta_write = st.cluster.is_some()
+        && r.direct.is_none()
+        && r.path.object().is_none()
+        && matches!(r.method, Method::PUT | Method::POST | Method::DELETE);
+    if meta_write {
+        let ts = req_ts(st, &r)?;
+        r.ts = Some(ts);
+        let peer_view = Req {
+            method: r.method.clone(),
+            path: r.path.clone(),
+            raw_query: None,
+            query: HashMap::new(),
+            headers: r.headers.clone(),
+            ident: r.ident.clone(),
+            client_ip: r.client_ip,
+            body: std::sync::Mutex::new(Body::empty()),
+            direct: None,
+            ts: Some(ts),
+        };
+        let resp = dispatch_local(st, r).await?;
+        if resp.status().is_success() {
+            crate::cluster::proxy::broadcast_meta_write(st, &peer_view, ts).await;
+        }
+        return Ok(resp);
+    }
+    dispatch_local(st, r).await
+}
+
+async fn dispatch_local(st: &Shared, r: Req) -> Result<Response> {
     match (
         r.path.container().map(str::to_owned),
         r.path.object().map(str::to_owned),
@@ -354,6 +433,52 @@ async fn dispatch(st: &Shared, r: Req) -> Result<Response> {
             object::handle(st, r, &c, &o).await
         }
     }
+}
+
+/// The timestamp of a write: the one the proxy chose, the authenticated peer's
+/// `X-Timestamp` (replication, cross-datacenter sync), or now.
+///
+/// # Errors
+/// [`Error::BadHeader`] for a malformed `X-Timestamp` from a peer.
+pub fn req_ts(st: &AppState, r: &Req) -> Result<crate::hlc::Timestamp> {
+    if let Some(ts) = r.ts {
+        return Ok(ts);
+    }
+    object::write_ts(st, r)
+}
+
+/// System headers stored with an object besides `X-Object-Meta-*`.
+pub const OBJECT_SYS_HEADERS: &[&str] = object::OBJECT_SYS;
+
+/// Quota check for a write of `size` bytes (the proxy checks before it stages a body).
+///
+/// # Errors
+/// [`Error::QuotaExceeded`].
+pub async fn check_quota_pub(
+    st: &Shared,
+    account: &str,
+    crow: &crate::db::ContainerRow,
+    size: u64,
+) -> Result<()> {
+    object::check_quota(st, account, crow, size).await
+}
+
+/// `X-Delete-At` / `X-Delete-After` resolved to epoch seconds.
+///
+/// # Errors
+/// [`Error::BadHeader`].
+pub fn delete_at_pub(h: &HeaderMap, now: u64) -> Result<Option<u64>> {
+    object::delete_at(h, now)
+}
+
+/// Where a row's data file lives.
+pub fn data_path_pub(st: &Shared, row: &crate::db::ObjectRow) -> std::path::PathBuf {
+    object::data_path(st, row)
+}
+
+/// The content type a new object gets.
+pub fn content_type_pub(h: &HeaderMap, name: &str) -> String {
+    object::content_type(h, name)
 }
 
 /// Runs blocking database work off the async threads.

@@ -95,6 +95,9 @@ async fn signed_access(st: &Shared, r: &Req, container: &ContainerRow) -> Result
 }
 
 pub(super) async fn handle(st: &Shared, r: Req, container: &str, object: &str) -> Result<Response> {
+    if let Some(kind) = r.direct {
+        return direct(st, r, kind, container, object).await;
+    }
     let account = r.path.account().to_owned();
     let owner = r.ident.owns(&account);
     let (a, c) = (account.clone(), container.to_owned());
@@ -117,6 +120,9 @@ pub(super) async fn handle(st: &Shared, r: Req, container: &str, object: &str) -
         via_tempurl = true;
     }
     let o = object.to_owned();
+    if st.cluster.is_some() {
+        return crate::cluster::proxy::object(st, r, crow, o).await;
+    }
     match r.method {
         Method::GET | Method::HEAD => get(st, r, crow, o, via_tempurl).await,
         Method::PUT => put(st, r, crow, o).await,
@@ -383,7 +389,7 @@ fn if_range_ok(h: &HeaderMap, etag: &str, modified: u64) -> bool {
 }
 
 /// Reads `X-Delete-At` / `X-Delete-After`.
-fn delete_at(h: &HeaderMap, now: u64) -> Result<Option<u64>> {
+pub(super) fn delete_at(h: &HeaderMap, now: u64) -> Result<Option<u64>> {
     let get = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).map(str::trim);
     if let Some(v) = get("x-delete-at") {
         let t: u64 = v.parse().map_err(|_| Error::BadHeader {
@@ -414,7 +420,7 @@ fn delete_at(h: &HeaderMap, now: u64) -> Result<Option<u64>> {
     Ok(None)
 }
 
-fn content_type(h: &HeaderMap, name: &str) -> String {
+pub(super) fn content_type(h: &HeaderMap, name: &str) -> String {
     let given = h
         .get("content-type")
         .and_then(|v| v.to_str().ok())
@@ -472,7 +478,7 @@ pub(super) async fn check_quota(
 }
 
 /// The timestamp of a write: now, or the original one when a peer replicates it.
-pub(super) fn write_ts(st: &Shared, r: &Req) -> Result<Timestamp> {
+pub(super) fn write_ts(st: &super::AppState, r: &Req) -> Result<Timestamp> {
     if r.ident == Identity::Internal {
         if let Some(v) = r.header("x-timestamp") {
             let ts: Timestamp = v.parse()?;
@@ -501,7 +507,7 @@ pub(super) struct NewVersion {
 /// wins), then drop the replaced version's file.
 pub(super) async fn store(st: &Shared, staged: Staged, v: NewVersion) -> Result<Applied<()>> {
     let hash = files::object_hash(&v.account, &v.container, &v.name);
-    let part = files::partition(&hash, files::DEFAULT_PART_POWER);
+    let part = files::partition(&hash, st.part_power());
     let dest = st.files.data_path(part, &hash, v.ts);
     st.files.commit(staged, &dest).await?;
     let row = ObjectRow {
@@ -517,11 +523,14 @@ pub(super) async fn store(st: &Shared, staged: Staged, v: NewVersion) -> Result<
         delete_at: v.delete_at,
         slo: v.slo,
         part,
+        listing_only: false,
     };
     let row2 = row.clone();
     match blocking(st, move |s| s.db.put_object(&row2, "object-put")).await {
         Ok(Applied::Yes(old)) => {
-            if let Some(old) = old.filter(|o| !o.deleted) {
+            // A listing row completed with its data (same version) has no file of its own:
+            // its path is the one just written.
+            if let Some(old) = old.filter(|o| !o.deleted && !o.listing_only) {
                 st.files.remove(data_path(st, &old)).await;
             }
             tracing::info!(target: "audit", account = %row.account, container = %row.container, object = %row.name, ts = %row.ts, action = "object-put");
@@ -599,7 +608,9 @@ async fn put(st: &Shared, mut r: Req, crow: ContainerRow, object: String) -> Res
     if expected.is_some_and(|e| e > max) {
         return Err(Error::TooLarge { max });
     }
-    check_quota(st, r.path.account(), &crow, expected.unwrap_or(0)).await?;
+    if r.direct.is_none() {
+        check_quota(st, r.path.account(), &crow, expected.unwrap_or(0)).await?;
+    }
     let now = st.clock.wall_secs();
     let meta = new_meta(&r.headers)?;
     let delete_at = delete_at(&r.headers, now)?;
@@ -620,13 +631,14 @@ async fn put(st: &Shared, mut r: Req, crow: ContainerRow, object: String) -> Res
     if client_etag.is_some_and(|e| e != staged.md5) {
         return Err(Error::EtagMismatch);
     }
-    if expected.is_none() {
+    if expected.is_none() && r.direct.is_none() {
         // Chunked: the size is known only now.
         check_quota(st, r.path.account(), &crow, staged.size).await?;
     }
     let ts = write_ts(st, &r)?;
     let etag = staged.md5.clone();
     let size = staged.size;
+    let slo = r.direct.is_some() && r.header(crate::cluster::SLO_HEADER) == Some("1");
     let applied = store(
         st,
         staged,
@@ -640,7 +652,7 @@ async fn put(st: &Shared, mut r: Req, crow: ContainerRow, object: String) -> Res
             content_type: ct,
             meta,
             delete_at,
-            slo: false,
+            slo,
         },
     )
     .await?;
@@ -648,6 +660,154 @@ async fn put(st: &Shared, mut r: Req, crow: ContainerRow, object: String) -> Res
         Applied::Yes(()) => created(&etag, ts),
         Applied::Stale => status(StatusCode::ACCEPTED),
     })
+}
+
+/// Cluster storage role: applies a peer's request to this node's own store (see
+/// [`crate::cluster`]). The container row is created as a placeholder if this node has not
+/// heard of it yet; the replicator brings the real one.
+async fn direct(
+    st: &Shared,
+    r: Req,
+    kind: crate::cluster::Direct,
+    container: &str,
+    object: &str,
+) -> Result<Response> {
+    let account = r.path.account().to_owned();
+    let (a, c) = (account.clone(), container.to_owned());
+    let writes = matches!(r.method, Method::PUT | Method::POST | Method::DELETE);
+    let crow = blocking(st, move |s| {
+        if writes && s.db.get_container(&a, &c)?.is_none() {
+            s.db.ensure_container_placeholder(&a, &c)?;
+        }
+        s.db.get_container(&a, &c)
+    })
+    .await?
+    .ok_or(Error::NotFound { what: "container" })?;
+    let (a, c, o) = (account.clone(), container.to_owned(), object.to_owned());
+    let row = blocking(st, move |s| s.db.get_object(&a, &c, &o)).await?;
+    let o = object.to_owned();
+    match r.method {
+        Method::GET | Method::HEAD => match &row {
+            Some(x) if !x.deleted && !x.listing_only => get(st, r, crow, o, false).await,
+            Some(x) => {
+                let mut resp = status(StatusCode::NOT_FOUND);
+                set(resp.headers_mut(), crate::cluster::BACKEND_TS_HEADER, x.ts);
+                let state = if x.deleted { "deleted" } else { "listing" };
+                set(
+                    resp.headers_mut(),
+                    crate::cluster::BACKEND_STATE_HEADER,
+                    state,
+                );
+                Ok(resp)
+            }
+            None => Err(Error::NotFound { what: "object" }),
+        },
+        Method::PUT => match kind {
+            crate::cluster::Direct::Data => put(st, r, crow, o).await,
+            crate::cluster::Direct::Row => put_row(st, &r, crow, o).await,
+        },
+        Method::DELETE => {
+            let ts = write_ts(st, &r)?;
+            let existed = row.as_ref().is_some_and(|x| !x.deleted);
+            let base = row.unwrap_or_else(|| {
+                let hash = files::object_hash(&account, &crow.name, &o);
+                ObjectRow {
+                    account: account.clone(),
+                    container: crow.name.clone(),
+                    name: o.clone(),
+                    part: files::partition(&hash, st.part_power()),
+                    ..ObjectRow::default()
+                }
+            });
+            tombstone(st, &base, ts).await?;
+            Ok(status(if existed {
+                StatusCode::NO_CONTENT
+            } else {
+                StatusCode::NOT_FOUND
+            }))
+        }
+        Method::POST => match row {
+            Some(x) if !x.deleted && x.listing_only => post_row(st, &r, x).await,
+            Some(x) if !x.deleted => post(st, r, crow, o).await,
+            _ => Err(Error::NotFound { what: "object" }),
+        },
+        _ => Err(Error::MethodNotAllowed),
+    }
+}
+
+/// Stores only the listing row of a version whose data lives on other nodes.
+async fn put_row(st: &Shared, r: &Req, crow: ContainerRow, object: String) -> Result<Response> {
+    let ts = write_ts(st, r)?;
+    let size = r
+        .header(crate::cluster::SIZE_HEADER)
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .ok_or(Error::BadHeader {
+            name: "x-outpost-size",
+            reason: "a listing row needs the object's size",
+        })?;
+    let etag = r
+        .header("etag")
+        .map(|e| strip_quotes(e).to_ascii_lowercase())
+        .unwrap_or_default();
+    let delete_at = match r.header("x-delete-at") {
+        Some(v) => Some(v.trim().parse::<u64>().map_err(|_| Error::BadHeader {
+            name: "x-delete-at",
+            reason: "must be epoch seconds",
+        })?),
+        None => None,
+    };
+    let account = r.path.account().to_owned();
+    let hash = files::object_hash(&account, &crow.name, &object);
+    let row = ObjectRow {
+        part: files::partition(&hash, st.part_power()),
+        account,
+        container: crow.name,
+        name: object,
+        ts,
+        deleted: false,
+        size,
+        etag,
+        content_type: r
+            .header("content-type")
+            .unwrap_or("application/octet-stream")
+            .to_owned(),
+        meta: new_meta(&r.headers)?,
+        delete_at,
+        slo: r.header(crate::cluster::SLO_HEADER) == Some("1"),
+        listing_only: true,
+    };
+    let row2 = row.clone();
+    match blocking(st, move |s| s.db.put_object(&row2, "object-put")).await? {
+        Applied::Yes(old) => {
+            if let Some(old) = old.filter(|o| !o.deleted && !o.listing_only) {
+                st.files.remove(data_path(st, &old)).await;
+            }
+            Ok(status(StatusCode::CREATED))
+        }
+        Applied::Stale => Ok(status(StatusCode::ACCEPTED)),
+    }
+}
+
+/// POST on a listing row: new metadata, same (absent) data.
+async fn post_row(st: &Shared, r: &Req, row: ObjectRow) -> Result<Response> {
+    let ts = write_ts(st, r)?;
+    let mut new_row = row.clone();
+    new_row.ts = ts;
+    new_row.meta = new_meta(&r.headers)?;
+    if r.headers.contains_key("x-remove-delete-at") {
+        new_row.delete_at = None;
+    } else if let Some(v) = r.header("x-delete-at") {
+        new_row.delete_at = v.trim().parse().ok();
+    }
+    if let Some(ct) = r.header("content-type").filter(|c| !c.trim().is_empty()) {
+        new_row.content_type = ct.trim().to_owned();
+    }
+    let base = row.ts;
+    blocking(st, move |s| {
+        s.db.put_object_if(&new_row, "object-post", base)
+    })
+    .await?;
+    Ok(status(StatusCode::ACCEPTED))
 }
 
 /// User metadata and stored system headers of a new version.

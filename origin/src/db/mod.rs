@@ -16,9 +16,11 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 
 mod feed;
+mod replica;
 mod scan;
 
 pub use feed::{PurgeTarget, Revocation};
+pub use replica::{MetaRow, ReplicaRow};
 
 use crate::hlc::Timestamp;
 use crate::{Error, Result};
@@ -26,7 +28,7 @@ pub use scan::successor;
 use scan::{list, range_query};
 
 /// Schema version stored in `PRAGMA user_version`.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS accounts (
@@ -59,6 +61,7 @@ CREATE TABLE IF NOT EXISTS objects (
     delete_at INTEGER,
     slo INTEGER NOT NULL DEFAULT 0,
     part INTEGER NOT NULL,
+    listing_only INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (account, container, name)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS objects_delete_at ON objects(delete_at) WHERE delete_at IS NOT NULL AND deleted = 0;
@@ -137,6 +140,9 @@ pub struct ObjectRow {
     pub slo: bool,
     /// Ring partition.
     pub part: u32,
+    /// Cluster mode: this node knows the version (for listings and counters) but holds no
+    /// data for it; the data lives on the partition's primaries.
+    pub listing_only: bool,
 }
 
 /// One entry of the change feed.
@@ -235,7 +241,7 @@ fn parse_meta(s: &str) -> Meta {
 }
 
 const OBJECT_COLS: &str =
-    "account, container, name, ts, deleted, size, etag, content_type, meta, delete_at, slo, part";
+    "account, container, name, ts, deleted, size, etag, content_type, meta, delete_at, slo, part, listing_only";
 
 fn object_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ObjectRow> {
     Ok(ObjectRow {
@@ -251,6 +257,7 @@ fn object_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ObjectRow> {
         delete_at: r.get::<_, Option<i64>>(9)?.map(to_u64),
         slo: r.get::<_, i64>(10)? != 0,
         part: u32::try_from(r.get::<_, i64>(11)?).unwrap_or(0),
+        listing_only: r.get::<_, i64>(12)? != 0,
     })
 }
 
@@ -297,7 +304,19 @@ impl Db {
             });
         }
         writer.execute_batch(SCHEMA)?;
+        // Schema 1 → 2: cluster mode's listing-only rows.
+        let has_listing_only: i64 = writer.query_row(
+            "SELECT COUNT(*) FROM pragma_table_info('objects') WHERE name = 'listing_only'",
+            [],
+            |r| r.get(0),
+        )?;
+        if has_listing_only == 0 {
+            writer.execute_batch(
+                "ALTER TABLE objects ADD COLUMN listing_only INTEGER NOT NULL DEFAULT 0",
+            )?;
+        }
         writer.execute_batch(feed::FEED_SCHEMA)?;
+        writer.execute_batch(replica::REPLICA_SCHEMA)?;
         writer.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         let readers = (0..4)
             .map(|_| open_conn(&path).map(Mutex::new))
@@ -837,7 +856,15 @@ fn apply_object(
         ))?
         .query_row([&row.account, &row.container, &row.name], object_from_row)
         .optional()?;
-    if old.as_ref().is_some_and(|o| o.ts >= row.ts) {
+    // Newest wins. The one exception: the same version arriving with its data where this node
+    // only had its listing row (a replicator completing a copy).
+    let completes = |o: &ObjectRow| {
+        o.ts == row.ts && o.listing_only && !o.deleted && !row.listing_only && !row.deleted
+    };
+    if old
+        .as_ref()
+        .is_some_and(|o| o.ts > row.ts || (o.ts == row.ts && !completes(o)))
+    {
         return Ok((Applied::Stale, None));
     }
     if let Some(base) = base {
@@ -846,7 +873,7 @@ fn apply_object(
         }
     }
     tx.prepare_cached(&format!(
-        "INSERT OR REPLACE INTO objects ({OBJECT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+        "INSERT OR REPLACE INTO objects ({OBJECT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
     ))?
     .execute(params![
         row.account,
@@ -861,6 +888,7 @@ fn apply_object(
         row.delete_at.map(to_i64),
         i64::from(row.slo),
         i64::from(row.part),
+        i64::from(row.listing_only),
     ])?;
     let (mut dc, mut db) = (0i64, 0i64);
     if let Some(o) = old.as_ref().filter(|o| !o.deleted) {

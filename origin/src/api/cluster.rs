@@ -1,0 +1,169 @@
+//! Internal endpoints of cluster mode (cluster secret only): replication queries, triggers for
+//! a replication or audit pass, and the node's status.
+//!
+//! - `GET /internal/replication/hashes?part=P&view=data|listing` → per-suffix hashes
+//! - `GET /internal/replication/rows?part=P&suffixes=abc,def` → the rows in those suffixes
+//! - `GET /internal/replication/meta` → every account and container row
+//! - `POST /internal/cluster/replicate` → runs one replication pass, answers its report
+//! - `POST /internal/cluster/audit` → runs one unthrottled audit pass, answers its report
+//! - `GET /internal/cluster/status` → [`crate::cluster::status::NodeStatus`]
+//!
+//! Every answer carries `format` 1.
+
+use std::collections::HashMap;
+
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use http::HeaderMap;
+
+use super::{blocking, Identity, Shared};
+use crate::cluster::replicator::{self, Hashes, MetaRows, Rows, View, FORMAT};
+use crate::db::ReplicaRow;
+use crate::{Error, Result};
+
+fn require<'a>(st: &'a Shared, h: &HeaderMap) -> Result<&'a crate::cluster::Cluster> {
+    if st.identify(h) != Identity::Internal {
+        return Err(Error::Unauthorized {
+            reason: "internal endpoints need the X-Outpost-Internal secret",
+        });
+    }
+    st.cluster.as_ref().ok_or(Error::NotFound {
+        what: "cluster mode (this node has no [cluster] config)",
+    })
+}
+
+fn part_param(st: &Shared, q: &HashMap<String, String>) -> Result<u32> {
+    let p: u32 = q
+        .get("part")
+        .and_then(|v| v.parse().ok())
+        .ok_or(Error::BadQuery {
+            name: "part",
+            reason: "must be a partition number",
+        })?;
+    if p >= (1u32 << st.part_power()) {
+        return Err(Error::BadQuery {
+            name: "part",
+            reason: "out of range for the ring",
+        });
+    }
+    Ok(p)
+}
+
+fn answer<T: serde::Serialize>(r: Result<T>) -> Response {
+    match r {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `GET /internal/replication/hashes`.
+pub async fn hashes(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    answer(
+        async {
+            require(&st, &headers)?;
+            let part = part_param(&st, &q)?;
+            let view = match q.get("view").map(String::as_str) {
+                Some("data") => View::Data,
+                Some("listing") | None => View::Listing,
+                Some(_) => {
+                    return Err(Error::BadQuery {
+                        name: "view",
+                        reason: "must be data or listing",
+                    })
+                }
+            };
+            let rows = blocking(&st, move |s| s.db.rows_in_partition(part)).await?;
+            Ok(Hashes {
+                format: FORMAT,
+                hashes: replicator::suffix_hashes(&rows, view, false),
+            })
+        }
+        .await,
+    )
+}
+
+/// `GET /internal/replication/rows`.
+pub async fn rows(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    answer(
+        async {
+            require(&st, &headers)?;
+            let part = part_param(&st, &q)?;
+            let suffixes: Vec<String> = q
+                .get("suffixes")
+                .map(|s| s.split(',').map(str::to_owned).collect())
+                .unwrap_or_default();
+            let rows = blocking(&st, move |s| s.db.rows_in_partition(part)).await?;
+            let rows = rows
+                .iter()
+                .filter(|r| {
+                    let h = crate::files::object_hash(&r.account, &r.container, &r.name);
+                    suffixes.iter().any(|s| s == replicator::suffix(&h))
+                })
+                .map(ReplicaRow::of)
+                .collect();
+            Ok(Rows {
+                format: FORMAT,
+                rows,
+            })
+        }
+        .await,
+    )
+}
+
+/// `GET /internal/replication/meta`.
+pub async fn meta(State(st): State<Shared>, headers: HeaderMap) -> Response {
+    answer(
+        async {
+            require(&st, &headers)?;
+            let rows = blocking(&st, |s| s.db.meta_rows()).await?;
+            Ok(MetaRows {
+                format: FORMAT,
+                rows,
+            })
+        }
+        .await,
+    )
+}
+
+/// `POST /internal/cluster/replicate`.
+pub async fn replicate(State(st): State<Shared>, headers: HeaderMap) -> Response {
+    answer(
+        async {
+            require(&st, &headers)?;
+            replicator::pass(&st).await
+        }
+        .await,
+    )
+}
+
+/// `POST /internal/cluster/audit`.
+pub async fn audit(State(st): State<Shared>, headers: HeaderMap) -> Response {
+    answer(
+        async {
+            require(&st, &headers)?;
+            crate::cluster::auditor::pass(&st, None).await
+        }
+        .await,
+    )
+}
+
+/// `GET /internal/cluster/status`.
+pub async fn status(State(st): State<Shared>, headers: HeaderMap) -> Response {
+    answer(
+        async {
+            let cl = require(&st, &headers)?;
+            let objects = blocking(&st, |s| s.db.object_row_count()).await?;
+            Ok(crate::cluster::status::of(cl, objects))
+        }
+        .await,
+    )
+}

@@ -1,0 +1,327 @@
+//! Cluster mode: this node is one device of a ring (`[cluster]` in the config).
+//!
+//! ## Roles
+//! - **Proxy** ([`proxy`]): every node accepts the Swift API. Object writes go to the
+//!   partition's primaries (a handoff device replaces a primary that does not answer) and
+//!   succeed on a quorum (`replicas / 2 + 1`) of durable acks; every other node gets the
+//!   object's *listing row* (no data), so each node holds every account, container and object
+//!   row: listings, counters, ACLs and the change feed are local everywhere. Reads go to one
+//!   primary and fall back to the others and the handoffs on error or 404; a newer tombstone
+//!   beats older data; `X-Newest: true` asks every primary.
+//! - **Storage**: requests carrying the cluster secret and `X-Outpost-Direct: data|row` are
+//!   applied to this node's own store only, with the sender's `X-Timestamp`. This is the one
+//!   internal write API: the proxy, the replicator and (later) cross-datacenter sync use it.
+//! - **Replicator** ([`replicator`]): per partition and peer, compares per-suffix hashes and
+//!   pushes what the peer lacks or has older (tombstones included); data moves home from
+//!   handoffs and is then dropped; old tombstones are reclaimed; account and container rows
+//!   are pulled from every peer (newest wins).
+//! - **Auditor** ([`auditor`]): re-reads data at a bounded rate, checks MD5 against the ETag,
+//!   quarantines bad copies and forgets their rows so the replicator restores them.
+//!
+//! The ring file is polled; a new version takes effect without a restart.
+
+pub mod auditor;
+pub mod proxy;
+pub mod replicator;
+pub mod status;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+use http::{HeaderMap, HeaderValue, Method};
+use outpost_ring::Ring;
+
+use crate::config::ClusterConfig;
+use crate::{Error, Result};
+
+/// Header selecting the storage role: `data` (store the version with its data) or `row`
+/// (store only its listing row). Honoured only with the cluster secret.
+pub const DIRECT_HEADER: &str = "x-outpost-direct";
+/// On a direct PUT: the version is an SLO manifest.
+pub const SLO_HEADER: &str = "x-outpost-slo";
+/// On a listing-row PUT: the object's size.
+pub const SIZE_HEADER: &str = "x-outpost-size";
+/// On a direct 404: the timestamp of the tombstone (or listing row) the node holds.
+pub const BACKEND_TS_HEADER: &str = "x-backend-timestamp";
+/// On a direct 404: `listing` when the node has the version's row but not its data.
+pub const BACKEND_STATE_HEADER: &str = "x-backend-state";
+
+/// What a direct request asks the node to store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direct {
+    /// The version with its data (the node is a primary or a handoff).
+    Data,
+    /// Only the listing row.
+    Row,
+}
+
+impl Direct {
+    /// Parses the header value.
+    pub fn parse(v: &[u8]) -> Option<Direct> {
+        match v {
+            b"data" => Some(Direct::Data),
+            b"row" => Some(Direct::Row),
+            _ => None,
+        }
+    }
+
+    /// The header value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direct::Data => "data",
+            Direct::Row => "row",
+        }
+    }
+}
+
+/// Counters shown by `/internal/cluster/status`, `outpost cluster status` and `/metrics`.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Completed replication passes.
+    pub passes: AtomicU64,
+    /// Unix seconds when the last pass started.
+    pub last_pass_start: AtomicU64,
+    /// Unix seconds when the last pass finished (0: none yet).
+    pub last_pass_end: AtomicU64,
+    /// Duration of the last pass, milliseconds.
+    pub last_pass_ms: AtomicU64,
+    /// Partitions examined in the last pass.
+    pub last_pass_partitions: AtomicU64,
+    /// Partitions of the current pass done so far (progress).
+    pub pass_progress: AtomicU64,
+    /// Partitions the current pass will examine.
+    pub pass_total: AtomicU64,
+    /// Versions pushed to peers, ever.
+    pub pushed: AtomicU64,
+    /// Failed pushes or peer queries, ever.
+    pub errors: AtomicU64,
+    /// Partitions whose data this node holds without being a primary (handoff backlog),
+    /// as of the last pass.
+    pub handoff_partitions: AtomicU64,
+    /// Versions whose data moved home and was dropped here, ever.
+    pub reverted: AtomicU64,
+    /// Tombstones reclaimed, ever.
+    pub reclaimed: AtomicU64,
+    /// Objects the auditor checked, ever.
+    pub audited: AtomicU64,
+    /// Copies the auditor quarantined, ever.
+    pub quarantined: AtomicU64,
+    /// Proxy writes that needed a handoff, ever.
+    pub handoff_writes: AtomicU64,
+}
+
+/// Cluster state of a node.
+#[derive(Debug)]
+pub struct Cluster {
+    /// Validated settings.
+    pub cfg: ClusterConfig,
+    ring: RwLock<Arc<Ring>>,
+    ring_stamp: Mutex<Option<SystemTime>>,
+    secret: HeaderValue,
+    client: reqwest::Client,
+    permits: tokio::sync::Semaphore,
+    /// Counters.
+    pub stats: Stats,
+    /// One replication pass at a time.
+    pub pass_lock: tokio::sync::Mutex<()>,
+    /// One audit pass at a time.
+    pub audit_lock: tokio::sync::Mutex<()>,
+    /// Unix seconds when the node started.
+    pub started: u64,
+}
+
+fn stamp(path: &PathBuf) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// Now as Unix seconds.
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Cluster {
+    /// Loads the ring and builds the peer client.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming `cluster.ring` when the ring cannot be loaded, or
+    /// `internal_secret` when it is not a valid header value.
+    pub fn open(cfg: ClusterConfig, secret: &str) -> Result<Cluster> {
+        let st = stamp(&cfg.ring);
+        let ring = Ring::load(&cfg.ring).map_err(|e| Error::Config {
+            key: "cluster.ring".into(),
+            reason: e.to_string(),
+        })?;
+        if ring.device_at(&cfg.node).is_none() {
+            tracing::warn!(node = %cfg.node, "this node is not in the ring (yet): it proxies but holds no partitions");
+        }
+        let secret = HeaderValue::from_str(secret).map_err(|_| Error::Config {
+            key: "internal_secret".into(),
+            reason: "must be a valid header value".into(),
+        })?;
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(64)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .connect_timeout(cfg.node_timeout)
+            .build()
+            .map_err(|e| Error::Config {
+                key: "cluster".into(),
+                reason: format!("cannot build the peer client: {e}"),
+            })?;
+        Ok(Cluster {
+            permits: tokio::sync::Semaphore::new(cfg.max_peer_requests),
+            cfg,
+            ring: RwLock::new(Arc::new(ring)),
+            ring_stamp: Mutex::new(st),
+            secret,
+            client,
+            stats: Stats::default(),
+            pass_lock: tokio::sync::Mutex::new(()),
+            audit_lock: tokio::sync::Mutex::new(()),
+            started: unix_now(),
+        })
+    }
+
+    /// The current ring.
+    pub fn ring(&self) -> Arc<Ring> {
+        Arc::clone(
+            &self
+                .ring
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    /// This node's device id in `ring`, if it is in it.
+    pub fn me(&self, ring: &Ring) -> Option<u32> {
+        ring.device_at(&self.cfg.node).map(|d| d.id)
+    }
+
+    /// Reloads the ring if the file changed and holds a newer version. Returns true if it did.
+    pub fn reload_if_changed(&self) -> bool {
+        let now = stamp(&self.cfg.ring);
+        {
+            let mut last = self
+                .ring_stamp
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if *last == now {
+                return false;
+            }
+            *last = now;
+        }
+        match Ring::load(&self.cfg.ring) {
+            Ok(r) if r.version > self.ring().version => {
+                tracing::info!(version = r.version, "loaded a new ring");
+                *self
+                    .ring
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(r);
+                true
+            }
+            Ok(_) => false,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot load the ring file; keeping the current ring");
+                // Try again next poll.
+                *self
+                    .ring_stamp
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+                false
+            }
+        }
+    }
+
+    /// Sends one request to a peer with the cluster secret, waiting at most `node_timeout`
+    /// for the response headers.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] when the peer cannot be reached or does not answer in time.
+    ///
+    /// # Cancel safety
+    /// Dropping the future abandons the request.
+    pub async fn send(
+        &self,
+        method: Method,
+        url: String,
+        mut headers: HeaderMap,
+        body: Option<reqwest::Body>,
+    ) -> Result<reqwest::Response> {
+        let _permit = self.permits.acquire().await.map_err(|_| Error::Task)?;
+        headers.insert(crate::api::INTERNAL_HEADER, self.secret.clone());
+        let mut req = self.client.request(method, &url).headers(headers);
+        if let Some(b) = body {
+            req = req.body(b);
+        }
+        match tokio::time::timeout(self.cfg.node_timeout, req.send()).await {
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(e)) => {
+                tracing::debug!(%url, error = %e, "peer request failed");
+                Err(Error::Unavailable {
+                    reason: "a peer could not be reached",
+                })
+            }
+            Err(_) => {
+                tracing::debug!(%url, "peer request timed out");
+                Err(Error::Unavailable {
+                    reason: "a peer did not answer in time",
+                })
+            }
+        }
+    }
+
+    /// Counts one event.
+    pub fn count(&self, c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// `/v1/AUTH_<account>/<container>/<object>` on a peer, percent-encoded.
+pub fn object_url(base: &str, account: &str, container: &str, object: &str) -> String {
+    use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
+    // Everything but unreserved characters and '/' inside object names.
+    const SEG: &AsciiSet = &CONTROLS
+        .add(b' ')
+        .add(b'"')
+        .add(b'#')
+        .add(b'%')
+        .add(b'<')
+        .add(b'>')
+        .add(b'?')
+        .add(b'`')
+        .add(b'{')
+        .add(b'}')
+        .add(b'[')
+        .add(b']')
+        .add(b'\\')
+        .add(b'^')
+        .add(b'|')
+        .add(b'&')
+        .add(b'+')
+        .add(b';')
+        .add(b'=');
+    const SEG_NO_SLASH: &AsciiSet = &SEG.add(b'/');
+    format!(
+        "{base}/v1/AUTH_{}/{}/{}",
+        utf8_percent_encode(account, SEG_NO_SLASH),
+        utf8_percent_encode(container, SEG_NO_SLASH),
+        utf8_percent_encode(object, SEG)
+    )
+}
+
+/// Runs forever: reloads the ring when its file changes.
+pub async fn watch_ring(st: crate::api::Shared) {
+    let Some(cl) = st.cluster.as_ref() else {
+        return;
+    };
+    let mut tick = tokio::time::interval(cl.cfg.ring_poll);
+    loop {
+        tick.tick().await;
+        cl.reload_if_changed();
+    }
+}

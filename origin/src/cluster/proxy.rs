@@ -1,0 +1,665 @@
+//! The proxy role: a Swift request accepted by any node, forwarded by the ring.
+//!
+//! Writes carry one timestamp chosen here (or the authenticated peer's `X-Timestamp`, which is
+//! how cross-datacenter sync replays a write) to every replica, so all copies of a version are
+//! byte- and name-identical. An object PUT is staged locally first (MD5 checked once), then
+//! sent to the primaries concurrently; a primary that cannot be reached or does not answer
+//! within `node_timeout` is replaced by the next handoff. Every other node gets the listing
+//! row. The PUT succeeds on a quorum of durable acks from data holders.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::response::Response;
+use bytes::Bytes;
+use futures_util::future::join_all;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use outpost_ring::Device;
+
+use super::{
+    object_url, Cluster, Direct, BACKEND_STATE_HEADER, BACKEND_TS_HEADER, DIRECT_HEADER,
+    SIZE_HEADER,
+};
+use crate::api::{self, Req, Shared};
+use crate::db::ContainerRow;
+use crate::hlc::Timestamp;
+use crate::{Error, Result};
+
+/// Request headers a read forwards to the replica.
+const READ_HEADERS: &[&str] = &[
+    "range",
+    "if-match",
+    "if-none-match",
+    "if-modified-since",
+    "if-unmodified-since",
+    "if-range",
+];
+
+/// Response headers not copied from a replica's answer.
+const HOP_HEADERS: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "x-trans-id",
+    "x-openstack-request-id",
+    BACKEND_TS_HEADER,
+    BACKEND_STATE_HEADER,
+];
+
+/// Bodies up to this size are held in memory and cloned per replica; larger ones are re-read
+/// from the staged file for each.
+const MEMORY_BODY: u64 = 4 << 20;
+
+fn cluster(st: &Shared) -> Result<&Cluster> {
+    st.cluster.as_ref().ok_or(Error::Task)
+}
+
+/// The quorum for `replicas` copies.
+pub fn quorum(replicas: usize) -> usize {
+    replicas / 2 + 1
+}
+
+fn header_ts(h: &HeaderMap, name: &str) -> Option<Timestamp> {
+    h.get(name)?.to_str().ok()?.parse().ok()
+}
+
+/// The timestamp of a proxied write: the authenticated peer's, or now.
+fn write_ts(st: &Shared, r: &Req) -> Result<Timestamp> {
+    crate::api::req_ts(st, r)
+}
+
+/// Handles an object request in cluster mode (after access was decided).
+///
+/// # Errors
+/// [`Error::Unavailable`] without a quorum; the replicas' 4xx answers otherwise.
+pub async fn object(st: &Shared, r: Req, crow: ContainerRow, object: String) -> Result<Response> {
+    let multipart = r.query.get("multipart-manifest").map(String::as_str);
+    match r.method {
+        Method::GET | Method::HEAD => {
+            if multipart != Some("get") && is_slo(st, &r, &crow.name, &object).await {
+                return Err(Error::NotInCluster {
+                    what: "reading a static large object through its manifest",
+                });
+            }
+            read(st, &r, &crow.name, &object).await
+        }
+        Method::PUT => {
+            if r.headers.contains_key("x-copy-from") {
+                return Err(Error::NotInCluster {
+                    what: "X-Copy-From",
+                });
+            }
+            if multipart == Some("put") {
+                return Err(Error::NotInCluster {
+                    what: "static large object manifests",
+                });
+            }
+            put(st, r, &crow, object).await
+        }
+        Method::DELETE => {
+            if multipart == Some("delete") {
+                return Err(Error::NotInCluster {
+                    what: "multipart-manifest=delete",
+                });
+            }
+            fan_out_small(st, &r, &crow.name, &object, StatusCode::NO_CONTENT).await
+        }
+        Method::POST => fan_out_small(st, &r, &crow.name, &object, StatusCode::ACCEPTED).await,
+        ref m if m.as_str() == "COPY" => Err(Error::NotInCluster { what: "COPY" }),
+        _ => Err(Error::MethodNotAllowed),
+    }
+}
+
+async fn is_slo(st: &Shared, r: &Req, container: &str, object: &str) -> bool {
+    let (a, c, o) = (
+        r.path.account().to_owned(),
+        container.to_owned(),
+        object.to_owned(),
+    );
+    api::blocking_pub(st, move |s| s.db.get_object(&a, &c, &o))
+        .await
+        .ok()
+        .flatten()
+        .is_some_and(|row| row.slo && !row.deleted)
+}
+
+fn url_with_query(base: String, r: &Req) -> String {
+    match &r.raw_query {
+        Some(q) if !q.is_empty() => format!("{base}?{q}"),
+        _ => base,
+    }
+}
+
+/// Turns a replica's answer into ours, streaming the body.
+fn relay(resp: reqwest::Response, head: bool) -> Response {
+    let mut out = Response::new(Body::empty());
+    *out.status_mut() = resp.status();
+    for (k, v) in resp.headers() {
+        if !HOP_HEADERS.contains(&k.as_str()) {
+            out.headers_mut().append(k.clone(), v.clone());
+        }
+    }
+    if !head {
+        *out.body_mut() = Body::from_stream(resp.bytes_stream());
+    }
+    out
+}
+
+/// The order reads try devices in: primaries (this node first if it is one), then as many
+/// handoffs as there are replicas.
+fn read_order(cl: &Cluster, part: u32) -> Vec<Device> {
+    let ring = cl.ring();
+    let me = cl.me(&ring);
+    let mut prim: Vec<Device> = ring.primaries(part).into_iter().cloned().collect();
+    if let Some(i) = prim.iter().position(|d| Some(d.id) == me) {
+        prim.swap(0, i);
+    }
+    let n = ring.replicas as usize;
+    prim.extend(ring.handoffs(part).take(n).cloned());
+    prim
+}
+
+async fn read(st: &Shared, r: &Req, container: &str, object: &str) -> Result<Response> {
+    let cl = cluster(st)?;
+    let account = r.path.account();
+    let ring = cl.ring();
+    let part = ring.partition(account, container, object);
+    let head = r.method == Method::HEAD;
+    let mut headers = HeaderMap::new();
+    for h in READ_HEADERS {
+        if let Some(v) = r.headers.get(*h) {
+            headers.insert(*h, v.clone());
+        }
+    }
+    headers.insert(
+        DIRECT_HEADER,
+        HeaderValue::from_static(Direct::Data.as_str()),
+    );
+    let newest = r
+        .header("x-newest")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let order = read_order(cl, part);
+    if newest {
+        return read_newest(cl, r, &order, headers, account, container, object).await;
+    }
+    let mut tombstone: Option<Timestamp> = None;
+    let mut answered = false;
+    for dev in &order {
+        let url = url_with_query(object_url(&dev.url(), account, container, object), r);
+        let Ok(resp) = cl.send(r.method.clone(), url, headers.clone(), None).await else {
+            continue;
+        };
+        let status = resp.status();
+        if status == StatusCode::NOT_FOUND {
+            answered = true;
+            let listing = resp
+                .headers()
+                .get(BACKEND_STATE_HEADER)
+                .is_some_and(|v| v == "listing");
+            if !listing {
+                if let Some(t) = header_ts(resp.headers(), BACKEND_TS_HEADER) {
+                    tombstone = tombstone.max(Some(t));
+                }
+            }
+            continue;
+        }
+        if status.is_server_error() {
+            continue;
+        }
+        // A newer tombstone seen on another replica beats this older data.
+        if let (Some(t), Some(x)) = (tombstone, header_ts(resp.headers(), "x-timestamp")) {
+            if x < t {
+                continue;
+            }
+        }
+        return Ok(relay(resp, head));
+    }
+    if answered {
+        Err(Error::NotFound { what: "object" })
+    } else {
+        Err(Error::Unavailable {
+            reason: "no replica of the object answered",
+        })
+    }
+}
+
+/// `X-Newest: true`: HEAD every candidate, then read from the one with the newest version.
+async fn read_newest(
+    cl: &Cluster,
+    r: &Req,
+    order: &[Device],
+    headers: HeaderMap,
+    account: &str,
+    container: &str,
+    object: &str,
+) -> Result<Response> {
+    let mut head_headers = HeaderMap::new();
+    head_headers.insert(
+        DIRECT_HEADER,
+        HeaderValue::from_static(Direct::Data.as_str()),
+    );
+    let heads = join_all(order.iter().map(|d| {
+        let url = object_url(&d.url(), account, container, object);
+        cl.send(Method::HEAD, url, head_headers.clone(), None)
+    }))
+    .await;
+    let mut best: Option<(Timestamp, Option<usize>)> = None;
+    let mut answered = false;
+    for (i, h) in heads.into_iter().enumerate() {
+        let Ok(resp) = h else { continue };
+        let found = resp.status().is_success();
+        let ts = if found {
+            header_ts(resp.headers(), "x-timestamp")
+        } else if resp.status() == StatusCode::NOT_FOUND {
+            answered = true;
+            let listing = resp
+                .headers()
+                .get(BACKEND_STATE_HEADER)
+                .is_some_and(|v| v == "listing");
+            if listing {
+                None
+            } else {
+                header_ts(resp.headers(), BACKEND_TS_HEADER)
+            }
+        } else {
+            None
+        };
+        answered |= found;
+        if let Some(ts) = ts {
+            if best.is_none_or(|(b, _)| ts > b) {
+                best = Some((ts, found.then_some(i)));
+            }
+        }
+    }
+    match best {
+        Some((_, Some(i))) => {
+            let d = &order[i];
+            let url = url_with_query(object_url(&d.url(), account, container, object), r);
+            let resp = cl.send(r.method.clone(), url, headers, None).await?;
+            Ok(relay(resp, r.method == Method::HEAD))
+        }
+        Some((_, None)) => Err(Error::NotFound { what: "object" }),
+        None if answered => Err(Error::NotFound { what: "object" }),
+        None => Err(Error::Unavailable {
+            reason: "no replica of the object answered",
+        }),
+    }
+}
+
+/// A body that can be sent to several replicas.
+#[derive(Clone)]
+enum Payload {
+    Empty,
+    Memory(Bytes),
+    File(Arc<std::path::PathBuf>),
+}
+
+impl Payload {
+    async fn body(&self) -> Result<Option<reqwest::Body>> {
+        Ok(match self {
+            Payload::Empty => None,
+            Payload::Memory(b) => Some(reqwest::Body::from(b.clone())),
+            Payload::File(p) => {
+                let f = tokio::fs::File::open(p.as_ref()).await?;
+                Some(reqwest::Body::wrap_stream(
+                    tokio_util::io::ReaderStream::new(f),
+                ))
+            }
+        })
+    }
+}
+
+/// Reads a body of exactly `len` bytes into memory with its MD5; a pause longer than `idle`
+/// is a 408, a short body a client disconnect.
+async fn collect(body: Body, len: u64, idle: std::time::Duration) -> Result<(Bytes, String)> {
+    use futures_util::StreamExt;
+    use md5::{Digest, Md5};
+    let mut stream = body.into_data_stream();
+    let mut buf = bytes::BytesMut::with_capacity(usize::try_from(len).unwrap_or(0));
+    let mut h = Md5::new();
+    loop {
+        let next = tokio::time::timeout(idle, stream.next())
+            .await
+            .map_err(|_| Error::RequestTimeout {
+                secs: idle.as_secs(),
+            })?;
+        let Some(chunk) = next else { break };
+        let chunk = chunk.map_err(|_| Error::ClientDisconnect)?;
+        if (buf.len() + chunk.len()) as u64 > len {
+            return Err(Error::TooLarge { max: len });
+        }
+        h.update(&chunk);
+        buf.extend_from_slice(&chunk);
+    }
+    if buf.len() as u64 != len {
+        return Err(Error::ClientDisconnect);
+    }
+    Ok((buf.freeze(), hex::encode(h.finalize())))
+}
+
+/// One replica's answer to a write.
+#[derive(Debug, Clone, Copy)]
+enum Ack {
+    /// Applied (or already superseded): the status it answered.
+    Done(StatusCode),
+    /// Refused with a client error: passed back if no quorum forms.
+    Refused(StatusCode),
+    /// Unreachable or failed.
+    Failed,
+}
+
+async fn send_write(
+    cl: &Cluster,
+    method: &Method,
+    dev: &Device,
+    path: &(String, String, String),
+    headers: &HeaderMap,
+    payload: &Payload,
+) -> Ack {
+    let url = object_url(&dev.url(), &path.0, &path.1, &path.2);
+    let body = match payload.body().await {
+        Ok(b) => b,
+        Err(_) => return Ack::Failed,
+    };
+    match cl.send(method.clone(), url, headers.clone(), body).await {
+        Ok(resp) => {
+            let s = resp.status();
+            // Drain so the connection goes back to the pool.
+            let _ = resp.bytes().await;
+            if s.is_success() || s == StatusCode::NOT_FOUND {
+                Ack::Done(s)
+            } else if s.is_client_error() && s != StatusCode::REQUEST_TIMEOUT {
+                Ack::Refused(s)
+            } else {
+                Ack::Failed
+            }
+        }
+        Err(_) => Ack::Failed,
+    }
+}
+
+/// Sends a write to every primary (replacing failed ones with handoffs from a shared queue)
+/// and its listing row to every other node. Returns the data holders' acks.
+async fn replicate_write(
+    cl: &Cluster,
+    method: Method,
+    path: (String, String, String),
+    data_headers: HeaderMap,
+    row_headers: HeaderMap,
+    payload: Payload,
+) -> Vec<Ack> {
+    let ring = cl.ring();
+    let part = ring.partition(&path.0, &path.1, &path.2);
+    let primaries: Vec<Device> = ring.primaries(part).into_iter().cloned().collect();
+    let handoffs: VecDeque<Device> = ring.handoffs(part).cloned().collect();
+    let others: Vec<Device> = handoffs.iter().cloned().collect();
+    let queue = tokio::sync::Mutex::new(handoffs);
+    let used = std::sync::Mutex::new(Vec::<u32>::new());
+    let data = primaries.iter().map(|p| {
+        let (method, path, headers, payload, queue, used) =
+            (&method, &path, &data_headers, &payload, &queue, &used);
+        async move {
+            let mut dev = p.clone();
+            loop {
+                let ack = send_write(cl, method, &dev, path, headers, payload).await;
+                if !matches!(ack, Ack::Failed) {
+                    if dev.id != p.id {
+                        cl.count(&cl.stats.handoff_writes, 1);
+                        used.lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .push(dev.id);
+                    }
+                    return ack;
+                }
+                match queue.lock().await.pop_front() {
+                    Some(next) => dev = next,
+                    None => return Ack::Failed,
+                }
+            }
+        }
+    });
+    let rows = others.iter().map(|d| {
+        let (method, path, headers) = (&method, &path, &row_headers);
+        async move { send_write(cl, method, d, path, headers, &Payload::Empty).await }
+    });
+    let (acks, _) = futures_util::join!(join_all(data), join_all(rows));
+    acks
+}
+
+/// Copies the headers a new version stores (metadata and system headers).
+fn version_headers(src: &HeaderMap, out: &mut HeaderMap) {
+    for (k, v) in src {
+        let n = k.as_str();
+        if n.starts_with("x-object-meta-")
+            || n.starts_with("x-remove-")
+            || crate::api::OBJECT_SYS_HEADERS.contains(&n)
+        {
+            out.append(k.clone(), v.clone());
+        }
+    }
+}
+
+fn set(h: &mut HeaderMap, name: &'static str, value: impl ToString) {
+    if let Ok(v) = HeaderValue::from_str(&value.to_string()) {
+        h.insert(HeaderName::from_static(name), v);
+    }
+}
+
+async fn put(st: &Shared, mut r: Req, crow: &ContainerRow, object: String) -> Result<Response> {
+    let cl = cluster(st)?;
+    let expected = match r.header("content-length") {
+        Some(v) => Some(v.trim().parse::<u64>().map_err(|_| Error::BadHeader {
+            name: "content-length",
+            reason: "must be a number",
+        })?),
+        None => None,
+    };
+    let chunked = r
+        .header("transfer-encoding")
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    if expected.is_none() && !chunked {
+        return Err(Error::LengthRequired);
+    }
+    let max = st.cfg.max_object_size;
+    if expected.is_some_and(|e| e > max) {
+        return Err(Error::TooLarge { max });
+    }
+    let account = r.path.account().to_owned();
+    crate::api::check_quota_pub(st, &account, crow, expected.unwrap_or(0)).await?;
+    let now = st.clock.wall_secs();
+    let delete_at = crate::api::delete_at_pub(&r.headers, now)?;
+    // Validate metadata here so a bad header is one 400, not three.
+    crate::api::meta_updates(&r.headers, "x-object-meta-", crate::api::OBJECT_SYS_HEADERS)?;
+    let ct = crate::api::content_type_pub(&r.headers, &object);
+    let client_etag = r
+        .header("etag")
+        .map(|e| e.trim().trim_matches('"').to_ascii_lowercase());
+    let body = r.take_body();
+    // Small bodies stay in memory; larger ones are staged to a temp file (not a data file:
+    // it is removed when the PUT ends).
+    let (payload, etag, size, staged) = match expected {
+        Some(n) if n <= MEMORY_BODY => {
+            let (bytes, md5) = collect(body, n, st.cfg.client_timeout).await?;
+            let size = bytes.len() as u64;
+            (Payload::Memory(bytes), md5, size, None)
+        }
+        _ => {
+            let staged = st
+                .files
+                .stage(
+                    body.into_data_stream(),
+                    max,
+                    expected,
+                    st.cfg.client_timeout,
+                )
+                .await?;
+            let path = Arc::new(staged.path().ok_or(Error::Task)?.to_owned());
+            (
+                Payload::File(path),
+                staged.md5.clone(),
+                staged.size,
+                Some(staged),
+            )
+        }
+    };
+    if client_etag.is_some_and(|e| e != etag) {
+        return Err(Error::EtagMismatch);
+    }
+    let ts = write_ts(st, &r)?;
+    let mut common = HeaderMap::new();
+    version_headers(&r.headers, &mut common);
+    set(&mut common, "content-type", &ct);
+    set(&mut common, "x-timestamp", ts);
+    set(&mut common, "etag", &etag);
+    if let Some(d) = delete_at {
+        set(&mut common, "x-delete-at", d);
+    }
+    common.remove("x-delete-after");
+    let mut data_headers = common.clone();
+    set(&mut data_headers, "content-length", size);
+    set(&mut data_headers, DIRECT_HEADER, Direct::Data.as_str());
+    if let Some(v) = r.headers.get("if-none-match") {
+        data_headers.insert("if-none-match", v.clone());
+    }
+    let mut row_headers = common;
+    set(&mut row_headers, "content-length", 0);
+    set(&mut row_headers, SIZE_HEADER, size);
+    set(&mut row_headers, DIRECT_HEADER, Direct::Row.as_str());
+    let path = (account, crow.name.clone(), object);
+    let acks = replicate_write(cl, Method::PUT, path, data_headers, row_headers, payload).await;
+    drop(staged);
+    let replicas = cl.ring().replicas as usize;
+    let done = acks
+        .iter()
+        .filter(|a| matches!(a, Ack::Done(s) if s.is_success()))
+        .count();
+    if done >= quorum(replicas) {
+        let mut resp = api::status(StatusCode::CREATED);
+        let h = resp.headers_mut();
+        set(h, "etag", format!("\"{etag}\""));
+        set(h, "last-modified", ts.http_date());
+        set(h, "x-timestamp", ts);
+        set(h, "content-length", 0);
+        return Ok(resp);
+    }
+    refused_or_unavailable(&acks)
+}
+
+fn refused_or_unavailable(acks: &[Ack]) -> Result<Response> {
+    if let Some(Ack::Refused(s)) = acks.iter().find(|a| matches!(a, Ack::Refused(_))) {
+        return Ok(api::status(*s));
+    }
+    Err(Error::Unavailable {
+        reason: "too few replicas acknowledged the write",
+    })
+}
+
+/// DELETE and POST: small requests every node applies (primaries and handoffs hold data, the
+/// others update their listing row). Success on a quorum of primary answers; 404 only if no
+/// replica had the object.
+async fn fan_out_small(
+    st: &Shared,
+    r: &Req,
+    container: &str,
+    object: &str,
+    ok: StatusCode,
+) -> Result<Response> {
+    let cl = cluster(st)?;
+    let ts = write_ts(st, r)?;
+    let mut common = HeaderMap::new();
+    if r.method == Method::POST {
+        crate::api::meta_updates(&r.headers, "x-object-meta-", crate::api::OBJECT_SYS_HEADERS)?;
+        version_headers(&r.headers, &mut common);
+        if let Some(v) = r.headers.get("content-type") {
+            common.insert("content-type", v.clone());
+        }
+        let now = st.clock.wall_secs();
+        if let Some(d) = crate::api::delete_at_pub(&r.headers, now)? {
+            set(&mut common, "x-delete-at", d);
+        }
+        common.remove("x-delete-after");
+    }
+    set(&mut common, "x-timestamp", ts);
+    set(&mut common, "content-length", 0);
+    let mut data_headers = common.clone();
+    set(&mut data_headers, DIRECT_HEADER, Direct::Data.as_str());
+    let mut row_headers = common;
+    set(&mut row_headers, DIRECT_HEADER, Direct::Row.as_str());
+    let path = (
+        r.path.account().to_owned(),
+        container.to_owned(),
+        object.to_owned(),
+    );
+    let acks = replicate_write(
+        cl,
+        r.method.clone(),
+        path,
+        data_headers,
+        row_headers,
+        Payload::Empty,
+    )
+    .await;
+    let replicas = cl.ring().replicas as usize;
+    let done: Vec<StatusCode> = acks
+        .iter()
+        .filter_map(|a| match a {
+            Ack::Done(s) => Some(*s),
+            _ => None,
+        })
+        .collect();
+    if done.len() >= quorum(replicas) {
+        if done.iter().any(StatusCode::is_success) {
+            return Ok(api::status(ok));
+        }
+        return Err(Error::NotFound { what: "object" });
+    }
+    refused_or_unavailable(&acks)
+}
+
+/// Account and container writes in cluster mode: applied here with a timestamp chosen here,
+/// then sent with that timestamp to every other node (each keeps every account and container
+/// row). Peers that miss it catch up in the replicator's metadata pull.
+///
+/// # Errors
+/// As the local handler.
+pub async fn broadcast_meta_write(st: &Shared, r: &Req, ts: Timestamp) {
+    let Some(cl) = st.cluster.as_ref() else {
+        return;
+    };
+    let ring = cl.ring();
+    let me = cl.me(&ring);
+    let mut headers = HeaderMap::new();
+    for (k, v) in &r.headers {
+        let n = k.as_str();
+        if n.starts_with("x-account-")
+            || n.starts_with("x-container-")
+            || n.starts_with("x-remove-")
+            || n.starts_with("x-outpost-revoke")
+        {
+            headers.append(k.clone(), v.clone());
+        }
+    }
+    set(&mut headers, "x-timestamp", ts);
+    set(&mut headers, DIRECT_HEADER, Direct::Data.as_str());
+    set(&mut headers, "content-length", 0);
+    let mut path = format!("/v1/AUTH_{}", r.path.account());
+    if let Some(c) = r.path.container() {
+        path.push('/');
+        path.push_str(
+            &percent_encoding::utf8_percent_encode(c, percent_encoding::NON_ALPHANUMERIC)
+                .to_string(),
+        );
+    }
+    let sends = ring.live_devices().filter(|d| Some(d.id) != me).map(|d| {
+        let url = format!("{}{path}", d.url());
+        let headers = headers.clone();
+        let method = r.method.clone();
+        async move {
+            if let Ok(resp) = cl.send(method, url, headers, None).await {
+                let _ = resp.bytes().await;
+            }
+        }
+    });
+    join_all(sends).await;
+}

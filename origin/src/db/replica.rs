@@ -1,0 +1,297 @@
+//! What the replicator and the auditor need from the metadata store: rows by partition,
+//! tombstone reclamation, listing-only rows, forgetting a quarantined copy, and the account and
+//! container rows every node of a cluster keeps.
+
+use rusqlite::{params, OptionalExtension};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    meta_json, object_from_row, parse_meta, record_change, to_i64, to_u64, Db, Meta, ObjectRow,
+    OBJECT_COLS,
+};
+use crate::hlc::Timestamp;
+use crate::Result;
+
+/// Indexes this module needs (created at open, after the schema 2 migration).
+pub(super) const REPLICA_SCHEMA: &str = r#"
+CREATE INDEX IF NOT EXISTS objects_part ON objects(part);
+"#;
+
+/// One object version as replicas compare them (`format` 1 of `/internal/replication/rows`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaRow {
+    /// Account.
+    pub account: String,
+    /// Container.
+    pub container: String,
+    /// Object.
+    pub name: String,
+    /// Version timestamp (raw HLC ticks).
+    pub ts: u64,
+    /// Tombstone.
+    pub deleted: bool,
+    /// The node holds the version's data (not only its listing row).
+    pub has_data: bool,
+}
+
+impl ReplicaRow {
+    /// The wire form of a local row.
+    pub fn of(r: &ObjectRow) -> ReplicaRow {
+        ReplicaRow {
+            account: r.account.clone(),
+            container: r.container.clone(),
+            name: r.name.clone(),
+            ts: r.ts.0,
+            deleted: r.deleted,
+            has_data: !r.deleted && !r.listing_only,
+        }
+    }
+}
+
+/// An account or container row as every cluster node keeps it (`format` 1 of
+/// `/internal/replication/meta`). Counters are not replicated: each node derives them from its
+/// object rows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetaRow {
+    /// Account.
+    pub account: String,
+    /// Container; `None` for the account row itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// Last write (raw HLC ticks).
+    pub ts: u64,
+    /// Tombstone.
+    pub deleted: bool,
+    /// Metadata headers.
+    pub meta: Meta,
+    /// Account token keys, as stored (JSON); empty for containers.
+    #[serde(default)]
+    pub token_keys: String,
+}
+
+impl Db {
+    /// Partitions this node has object rows in.
+    ///
+    /// # Errors
+    /// [`crate::Error::Db`].
+    pub fn partitions(&self) -> Result<Vec<u32>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached("SELECT DISTINCT part FROM objects ORDER BY part")?;
+            let rows = st.query_map([], |r| r.get::<_, i64>(0))?;
+            Ok(rows
+                .filter_map(|r| r.ok().and_then(|p| u32::try_from(p).ok()))
+                .collect())
+        })
+    }
+
+    /// Number of object rows (live, listing-only and tombstones).
+    ///
+    /// # Errors
+    /// [`crate::Error::Db`].
+    pub fn object_row_count(&self) -> Result<u64> {
+        self.read(|c| {
+            let n: i64 = c.query_row("SELECT COUNT(*) FROM objects", [], |r| r.get(0))?;
+            Ok(to_u64(n))
+        })
+    }
+
+    /// Every object row (live, listing-only and tombstones) of a partition.
+    ///
+    /// # Errors
+    /// [`crate::Error::Db`].
+    pub fn rows_in_partition(&self, part: u32) -> Result<Vec<ObjectRow>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {OBJECT_COLS} FROM objects WHERE part = ?1"
+            ))?;
+            let rows = st.query_map([i64::from(part)], object_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    /// Drops tombstones older than `before` (every replica has had `reclaim_age` to learn of
+    /// them). No feed entry: nothing visible changes.
+    ///
+    /// # Errors
+    /// [`crate::Error::Db`].
+    pub fn reclaim_tombstones(&self, before: Timestamp) -> Result<usize> {
+        self.write(|tx| {
+            let n = tx.execute(
+                "DELETE FROM objects WHERE deleted = 1 AND ts < ?1",
+                [to_i64(before.0)],
+            )?;
+            Ok((n, None))
+        })
+    }
+
+    /// Forgets one version (the auditor quarantined its data): the row goes, counters follow,
+    /// no feed entry. The replicator then copies the version back from a replica. Returns
+    /// false if the row is no longer that version.
+    ///
+    /// # Errors
+    /// [`crate::Error::Db`].
+    pub fn forget_object(&self, row: &ObjectRow) -> Result<bool> {
+        self.write(|tx| {
+            let n = tx.execute(
+                "DELETE FROM objects WHERE account = ?1 AND container = ?2 AND name = ?3 AND ts = ?4 AND deleted = 0",
+                params![row.account, row.container, row.name, to_i64(row.ts.0)],
+            )?;
+            if n > 0 {
+                tx.execute(
+                    "UPDATE containers SET object_count = MAX(0, object_count - 1), bytes_used = MAX(0, bytes_used - ?3) WHERE account = ?1 AND name = ?2",
+                    params![row.account, row.container, to_i64(row.size)],
+                )?;
+            }
+            Ok((n > 0, None))
+        })
+    }
+
+    /// Marks a version listing-only (its data moved to the primaries). Returns false if the
+    /// row is no longer that live version.
+    ///
+    /// # Errors
+    /// [`crate::Error::Db`].
+    pub fn mark_listing_only(&self, row: &ObjectRow) -> Result<bool> {
+        self.write(|tx| {
+            let n = tx.execute(
+                "UPDATE objects SET listing_only = 1 WHERE account = ?1 AND container = ?2 AND name = ?3 AND ts = ?4 AND deleted = 0",
+                params![row.account, row.container, row.name, to_i64(row.ts.0)],
+            )?;
+            Ok((n > 0, None))
+        })
+    }
+
+    /// Live rows with data (not SLO manifests) after `after`, in key order: the auditor's scan.
+    ///
+    /// # Errors
+    /// [`crate::Error::Db`].
+    pub fn audit_batch(
+        &self,
+        after: Option<&(String, String, String)>,
+        limit: usize,
+    ) -> Result<Vec<ObjectRow>> {
+        let (a, c, n) = after.cloned().unwrap_or_default();
+        self.read(|conn| {
+            let mut st = conn.prepare_cached(&format!(
+                "SELECT {OBJECT_COLS} FROM objects WHERE (account, container, name) > (?1, ?2, ?3) AND deleted = 0 AND listing_only = 0 AND slo = 0 ORDER BY account, container, name LIMIT ?4"
+            ))?;
+            let rows = st.query_map(params![a, c, n, to_i64(limit as u64)], object_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    /// Every account and container row, tombstones included.
+    ///
+    /// # Errors
+    /// [`crate::Error::Db`].
+    pub fn meta_rows(&self) -> Result<Vec<MetaRow>> {
+        self.read(|c| {
+            let mut out = Vec::new();
+            let mut st =
+                c.prepare_cached("SELECT name, ts, deleted, meta, token_keys FROM accounts")?;
+            let rows = st.query_map([], |r| {
+                Ok(MetaRow {
+                    account: r.get(0)?,
+                    container: None,
+                    ts: to_u64(r.get(1)?),
+                    deleted: r.get::<_, i64>(2)? != 0,
+                    meta: parse_meta(&r.get::<_, String>(3)?),
+                    token_keys: r.get(4)?,
+                })
+            })?;
+            out.extend(rows.collect::<rusqlite::Result<Vec<_>>>()?);
+            let mut st =
+                c.prepare_cached("SELECT account, name, ts, deleted, meta FROM containers")?;
+            let rows = st.query_map([], |r| {
+                Ok(MetaRow {
+                    account: r.get(0)?,
+                    container: Some(r.get(1)?),
+                    ts: to_u64(r.get(2)?),
+                    deleted: r.get::<_, i64>(3)? != 0,
+                    meta: parse_meta(&r.get::<_, String>(4)?),
+                    token_keys: String::new(),
+                })
+            })?;
+            out.extend(rows.collect::<rusqlite::Result<Vec<_>>>()?);
+            Ok(out)
+        })
+    }
+
+    /// Applies account and container rows from a peer where they are newer than ours (newest
+    /// wins), recording each applied one in the feed. Returns how many applied.
+    ///
+    /// # Errors
+    /// [`crate::Error::Db`].
+    pub fn merge_meta(&self, rows: &[MetaRow]) -> Result<usize> {
+        self.write(|tx| {
+            let mut applied = 0;
+            let mut last = None;
+            for m in rows {
+                let ts = Timestamp(m.ts);
+                match &m.container {
+                    None => {
+                        let cur: Option<i64> = tx
+                            .query_row("SELECT ts FROM accounts WHERE name = ?1", [&m.account], |r| r.get(0))
+                            .optional()?;
+                        if cur.is_some_and(|c| to_u64(c) >= m.ts) {
+                            continue;
+                        }
+                        let keys = if m.token_keys.is_empty() { "[]" } else { m.token_keys.as_str() };
+                        tx.execute(
+                            "INSERT INTO accounts (name, ts, deleted, meta, token_keys) VALUES (?1, ?2, ?3, ?4, ?5)
+                             ON CONFLICT(name) DO UPDATE SET ts = excluded.ts, deleted = excluded.deleted, meta = excluded.meta, token_keys = excluded.token_keys",
+                            params![m.account, to_i64(m.ts), i64::from(m.deleted), meta_json(&m.meta), keys],
+                        )?;
+                        let kind = if m.deleted { "account-delete" } else { "account-post" };
+                        last = Some(record_change(tx, ts, kind, &m.account, None, None, None)?);
+                    }
+                    Some(c) => {
+                        let cur: Option<i64> = tx
+                            .query_row(
+                                "SELECT ts FROM containers WHERE account = ?1 AND name = ?2",
+                                [&m.account, c],
+                                |r| r.get(0),
+                            )
+                            .optional()?;
+                        if cur.is_some_and(|t| to_u64(t) >= m.ts) {
+                            continue;
+                        }
+                        tx.execute(
+                            "INSERT INTO containers (account, name, ts, deleted, meta) VALUES (?1, ?2, ?3, ?4, ?5)
+                             ON CONFLICT(account, name) DO UPDATE SET ts = excluded.ts, deleted = excluded.deleted, meta = excluded.meta",
+                            params![m.account, c, to_i64(m.ts), i64::from(m.deleted), meta_json(&m.meta)],
+                        )?;
+                        let kind = match (m.deleted, cur.is_some()) {
+                            (true, _) => "container-delete",
+                            (false, true) => "container-post",
+                            (false, false) => "container-put",
+                        };
+                        last = Some(record_change(tx, ts, kind, &m.account, Some(c), None, None)?);
+                    }
+                }
+                applied += 1;
+            }
+            Ok((applied, last))
+        })
+    }
+
+    /// Makes sure a container row exists so a replicated object can land before the
+    /// container's own row arrives. The placeholder has the oldest possible timestamp, so the
+    /// real row replaces it; an existing row (even a tombstone) is left alone.
+    ///
+    /// # Errors
+    /// [`crate::Error::Db`].
+    pub fn ensure_container_placeholder(&self, account: &str, container: &str) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT OR IGNORE INTO accounts (name, ts, deleted) VALUES (?1, 1, 0)",
+                [account],
+            )?;
+            tx.execute(
+                "INSERT OR IGNORE INTO containers (account, name, ts, deleted, meta) VALUES (?1, ?2, 1, 0, '{}')",
+                [account, container],
+            )?;
+            Ok(((), None))
+        })
+    }
+}
