@@ -42,6 +42,12 @@ pub struct RawConfig {
     /// none.
     #[serde(default)]
     pub tls: Option<RawTls>,
+    /// `[log]`: access logs and their delivery into each account's `.outpost_logs`.
+    #[serde(default)]
+    pub log: crate::logs::RawLog,
+    /// `[billing]`: per-account, per-minute egress records shipped to the origin.
+    #[serde(default)]
+    pub billing: crate::logs::RawBilling,
 }
 
 /// `[tls]`.
@@ -215,6 +221,8 @@ pub struct Config {
     pub range_grace: Duration,
     /// HTTPS listener, if any.
     pub tls: Option<RawTls>,
+    /// Access logs and billing (`[log]`, `[billing]`).
+    pub logs: crate::logs::LogSettings,
 }
 
 fn err(key: &str, reason: impl Into<String>) -> Error {
@@ -355,7 +363,9 @@ impl RawConfig {
                 return Err(err("tls.listen", "must differ from listen"));
             }
         }
+        let logs = crate::logs::LogSettings::validate(&self.log, &self.billing)?;
         Ok(Config {
+            logs,
             tls: self.tls,
             listen: self.listen,
             edge_id: self.edge_id.unwrap_or_else(|| self.listen.to_string()),

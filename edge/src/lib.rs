@@ -15,6 +15,8 @@
 //! - [`cache`]: our pingora-cache `Storage`, a moka memory tier over a disk tier.
 //! - [`proxy`]: the `ProxyHttp` implementation; [`server`] wires it into a Pingora server;
 //!   [`tls`] picks per-domain certificates by SNI for the HTTPS (HTTP/2) listener.
+//! - [`logs`]: JSON access logs, per-account per-minute billing shipped to the origin, and
+//!   delivery of each account's logs into its `.outpost_logs` container.
 //!
 //! ## Invariants
 //! - Authorization is checked on every request before the cache is consulted; the cache key
@@ -33,6 +35,7 @@ pub mod catalog;
 pub mod config;
 mod error;
 pub mod feed;
+pub mod logs;
 pub mod metrics;
 pub mod proxy;
 pub mod purgelog;

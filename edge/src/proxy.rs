@@ -74,6 +74,8 @@ pub struct Edge {
     pub purge_log: Arc<PurgeLog>,
     /// Metrics.
     pub metrics: Arc<EdgeMetrics>,
+    /// Access logs and billing (set by `server` once started).
+    pub logs: Option<Arc<crate::logs::Logs>>,
     /// Slice caching of large objects.
     pub slicer: crate::slice::Slicer,
     pub(crate) defaults: CacheMetaDefaults,
@@ -105,6 +107,7 @@ impl Edge {
             seen: EdgeSeenGrants::default(),
             tokens: EdgeTokenCache::default(),
             metrics,
+            logs: None,
             defaults: CacheMetaDefaults::new(default_fresh, swr, sie),
         }
     }
@@ -122,6 +125,8 @@ pub struct Ctx {
     cacheable: bool,
     started: Instant,
     outcome: &'static str,
+    /// `X-Outpost-Deny` reason of a denied request, for the access log.
+    deny: Option<&'static str>,
 }
 
 fn now_secs() -> u64 {
@@ -527,6 +532,7 @@ impl ProxyHttp for Edge {
             cacheable: false,
             started: Instant::now(),
             outcome: "",
+            deny: None,
         }
     }
 
@@ -614,8 +620,11 @@ impl ProxyHttp for Edge {
             Err(e) => {
                 if let Error::Denied { reason } = &e {
                     self.metrics.denied(reason.as_str());
+                    ctx.deny = Some(reason.as_str());
                 }
                 ctx.outcome = "denied";
+                // Kept for the access log: denials are logged under their account.
+                ctx.route = Some(route);
                 return send_error(session, &e).await;
             }
         };
@@ -867,22 +876,21 @@ impl ProxyHttp for Edge {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let dur = ctx.started.elapsed();
         self.metrics.request(status, ctx.outcome, dur);
-        let route = ctx.route.as_ref();
-        tracing::info!(
-            target: "access",
-            host = %host_of(session),
-            method = %session.req_header().method,
-            account = route.map_or("", |r| r.path.account()),
-            container = route.and_then(|r| r.path.container()).unwrap_or(""),
-            object = route.and_then(|r| r.path.object()).unwrap_or(""),
-            status,
-            cache = ctx.outcome,
-            mechanism = ctx.access.as_ref().map_or("-", |a| match a {
-                Access::Public => "public",
-                Access::Granted(g) => g.mechanism().as_str(),
-            }),
-            duration_ms = dur.as_secs_f64() * 1000.0,
-            error = e.map(|e| e.to_string()).unwrap_or_default(),
-        );
+        if let Some(logs) = &self.logs {
+            let route = ctx.route.as_ref();
+            let facts = crate::logs::RequestFacts {
+                account: route.map(|r| r.path.account()),
+                container: route.and_then(|r| r.path.container()),
+                object: route.and_then(|r| r.path.object()),
+                auth: ctx.access.as_ref().map(|a| match a {
+                    Access::Public => "public",
+                    Access::Granted(g) => g.mechanism().as_str(),
+                }),
+                deny: ctx.deny,
+                started: ctx.started,
+                error: e,
+            };
+            logs.finish(session, &facts);
+        }
     }
 }
