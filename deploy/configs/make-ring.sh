@@ -4,6 +4,11 @@
 #
 #   deploy/configs/make-ring.sh [OUT_DIR]      # writes OUT_DIR/dc1.ring and OUT_DIR/dc2.ring
 #
+# Hosts default to the example addresses (10.<dc>.0.11-13); HOSTS_DC1 / HOSTS_DC2 override
+# them (space-separated host names or IPs, one zone each), PORT the port (8080). On
+# Kubernetes, the StatefulSet pods' DNS names:
+#   HOSTS_DC1="outpost-origin-0.outpost-origin.outpost.svc.cluster.local ..." make-ring.sh out
+#
 # PENDING (issue 8): the `outpost ring` command is being built. This script follows the
 # interface issue 8 describes and the one in progress (`outpost ring create FILE --part-power P
 # --replicas N`, `add FILE` with region, zone, host, port, device name and weight, `rebalance
@@ -15,6 +20,9 @@ OUTPOST=${OUTPOST:-outpost}
 OUT=${1:-.}
 PART_POWER=${PART_POWER:-10}  # 2^10 partitions: plenty for 3-12 devices
 REPLICAS=3
+PORT=${PORT:-8080}
+HOSTS_DC1=${HOSTS_DC1:-10.1.0.11 10.1.0.12 10.1.0.13}
+HOSTS_DC2=${HOSTS_DC2:-10.2.0.11 10.2.0.12 10.2.0.13}
 
 if ! "$OUTPOST" ring --help >/dev/null 2>&1; then
   echo "make-ring.sh: \`$OUTPOST ring\` does not exist in this build (replicated cluster, issue 8)." >&2
@@ -30,12 +38,15 @@ for dc in 1 2; do
     exit 1
   fi
   "$OUTPOST" ring create "$ring" --part-power "$PART_POWER" --replicas "$REPLICAS"
-  for node in 1 2 3; do
+  hosts_var=HOSTS_DC$dc
+  zone=0
+  for host in ${!hosts_var}; do
+    zone=$((zone + 1))
     # Region = datacenter, zone = node: rebalance never puts two replicas of a partition in
     # one zone while another zone has room.
     "$OUTPOST" ring add "$ring" \
-      --region "$dc" --zone "$node" \
-      --host "10.$dc.0.1$node" --port 8080 \
+      --region "$dc" --zone "$zone" \
+      --host "$host" --port "$PORT" \
       --device d1 --weight 100
   done
   "$OUTPOST" ring rebalance "$ring"
