@@ -9,11 +9,10 @@
 # Kubernetes, the StatefulSet pods' DNS names:
 #   HOSTS_DC1="outpost-origin-0.outpost-origin.outpost.svc.cluster.local ..." make-ring.sh out
 #
-# PENDING (issue 8): the `outpost ring` command is being built. This script follows the
-# interface issue 8 describes and the one in progress (`outpost ring create FILE --part-power P
-# --replicas N`, `add FILE` with region, zone, host, port, device name and weight, `rebalance
-# FILE`, `show FILE`); check it against `outpost ring --help` when it lands. With a build
-# that has no `outpost ring` it stops with a clear message and status 3.
+# Each node's config names its ring file and its own device ([cluster] ring and node in
+# dc1/origin-1.toml). Ship the files to the nodes of each DC; they re-read a changed ring
+# without a restart. A build without `outpost ring` (before the origin cluster) makes this
+# script stop with a clear message and status 3.
 set -euo pipefail
 
 OUTPOST=${OUTPOST:-outpost}

@@ -110,14 +110,19 @@ fn every_example_config_passes_check() {
             must_check(role, &f);
         }
     }
-    // 2 DCs × 3 origin nodes + 2 edges, the generic edge, and the compose configs.
-    assert_eq!((origins, edges), (6 + 2, 5 + 4));
+    // 2 DCs × 3 origin nodes + 2 edges (plus the generic edge), in deploy/configs and again
+    // in the compose configs.
+    assert_eq!((origins, edges), (6 + 6, 5 + 4));
 
     // The configs the Kubernetes manifests carry, rendered as the edge's init container does.
     let tmp = tempfile::tempdir().unwrap();
     let origin = yaml_block(
         &read(&root().join("deploy/k8s/secrets.example.yaml")),
-        "origin.toml",
+        "origin.toml.in",
+    )
+    .replace(
+        "@NODE@",
+        "outpost-origin-1.outpost-origin.outpost.svc.cluster.local:8080",
     );
     std::fs::write(tmp.path().join("origin.toml"), origin).unwrap();
     must_check("origin", &tmp.path().join("origin.toml"));
@@ -353,15 +358,22 @@ fn dockerfile_is_multi_stage_and_runs_as_non_root() {
 fn compose_file_validates() {
     let dir = root().join("deploy/docker");
     let compose = read(&dir.join("compose.yaml"));
-    // Each edge config points at its DC's node 1 by the fixed address compose gives it.
+    // Edge N of a DC fills from node N, by the fixed address compose gives that node, and each
+    // node's [cluster] node is its service name, as the ring built by ring-init names it.
     for dc in 1..=2 {
         for n in 1..=2 {
             let cfg = read(&dir.join(format!("config/dc{dc}-edge-{n}.toml")));
-            assert!(cfg.contains(&format!("address = \"172.28.{dc}.11:8080\"")));
+            assert!(cfg.contains(&format!("address = \"172.28.{dc}.1{n}:8080\"")));
             assert!(cfg.contains(&format!("edge_id = \"dc{dc}-edge-{n}\"")));
+            assert!(compose.contains(&format!("ipv4_address: 172.28.{dc}.1{n} }}")));
         }
-        assert!(compose.contains(&format!("ipv4_address: 172.28.{dc}.11 }}")));
+        for n in 1..=3 {
+            let cfg = read(&dir.join(format!("config/dc{dc}-origin-{n}.toml")));
+            assert!(cfg.contains(&format!("node = \"dc{dc}-origin-{n}:8080\"")));
+            assert!(cfg.contains(&format!("ring = \"/etc/outpost/ring/dc{dc}.ring\"")));
+        }
     }
+    assert!(compose.contains("--host \"dc$$dc-origin-$$n\" --port 8080"));
     let Some(dc) = which("docker-compose") else {
         eprintln!("SKIPPED: docker-compose (Debian package docker-compose) is not installed");
         return;
@@ -382,7 +394,7 @@ fn compose_file_validates() {
         .map(str::to_owned)
         .collect();
     services.sort();
-    let mut want = Vec::new();
+    let mut want = vec!["ring-init".to_owned()];
     for dc in 1..=2 {
         for n in 1..=3 {
             want.push(format!("dc{dc}-origin-{n}"));
