@@ -15,7 +15,8 @@
 # print "SKIP" with the reason and never count as passes:
 #   - the origin cluster (ring, issue 8): with a build that has it (`outpost ring` and an
 #     origin `[cluster]` section), each DC's three nodes share a 3-replica ring, edge N fills
-#     from node N, and the upload is read back from every node; without it, nodes 2 and 3
+#     from node N, the upload is read back from every node and found on every node's disk,
+#     and `outpost cluster status` answers for all three; without it, nodes 2 and 3
 #     run standalone and both edges of a DC fill from node 1;
 #   - cross-DC replication (issue 9): the DC1 object cannot reach DC2, so the DC2-edge fetch
 #     and the DC2 half of "gone from all edges" are skipped. DC2 is smoke-tested on its own
@@ -30,7 +31,7 @@ for arg in "$@"; do
   case $arg in
     --hold) HOLD=1 ;;
     --strict) STRICT=1 ;;
-    -h | --help) sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown argument $arg (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -359,6 +360,14 @@ if ((CLUSTER)); then
   done
   ((ok)) && pass "a copy of the DC1 upload is on the disk of each of the 3 DC1 nodes" ||
     fail "the DC1 upload is not on every DC1 node's disk"
+  printf '%s' "${SECRET[1]}" >"$WORK/dc1.secret"
+  if "$OUTPOST" cluster status --ring "$WORK/dc1.ring" --secret-file "$WORK/dc1.secret" \
+    >"$WORK/cluster-status.txt" 2>&1 &&
+    (($(grep -c '^127\.0\.0\.1:' "$WORK/cluster-status.txt") == 3)); then
+    pass "outpost cluster status answers for the 3 DC1 nodes"
+  else
+    fail "outpost cluster status: $(tr '\n' ' ' <"$WORK/cluster-status.txt")"
+  fi
 fi
 
 URL1=$(signed_path "$OBJ")
