@@ -106,12 +106,20 @@ start() {
 # A port nothing listens on, for processes that need theirs before they start. It is drawn
 # below the kernel's ephemeral range, so no outgoing connection (or port-0 listener) takes it
 # between this check and the bind.
-EPHEMERAL_LOW=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+read -r EPH_LOW EPH_HIGH < <(cat /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null ||
+  echo 32768 60999)
+if ((EPH_LOW > 12000)); then
+  PORT_BASE=10000 PORT_SPAN=$((EPH_LOW - 10000))
+elif ((EPH_HIGH < 63000)); then
+  PORT_BASE=$((EPH_HIGH + 1)) PORT_SPAN=$((65535 - EPH_HIGH))
+else
+  PORT_BASE=20000 PORT_SPAN=40000 # no room outside the ephemeral range: best effort
+fi
 USED_PORTS=" "
 free_port() {
   local p
   while :; do
-    p=$((10000 + RANDOM % (EPHEMERAL_LOW - 10000)))
+    p=$((PORT_BASE + RANDOM % PORT_SPAN))
     [[ $USED_PORTS == *" $p "* ]] && continue
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
       USED_PORTS+="$p "
