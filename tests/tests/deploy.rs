@@ -466,6 +466,9 @@ fn kubernetes_manifests_validate() {
     for resource in [
         "namespace/outpost",
         "service/outpost-origin",
+        "service/outpost-origin-0",
+        "service/outpost-origin-1",
+        "service/outpost-origin-2",
         "statefulset/outpost-origin",
         "poddisruptionbudget/outpost-origin",
         "configmap/outpost-edge-config",
