@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use md5::Digest;
+use outpost_tests::cluster::SECRET;
 use outpost_tests::ring_cluster::{partition, path_hash, RingCluster};
 
 const PART_POWER: u32 = 4;
@@ -112,4 +114,55 @@ fn delete_during_partition_never_comes_back() {
         }));
     }
     c.must_hold_exact_copies();
+
+    // Each node's change feed carries every change in the cluster, wherever it was made, so an
+    // edge following any one node purges everything: the deletes (made via nodes 0 and 1),
+    // the overwrite (via node 0) and an explicit purge sent to node 1.
+    let r = http
+        .post(format!(
+            "{}/internal/purge?account=demo&container=docs&object=obj-19",
+            c.nodes[1].url
+        ))
+        .header("x-outpost-internal", SECRET)
+        .send()
+        .unwrap();
+    assert!(r.status().is_success());
+    let new_etag = format!("{:x}", md5::Md5::digest(b"version two"));
+    for (n, node) in c.nodes.iter().enumerate() {
+        let feed: serde_json::Value = serde_json::from_slice(
+            &http
+                .get(format!("{}/internal/changes?since=0&limit=10000", node.url))
+                .header("x-outpost-internal", SECRET)
+                .send()
+                .unwrap()
+                .bytes()
+                .unwrap(),
+        )
+        .unwrap();
+        let changes = feed["changes"].as_array().unwrap();
+        let has = |kind: &str, obj: &str| {
+            changes
+                .iter()
+                .any(|ch| ch["kind"] == kind && ch["object"] == obj)
+        };
+        for i in 0..10 {
+            assert!(
+                has("object-delete", &format!("obj-{i}")),
+                "node {n} feed lacks the delete of obj-{i}"
+            );
+        }
+        assert!(
+            changes.iter().any(|ch| ch["kind"] == "object-put"
+                && ch["object"] == "obj-15"
+                && ch["etag"] == new_etag.as_str()),
+            "node {n} feed lacks the overwrite of obj-15"
+        );
+        assert!(
+            changes
+                .iter()
+                .any(|ch| ch["kind"].as_str().unwrap_or("").contains("purge")
+                    && ch["object"] == "obj-19"),
+            "node {n} feed lacks the purge: {changes:?}"
+        );
+    }
 }

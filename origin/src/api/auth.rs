@@ -60,6 +60,57 @@ impl AuthTokens {
     }
 }
 
+/// Prefix of cluster-wide (signed) tokens.
+const SIGNED_PREFIX: &str = "AUTH_tks";
+
+fn token_mac(payload: &[u8], secret: &[u8]) -> Option<Vec<u8>> {
+    use hmac::{Hmac, Mac};
+    let mut m = Hmac::<sha2::Sha256>::new_from_slice(secret).ok()?;
+    m.update(b"outpost-swift-token-v1\n");
+    m.update(payload);
+    Some(m.finalize().into_bytes().to_vec())
+}
+
+/// Cluster mode: a token any node holding the cluster secret can check without a shared
+/// table: `AUTH_tks<hex(expires \n reseller \n account:user)>.<hex(HMAC-SHA256)>`.
+pub fn issue_signed(ident: &Identity, expires: u64, secret: &[u8]) -> Option<String> {
+    let Identity::User { name, reseller, .. } = ident else {
+        return None;
+    };
+    let payload = format!("{expires}\n{}\n{name}", u8::from(*reseller));
+    let mac = token_mac(payload.as_bytes(), secret)?;
+    Some(format!(
+        "{SIGNED_PREFIX}{}.{}",
+        hex::encode(payload),
+        hex::encode(mac)
+    ))
+}
+
+/// Checks a token from [`issue_signed`]: MAC (constant time), then expiry.
+pub fn verify_signed(token: &str, now: u64, secret: &[u8]) -> Option<Identity> {
+    let (payload_hex, mac_hex) = token.strip_prefix(SIGNED_PREFIX)?.split_once('.')?;
+    let payload = hex::decode(payload_hex).ok()?;
+    let mac = hex::decode(mac_hex).ok()?;
+    let want = token_mac(&payload, secret)?;
+    if !bool::from(want.as_slice().ct_eq(&mac)) {
+        return None;
+    }
+    let text = String::from_utf8(payload).ok()?;
+    let mut parts = text.splitn(3, '\n');
+    let expires: u64 = parts.next()?.parse().ok()?;
+    let reseller = parts.next()? == "1";
+    let name = parts.next()?.to_owned();
+    if expires <= now {
+        return None;
+    }
+    let account = name.split_once(':')?.0.to_owned();
+    Some(Identity::User {
+        account,
+        name,
+        reseller,
+    })
+}
+
 /// `GET /auth/v1.0` with `X-Auth-User: account:user` and `X-Auth-Key`.
 pub async fn auth_v1(State(st): State<Shared>, headers: HeaderMap) -> Response {
     match auth(&st, &headers).await {
@@ -107,14 +158,19 @@ async fn auth(st: &Shared, headers: &HeaderMap) -> Result<Response> {
     let ts = st.clock.now();
     blocking(st, move |s| s.db.ensure_account(&acct, ts)).await?;
     let ttl = st.cfg.token_ttl;
-    let token = st.tokens.issue(
-        Identity::User {
-            account: u.account.clone(),
-            name: user.clone(),
-            reseller: u.reseller_admin,
-        },
-        ttl,
-    )?;
+    let ident = Identity::User {
+        account: u.account.clone(),
+        name: user.clone(),
+        reseller: u.reseller_admin,
+    };
+    // In a cluster the client's next request may reach another node: tokens are signed with
+    // the cluster secret so every node can check them.
+    let token = if st.cluster.is_some() {
+        let expires = st.clock.wall_secs() + ttl.as_secs();
+        issue_signed(&ident, expires, st.cfg.internal_secret.as_bytes()).ok_or(Error::Task)?
+    } else {
+        st.tokens.issue(ident, ttl)?
+    };
     let base = match &st.cfg.public_url {
         Some(b) => b.clone(),
         None => {
@@ -137,4 +193,42 @@ async fn auth(st: &Shared, headers: &HeaderMap) -> Result<Response> {
     set(h, "content-type", "application/json; charset=utf-8");
     tracing::info!(target: "audit", user = %user, "auth ok");
     Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signed_tokens_verify_only_with_the_secret_and_before_expiry() {
+        let ident = Identity::User {
+            account: "demo".into(),
+            name: "demo:alice".into(),
+            reseller: false,
+        };
+        let t = issue_signed(&ident, 1000, b"cluster-secret-0123456789").unwrap();
+        assert!(t.starts_with("AUTH_tks"));
+        assert_eq!(
+            verify_signed(&t, 999, b"cluster-secret-0123456789"),
+            Some(ident)
+        );
+        assert_eq!(verify_signed(&t, 1000, b"cluster-secret-0123456789"), None);
+        assert_eq!(verify_signed(&t, 999, b"another-secret-0123456789"), None);
+        // Any change to the payload breaks the MAC.
+        let (p, m) = t
+            .strip_prefix(SIGNED_PREFIX)
+            .unwrap()
+            .split_once('.')
+            .unwrap();
+        let mut payload = hex::decode(p).unwrap();
+        let last = payload.len() - 1;
+        payload[last] ^= 1;
+        let forged = format!("{SIGNED_PREFIX}{}.{m}", hex::encode(payload));
+        assert_eq!(
+            verify_signed(&forged, 999, b"cluster-secret-0123456789"),
+            None
+        );
+        assert_eq!(verify_signed("AUTH_tks.zz", 1, b"x"), None);
+        assert!(issue_signed(&Identity::Internal, 1, b"x").is_none());
+    }
 }

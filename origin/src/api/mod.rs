@@ -129,7 +129,19 @@ impl AppState {
             .or_else(|| headers.get("x-storage-token"))
             .and_then(|v| v.to_str().ok());
         match token {
-            Some(t) => self.tokens.lookup(t).unwrap_or(Identity::Anonymous),
+            Some(t) => self
+                .tokens
+                .lookup(t)
+                .or_else(|| {
+                    self.cluster.as_ref().and_then(|_| {
+                        auth::verify_signed(
+                            t,
+                            self.clock.wall_secs(),
+                            self.cfg.internal_secret.as_bytes(),
+                        )
+                    })
+                })
+                .unwrap_or(Identity::Anonymous),
             None => Identity::Anonymous,
         }
     }

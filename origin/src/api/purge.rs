@@ -212,6 +212,10 @@ async fn purge_inner(
     let t = target.clone();
     let seq = blocking(st, move |s| s.db.append_purge(ts, &t)).await?;
     tracing::info!(target: "audit", ?target, seq, action = "purge");
+    // Cluster mode: every node's feed carries the purge, so an edge following any node sees it.
+    if !headers.contains_key(crate::cluster::DIRECT_HEADER) {
+        crate::cluster::proxy::broadcast_purge(st, q).await;
+    }
     let mut resp = axum::Json(serde_json::json!({ "seq": seq })).into_response();
     if let Some(timeout) = wait {
         wait_and_annotate(st, timeout, &mut resp).await;

@@ -663,3 +663,29 @@ pub async fn broadcast_meta_write(st: &Shared, r: &Req, ts: Timestamp) {
     });
     join_all(sends).await;
 }
+
+/// Sends an explicit purge (`/internal/purge`) to every other node, so each node's change feed
+/// carries it. Best effort: a node that misses it is also missing from its edges' view only
+/// for this one purge.
+pub async fn broadcast_purge(st: &Shared, query: &std::collections::HashMap<String, String>) {
+    let Some(cl) = st.cluster.as_ref() else {
+        return;
+    };
+    let ring = cl.ring();
+    let me = cl.me(&ring);
+    let q: String = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(query.iter())
+        .finish();
+    let mut headers = HeaderMap::new();
+    set(&mut headers, DIRECT_HEADER, Direct::Data.as_str());
+    let sends = ring.live_devices().filter(|d| Some(d.id) != me).map(|d| {
+        let url = format!("{}/internal/purge?{q}", d.url());
+        let headers = headers.clone();
+        async move {
+            if let Ok(resp) = cl.send(Method::POST, url, headers, None).await {
+                let _ = resp.bytes().await;
+            }
+        }
+    });
+    join_all(sends).await;
+}

@@ -295,3 +295,109 @@ impl Db {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(name: &str, ts: u64, deleted: bool, listing_only: bool) -> ObjectRow {
+        ObjectRow {
+            account: "a".into(),
+            container: "c".into(),
+            name: name.into(),
+            ts: Timestamp(ts),
+            deleted,
+            size: if deleted { 0 } else { 3 },
+            etag: "e".into(),
+            content_type: "t".into(),
+            part: 7,
+            listing_only,
+            ..ObjectRow::default()
+        }
+    }
+
+    fn db() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path()).unwrap();
+        db.ensure_container_placeholder("a", "c").unwrap();
+        (dir, db)
+    }
+
+    #[test]
+    fn a_listing_row_is_completed_by_its_data_but_never_downgraded() {
+        let (_d, db) = db();
+        db.put_object(&row("o", 100, false, true), "object-put")
+            .unwrap();
+        // The same version with data completes the listing row.
+        let r = db
+            .put_object(&row("o", 100, false, false), "object-put")
+            .unwrap();
+        assert!(matches!(r, crate::db::Applied::Yes(_)));
+        assert!(!db.get_object("a", "c", "o").unwrap().unwrap().listing_only);
+        // The listing row of the same version does not replace the data row.
+        let r = db
+            .put_object(&row("o", 100, false, true), "object-put")
+            .unwrap();
+        assert_eq!(r, crate::db::Applied::Stale);
+        // Counters count the object once.
+        assert_eq!(db.get_container("a", "c").unwrap().unwrap().object_count, 1);
+    }
+
+    #[test]
+    fn tombstones_are_reclaimed_after_their_age_and_rows_forgotten() {
+        let (_d, db) = db();
+        db.put_object(&row("old", 100, true, false), "object-delete")
+            .unwrap();
+        db.put_object(&row("new", 300, true, false), "object-delete")
+            .unwrap();
+        db.put_object(&row("live", 100, false, false), "object-put")
+            .unwrap();
+        assert_eq!(db.reclaim_tombstones(Timestamp(200)).unwrap(), 1);
+        assert!(db.get_object("a", "c", "old").unwrap().is_none());
+        assert!(db.get_object("a", "c", "new").unwrap().is_some());
+        assert!(db.get_object("a", "c", "live").unwrap().is_some());
+        assert_eq!(db.partitions().unwrap(), vec![7]);
+        assert_eq!(db.rows_in_partition(7).unwrap().len(), 2);
+        assert!(db.forget_object(&row("live", 100, false, false)).unwrap());
+        assert_eq!(db.get_container("a", "c").unwrap().unwrap().object_count, 0);
+    }
+
+    #[test]
+    fn meta_rows_merge_newest_wins() {
+        let (_d, a) = db();
+        let (_d2, b) = db();
+        a.put_container(
+            "a",
+            "x",
+            Timestamp(500),
+            &[("x-container-read".into(), Some(".r:*".into()))],
+        )
+        .unwrap();
+        assert_eq!(b.merge_meta(&a.meta_rows().unwrap()).unwrap(), 1);
+        assert_eq!(
+            b.get_container("a", "x").unwrap().unwrap().meta["x-container-read"],
+            ".r:*"
+        );
+        // Nothing newer: nothing applied.
+        assert_eq!(b.merge_meta(&a.meta_rows().unwrap()).unwrap(), 0);
+    }
+
+    /// A schema 1 database (no `listing_only` column) opens and gains the column.
+    #[test]
+    fn schema_1_database_is_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let c = rusqlite::Connection::open(dir.path().join("meta.sqlite3")).unwrap();
+            c.execute_batch(
+                "CREATE TABLE objects (account TEXT NOT NULL, container TEXT NOT NULL, name TEXT NOT NULL, ts INTEGER NOT NULL, deleted INTEGER NOT NULL, size INTEGER NOT NULL, etag TEXT NOT NULL, content_type TEXT NOT NULL, meta TEXT NOT NULL, delete_at INTEGER, slo INTEGER NOT NULL DEFAULT 0, part INTEGER NOT NULL, PRIMARY KEY (account, container, name)) WITHOUT ROWID;
+                 INSERT INTO objects VALUES ('a','c','o',5,0,3,'e','t','{}',NULL,0,7);
+                 PRAGMA user_version = 1;",
+            )
+            .unwrap();
+        }
+        let db = Db::open(dir.path()).unwrap();
+        let o = db.get_object("a", "c", "o").unwrap().unwrap();
+        assert!(!o.listing_only);
+        assert_eq!(o.part, 7);
+    }
+}
