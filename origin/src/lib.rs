@@ -18,9 +18,16 @@
 //! - **Change feed**: every write appends to an ordered feed in the same transaction;
 //!   `/internal/changes?since=SEQ&wait=S` long-polls it for edges.
 //!
+//! - **Cluster mode** ([`cluster`], `[cluster]` in the config): the node is one device of a
+//!   ring ([`outpost_ring`]). Any node proxies the Swift API; object writes reach the
+//!   partition's primaries (handoffs for dead ones) and succeed on a quorum; every node keeps
+//!   every account, container and object row, so listings and the change feed are complete on
+//!   each node; a replicator and an auditor repair divergence and bit-rot. Without
+//!   `[cluster]` the node runs alone exactly as before.
+//!
 //! ## What it is not (yet)
-//! A cluster: this is one node with a single-device ring (objects are placed by partition so
-//! the ring can spread them later). No replication, no cross-datacenter sync.
+//! In cluster mode, SLO manifests and COPY / `X-Copy-From` answer 501 (they read other
+//! objects' data locally).
 //!
 //! ## Example
 //! ```no_run
