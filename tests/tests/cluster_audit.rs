@@ -12,6 +12,14 @@ fn corrupt_replica_is_quarantined_and_restored() {
     let c = RingCluster::start(3, PART_POWER, 3, "");
     let token = c.must_login(0);
     let http = c.http().clone();
+    // The token from node 0 works on node 2, and the account created by that first login
+    // already exists there.
+    let r = http
+        .head(c.account_url(2))
+        .header("x-auth-token", &token)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 204, "account HEAD via another node");
     let r = http
         .put(format!("{}/media", c.account_url(0)))
         .header("x-auth-token", &token)

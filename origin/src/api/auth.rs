@@ -156,7 +156,11 @@ async fn auth(st: &Shared, headers: &HeaderMap) -> Result<Response> {
     };
     let acct = u.account.clone();
     let ts = st.clock.now();
-    blocking(st, move |s| s.db.ensure_account(&acct, ts)).await?;
+    let created = blocking(st, move |s| s.db.ensure_account(&acct, ts)).await?;
+    if created {
+        // Cluster mode: the account row is on every node before the client's next request.
+        crate::cluster::proxy::broadcast_account(st, &u.account, ts).await;
+    }
     let ttl = st.cfg.token_ttl;
     let ident = Identity::User {
         account: u.account.clone(),

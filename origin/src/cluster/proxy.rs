@@ -664,6 +664,34 @@ pub async fn broadcast_meta_write(st: &Shared, r: &Req, ts: Timestamp) {
     join_all(sends).await;
 }
 
+/// Creates an account on every other node (after a first login made it here), with the
+/// same timestamp.
+pub async fn broadcast_account(st: &Shared, account: &str, ts: Timestamp) {
+    let Some(cl) = st.cluster.as_ref() else {
+        return;
+    };
+    let ring = cl.ring();
+    let me = cl.me(&ring);
+    let mut headers = HeaderMap::new();
+    set(&mut headers, "x-timestamp", ts);
+    set(&mut headers, DIRECT_HEADER, Direct::Data.as_str());
+    set(&mut headers, "content-length", 0);
+    let path = format!(
+        "/v1/AUTH_{}",
+        percent_encoding::utf8_percent_encode(account, percent_encoding::NON_ALPHANUMERIC)
+    );
+    let sends = ring.live_devices().filter(|d| Some(d.id) != me).map(|d| {
+        let url = format!("{}{path}", d.url());
+        let headers = headers.clone();
+        async move {
+            if let Ok(resp) = cl.send(Method::PUT, url, headers, None).await {
+                let _ = resp.bytes().await;
+            }
+        }
+    });
+    join_all(sends).await;
+}
+
 /// Sends an explicit purge (`/internal/purge`) to every other node, so each node's change feed
 /// carries it. Best effort: a node that misses it is also missing from its edges' view only
 /// for this one purge.
