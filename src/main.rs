@@ -251,6 +251,13 @@ struct SignCookie {
     cookie_path: String,
 }
 
+/// jemalloc instead of the system allocator: a proxy allocates and frees many small buffers per
+/// request on several threads, where glibc's malloc cost ~30% of cached-hit throughput
+/// (benches/RESULTS.md).
+#[cfg(all(unix, not(target_env = "musl")))]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() {
     let cli = Cli::parse();
     if let Err(e) = run(cli) {
