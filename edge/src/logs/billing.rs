@@ -44,6 +44,10 @@ pub struct BillingRecord {
 struct Counts {
     bytes: u64,
     requests: u64,
+    /// What of it the per-account counters already show (they are advanced at each save,
+    /// off the request path).
+    shown_bytes: u64,
+    shown_requests: u64,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -153,6 +157,9 @@ impl Billing {
                             .or_default();
                         c.bytes += r.bytes;
                         c.requests += r.requests;
+                        // The previous process exported these; this one counts from here.
+                        c.shown_bytes = c.bytes;
+                        c.shown_requests = c.requests;
                     } else {
                         state.pending.push(r);
                     }
@@ -216,7 +223,8 @@ impl Billing {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Counts one successful response of `bytes` for `account`.
+    /// Counts one successful response of `bytes` for `account`: one lock and one map lookup
+    /// (a key is allocated only for an account's first request in a minute).
     pub fn record(&self, account: &str, bytes: u64) {
         {
             let mut s = self.lock();
@@ -226,14 +234,35 @@ impl Billing {
                 c.bytes += bytes;
                 c.requests += 1;
             } else {
-                per.insert(account.to_owned(), Counts { bytes, requests: 1 });
+                per.insert(
+                    account.to_owned(),
+                    Counts {
+                        bytes,
+                        requests: 1,
+                        ..Counts::default()
+                    },
+                );
             }
             s.unsaved += 1;
         }
         self.unsaved.inc();
-        let label = self.labels.label(account);
-        self.egress.with_label_values(&[label]).inc_by(bytes);
-        self.requests.with_label_values(&[label]).inc();
+    }
+
+    /// Advances the per-account counters by what each open record gained since the last save.
+    fn show(&self, open: &mut BTreeMap<u64, HashMap<String, Counts>>) {
+        for per in open.values_mut() {
+            for (account, c) in per.iter_mut() {
+                let (b, q) = (c.bytes - c.shown_bytes, c.requests - c.shown_requests);
+                if b == 0 && q == 0 {
+                    continue;
+                }
+                let label = self.labels.label(account);
+                self.egress.with_label_values(&[label]).inc_by(b);
+                self.requests.with_label_values(&[label]).inc_by(q);
+                c.shown_bytes = c.bytes;
+                c.shown_requests = c.requests;
+            }
+        }
     }
 
     /// Closes every minute before the current one and saves the state. Returns the records
@@ -248,6 +277,7 @@ impl Billing {
     fn close_and_save_at(&self, now: u64) -> Result<Vec<BillingRecord>, Error> {
         let (file, counted) = {
             let mut s = self.lock();
+            self.show(&mut s.open);
             let keep = s.open.split_off(&now);
             let closed = std::mem::replace(&mut s.open, keep);
             for (minute, per) in closed {
@@ -349,6 +379,7 @@ fn parse_state(bytes: &[u8]) -> Result<StateFile, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use prometheus::core::Collector;
 
     /// The version 1 state file as written by this version; a later version must still read it.
     const FIXTURE_V1: &str = r#"{"version":1,"edge":"e1","floor":29000001,"open":[{"edge":"e1","account":"demo","minute":29000001,"bytes":100,"requests":2}],"pending":[{"edge":"e0","account":"demo","minute":29000000,"bytes":7,"requests":1}]}"#;
@@ -395,6 +426,37 @@ mod tests {
         b.record("demo", 1);
         let late = b.close_and_save_at(now + 4).unwrap();
         assert!(late.iter().all(|r| r.minute >= now + 3), "{late:?}");
+    }
+
+    #[test]
+    fn counters_advance_at_save_and_cap_accounts() {
+        let d = tempfile::tempdir().unwrap();
+        let b = Billing::open(d.path(), "e1", 2, &Registry::new()).unwrap();
+        for (a, n) in [("a", 10), ("b", 20), ("c", 30), ("d", 40), ("a", 1)] {
+            b.record(a, n);
+        }
+        let series = |b: &Billing| -> Vec<(String, u64)> {
+            b.egress
+                .collect()
+                .iter()
+                .flat_map(|f| f.get_metric().to_vec())
+                .map(|m| {
+                    let label = m.get_label()[0].value().to_owned();
+                    (label, m.get_counter().get_value() as u64)
+                })
+                .collect()
+        };
+        assert!(
+            series(&b).is_empty(),
+            "counters move at save time, not per request"
+        );
+        b.close_and_save().unwrap();
+        let s = series(&b);
+        assert_eq!(s.iter().map(|x| x.1).sum::<u64>(), 101, "{s:?}");
+        assert_eq!(s.len(), 3, "two accounts and _other: {s:?}");
+        assert!(s.iter().any(|x| x.0 == "_other"), "{s:?}");
+        b.close_and_save().unwrap();
+        assert_eq!(series(&b), s, "a second save adds nothing");
     }
 
     #[test]

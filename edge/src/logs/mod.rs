@@ -56,7 +56,8 @@ pub struct RawLog {
     /// How often a spool segment is closed and delivered to `.outpost_logs`. Default `1h`.
     #[serde(default, with = "humantime_serde")]
     pub delivery_interval: Option<Duration>,
-    /// A segment is closed earlier once it holds this much. Default `64 MiB`.
+    /// A segment is closed earlier once it holds this much. Default `64 MiB`; between `4 KiB`
+    /// and `256 MiB`.
     #[serde(default)]
     pub segment_max: Option<ByteSize>,
     /// How often buffered lines are written to the spool file (the most a crash loses beyond
@@ -136,8 +137,9 @@ impl LogSettings {
     /// [`Error::Config`] naming the key.
     pub fn validate(log: &RawLog, billing: &RawBilling) -> Result<LogSettings, Error> {
         let segment_max = log.segment_max.unwrap_or(ByteSize::mib(64)).as_u64();
-        if segment_max < 4096 {
-            return Err(err("log.segment_max", "must be at least 4 KiB"));
+        // The shipper reads a closed segment into memory to split it by account.
+        if !(4096..=256 << 20).contains(&segment_max) {
+            return Err(err("log.segment_max", "must be between 4 KiB and 256 MiB"));
         }
         let spool_max = log.spool_max.unwrap_or(ByteSize::gib(1)).as_u64();
         if spool_max < segment_max {
@@ -285,8 +287,9 @@ mod tests {
             ("[log]\nflush_interval = \"1ms\"\n", "log.flush_interval"),
             ("[log]\nqueue = 0\n", "log.queue"),
             ("[log]\nsegment_max = \"1 KiB\"\n", "log.segment_max"),
+            ("[log]\nsegment_max = \"1 GiB\"\n", "log.segment_max"),
             (
-                "[log]\nsegment_max = \"1 GiB\"\nspool_max = \"1 MiB\"\n",
+                "[log]\nsegment_max = \"100 MiB\"\nspool_max = \"1 MiB\"\n",
                 "log.spool_max",
             ),
             (

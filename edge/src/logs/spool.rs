@@ -8,7 +8,7 @@
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use prometheus::{IntCounter, IntGauge, Registry};
@@ -18,6 +18,8 @@ use crate::Error;
 
 /// Bytes buffered by the writer between flushes.
 pub const WRITE_BUFFER: usize = 64 * 1024;
+/// How often the writer drains the queue (at most; `log.flush_interval` if shorter).
+pub const DRAIN_TICK: Duration = Duration::from_millis(10);
 
 /// The request side of the spool.
 #[derive(Debug)]
@@ -141,15 +143,22 @@ struct Writer {
 
 impl Writer {
     fn run(&mut self, rx: &Receiver<Vec<u8>>, flush_every: Duration) {
+        // Drain in batches on a tick instead of blocking in `recv`: a blocked receiver is woken
+        // by every request's `try_send` (a futex syscall on the request thread and a context
+        // switch per line), which cost a third of the throughput of cached hits on a 2-core
+        // machine. Sleeping between drains makes `try_send` a plain enqueue.
+        let tick = flush_every.min(DRAIN_TICK);
         let mut last_flush = Instant::now();
         loop {
-            let wait = flush_every.saturating_sub(last_flush.elapsed());
-            match rx.recv_timeout(wait) {
-                Ok(line) => self.write(&line),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => {
-                    self.close();
-                    return;
+            std::thread::sleep(tick);
+            loop {
+                match rx.try_recv() {
+                    Ok(line) => self.write(&line),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        self.close();
+                        return;
+                    }
                 }
             }
             if last_flush.elapsed() >= flush_every {
