@@ -46,6 +46,9 @@ pub struct RawConfig {
     /// Cluster mode: absent (the default) runs a single node exactly as before.
     #[serde(default)]
     pub cluster: Option<RawCluster>,
+    /// Cross-datacenter replication: absent (the default) replicates nothing to other DCs.
+    #[serde(default)]
+    pub sync: Option<crate::xdc::RawSync>,
 }
 
 /// `[cluster]`: this node is one device of a replicated cluster described by a ring file.
@@ -162,6 +165,8 @@ pub struct Config {
     pub expirer_interval: Duration,
     /// Cluster settings; `None` in single-node mode.
     pub cluster: Option<ClusterConfig>,
+    /// Cross-datacenter replication; `None` without `[sync]`.
+    pub sync: Option<crate::xdc::SyncConfig>,
 }
 
 /// The validated `[cluster]` section.
@@ -261,8 +266,13 @@ impl RawConfig {
             None => None,
             Some(c) => Some(validate_cluster(c, self.listen)?),
         };
+        let sync = match self.sync {
+            None => None,
+            Some(s) => Some(s.validate()?),
+        };
         Ok(Config {
             cluster,
+            sync,
             listen: self.listen,
             data_dir: self.data_dir,
             public_url: self.public_url.map(|u| u.trim_end_matches('/').to_owned()),

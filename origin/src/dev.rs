@@ -89,6 +89,7 @@ impl DevSecrets {
             feed: Default::default(),
             expirer: Default::default(),
             cluster: None,
+            sync: None,
         };
         raw.validate()
     }

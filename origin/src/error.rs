@@ -51,6 +51,12 @@ pub enum Error {
         /// Why (may name a segment).
         reason: String,
     },
+    /// A cross-datacenter sync message is malformed.
+    #[error("bad sync message: {reason}")]
+    BadSyncMessage {
+        /// Why.
+        reason: String,
+    },
     /// No credential, or a bad tempurl.
     #[error("unauthorized: {reason}")]
     Unauthorized {
@@ -185,7 +191,8 @@ impl Error {
             | Error::BadHeader { .. }
             | Error::BadQuery { .. }
             | Error::BadName { .. }
-            | Error::BadManifest { .. } => StatusCode::BAD_REQUEST,
+            | Error::BadManifest { .. }
+            | Error::BadSyncMessage { .. } => StatusCode::BAD_REQUEST,
             Error::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Error::Forbidden { .. } => StatusCode::FORBIDDEN,
             Error::NotFound { .. } => StatusCode::NOT_FOUND,
@@ -213,6 +220,7 @@ impl Error {
             Error::BadQuery { .. } => "bad-query",
             Error::BadName { .. } => "bad-name",
             Error::BadManifest { .. } => "bad-manifest",
+            Error::BadSyncMessage { .. } => "bad-sync-message",
             Error::Unauthorized { .. } => "unauthorized",
             Error::Forbidden { .. } => "forbidden",
             Error::NotFound { .. } => "not-found",

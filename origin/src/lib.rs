@@ -59,6 +59,7 @@ pub mod hlc;
 pub mod metrics;
 pub mod names;
 pub mod server;
+pub mod xdc;
 
 pub use error::{Blame, Error, Result};
 

@@ -71,7 +71,7 @@ pub async fn start(cfg: Config) -> Result<RunningOrigin> {
     std::fs::create_dir_all(&cfg.data_dir)?;
     let db = Db::open(&cfg.data_dir)?;
     let files = Files::open(&cfg.data_dir)?;
-    let clock = Clock::new();
+    let clock = Clock::with_skew(crate::xdc::clock_skew_from_env()?);
     // Never issue a timestamp older than what is stored, whatever the wall clock says.
     clock.observe(Timestamp(db.max_ts()?));
     let listener = tokio::net::TcpListener::bind(cfg.listen)
@@ -85,7 +85,9 @@ pub async fn start(cfg: Config) -> Result<RunningOrigin> {
         Some(c) => Some(crate::cluster::Cluster::open(c, &cfg.internal_secret)?),
         None => None,
     };
+    let xdc = cfg.sync.clone().map(crate::xdc::Xdc::new);
     let state: Shared = Arc::new(AppState {
+        xdc,
         cluster,
         cfg,
         db,
@@ -127,6 +129,15 @@ pub async fn start(cfg: Config) -> Result<RunningOrigin> {
             &state,
         ))));
     }
+    let self_ip = if addr.ip().is_unspecified() {
+        std::net::IpAddr::from([127, 0, 0, 1])
+    } else {
+        addr.ip()
+    };
+    background.extend(crate::xdc::spawn(
+        &state,
+        format!("http://{}", SocketAddr::new(self_ip, addr.port())),
+    ));
     tracing::info!(%addr, "origin listening");
     Ok(RunningOrigin {
         addr,

@@ -13,6 +13,7 @@ mod object;
 mod purge;
 pub mod range;
 mod slo;
+mod xdc;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -59,6 +60,8 @@ pub struct AppState {
     pub subscribers: Subscribers,
     /// Cluster mode (`[cluster]`); `None` on a single node.
     pub cluster: Option<crate::cluster::Cluster>,
+    /// Cross-datacenter replication (`[sync]`); `None` without it.
+    pub xdc: Option<crate::xdc::Xdc>,
 }
 
 impl AppState {
@@ -218,6 +221,9 @@ pub fn router(state: Shared) -> Router {
         .route("/internal/replication/hashes", get(cluster::hashes))
         .route("/internal/replication/rows", get(cluster::rows))
         .route("/internal/replication/meta", get(cluster::meta))
+        .route("/internal/xdc/have", axum::routing::post(xdc::have))
+        .route("/internal/xdc/status", get(xdc::status))
+        .route("/internal/xdc/v1/{*rest}", axum::routing::any(xdc::apply))
         .route("/internal/billing", axum::routing::post(billing::ingest))
         .route("/internal/logs", axum::routing::put(billing::put_log))
         .route("/admin/billing", get(billing::report))
@@ -231,6 +237,15 @@ async fn metrics(State(st): State<Shared>) -> Response {
         st.metrics.edge_lag(&edge, last.saturating_sub(applied));
     }
     let mut body = st.metrics.render();
+    if let Some(x) = st.xdc.as_ref() {
+        let peers = blocking(&st, crate::xdc::status)
+            .await
+            .unwrap_or_default();
+        body.push_str(&crate::xdc::prometheus(
+            &peers,
+            x.received.load(std::sync::atomic::Ordering::Relaxed),
+        ));
+    }
     if let Some(cl) = st.cluster.as_ref() {
         let st2 = Arc::clone(&st);
         let objects = blocking(&st2, |s| s.db.object_row_count())

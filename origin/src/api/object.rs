@@ -916,7 +916,27 @@ pub(super) async fn tombstone(st: &Shared, row: &ObjectRow, ts: Timestamp) -> Re
 }
 
 async fn delete(st: &Shared, r: Req, container: String, object: String) -> Result<Response> {
-    let row = live_row(st, r.path.account(), &container, &object).await?;
+    let row = match live_row(st, r.path.account(), &container, &object).await {
+        Ok(row) => row,
+        // A replicated delete (internal, with its timestamp) leaves a tombstone even where the
+        // object is unknown, so an older version arriving later from a third DC stays deleted.
+        Err(Error::NotFound { .. })
+            if r.ident == Identity::Internal && r.headers.contains_key("x-timestamp") =>
+        {
+            let ts = write_ts(st, &r)?;
+            let hash = files::object_hash(r.path.account(), &container, &object);
+            let base = ObjectRow {
+                account: r.path.account().to_owned(),
+                part: files::partition(&hash, st.part_power()),
+                container,
+                name: object,
+                ..ObjectRow::default()
+            };
+            tombstone(st, &base, ts).await?;
+            return Err(Error::NotFound { what: "object" });
+        }
+        Err(e) => return Err(e),
+    };
     if row.slo
         && r.query
             .get("multipart-manifest")

@@ -1,0 +1,322 @@
+//! Cross-datacenter replication (`[sync]`): each DC is its own cluster (or a single node);
+//! containers and whole accounts replicate asynchronously, both ways, to peer DCs.
+//!
+//! ## How a change travels
+//! - **Selection**: the shipping worker ([`worker`]) of each peer reads this node's change
+//!   feed in order, in batches of `sync.batch` entries, and keeps the object changes of
+//!   containers that replicate to that peer: the container's
+//!   `X-Container-Meta-Outpost-Sync-To` names it (comma-separated list), or a
+//!   `[[sync.accounts]]` policy covers the container's account. Within a batch each object is
+//!   shipped once, in its current state (the newest version or tombstone).
+//! - **Have-check**: one `POST /internal/xdc/have` per batch asks the peer which timestamp it
+//!   holds for each object (tombstones included). Only versions newer than the peer's are
+//!   shipped. This is also what stops echoes: a version the peer sent us is, by definition,
+//!   one the peer already holds at that timestamp, so it is never shipped back.
+//! - **Shipping**: PUT (data and metadata) or DELETE to the peer's
+//!   `/internal/xdc/v1/AUTH_<account>/<container>/<object>` carrying the version's original
+//!   `X-Timestamp`. SLO manifests are shipped after every other object of the batch, and only
+//!   once their segments are at the peer (segments missing there are shipped first).
+//! - **Applying** (`origin/src/api/xdc.rs`): the peer checks the realm key, then runs the
+//!   request through its normal write path as an internal request with that timestamp: newest
+//!   wins, a cluster places it on its replicas, and the write lands in the peer's own change
+//!   feed, so the peer DC's edges purge.
+//! - **Progress**: after a batch is fully at the peer, the feed position is stored durably
+//!   ([`position`]); a failed batch is retried whole with exponential backoff. A restart on
+//!   either side resumes from the stored position.
+//!
+//! Concurrent writes of one name in two DCs converge: both sides keep the version with the
+//! larger hybrid-clock timestamp, and the receiver's clock moves past every timestamp it
+//! applies, so a write made after seeing a peer's version always wins over it, whatever the
+//! clocks' skew.
+
+pub mod config;
+pub mod position;
+pub mod worker;
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+pub use config::{Peer, RawSync, SyncConfig};
+
+use crate::api::Shared;
+use crate::hlc::TICKS_PER_SEC;
+
+/// Header naming the sending DC (its `[sync] name`).
+pub const FROM_HEADER: &str = "x-outpost-sync-from";
+/// Header carrying the realm key shared with the sending DC.
+pub const KEY_HEADER: &str = "x-outpost-sync-key";
+/// Container metadata naming the peers a container replicates to.
+pub const SYNC_TO_META: &str = "x-container-meta-outpost-sync-to";
+/// Wire format version of the sync messages.
+pub const FORMAT: u32 = 1;
+
+/// One object named in a have-check.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ObjectRef {
+    /// Account.
+    pub account: String,
+    /// Container.
+    pub container: String,
+    /// Object.
+    pub object: String,
+}
+
+/// `POST /internal/xdc/have` body (`format` 1).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct HaveRequest {
+    /// Wire format version.
+    pub format: u32,
+    /// Objects asked about.
+    pub objects: Vec<ObjectRef>,
+}
+
+/// `POST /internal/xdc/have` answer: per object, the timestamp of the version or tombstone
+/// held (Swift form), or null.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct HaveResponse {
+    /// Wire format version.
+    pub format: u32,
+    /// One entry per asked object, in order.
+    pub ts: Vec<Option<String>>,
+}
+
+/// Counters of one peer.
+#[derive(Debug, Default)]
+pub struct PeerStats {
+    /// Feed position: every entry up to it is at the peer.
+    pub position: AtomicU64,
+    /// Versions and tombstones shipped, ever.
+    pub shipped: AtomicU64,
+    /// Data bytes shipped, ever.
+    pub bytes: AtomicU64,
+    /// Objects the peer already had (including echoes of its own writes), ever.
+    pub skipped: AtomicU64,
+    /// Objects the peer refused for good (4xx), ever.
+    pub rejected: AtomicU64,
+    /// Failed batches (retried), ever.
+    pub errors: AtomicU64,
+    /// Consecutive failed batches (0: the link works).
+    pub failing: AtomicU64,
+    /// Times the worker found its position trimmed from the feed.
+    pub truncated: AtomicU64,
+    /// Last error, for the status.
+    pub last_error: Mutex<String>,
+}
+
+/// Cross-DC replication state of a node.
+#[derive(Debug)]
+pub struct Xdc {
+    /// Validated settings.
+    pub cfg: SyncConfig,
+    /// Per peer, in `cfg.peers` order.
+    pub stats: Vec<PeerStats>,
+    /// Writes applied for peers, ever.
+    pub received: AtomicU64,
+}
+
+impl Xdc {
+    /// Builds the state (positions are loaded by the workers).
+    pub fn new(cfg: SyncConfig) -> Xdc {
+        let stats = cfg.peers.iter().map(|_| PeerStats::default()).collect();
+        Xdc {
+            cfg,
+            stats,
+            received: AtomicU64::new(0),
+        }
+    }
+
+    /// The configured peer called `name`.
+    pub fn peer(&self, name: &str) -> Option<&Peer> {
+        self.cfg.peers.iter().find(|p| p.name == name)
+    }
+
+    /// True if the peer called `name` presented `key` (constant-time compare).
+    pub fn authenticate(&self, name: &str, key: &[u8]) -> bool {
+        use subtle::ConstantTimeEq;
+        self.peer(name)
+            .is_some_and(|p| bool::from(p.realm_key.as_bytes().ct_eq(key)))
+    }
+
+    /// Peers a container replicates to: its `X-Container-Meta-Outpost-Sync-To` list plus the
+    /// account policies.
+    pub fn targets(&self, account: &str, container_meta: &crate::db::Meta) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        if let Some(v) = container_meta.get(SYNC_TO_META) {
+            for p in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                if self.peer(p).is_some() && !out.iter().any(|o| o == p) {
+                    out.push(p.to_owned());
+                }
+            }
+        }
+        for (a, peers) in &self.cfg.accounts {
+            if a == account {
+                for p in peers {
+                    if !out.contains(p) {
+                        out.push(p.clone());
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// One peer's replication state (`outpost cluster status`, `/internal/xdc/status`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PeerStatus {
+    /// Peer name.
+    pub peer: String,
+    /// Feed position shipped up to.
+    pub position: u64,
+    /// Feed entries after the position (upper bound of objects behind).
+    pub lag_entries: u64,
+    /// Age of the oldest change not yet shipped, seconds (0 when caught up).
+    pub lag_secs: u64,
+    /// Versions and tombstones shipped, ever.
+    pub shipped: u64,
+    /// Data bytes shipped, ever.
+    pub bytes: u64,
+    /// Objects the peer already had, ever.
+    pub skipped: u64,
+    /// Objects the peer refused for good, ever.
+    pub rejected: u64,
+    /// Failed batches, ever.
+    pub errors: u64,
+    /// True while the last batch failed.
+    pub failing: bool,
+    /// Last error seen.
+    pub last_error: String,
+}
+
+/// Every peer's state as seen from this node (empty without `[sync]` or shipping).
+///
+/// # Errors
+/// [`crate::Error::Db`].
+pub fn status(st: &crate::api::AppState) -> crate::Result<Vec<PeerStatus>> {
+    let Some(x) = st.xdc.as_ref().filter(|x| x.cfg.ship) else {
+        return Ok(Vec::new());
+    };
+    let last = st.db.last_seq();
+    let now = st.clock.wall_secs();
+    let mut out = Vec::new();
+    for (p, s) in x.cfg.peers.iter().zip(&x.stats) {
+        let ld = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let pos = ld(&s.position);
+        let lag_secs = if pos < last {
+            st.db
+                .changes_since(pos, 1)?
+                .first()
+                .and_then(|c| c.ts.parse::<crate::hlc::Timestamp>().ok())
+                .map_or(0, |t| now.saturating_sub(t.0 / TICKS_PER_SEC))
+        } else {
+            0
+        };
+        out.push(PeerStatus {
+            peer: p.name.clone(),
+            position: pos,
+            lag_entries: last.saturating_sub(pos),
+            lag_secs,
+            shipped: ld(&s.shipped),
+            bytes: ld(&s.bytes),
+            skipped: ld(&s.skipped),
+            rejected: ld(&s.rejected),
+            errors: ld(&s.errors),
+            failing: ld(&s.failing) > 0,
+            last_error: s
+                .last_error
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone(),
+        });
+    }
+    Ok(out)
+}
+
+/// The same figures as Prometheus text.
+pub fn prometheus(peers: &[PeerStatus], received: u64) -> String {
+    let mut s = String::new();
+    type Metric = (&'static str, &'static str, fn(&PeerStatus) -> u64);
+    let metrics: [Metric; 7] = [
+        (
+            "outpost_xdc_lag_entries",
+            "Feed entries not yet shipped to the peer",
+            |p| p.lag_entries,
+        ),
+        (
+            "outpost_xdc_lag_seconds",
+            "Age of the oldest change not yet shipped to the peer",
+            |p| p.lag_secs,
+        ),
+        (
+            "outpost_xdc_shipped_total",
+            "Versions and tombstones shipped to the peer",
+            |p| p.shipped,
+        ),
+        (
+            "outpost_xdc_shipped_bytes_total",
+            "Data bytes shipped to the peer",
+            |p| p.bytes,
+        ),
+        (
+            "outpost_xdc_skipped_total",
+            "Objects the peer already held",
+            |p| p.skipped,
+        ),
+        (
+            "outpost_xdc_rejected_total",
+            "Objects the peer refused for good",
+            |p| p.rejected,
+        ),
+        (
+            "outpost_xdc_errors_total",
+            "Failed (retried) batches",
+            |p| p.errors,
+        ),
+    ];
+    for (name, help, f) in metrics {
+        let _ = writeln!(s, "# HELP {name} {help}");
+        let kind = if name.ends_with("_total") {
+            "counter"
+        } else {
+            "gauge"
+        };
+        let _ = writeln!(s, "# TYPE {name} {kind}");
+        for p in peers {
+            let _ = writeln!(s, "{name}{{peer=\"{}\"}} {}", p.peer, f(p));
+        }
+    }
+    let _ = writeln!(
+        s,
+        "# HELP outpost_xdc_received_total Writes applied for peer DCs\n# TYPE outpost_xdc_received_total counter\noutpost_xdc_received_total {received}"
+    );
+    s
+}
+
+/// Starts one shipping worker per peer (when `[sync] ship` is on). `self_url` is this node's
+/// own base URL: objects are read through it, so a cluster node reads data it does not hold.
+pub fn spawn(st: &Shared, self_url: String) -> Vec<tokio::task::JoinHandle<()>> {
+    let Some(x) = st.xdc.as_ref().filter(|x| x.cfg.ship) else {
+        return Vec::new();
+    };
+    (0..x.cfg.peers.len())
+        .map(|i| tokio::spawn(worker::run(Arc::clone(st), i, self_url.clone())))
+        .collect()
+}
+
+/// Skew added to this node's wall clock, from `OUTPOST_CLOCK_SKEW_SECS` (test-only knob for
+/// cross-DC convergence under clock skew; unset in production).
+///
+/// # Errors
+/// [`crate::Error::Config`] naming the variable when it is not an integer.
+pub fn clock_skew_from_env() -> crate::Result<i64> {
+    match std::env::var("OUTPOST_CLOCK_SKEW_SECS") {
+        Err(_) => Ok(0),
+        Ok(v) => v.trim().parse().map_err(|_| crate::Error::Config {
+            key: "OUTPOST_CLOCK_SKEW_SECS".into(),
+            reason: "must be an integer number of seconds".into(),
+        }),
+    }
+}

@@ -1,0 +1,116 @@
+//! Acceptance: two DCs of 3 ring nodes each (one edge each) replicating the `demo` account
+//! both ways. 5,000 objects (see [`per_dc`]) are written in each DC while the link is cut; once it is
+//! restored both DCs list the same 10,000 objects with identical ETags and both edges serve
+//! them.
+
+use std::time::{Duration, Instant};
+
+use outpost_tests::xdc::{Dc, DcSpec, TwoDcs};
+
+const C: &str = "bulk";
+/// Objects written in each DC: `XDC_OBJECTS_PER_DC`, default 2,000 to keep debug CI short;
+/// the acceptance figure is 5,000 (`XDC_OBJECTS_PER_DC=5000`).
+fn per_dc() -> usize {
+    std::env::var("XDC_OBJECTS_PER_DC")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000)
+}
+
+fn body(tag: &str, i: usize) -> Vec<u8> {
+    format!("{tag}:{i}:{}", "y".repeat(i % 200)).into_bytes()
+}
+
+/// Writes [`per_dc`] objects through every node of the DC from 6 threads.
+fn must_write_many(dc: &Dc, tag: &str) {
+    std::thread::scope(|s| {
+        for t in 0..6 {
+            s.spawn(move || {
+                for i in (t..per_dc()).step_by(6) {
+                    dc.must_put(
+                        i % dc.nodes.len(),
+                        C,
+                        &format!("{tag}/{i:05}"),
+                        body(tag, i),
+                    );
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn ten_thousand_objects_written_during_a_cut_converge_in_both_dcs() {
+    let spec = DcSpec {
+        nodes: 3,
+        account_policy: true,
+        skew_secs: 0,
+    };
+    let dcs = TwoDcs::start(&spec, &spec);
+    for dc in [&dcs.dc1, &dcs.dc2] {
+        dc.must_create_container(C, &[("x-container-read", ".r:*,.rlistings")]);
+    }
+    dcs.cut();
+    let t0 = Instant::now();
+    std::thread::scope(|s| {
+        s.spawn(|| must_write_many(&dcs.dc1, "dc1"));
+        s.spawn(|| must_write_many(&dcs.dc2, "dc2"));
+    });
+    eprintln!(
+        "wrote {} objects in {:?} with the link cut",
+        2 * per_dc(),
+        t0.elapsed()
+    );
+    assert_eq!(dcs.dc1.listing(C).len(), per_dc());
+    assert_eq!(dcs.dc2.listing(C).len(), per_dc());
+    let st = dcs.dc1.sync_status();
+    assert!(
+        st[0]["lag_entries"].as_u64().unwrap() >= per_dc() as u64,
+        "{st}"
+    );
+
+    dcs.restore();
+    let (took, all) = dcs.must_converge(C, Duration::from_secs(300));
+    eprintln!(
+        "{} objects converged {took:?} after the link came back",
+        2 * per_dc()
+    );
+    assert_eq!(all.len(), 2 * per_dc());
+    for tag in ["dc1", "dc2"] {
+        for i in 0..per_dc() {
+            let name = format!("{tag}/{i:05}");
+            let want = format!("{:x}", md5_of(&body(tag, i)));
+            assert_eq!(all.get(&name), Some(&want), "{name}");
+        }
+    }
+    // Each DC's edge serves objects written in either DC.
+    for dc in [&dcs.dc1, &dcs.dc2] {
+        for tag in ["dc1", "dc2"] {
+            for i in (0..per_dc()).step_by(97) {
+                let (s, b) = dc.edge_get(C, &format!("{tag}/{i:05}"));
+                assert_eq!(
+                    (s, b),
+                    (200, body(tag, i)),
+                    "{} edge, {tag}/{i:05}",
+                    dc.name
+                );
+            }
+        }
+    }
+    for dc in [&dcs.dc1, &dcs.dc2] {
+        let t = Instant::now();
+        while dc.sync_status()[0]["lag_entries"].as_u64() != Some(0) {
+            assert!(
+                t.elapsed() < Duration::from_secs(60),
+                "{}: lag stays",
+                dc.name
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn md5_of(b: &[u8]) -> impl std::fmt::LowerHex {
+    use md5::Digest;
+    md5::Md5::digest(b)
+}
