@@ -26,8 +26,8 @@
 //!   `[cluster]` the node runs alone exactly as before.
 //!
 //! ## What it is not (yet)
-//! In cluster mode, SLO manifests and COPY / `X-Copy-From` answer 501 (they read other
-//! objects' data locally).
+//! In cluster mode, SLO manifests answer 501 (assembling segments would read other objects'
+//! data locally).
 //!
 //! ## Example
 //! ```no_run

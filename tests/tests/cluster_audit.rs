@@ -35,6 +35,46 @@ fn corrupt_replica_is_quarantined_and_restored() {
             .unwrap();
         assert_eq!(r.status(), 201);
     }
+    // Server-side copies read the source through the replicas and write three new copies.
+    let r = http
+        .put(format!("{}/media/copy-a", c.account_url(1)))
+        .header("x-auth-token", &token)
+        .header("x-copy-from", "/media/clip-3")
+        .header("x-object-meta-kind", "copy")
+        .header("content-length", "0")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = http
+        .request(
+            reqwest::Method::from_bytes(b"COPY").unwrap(),
+            format!("{}/media/clip-4", c.account_url(2)),
+        )
+        .header("x-auth-token", &token)
+        .header("destination", "media/copy-b")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    for (name, src) in [("copy-a", 3u8), ("copy-b", 4)] {
+        let r = http
+            .get(format!("{}/media/{name}", c.account_url(0)))
+            .header("x-auth-token", &token)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200, "{name}");
+        if name == "copy-a" {
+            assert_eq!(r.headers()["x-object-meta-kind"], "copy");
+        }
+        assert_eq!(r.bytes().unwrap().to_vec(), vec![src; 4096], "{name}");
+        let h = path_hash("demo", "media", name);
+        for n in 0..3 {
+            assert!(
+                c.read_data(n, partition(&h, PART_POWER), &h).is_some(),
+                "{name} on node {n}"
+            );
+        }
+    }
+
     // Flip bytes of clip-7's file on node 1, keeping its length.
     let h = path_hash("demo", "media", "clip-7");
     let part = partition(&h, PART_POWER);

@@ -503,6 +503,14 @@ pub fn data_path_pub(st: &Shared, row: &crate::db::ObjectRow) -> std::path::Path
     object::data_path(st, row)
 }
 
+/// Splits an `X-Copy-From` / `Destination` value into container and object.
+///
+/// # Errors
+/// [`Error::BadHeader`].
+pub fn split_copy_path_pub(v: &str) -> Result<(String, String)> {
+    object::split_copy_path(v)
+}
+
 /// The content type a new object gets.
 pub fn content_type_pub(h: &HeaderMap, name: &str) -> String {
     object::content_type(h, name)

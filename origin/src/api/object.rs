@@ -949,7 +949,7 @@ async fn delete(st: &Shared, r: Req, container: String, object: String) -> Resul
     Ok(status(StatusCode::NO_CONTENT))
 }
 
-fn split_copy_path(v: &str) -> Result<(String, String)> {
+pub(super) fn split_copy_path(v: &str) -> Result<(String, String)> {
     let decoded = percent_encoding::percent_decode_str(v)
         .decode_utf8()
         .map_err(|_| Error::BadHeader {

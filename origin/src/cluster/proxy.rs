@@ -85,10 +85,9 @@ pub async fn object(st: &Shared, r: Req, crow: ContainerRow, object: String) -> 
             read(st, &r, &crow.name, &object).await
         }
         Method::PUT => {
-            if r.headers.contains_key("x-copy-from") {
-                return Err(Error::NotInCluster {
-                    what: "X-Copy-From",
-                });
+            if let Some(src) = r.header("x-copy-from").map(str::to_owned) {
+                let (sc, so) = crate::api::split_copy_path_pub(&src)?;
+                return copy(st, &r, &crow, object, (sc, so)).await;
             }
             if multipart == Some("put") {
                 return Err(Error::NotInCluster {
@@ -106,7 +105,24 @@ pub async fn object(st: &Shared, r: Req, crow: ContainerRow, object: String) -> 
             fan_out_small(st, &r, &crow.name, &object, StatusCode::NO_CONTENT).await
         }
         Method::POST => fan_out_small(st, &r, &crow.name, &object, StatusCode::ACCEPTED).await,
-        ref m if m.as_str() == "COPY" => Err(Error::NotInCluster { what: "COPY" }),
+        ref m if m.as_str() == "COPY" => {
+            let dest = r.header("destination").ok_or(Error::BadHeader {
+                name: "destination",
+                reason: "COPY needs a Destination header: <container>/<object>",
+            })?;
+            let (dc, dobj) =
+                crate::api::split_copy_path_pub(dest).map_err(|_| Error::BadHeader {
+                    name: "destination",
+                    reason: "must be <container>/<object>",
+                })?;
+            crate::names::check_container(&dc)?;
+            crate::names::check_object(&dobj)?;
+            let (a, c2) = (r.path.account().to_owned(), dc.clone());
+            let dest_row = api::blocking_pub(st, move |s| s.db.get_container(&a, &c2))
+                .await?
+                .ok_or(Error::NotFound { what: "container" })?;
+            copy(st, &r, &dest_row, dobj, (crow.name.clone(), object)).await
+        }
         _ => Err(Error::MethodNotAllowed),
     }
 }
@@ -183,11 +199,36 @@ async fn read(st: &Shared, r: &Req, container: &str, object: &str) -> Result<Res
     if newest {
         return read_newest(cl, r, &order, headers, account, container, object).await;
     }
+    let query = r.raw_query.as_deref();
+    let resp = fetch(
+        cl,
+        &r.method,
+        &order,
+        headers,
+        query,
+        (account, container, object),
+    )
+    .await?;
+    Ok(relay(resp, head))
+}
+
+/// Reads from the first replica in `order` that has the object (see the module docs).
+async fn fetch(
+    cl: &Cluster,
+    method: &Method,
+    order: &[Device],
+    headers: HeaderMap,
+    query: Option<&str>,
+    (account, container, object): (&str, &str, &str),
+) -> Result<reqwest::Response> {
     let mut tombstone: Option<Timestamp> = None;
     let mut answered = false;
-    for dev in &order {
-        let url = url_with_query(object_url(&dev.url(), account, container, object), r);
-        let Ok(resp) = cl.send(r.method.clone(), url, headers.clone(), None).await else {
+    for dev in order {
+        let mut url = object_url(&dev.url(), account, container, object);
+        if let Some(q) = query.filter(|q| !q.is_empty()) {
+            url = format!("{url}?{q}");
+        }
+        let Ok(resp) = cl.send(method.clone(), url, headers.clone(), None).await else {
             continue;
         };
         let status = resp.status();
@@ -213,7 +254,7 @@ async fn read(st: &Shared, r: &Req, container: &str, object: &str) -> Result<Res
                 continue;
             }
         }
-        return Ok(relay(resp, head));
+        return Ok(resp);
     }
     if answered {
         Err(Error::NotFound { what: "object" })
@@ -312,10 +353,16 @@ impl Payload {
 
 /// Reads a body of exactly `len` bytes into memory with its MD5; a pause longer than `idle`
 /// is a 408, a short body a client disconnect.
-async fn collect(body: Body, len: u64, idle: std::time::Duration) -> Result<(Bytes, String)> {
+async fn collect<S, E>(
+    mut stream: S,
+    len: u64,
+    idle: std::time::Duration,
+) -> Result<(Bytes, String)>
+where
+    S: futures_util::Stream<Item = std::result::Result<Bytes, E>> + Unpin,
+{
     use futures_util::StreamExt;
     use md5::{Digest, Md5};
-    let mut stream = body.into_data_stream();
     let mut buf = bytes::BytesMut::with_capacity(usize::try_from(len).unwrap_or(0));
     let mut h = Md5::new();
     loop {
@@ -480,7 +527,7 @@ async fn put(st: &Shared, mut r: Req, crow: &ContainerRow, object: String) -> Re
     // it is removed when the PUT ends).
     let (payload, etag, size, staged) = match expected {
         Some(n) if n <= MEMORY_BODY => {
-            let (bytes, md5) = collect(body, n, st.cfg.client_timeout).await?;
+            let (bytes, md5) = collect(body.into_data_stream(), n, st.cfg.client_timeout).await?;
             let size = bytes.len() as u64;
             (Payload::Memory(bytes), md5, size, None)
         }
@@ -506,9 +553,47 @@ async fn put(st: &Shared, mut r: Req, crow: &ContainerRow, object: String) -> Re
     if client_etag.is_some_and(|e| e != etag) {
         return Err(Error::EtagMismatch);
     }
-    let ts = write_ts(st, &r)?;
-    let mut common = HeaderMap::new();
-    version_headers(&r.headers, &mut common);
+    let mut meta = HeaderMap::new();
+    version_headers(&r.headers, &mut meta);
+    let v = NewVersion {
+        ts: write_ts(st, &r)?,
+        path: (account, crow.name.clone(), object),
+        meta,
+        content_type: ct,
+        delete_at,
+        etag,
+        size,
+        if_none_match: r.headers.get("if-none-match").cloned(),
+    };
+    let resp = store_version(cl, v, payload).await;
+    drop(staged);
+    resp
+}
+
+/// A new version, ready to be sent to the replicas.
+struct NewVersion {
+    ts: Timestamp,
+    path: (String, String, String),
+    meta: HeaderMap,
+    content_type: String,
+    delete_at: Option<u64>,
+    etag: String,
+    size: u64,
+    if_none_match: Option<HeaderValue>,
+}
+
+/// Sends a version to its replicas; 201 on a quorum.
+async fn store_version(cl: &Cluster, v: NewVersion, payload: Payload) -> Result<Response> {
+    let NewVersion {
+        ts,
+        path,
+        meta: mut common,
+        content_type: ct,
+        delete_at,
+        etag,
+        size,
+        if_none_match,
+    } = v;
     set(&mut common, "content-type", &ct);
     set(&mut common, "x-timestamp", ts);
     set(&mut common, "etag", &etag);
@@ -519,16 +604,14 @@ async fn put(st: &Shared, mut r: Req, crow: &ContainerRow, object: String) -> Re
     let mut data_headers = common.clone();
     set(&mut data_headers, "content-length", size);
     set(&mut data_headers, DIRECT_HEADER, Direct::Data.as_str());
-    if let Some(v) = r.headers.get("if-none-match") {
-        data_headers.insert("if-none-match", v.clone());
+    if let Some(v) = if_none_match {
+        data_headers.insert("if-none-match", v);
     }
     let mut row_headers = common;
     set(&mut row_headers, "content-length", 0);
     set(&mut row_headers, SIZE_HEADER, size);
     set(&mut row_headers, DIRECT_HEADER, Direct::Row.as_str());
-    let path = (account, crow.name.clone(), object);
     let acks = replicate_write(cl, Method::PUT, path, data_headers, row_headers, payload).await;
-    drop(staged);
     let replicas = cl.ring().replicas as usize;
     let done = acks
         .iter()
@@ -544,6 +627,103 @@ async fn put(st: &Shared, mut r: Req, crow: &ContainerRow, object: String) -> Re
         return Ok(resp);
     }
     refused_or_unavailable(&acks)
+}
+
+/// Server-side copy (`X-Copy-From`, `COPY`): reads the source through the replicas, then
+/// writes it as a new version like a PUT. Metadata comes from the source unless
+/// `X-Fresh-Metadata: true`, overridden by the request's.
+async fn copy(
+    st: &Shared,
+    r: &Req,
+    dest: &ContainerRow,
+    object: String,
+    (sc, so): (String, String),
+) -> Result<Response> {
+    let cl = cluster(st)?;
+    let account = r.path.account().to_owned();
+    let part = cl.ring().partition(&account, &sc, &so);
+    let order = read_order(cl, part);
+    let mut h = HeaderMap::new();
+    h.insert(
+        DIRECT_HEADER,
+        HeaderValue::from_static(Direct::Data.as_str()),
+    );
+    let src = fetch(cl, &Method::GET, &order, h, None, (&account, &sc, &so)).await?;
+    if !src.status().is_success() {
+        return Ok(relay(src, false));
+    }
+    if src.headers().contains_key("x-static-large-object") {
+        return Err(Error::NotInCluster {
+            what: "copying a static large object",
+        });
+    }
+    let max = st.cfg.max_object_size;
+    let size: u64 = src
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+        .ok_or(Error::Unavailable {
+            reason: "the source replica sent no length",
+        })?;
+    if size > max {
+        return Err(Error::TooLarge { max });
+    }
+    crate::api::check_quota_pub(st, &account, dest, size).await?;
+    crate::api::meta_updates(&r.headers, "x-object-meta-", crate::api::OBJECT_SYS_HEADERS)?;
+    let fresh = r
+        .header("x-fresh-metadata")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let mut meta = HeaderMap::new();
+    if !fresh {
+        version_headers(src.headers(), &mut meta);
+    }
+    let mut ours = HeaderMap::new();
+    version_headers(&r.headers, &mut ours);
+    for (k, v) in &ours {
+        meta.insert(k.clone(), v.clone());
+    }
+    let ct = match r.header("content-type") {
+        Some(ct) if !ct.trim().is_empty() => ct.trim().to_owned(),
+        _ => src
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/octet-stream")
+            .to_owned(),
+    };
+    let src_modified = src.headers().get("last-modified").cloned();
+    let delete_at = crate::api::delete_at_pub(&r.headers, st.clock.wall_secs())?;
+    let stream = src.bytes_stream();
+    let (payload, etag, staged) = if size <= MEMORY_BODY {
+        let (bytes, md5) = collect(stream, size, st.cfg.client_timeout).await?;
+        (Payload::Memory(bytes), md5, None)
+    } else {
+        let staged = st
+            .files
+            .stage(stream, max, Some(size), st.cfg.client_timeout)
+            .await?;
+        let path = Arc::new(staged.path().ok_or(Error::Task)?.to_owned());
+        (Payload::File(path), staged.md5.clone(), Some(staged))
+    };
+    let v = NewVersion {
+        ts: write_ts(st, r)?,
+        path: (account, dest.name.clone(), object),
+        meta,
+        content_type: ct,
+        delete_at,
+        etag,
+        size,
+        if_none_match: None,
+    };
+    let mut resp = store_version(cl, v, payload).await?;
+    drop(staged);
+    if resp.status() == StatusCode::CREATED {
+        set(resp.headers_mut(), "x-copied-from", format!("{sc}/{so}"));
+        if let Some(m) = src_modified {
+            resp.headers_mut().insert("x-copied-from-last-modified", m);
+        }
+    }
+    Ok(resp)
 }
 
 fn refused_or_unavailable(acks: &[Ack]) -> Result<Response> {
