@@ -314,6 +314,11 @@ fn report_equals_client_bytes_across_two_edges_and_a_kill_mid_minute() {
     assert_eq!(r["bytes"], want_bytes, "{r}");
     assert_eq!(r["requests"], want_requests, "{r}");
     let minutes = r["minutes"].as_array().expect("minutes");
+    println!(
+        "billed {want_requests} requests, {want_bytes} bytes (e1 {b1}, e2 {b2} across its \
+         restart) over {} minute(s); client-side counts match the report",
+        minutes.len()
+    );
     let per_minute: u64 = minutes
         .iter()
         .map(|m| m["bytes"].as_u64().expect("bytes"))
