@@ -11,16 +11,16 @@
 # this checkout), OUTPOST_LOCAL_DIR=<dir> to keep data and logs there instead of a temp dir.
 #
 # The smoke test: upload in DC1, fetch it with a signed URL (`outpost sign url`) through the
-# edges, delete it, check it is gone from the edges. Steps that need features not built yet
-# print "SKIP" with the reason and never count as passes:
-#   - the origin cluster (ring, issue 8): with a build that has it (`outpost ring` and an
-#     origin `[cluster]` section), each DC's three nodes share a 3-replica ring, edge N fills
-#     from node N, the upload is read back from every node and found on every node's disk,
-#     and `outpost cluster status` answers for all three; without it, nodes 2 and 3
-#     run standalone and both edges of a DC fill from node 1;
-#   - cross-DC replication (issue 9): the DC1 object cannot reach DC2, so the DC2-edge fetch
-#     and the DC2 half of "gone from all edges" are skipped. DC2 is smoke-tested on its own
-#     data instead.
+# DC1 edges and, once replicated, through the DC2 edges; delete it in DC1 and check it is gone
+# from all four edges; then the same the other way (a write in DC2 reaching DC1). Features the
+# binary lacks are detected and their steps print "SKIP" with the reason, never a pass:
+#   - the origin cluster (issue 8: `outpost ring` and an origin `[cluster]` section): each
+#     DC's three nodes share a 3-replica ring, edge N fills from node N, the upload is read
+#     back from every node and found on every node's disk, and `outpost cluster status`
+#     answers for all three. Without it nodes 2-3 run standalone, edges use node 1;
+#   - cross-DC replication (issue 9: an origin `[sync]` section): the DCs replicate the demo
+#     account both ways (node 1 of each DC ships). Without it the DC2 half of each step is
+#     skipped and DC2 is tested on its own data.
 # Exit status: 0 when every step that ran passed, 1 otherwise.
 set -euo pipefail
 
@@ -140,18 +140,6 @@ die() {
   exit 1
 }
 
-# wait_for_line NAME REGEX: polls NAME's log until a line matches (or its process died).
-wait_for_line() {
-  local name=$1 re=$2 deadline=$((SECONDS + 60)) i pid=
-  for i in "${!NAMES[@]}"; do [[ ${NAMES[$i]} == "$name" ]] && pid=${PIDS[$i]}; done
-  while ! grep -Eq "$re" "$WORK/logs/$name.log"; do
-    kill -0 "$pid" 2>/dev/null || die "$name exited before it was ready"
-    ((SECONDS < deadline)) || die "$name: no line matching '$re' after 60 s"
-    sleep 0.05
-  done
-}
-
-# wait_healthy URL: polls URL/healthz until it answers 200.
 # wait_healthy NAME URL: polls URL/healthz until it answers 200 (or NAME's process died).
 wait_healthy() {
   local name=$1 url=$2 deadline=$((SECONDS + 60)) i pid=
@@ -181,28 +169,58 @@ EOF
   "$OUTPOST" origin --config "$WORK/probe.toml" --check >/dev/null 2>&1 && CLUSTER=1
 fi
 
+# Cross-DC replication when origins accept a [sync] section (issue 9): each DC replicates the
+# demo account to the other; node 1 of each DC ships, every node receives.
+XDC=0
+cat >"$WORK/probe-sync.toml" <<EOF
+data_dir = "$WORK/probe"
+internal_secret = "probe-internal-secret-0123456789"
+[sync]
+name = "dc1"
+[[sync.peers]]
+name = "dc2"
+urls = ["http://127.0.0.1:1"]
+realm_key = "probe-realm-key-0123456789"
+EOF
+"$OUTPOST" origin --config "$WORK/probe-sync.toml" --check >/dev/null 2>&1 && XDC=1
+REALM_KEY="local-realm-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+
+# Every origin gets its port up front: rings and peers name nodes by host:port.
 for dc in 1 2; do
   SECRET[$dc]="local-dc$dc-internal-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+  for n in 1 2 3; do
+    ORIGIN_URL[$dc$n]="http://127.0.0.1:$(free_port)"
+  done
   if ((CLUSTER)); then
-    # The ring names nodes by host:port, so cluster nodes get their ports up front.
     ring="$WORK/dc$dc.ring"
     "$OUTPOST" ring create "$ring" --part-power 6 --replicas 3 >"$WORK/logs/dc$dc-ring.log"
     for n in 1 2 3; do
-      port=$(free_port)
-      ORIGIN_URL[$dc$n]="http://127.0.0.1:$port"
-      "$OUTPOST" ring add "$ring" --region "$dc" --zone "$n" --host 127.0.0.1 --port "$port" \
-        --device d0 --weight 100 >>"$WORK/logs/dc$dc-ring.log"
+      "$OUTPOST" ring add "$ring" --region "$dc" --zone "$n" --host 127.0.0.1 \
+        --port "${ORIGIN_URL[$dc$n]##*:}" --device d0 --weight 100 >>"$WORK/logs/dc$dc-ring.log"
     done
     "$OUTPOST" ring rebalance "$ring" >>"$WORK/logs/dc$dc-ring.log"
   fi
+done
+for dc in 1 2; do
+  peer=$((3 - dc))
+  if ((CLUSTER)); then
+    peer_urls="\"${ORIGIN_URL[${peer}1]}\", \"${ORIGIN_URL[${peer}2]}\", \"${ORIGIN_URL[${peer}3]}\""
+  else
+    peer_urls="\"${ORIGIN_URL[${peer}1]}\""
+  fi
   for n in 1 2 3; do
     mkdir -p "$WORK/dc$dc/origin-$n"
+    listen=${ORIGIN_URL[$dc$n]#http://}
+    extra=
     if ((CLUSTER)); then
-      listen=${ORIGIN_URL[$dc$n]#http://}
-      cluster=$(printf '[cluster]\nring = "%s"\nnode = "%s"' "$WORK/dc$dc.ring" "$listen")
-    else
-      listen=127.0.0.1:0
-      cluster=
+      extra+=$(printf '\n[cluster]\nring = "%s"\nnode = "%s"' "$WORK/dc$dc.ring" "$listen")
+    fi
+    # Standalone nodes 2-3 hold none of the DC's data: only node 1 replicates then.
+    if ((XDC)) && ((CLUSTER || n == 1)); then
+      ship=false
+      ((n == 1)) && ship=true
+      extra+=$(printf '\n[sync]\nname = "dc%s"\nship = %s\ninterval = "200ms"\nretry_max = "1s"\n[[sync.peers]]\nname = "dc%s"\nurls = [%s]\nrealm_key = "%s"\n[[sync.accounts]]\naccount = "demo"\npeers = ["dc%s"]' \
+        "$dc" "$ship" "$peer" "$peer_urls" "$REALM_KEY" "$peer")
     fi
     cat >"$WORK/dc$dc/origin-$n.toml" <<EOF
 listen = "$listen"
@@ -212,7 +230,7 @@ internal_secret = "${SECRET[$dc]}"
 account = "demo"
 user = "demo"
 key = "$USER_KEY"
-$cluster
+$extra
 EOF
     "$OUTPOST" origin --config "$WORK/dc$dc/origin-$n.toml" --check >/dev/null
     start "dc$dc-origin-$n" origin --config "$WORK/dc$dc/origin-$n.toml"
@@ -220,9 +238,6 @@ EOF
 done
 for dc in 1 2; do
   for n in 1 2 3; do
-    wait_for_line "dc$dc-origin-$n" 'outpost origin listening on http://'
-    ORIGIN_URL[$dc$n]=$(grep -Eo 'outpost origin listening on http://[0-9.:]+' \
-      "$WORK/logs/dc$dc-origin-$n.log" | head -n1 | sed 's/.* on //')
     wait_healthy "dc$dc-origin-$n" "${ORIGIN_URL[$dc$n]}"
   done
 done
@@ -308,10 +323,11 @@ edge_get() {
     -H "Host: $4" "http://127.0.0.1:${EDGE_PORT[$1$2]}$3"
 }
 
-# until_status WANT DC N URL_PATH HOST: polls an edge until it answers WANT (5 s deadline):
-# catalog updates and purges arrive through the change feed within milliseconds.
+# until_status WANT DC N URL_PATH HOST: polls an edge until it answers WANT, within $DEADLINE
+# seconds (default 5: catalog updates and purges arrive through the change feed within
+# milliseconds; replication between DCs gets 15).
 until_status() {
-  local want=$1 deadline=$((SECONDS + 5)) got
+  local want=$1 deadline=$((SECONDS + ${DEADLINE:-5})) got
   while :; do
     got=$(edge_get "$2" "$3" "$4" "$5")
     [[ $got == "$want" ]] && return 0
@@ -342,6 +358,10 @@ signed_path() {
 BODY1="hello from DC1 $RANDOM$RANDOM"
 OBJ=/private/smoke/hello.txt
 HOST1="img1-$DOMAIN_SUFFIX.localhost"
+HOST2="img2-$DOMAIN_SUFFIX.localhost"
+# Each DC gets the private container, the token key and its custom domain: account metadata
+# is per DC (replication carries objects).
+setup_dc 2 || die "cannot set up the demo account in DC2"
 if setup_dc 1 && [[ $(api PUT "$STORAGE$OBJ" --data-binary "$BODY1") == 201 ]]; then
   pass "upload in DC1: PUT $OBJ on dc1-origin-1 (private container, token key, domain $HOST1)"
 else
@@ -371,7 +391,7 @@ if ((CLUSTER)); then
   printf '%s' "${SECRET[1]}" >"$WORK/dc1.secret"
   if "$OUTPOST" cluster status --ring "$WORK/dc1.ring" --secret-file "$WORK/dc1.secret" \
     >"$WORK/cluster-status.txt" 2>&1 &&
-    (($(grep -c '^127\.0\.0\.1:' "$WORK/cluster-status.txt") == 3)); then
+    (($(grep -Ec '^127\.0\.0\.1:[0-9]+ +[0-9]+ +[0-9]+ ' "$WORK/cluster-status.txt") == 3)); then
     pass "outpost cluster status answers for the 3 DC1 nodes"
   else
     fail "outpost cluster status: $(tr '\n' ' ' <"$WORK/cluster-status.txt")"
@@ -386,38 +406,33 @@ done
 ((ok)) && pass "DC1 edges refuse the private object without a signature (403)" ||
   fail "DC1 edges did not refuse an unsigned request"
 
-ok=1
-for n in 1 2; do
-  if until_status 200 1 "$n" "$URL1" "$HOST1" && [[ $(cat "$WORK/last-body") == "$BODY1" ]]; then
-    # The second fetch comes from the edge's cache.
-    edge_get 1 "$n" "$URL1" "$HOST1" >/dev/null
-    grep -qi '^x-outpost-cache: HIT' "$WORK/last-headers" || { echo "      dc1-edge-$n: no cache HIT"; ok=0; }
-  else
-    echo "      dc1-edge-$n: wrong status or body"
-    ok=0
-  fi
-done
-((ok)) && pass "signed URL (outpost sign url) through both DC1 edges: 200, same bytes, then a cache HIT" ||
-  fail "signed URL through the DC1 edges"
-
-skip "fetch the DC1 upload through a DC2 edge: cross-DC replication (issue 9) is not built"
-
-# DC2 on its own data, so its origins and edges are exercised end to end too.
-BODY2="hello from DC2 $RANDOM$RANDOM"
-HOST2="img2-$DOMAIN_SUFFIX.localhost"
-ok=1
-if setup_dc 2 && [[ $(api PUT "$STORAGE$OBJ" --data-binary "$BODY2") == 201 ]]; then
+# edges_serve DC BODY WHAT: both edges of DC answer the signed URL with BODY, then a cache HIT.
+edges_serve() {
+  local dc=$1 body=$2 host=HOST$1 n ok=1
   for n in 1 2; do
-    if ! { until_status 200 2 "$n" "$URL1" "$HOST2" && [[ $(cat "$WORK/last-body") == "$BODY2" ]]; }; then
-      echo "      dc2-edge-$n: wrong status or body"
+    if until_status 200 "$dc" "$n" "$URL1" "${!host}" && [[ $(cat "$WORK/last-body") == "$body" ]]; then
+      edge_get "$dc" "$n" "$URL1" "${!host}" >/dev/null
+      grep -qi '^x-outpost-cache: HIT' "$WORK/last-headers" ||
+        { echo "      dc$dc-edge-$n: no cache HIT"; ok=0; }
+    else
+      echo "      dc$dc-edge-$n: wrong status or body"
       ok=0
     fi
   done
+  ((ok))
+}
+edges_serve 1 "$BODY1" &&
+  pass "signed URL (outpost sign url) through both DC1 edges: 200, same bytes, then a cache HIT" ||
+  fail "signed URL through the DC1 edges"
+
+if ((XDC)); then
+  # Replication is asynchronous: poll (15 s deadline) until DC2's edges serve the object.
+  DEADLINE=15 edges_serve 2 "$BODY1" &&
+    pass "the DC1 upload, replicated to DC2, through both DC2 edges with the same signed URL" ||
+    fail "the DC1 upload did not reach the DC2 edges"
 else
-  ok=0
+  skip "fetch the DC1 upload through a DC2 edge: cross-DC replication (issue 9) is not built"
 fi
-((ok)) && pass "DC2 on its own data: upload on dc2-origin-1, signed fetch through both DC2 edges" ||
-  fail "DC2 on its own data"
 
 # Delete in DC1, asking the origin to answer once every subscribed edge purged it.
 login 1
@@ -441,17 +456,45 @@ for n in 1 2; do
 done
 ((ok)) && pass "the deleted object is gone from both DC1 edges (404)" ||
   fail "the deleted object is still served by a DC1 edge"
-skip "the DC1 delete is gone from the DC2 edges: cross-DC replication (issue 9) is not built"
+if ((XDC)); then
+  ok=1
+  for n in 1 2; do
+    DEADLINE=15 until_status 404 2 "$n" "$URL1" "$HOST2" || ok=0
+  done
+  ((ok)) && pass "the DC1 delete, replicated, is gone from both DC2 edges (404): gone from all edges" ||
+    fail "the DC1 delete did not reach the DC2 edges"
+else
+  skip "the DC1 delete is gone from the DC2 edges: cross-DC replication (issue 9) is not built"
+fi
 
+# The other direction: a write in DC2 (active-active with replication; DC2 alone without).
+BODY2="hello from DC2 $RANDOM$RANDOM"
+ok=1
+if login 2 && [[ $(api PUT "$STORAGE$OBJ" --data-binary "$BODY2") == 201 ]]; then
+  edges_serve 2 "$BODY2" || ok=0
+else
+  ok=0
+fi
+((ok)) && pass "upload in DC2 on dc2-origin-1, signed fetch through both DC2 edges" ||
+  fail "upload in DC2 and fetch through the DC2 edges"
+if ((XDC)); then
+  DEADLINE=15 edges_serve 1 "$BODY2" &&
+    pass "the DC2 upload, replicated to DC1, through both DC1 edges" ||
+    fail "the DC2 upload did not reach the DC1 edges"
+fi
 login 2
 status=$(api DELETE "$STORAGE$OBJ" -H "X-Purge-Wait: edges" || true)
 ok=1
 [[ $status == 204 ]] || ok=0
 for n in 1 2; do
   until_status 404 2 "$n" "$URL1" "$HOST2" || ok=0
+  ((XDC)) && { DEADLINE=15 until_status 404 1 "$n" "$URL1" "$HOST1" || ok=0; }
 done
-((ok)) && pass "DC2's own object deleted in DC2 is gone from both DC2 edges" ||
-  fail "DC2 delete and purge"
+if ((XDC)); then
+  ((ok)) && pass "the DC2 delete is gone from all four edges" || fail "DC2 delete and purge"
+else
+  ((ok)) && pass "the DC2 delete is gone from both DC2 edges" || fail "DC2 delete and purge"
+fi
 
 echo "smoke: $PASSED passed, $FAILED failed, $SKIPPED skipped"
 if ((STRICT && SKIPPED)); then
