@@ -128,7 +128,8 @@ fn every_example_config_passes_check() {
     .replace(
         "@NODE@",
         "outpost-origin-1.outpost-origin.outpost.svc.cluster.local:8080",
-    );
+    )
+    .replace("@SHIP@", "false");
     std::fs::write(tmp.path().join("origin.toml"), origin).unwrap();
     must_check("origin", &tmp.path().join("origin.toml"));
     let edge = yaml_block(&read(&root().join("deploy/k8s/edge.yaml")), "edge.toml.in")
@@ -471,6 +472,7 @@ fn kubernetes_manifests_validate() {
     for resource in [
         "namespace/outpost",
         "service/outpost-origin",
+        "service/outpost-origin-api",
         "service/outpost-origin-0",
         "service/outpost-origin-1",
         "service/outpost-origin-2",
@@ -586,24 +588,24 @@ fn scripts_inside_compose_and_manifests_work() {
         yaml_block(&read(&k8s.join("secrets.example.yaml")), "origin.toml.in"),
     )
     .unwrap();
-    let script = yaml_block_after(
+    let script = paths(yaml_block_after(
         &read(&k8s.join("origin.yaml")),
         "name: render-config",
         "- |",
-    );
-    bash(
-        &paths(script),
-        &[
-            ("POD_NAME", "outpost-origin-2"),
-            ("POD_NAMESPACE", "outpost"),
-        ],
-    );
-    let origin = read(&run.join("origin.toml"));
-    assert!(
-        origin
-            .contains("node = \"outpost-origin-2.outpost-origin.outpost.svc.cluster.local:8080\""),
-        "{origin}"
-    );
+    ));
+    for (pod, ship) in [("outpost-origin-0", true), ("outpost-origin-2", false)] {
+        let out = bash(&script, &[("POD_NAME", pod), ("POD_NAMESPACE", "outpost")]);
+        assert!(out.contains("origin.toml: ok"), "{out}");
+        let origin = read(&run.join("origin.toml"));
+        assert!(
+            origin.contains(&format!(
+                "node = \"{pod}.outpost-origin.outpost.svc.cluster.local:8080\""
+            )),
+            "{origin}"
+        );
+        // Only pod 0 ships to the peer DC.
+        assert!(origin.contains(&format!("ship = {ship}\n")), "{origin}");
+    }
 
     let edge_yaml = read(&k8s.join("edge.yaml"));
     std::fs::write(
