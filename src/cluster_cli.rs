@@ -90,10 +90,50 @@ pub fn run(cmd: ClusterCommand, rt: tokio::runtime::Runtime) -> Result<()> {
                     }
                 }
             }
+            print_sync(&rt, &ring, &secret);
             if down > 0 {
                 anyhow::bail!("{down} node(s) did not answer");
             }
         }
     }
     Ok(())
+}
+
+/// The cross-datacenter lag of each shipping node, under the node table.
+fn print_sync(rt: &tokio::runtime::Runtime, ring: &Ring, secret: &str) {
+    let nodes = ring
+        .live_devices()
+        .map(|d| (d.addr().to_string(), d.url().to_string()))
+        .collect();
+    let all = rt.block_on(outpost_origin::xdc::fetch_all(nodes, secret));
+    let mut header = false;
+    for (addr, peers) in &all {
+        for p in peers.iter().flatten() {
+            if !header {
+                println!(
+                    "\n{:<22} {:<12} {:>9} {:>8} {:>9} {:>9} {:>8} {:>6}",
+                    "cross-dc shipper",
+                    "peer",
+                    "behind",
+                    "lag(s)",
+                    "shipped",
+                    "skipped",
+                    "errors",
+                    "link"
+                );
+                header = true;
+            }
+            println!(
+                "{:<22} {:<12} {:>9} {:>8} {:>9} {:>9} {:>8} {:>6}",
+                addr,
+                p.peer,
+                p.lag_entries,
+                p.lag_secs,
+                p.shipped,
+                p.skipped,
+                p.errors,
+                if p.failing { "DOWN" } else { "up" }
+            );
+        }
+    }
 }

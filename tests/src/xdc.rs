@@ -194,6 +194,8 @@ pub struct Dc {
     pub edge: Option<EdgeProc>,
     /// Working directory.
     pub dir: PathBuf,
+    /// The DC's ring file (`None` for a single node).
+    pub ring: Option<PathBuf>,
     http: reqwest::blocking::Client,
     token: String,
 }
@@ -412,6 +414,7 @@ impl Dc {
             nodes,
             edge: None,
             dir: dir.clone(),
+            ring,
             http,
             token: String::new(),
         };

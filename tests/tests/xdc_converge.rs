@@ -46,7 +46,9 @@ fn ten_thousand_objects_written_during_a_cut_converge_in_both_dcs() {
         account_policy: true,
         skew_secs: 0,
     };
+    let t0 = Instant::now();
     let dcs = TwoDcs::start(&spec, &spec);
+    eprintln!("[{:?}] started", t0.elapsed());
     for dc in [&dcs.dc1, &dcs.dc2] {
         dc.must_create_container(C, &[("x-container-read", ".r:*,.rlistings")]);
     }
@@ -68,6 +70,23 @@ fn ten_thousand_objects_written_during_a_cut_converge_in_both_dcs() {
         st[0]["lag_entries"].as_u64().unwrap() >= per_dc() as u64,
         "{st}"
     );
+    // `outpost cluster status` shows the shipper's lag and the link as down.
+    let ring = dcs.dc1.ring.as_ref().expect("dc1 is a ring");
+    let out = outpost_tests::must_run_outpost(&[
+        "cluster",
+        "status",
+        "--ring",
+        ring.to_str().expect("utf-8"),
+        "--secret",
+        outpost_tests::cluster::SECRET,
+    ]);
+    let line = out
+        .lines()
+        .find(|l| l.contains(" dc2 "))
+        .unwrap_or_else(|| panic!("no cross-dc line: {out}"));
+    assert!(line.contains("DOWN"), "{out}");
+    let behind: u64 = line.split_whitespace().nth(2).unwrap().parse().unwrap();
+    assert!(behind >= per_dc() as u64, "{out}");
 
     dcs.restore();
     let (took, all) = dcs.must_converge(C, Duration::from_secs(300));
@@ -83,6 +102,7 @@ fn ten_thousand_objects_written_during_a_cut_converge_in_both_dcs() {
             assert_eq!(all.get(&name), Some(&want), "{name}");
         }
     }
+    eprintln!("[{:?}] checking edges", t0.elapsed());
     // Each DC's edge serves objects written in either DC.
     for dc in [&dcs.dc1, &dcs.dc2] {
         for tag in ["dc1", "dc2"] {
@@ -97,6 +117,7 @@ fn ten_thousand_objects_written_during_a_cut_converge_in_both_dcs() {
             }
         }
     }
+    eprintln!("[{:?}] checking lag", t0.elapsed());
     for dc in [&dcs.dc1, &dcs.dc2] {
         let t = Instant::now();
         while dc.sync_status()[0]["lag_entries"].as_u64() != Some(0) {
@@ -108,6 +129,7 @@ fn ten_thousand_objects_written_during_a_cut_converge_in_both_dcs() {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+    eprintln!("[{:?}] done", t0.elapsed());
 }
 
 fn md5_of(b: &[u8]) -> impl std::fmt::LowerHex {

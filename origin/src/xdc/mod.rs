@@ -320,3 +320,43 @@ pub fn clock_skew_from_env() -> crate::Result<i64> {
         }),
     }
 }
+
+/// Asks each node (`(name, base URL)`) for its cross-DC state (`outpost cluster status`).
+/// Nodes that do not ship answer an empty list; unreachable ones an error string.
+pub async fn fetch_all(
+    nodes: Vec<(String, String)>,
+    secret: &str,
+) -> Vec<(String, std::result::Result<Vec<PeerStatus>, String>)> {
+    let client = match reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => return vec![("-".into(), Err(e.to_string()))],
+    };
+    let futs = nodes.into_iter().map(|(name, url)| {
+        let client = client.clone();
+        let secret = secret.to_owned();
+        async move {
+            let r = async {
+                let resp = client
+                    .get(format!("{url}/internal/xdc/status"))
+                    .header(crate::api::INTERNAL_HEADER, secret)
+                    .send()
+                    .await
+                    .map_err(|e| format!("unreachable: {e}"))?;
+                if resp.status() == http::StatusCode::NOT_FOUND {
+                    return Ok(Vec::new());
+                }
+                if !resp.status().is_success() {
+                    return Err(format!("answered {}", resp.status()));
+                }
+                let b = resp.bytes().await.map_err(|e| e.to_string())?;
+                serde_json::from_slice::<Vec<PeerStatus>>(&b).map_err(|e| e.to_string())
+            }
+            .await;
+            (name, r)
+        }
+    });
+    futures_util::future::join_all(futs).await
+}
