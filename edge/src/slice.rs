@@ -255,13 +255,32 @@ fn etag_of(resp: &ResponseHeader) -> Option<String> {
     })
 }
 
-/// The first byte position of a `Range: bytes=a-…` header, if it starts that way.
-fn first_position(req: &RequestHeader) -> Option<u64> {
-    let v = req.headers.get(http::header::RANGE)?.to_str().ok()?;
-    let spec = v.trim().strip_prefix("bytes=")?;
-    let first = spec.split(',').next()?.trim();
-    let (a, _) = first.split_once('-')?;
-    a.trim().parse().ok()
+/// How an unknown object is learned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Learn {
+    /// Fetch (and cache) the slice holding this byte: a GET without `Range` (byte 0) or
+    /// with one that starts `bytes=a-`.
+    SliceAt(u64),
+    /// Ask for one byte, only to learn size and validators: a HEAD, or a `Range` whose first
+    /// byte depends on the size (suffix) or that will be ignored (invalid syntax).
+    Probe,
+}
+
+fn learn_plan(req: &RequestHeader) -> Learn {
+    if req.method == http::Method::HEAD {
+        return Learn::Probe;
+    }
+    let Some(v) = req.headers.get(http::header::RANGE) else {
+        return Learn::SliceAt(0);
+    };
+    let first = v
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().strip_prefix("bytes="))
+        .and_then(|spec| spec.split(',').next())
+        .and_then(|first| first.trim().split_once('-'))
+        .and_then(|(a, _)| a.trim().parse().ok());
+    first.map_or(Learn::Probe, Learn::SliceAt)
 }
 
 /// `If-Match` that no current representation satisfies (RFC 9110 §13.1.1).
@@ -638,6 +657,47 @@ impl SliceEnv<'_> {
         learned
     }
 
+    /// Learns an object's size and validators from a one-byte range, caching nothing.
+    async fn probe(
+        &self,
+        slicer: &Slicer,
+        session: &mut Session,
+        req: &SliceRequest<'_>,
+    ) -> PResult<Learned> {
+        let epoch = self.purge_log.current();
+        let (mut up, resp) = self.upstream_range(slicer, req.uri, 0, 0, None).await?;
+        let len = match resp.status.as_u16() {
+            206 => match content_range(&resp) {
+                Some((Some((0, 0)), len)) => len,
+                _ => return Err(upstream_error("origin answered a different range")),
+            },
+            // An empty object (nothing to range over) or an origin ignoring ranges.
+            416 => content_range(&resp).map_or(0, |(_, len)| len),
+            200 => content_length(&resp).unwrap_or(0),
+            _ => {
+                passthrough(session, &mut up, resp).await?;
+                return Ok(Learned::Passthrough);
+            }
+        };
+        let info = Arc::new(build_info(resp, len, epoch, self.defaults));
+        slicer
+            .infos
+            .insert(req.primary.to_owned(), Arc::clone(&info));
+        // The body is at most one byte: finish it so the connection can be reused.
+        let drained = async {
+            while up.read_response_body().await?.is_some() {}
+            Ok::<_, Box<PError>>(())
+        }
+        .await;
+        if drained.is_ok() {
+            slicer
+                .connector
+                .release_http_session(up, &self.peer(), Some(Duration::from_secs(60)))
+                .await;
+        }
+        Ok(Learned::Info(info, None))
+    }
+
     async fn learn_locked(
         &self,
         slicer: &Slicer,
@@ -645,7 +705,10 @@ impl SliceEnv<'_> {
         req: &SliceRequest<'_>,
     ) -> PResult<Learned> {
         let size = slicer.slice_size;
-        let mut index = first_position(session.req_header()).map_or(0, |p| p / size);
+        let mut index = match learn_plan(session.req_header()) {
+            Learn::SliceAt(p) => p / size,
+            Learn::Probe => return self.probe(slicer, session, req).await,
+        };
         loop {
             let epoch = self.purge_log.current();
             let first = index * size;

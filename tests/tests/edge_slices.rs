@@ -277,6 +277,117 @@ fn cold_seeks_pull_only_the_slices_they_touch() {
     assert_eq!(r.status(), 200, "more than max_ranges ranges");
 }
 
+/// Every range form on a cold edge of its own: the right bytes, and exactly the slices the form
+/// touches pulled from the origin (a form that needs the size first — suffix, invalid, HEAD —
+/// costs a one-byte probe).
+#[test]
+fn every_range_form_cold_pulls_only_its_slices() {
+    let s = setup();
+    let len = 3 * MIB + MIB / 2;
+    let etag = s.put("clip.mp4", 8, len);
+    let half = MIB / 2;
+    let mut n_edge = 0;
+    let mut cold = |what: &str, expect_pulled: u64, f: &dyn Fn(&Client, &EdgeProc)| {
+        n_edge += 1;
+        let edge = s.edge(&format!("c{n_edge}"), "");
+        let c = edge.client(&[HOST]);
+        let n = pulled(&s.origin, || f(&c, &edge));
+        assert_eq!(n, expect_pulled, "{what}: pulled {n} bytes from the origin");
+    };
+    let at = 2 * MIB + 123_456;
+    cold("single", MIB, &|c, e| {
+        let r = get(
+            c,
+            e,
+            "clip.mp4",
+            &[("range", &format!("bytes={at}-{}", at + 99))],
+        );
+        must_range(r, 8, len, at, at + 100);
+    });
+    cold("open", MIB + half, &|c, e| {
+        let r = get(
+            c,
+            e,
+            "clip.mp4",
+            &[("range", &format!("bytes={}-", 3 * MIB - 10))],
+        );
+        must_range(r, 8, len, 3 * MIB - 10, len);
+    });
+    cold("suffix", half + 1, &|c, e| {
+        must_range(
+            get(c, e, "clip.mp4", &[("range", "bytes=-500")]),
+            8,
+            len,
+            len - 500,
+            len,
+        );
+    });
+    cold("multi", 2 * MIB + half, &|c, e| {
+        let r = get(
+            c,
+            e,
+            "clip.mp4",
+            &[("range", "bytes=0-9,3000000-3000009,-5")],
+        );
+        assert_multipart(
+            r,
+            8,
+            len,
+            &[(0, 10), (3_000_000, 3_000_010), (len - 5, len)],
+        );
+    });
+    cold("unsatisfiable", half, &|c, e| {
+        let r = get(c, e, "clip.mp4", &[("range", &format!("bytes={len}-"))]);
+        assert_eq!(r.status(), 416);
+        assert_eq!(
+            r.headers()["content-range"],
+            format!("bytes */{len}").as_str()
+        );
+    });
+    cold("invalid", len + 1, &|c, e| {
+        let r = get(c, e, "clip.mp4", &[("range", "bytes=x-y")]);
+        assert_eq!(r.status(), 200);
+        assert!(r.bytes().expect("body")[..] == bytes_of(8, 0..len)[..]);
+    });
+    cold("If-Range match", MIB, &|c, e| {
+        let r = get(
+            c,
+            e,
+            "clip.mp4",
+            &[("range", "bytes=5-9"), ("if-range", &etag)],
+        );
+        must_range(r, 8, len, 5, 10);
+    });
+    cold("If-Range mismatch", len, &|c, e| {
+        let r = get(
+            c,
+            e,
+            "clip.mp4",
+            &[("range", "bytes=5-9"), ("if-range", "\"old\"")],
+        );
+        assert_eq!(r.status(), 200);
+        assert!(r.bytes().expect("body")[..] == bytes_of(8, 0..len)[..]);
+    });
+    cold("HEAD with a range", 1, &|c, e| {
+        let r = c
+            .head(format!("http://{HOST}:{}/clip.mp4", e.addr.port()))
+            .header("range", "bytes=10-19")
+            .send()
+            .expect("head");
+        assert_eq!(r.status(), 206);
+        assert_eq!(r.headers()["content-length"], "10");
+        assert_eq!(
+            r.headers()["content-range"],
+            format!("bytes 10-19/{len}").as_str()
+        );
+    });
+    cold("whole", len, &|c, e| {
+        let r = get(c, e, "clip.mp4", &[]);
+        assert_eq!(r.status(), 200);
+        assert!(r.bytes().expect("body")[..] == bytes_of(8, 0..len)[..]);
+    });
+}
+
 /// Checks a `multipart/byteranges` body: one part per range, in order, with its headers.
 fn assert_multipart(r: Response, seed: u64, len: u64, parts: &[(u64, u64)]) {
     assert_eq!(r.status(), 206);
@@ -408,6 +519,40 @@ fn one_gib_object_seeks_and_shared_fills() {
         );
     });
     assert_eq!(n, 2 * SLICE);
+
+    // Unsatisfiable, and (as HEAD, to spare moving 1 GiB) If-Range and invalid syntax.
+    let n = pulled(&s.origin, || {
+        let r = get(
+            &c,
+            &edge,
+            "movie.mp4",
+            &[("range", &format!("bytes={len}-"))],
+        );
+        assert_eq!(r.status(), 416);
+        assert_eq!(
+            r.headers()["content-range"],
+            format!("bytes */{len}").as_str()
+        );
+        let head = |h: &[(&str, &str)]| {
+            let mut rb = c.head(format!("http://{HOST}:{}/movie.mp4", edge.addr.port()));
+            for (k, v) in h {
+                rb = rb.header(*k, *v);
+            }
+            rb.send().expect("head")
+        };
+        let etag = head(&[]).headers()["etag"]
+            .to_str()
+            .expect("etag")
+            .to_owned();
+        let r = head(&[("range", "bytes=5-9"), ("if-range", &etag)]);
+        assert_eq!(r.status(), 206);
+        let r = head(&[("range", "bytes=5-9"), ("if-range", "\"old\"")]);
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["content-length"], len.to_string().as_str());
+        let r = head(&[("range", "bytes=oops")]);
+        assert_eq!(r.status(), 200);
+    });
+    assert_eq!(n, 0, "answered from what the edge knows");
 
     // Warm: the middle again, no origin traffic, and a HEAD answers from what the edge knows.
     let n = pulled(&s.origin, || {
