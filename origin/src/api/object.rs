@@ -525,26 +525,47 @@ pub(super) async fn store(st: &Shared, staged: Staged, v: NewVersion) -> Result<
         part,
         listing_only: false,
     };
-    let row2 = row.clone();
-    match blocking(st, move |s| s.db.put_object(&row2, "object-put")).await {
-        Ok(Applied::Yes(old)) => {
-            // A listing row completed with its data (same version) has no file of its own:
-            // its path is the one just written.
-            if let Some(old) = old.filter(|o| !o.deleted && !o.listing_only) {
-                st.files.remove(data_path(st, &old)).await;
+    // From the commit on, run to the end even if the client goes away: a dropped request
+    // must not leave the replaced version's file (or an unused new one) behind.
+    let st = std::sync::Arc::clone(st);
+    detached(async move {
+        let row2 = row.clone();
+        match blocking(&st, move |s| s.db.put_object(&row2, "object-put")).await {
+            Ok(Applied::Yes(old)) => {
+                // A listing row completed with its data (same version) has no file of its
+                // own: its path is the one just written.
+                if let Some(old) = old.filter(|o| !o.deleted && !o.listing_only) {
+                    st.files.remove(data_path(&st, &old)).await;
+                }
+                tracing::info!(target: "audit", account = %row.account, container = %row.container, object = %row.name, ts = %row.ts, action = "object-put");
+                Ok(Applied::Yes(()))
             }
-            tracing::info!(target: "audit", account = %row.account, container = %row.container, object = %row.name, ts = %row.ts, action = "object-put");
-            Ok(Applied::Yes(()))
+            Ok(Applied::Stale) => {
+                // The same version already stored (a retried or replicated copy) lives at
+                // this very path: keep it.
+                let (a, c, o) = (row.account.clone(), row.container.clone(), row.name.clone());
+                let cur = blocking(&st, move |s| s.db.get_object(&a, &c, &o)).await?;
+                let same = cur.is_some_and(|c| c.ts == row.ts && !c.deleted && !c.listing_only);
+                if !same {
+                    st.files.remove(dest).await;
+                }
+                Ok(Applied::Stale)
+            }
+            Err(e) => {
+                st.files.remove(dest).await;
+                Err(e)
+            }
         }
-        Ok(Applied::Stale) => {
-            st.files.remove(dest).await;
-            Ok(Applied::Stale)
-        }
-        Err(e) => {
-            st.files.remove(dest).await;
-            Err(e)
-        }
-    }
+    })
+    .await
+}
+
+/// Runs a future to completion on its own task, so dropping the caller (a client that
+/// disconnects) cannot stop it between a metadata commit and the file clean-up that follows.
+async fn detached<T: Send + 'static>(
+    fut: impl std::future::Future<Output = Result<T>> + Send + 'static,
+) -> Result<T> {
+    tokio::spawn(fut).await.map_err(|_| Error::Task)?
 }
 
 fn created(etag: &str, ts: Timestamp) -> Response {
@@ -903,16 +924,21 @@ pub(super) async fn tombstone(st: &Shared, row: &ObjectRow, ts: Timestamp) -> Re
     t.slo = false;
     t.delete_at = None;
     let tt = t.clone();
-    match blocking(st, move |s| s.db.put_object(&tt, "object-delete")).await? {
-        Applied::Yes(old) => {
-            if let Some(old) = old.filter(|o| !o.deleted) {
-                st.files.remove(data_path(st, &old)).await;
+    let st = std::sync::Arc::clone(st);
+    let row = row.clone();
+    detached(async move {
+        match blocking(&st, move |s| s.db.put_object(&tt, "object-delete")).await? {
+            Applied::Yes(old) => {
+                if let Some(old) = old.filter(|o| !o.deleted && !o.listing_only) {
+                    st.files.remove(data_path(&st, &old)).await;
+                }
+                tracing::info!(target: "audit", account = %row.account, container = %row.container, object = %row.name, ts = %ts, action = "object-delete");
+                Ok(true)
             }
-            tracing::info!(target: "audit", account = %row.account, container = %row.container, object = %row.name, ts = %ts, action = "object-delete");
-            Ok(true)
+            Applied::Stale => Ok(false),
         }
-        Applied::Stale => Ok(false),
-    }
+    })
+    .await
 }
 
 async fn delete(st: &Shared, r: Req, container: String, object: String) -> Result<Response> {
