@@ -87,7 +87,7 @@ mk public 1m.bin 1048576
 mk private 1k.bin 1024
 BIG_MB=$([[ $QUICK == 1 ]] && echo 64 || echo 1024)
 dd if=/dev/urandom of="$WORK/big" bs=1M count="$BIG_MB" status=none
-curl -sf -X PUT -H "X-Auth-Token: $TOK" --data-binary @"$WORK/big" "$STORE/public/big.bin" -o /dev/null
+curl -sf -H "X-Auth-Token: $TOK" -T "$WORK/big" "$STORE/public/big.bin" -o /dev/null  # -T streams; --data-binary would load 1 GiB into memory
 rm -f "$WORK/big"
 for i in $(seq 0 99); do mk public "mix-$i.bin" 1024; done
 

@@ -93,6 +93,11 @@ pub struct RawOrigin {
     /// Read timeout per upstream read. Default `30s`.
     #[serde(default, with = "humantime_serde")]
     pub read_timeout: Option<Duration>,
+    /// The origin cluster's ring file: misses read objects straight from a storage node that
+    /// holds them (replicas in turn, `address` last) instead of through `address`. Re-read
+    /// when it changes. Default: none (everything goes to `address`).
+    #[serde(default)]
+    pub ring: Option<PathBuf>,
 }
 
 /// `[generic]`.
@@ -189,6 +194,8 @@ pub struct Config {
     pub generic: Option<Option<String>>,
     /// Internal secret.
     pub internal_secret: String,
+    /// The origin cluster's ring file, if the edge reads from storage nodes directly.
+    pub ring: Option<PathBuf>,
     /// Connect timeout.
     pub connect_timeout: Duration,
     /// Read timeout.
@@ -275,6 +282,7 @@ impl RawConfig {
                     internal_secret: String::new(),
                     connect_timeout: None,
                     read_timeout: None,
+                    ring: None,
                 },
                 Some(g.host),
             ),
@@ -288,6 +296,9 @@ impl RawConfig {
                 ))
             }
         };
+        if let Some(p) = &origin.ring {
+            outpost_ring::Ring::load(p).map_err(|e| err("origin.ring", e.to_string()))?;
+        }
         let base = self.base_domain.trim_end_matches('.').to_ascii_lowercase();
         if base.is_empty() || base.contains('/') || base.contains(':') {
             return Err(err(
@@ -372,6 +383,7 @@ impl RawConfig {
             origin: origin.address,
             generic,
             internal_secret: origin.internal_secret,
+            ring: origin.ring,
             connect_timeout: origin.connect_timeout.unwrap_or(Duration::from_secs(2)),
             read_timeout: origin.read_timeout.unwrap_or(Duration::from_secs(30)),
             base_domain: base,

@@ -39,6 +39,7 @@ pub mod logs;
 pub mod metrics;
 pub mod proxy;
 pub mod purgelog;
+pub mod ring;
 pub mod routing;
 pub mod server;
 pub mod slice;

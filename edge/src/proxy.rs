@@ -78,6 +78,8 @@ pub struct Edge {
     pub logs: Option<Arc<crate::logs::Logs>>,
     /// Slice caching of large objects.
     pub slicer: crate::slice::Slicer,
+    /// The origin cluster's ring, when misses read from storage nodes directly.
+    pub ring: Option<Arc<crate::ring::RingView>>,
     pub(crate) defaults: CacheMetaDefaults,
 }
 
@@ -108,6 +110,7 @@ impl Edge {
             tokens: EdgeTokenCache::default(),
             metrics,
             logs: None,
+            ring: None,
             defaults: CacheMetaDefaults::new(default_fresh, swr, sie),
         }
     }
@@ -125,6 +128,9 @@ pub struct Ctx {
     cacheable: bool,
     started: Instant,
     outcome: &'static str,
+    /// Where a miss may read from, in order, and which one is being tried.
+    upstreams: Vec<crate::ring::Upstream>,
+    upstream_try: usize,
     /// `X-Outpost-Deny` reason of a denied request, for the access log.
     deny: Option<&'static str>,
 }
@@ -270,9 +276,26 @@ impl Edge {
         )
     }
 
+    /// Where a miss of this request may read from: with a ring, the object's replicas and
+    /// then the origin; otherwise the origin.
+    fn upstreams_of(&self, ctx: &Ctx) -> Vec<crate::ring::Upstream> {
+        let object = ctx.route.as_ref().and_then(|r| {
+            let p = &r.path;
+            Some((p.account(), p.container()?, p.object()?))
+        });
+        match (&self.ring, object) {
+            (Some(ring), Some((a, c, o))) if self.cfg.generic.is_none() => {
+                ring.upstreams(a, c, o, self.cfg.origin)
+            }
+            _ => vec![crate::ring::Upstream::Origin(self.cfg.origin)],
+        }
+    }
+
     /// Serves an object from slices (see [`crate::slice`]).
     async fn serve_sliced(&self, session: &mut Session, ctx: &mut Ctx) -> PResult<bool> {
+        let upstreams = self.upstreams_of(ctx);
         let env = crate::slice::SliceEnv {
+            upstreams: &upstreams,
             cfg: &self.cfg,
             storage: self.storage,
             lock: self.lock,
@@ -531,6 +554,8 @@ impl ProxyHttp for Edge {
             purge_epoch: 0,
             cacheable: false,
             started: Instant::now(),
+            upstreams: Vec::new(),
+            upstream_try: 0,
             outcome: "",
             deny: None,
         }
@@ -541,7 +566,15 @@ impl ProxyHttp for Edge {
         match path.as_str() {
             "/healthz" => return send(session, 200, &[], "ok\n").await,
             "/metrics" => {
-                let body = self.metrics.render(self.storage.stats());
+                let mut body = self.metrics.render(self.storage.stats());
+                if let Some(ring) = &self.ring {
+                    body.push_str(&format!(
+                        "# HELP outpost_edge_ring_version Version of the origin ring in use.\n\
+                         # TYPE outpost_edge_ring_version gauge\n\
+                         outpost_edge_ring_version {}\n",
+                        ring.ring().version
+                    ));
+                }
                 return send(session, 200, &[], &body).await;
             }
             outpost_auth::pubcookie::LOGIN_PATH => {
@@ -739,12 +772,15 @@ impl ProxyHttp for Edge {
         ))
     }
 
-    async fn upstream_peer(
-        &self,
-        _session: &mut Session,
-        _ctx: &mut Ctx,
-    ) -> PResult<Box<HttpPeer>> {
-        let mut peer = HttpPeer::new(self.cfg.origin, false, String::new());
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> PResult<Box<HttpPeer>> {
+        if ctx.upstreams.is_empty() {
+            ctx.upstreams = self.upstreams_of(ctx);
+        }
+        let addr = ctx
+            .upstreams
+            .get(ctx.upstream_try)
+            .map_or(self.cfg.origin, |u| u.addr());
+        let mut peer = HttpPeer::new(addr, false, String::new());
         peer.options.connection_timeout = Some(self.cfg.connect_timeout);
         peer.options.read_timeout = Some(self.cfg.read_timeout);
         peer.options.idle_timeout = Some(Duration::from_secs(60));
@@ -770,7 +806,14 @@ impl ProxyHttp for Edge {
             upstream.remove_header(outpost_auth::TOKEN_HEADER);
             return Ok(());
         }
-        upstream.insert_header("host", self.cfg.origin.to_string())?;
+        let to = ctx.upstreams.get(ctx.upstream_try).copied();
+        match to {
+            Some(u @ crate::ring::Upstream::Replica(_)) => {
+                upstream.insert_header("host", u.addr().to_string())?;
+                upstream.insert_header(crate::ring::DIRECT_HEADER, "data")?;
+            }
+            _ => upstream.insert_header("host", self.cfg.origin.to_string())?,
+        }
         for h in [
             "cookie",
             "authorization",
@@ -790,6 +833,23 @@ impl ProxyHttp for Edge {
         upstream: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> PResult<()> {
+        let replica = ctx
+            .upstreams
+            .get(ctx.upstream_try)
+            .is_some_and(|u| u.is_replica());
+        if replica
+            && ctx.upstream_try + 1 < ctx.upstreams.len()
+            && (upstream.status == http::StatusCode::NOT_FOUND || upstream.status.is_server_error())
+        {
+            // This replica lacks the object (or failed): read it from the next one.
+            ctx.upstream_try += 1;
+            let mut e = PError::explain(
+                ErrorType::HTTPStatus(upstream.status.as_u16()),
+                "replica could not serve the object",
+            );
+            e.set_retry(true);
+            return Err(e);
+        }
         if self.cfg.generic.is_none()
             && ctx
                 .route
@@ -859,6 +919,22 @@ impl ProxyHttp for Edge {
             resp,
             Some(self.slicer.max_ranges),
         )
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        peer: &HttpPeer,
+        ctx: &mut Ctx,
+        mut e: Box<PError>,
+    ) -> Box<PError> {
+        if ctx.upstream_try + 1 < ctx.upstreams.len() {
+            // A replica is down: the next one (the origin proxy last) is tried.
+            tracing::debug!(peer = %peer, "edge: upstream unreachable, trying the next");
+            ctx.upstream_try += 1;
+            e.set_retry(true);
+        }
+        e
     }
 
     fn should_serve_stale(

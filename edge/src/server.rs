@@ -115,6 +115,11 @@ pub fn run(cfg: Config) -> Result<(), Error> {
         purge_log,
     );
     edge.logs = Some(logs);
+    if let Some(path) = &cfg.ring {
+        let ring = crate::ring::RingView::open(path)?;
+        ring.watch()?;
+        edge.ring = Some(ring);
+    }
     let mut svc = pingora::proxy::http_proxy_service(&server.configuration, edge);
     svc.add_tcp(&cfg.listen.to_string());
     if let Some(tls) = &cfg.tls {

@@ -45,6 +45,7 @@
 //!   re-fetches the slice it needs once (cached slices of the same ETag are reused).
 //! - Generic upstream mode never slices.
 
+use std::net::SocketAddr;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -69,6 +70,7 @@ use crate::cache::{CacheHit, CacheTier, TieredStorage};
 use crate::config::Config;
 use crate::feed::INTERNAL_HEADER;
 use crate::purgelog::PurgeLog;
+use crate::ring::Upstream;
 
 /// How long a slice entry is considered fresh: its bytes are those of one ETag, so only
 /// capacity eviction and purges remove it.
@@ -195,6 +197,8 @@ pub(crate) struct SliceEnv<'a> {
     pub lock: &'static CacheKeyLockImpl,
     pub purge_log: &'a PurgeLog,
     pub defaults: &'a CacheMetaDefaults,
+    /// Where the object may be read from, in order (see [`crate::ring`]).
+    pub upstreams: &'a [crate::ring::Upstream],
 }
 
 /// How the slice path answered.
@@ -399,17 +403,19 @@ enum Learned {
 }
 
 impl SliceEnv<'_> {
-    fn peer(&self) -> HttpPeer {
-        let mut peer = HttpPeer::new(self.cfg.origin, false, String::new());
+    fn peer_at(&self, addr: SocketAddr) -> HttpPeer {
+        let mut peer = HttpPeer::new(addr, false, String::new());
         peer.options.connection_timeout = Some(self.cfg.connect_timeout);
         peer.options.read_timeout = Some(self.cfg.read_timeout);
         peer.options.idle_timeout = Some(Duration::from_secs(60));
         peer
     }
 
-    /// Sends `GET uri` with `Range: bytes=first-last` (and `If-Match`) upstream; returns the
-    /// session with the response header read. A pooled connection that fails is retried once
-    /// on a fresh one.
+    /// Sends `GET uri` with `Range: bytes=first-last` (and `If-Match`) to the request's
+    /// upstreams in order (replicas from the ring, then the origin; see [`crate::ring`]): a
+    /// replica that cannot be reached or answers 404 or 5xx is skipped. Returns the session
+    /// with the response header read and the address that answered. A pooled connection that
+    /// fails is retried once on a fresh one.
     async fn upstream_range(
         &self,
         slicer: &Slicer,
@@ -417,8 +423,43 @@ impl SliceEnv<'_> {
         first: u64,
         last: u64,
         if_match: Option<&str>,
+    ) -> PResult<(HttpSession, ResponseHeader, SocketAddr)> {
+        let mut last_err = None;
+        for (i, up) in self.upstreams.iter().enumerate() {
+            let more = i + 1 < self.upstreams.len();
+            match self
+                .upstream_try(slicer, *up, uri, first, last, if_match)
+                .await
+            {
+                Ok((_, resp))
+                    if up.is_replica()
+                        && more
+                        && (resp.status == http::StatusCode::NOT_FOUND
+                            || resp.status.is_server_error()) =>
+                {
+                    tracing::debug!(replica = %up.addr(), status = %resp.status, "slice: next replica");
+                }
+                Ok((s, resp)) => return Ok((s, resp, up.addr())),
+                Err(e) if more => {
+                    tracing::debug!(upstream = %up.addr(), error = %e, "slice: upstream failed; next");
+                    last_err = Some(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last_err.unwrap_or_else(|| upstream_error("no upstream")))
+    }
+
+    async fn upstream_try(
+        &self,
+        slicer: &Slicer,
+        up: Upstream,
+        uri: &str,
+        first: u64,
+        last: u64,
+        if_match: Option<&str>,
     ) -> PResult<(HttpSession, ResponseHeader)> {
-        let peer = self.peer();
+        let peer = self.peer_at(up.addr());
         let mut tries = 0;
         loop {
             tries += 1;
@@ -427,9 +468,12 @@ impl SliceEnv<'_> {
                 .get_http_session(&peer)
                 .await
                 .map_err(PError::into_up)?;
-            let mut req = RequestHeader::build(http::Method::GET, uri.as_bytes(), Some(5))?;
-            req.insert_header(http::header::HOST, self.cfg.origin.to_string())?;
+            let mut req = RequestHeader::build(http::Method::GET, uri.as_bytes(), Some(6))?;
+            req.insert_header(http::header::HOST, up.addr().to_string())?;
             req.insert_header(INTERNAL_HEADER, self.cfg.internal_secret.as_str())?;
+            if up.is_replica() {
+                req.insert_header(crate::ring::DIRECT_HEADER, "data")?;
+            }
             req.insert_header(http::header::RANGE, format!("bytes={first}-{last}"))?;
             if let Some(e) = if_match {
                 req.insert_header(http::header::IF_MATCH, e)?;
@@ -465,6 +509,7 @@ impl SliceEnv<'_> {
         key: &CacheKey,
         meta: CacheMeta,
         mut session: HttpSession,
+        from: SocketAddr,
         expected: u64,
     ) -> PResult<[u8; 8]> {
         let mut miss: MissHandler = self.storage.get_miss_handler(key, &meta, &span()).await?;
@@ -475,7 +520,7 @@ impl SliceEnv<'_> {
         }
         let connector = Arc::clone(&slicer.connector);
         let stats = Arc::clone(&slicer.stats);
-        let peer = self.peer();
+        let peer = self.peer_at(from);
         tokio::spawn(async move {
             let mut got = 0u64;
             let filled: PResult<()> = async {
@@ -578,13 +623,13 @@ impl SliceEnv<'_> {
             match self.lock.lock(&key, false) {
                 Locked::Write(permit) => {
                     let started = async {
-                        let (session, resp) = self
+                        let (session, resp, from) = self
                             .upstream_range(slicer, req.uri, first, last, info.etag.as_deref())
                             .await?;
                         let expected = Self::check_slice(&resp, info, first, last)?;
                         let meta = Self::slice_meta(info, expected)?;
                         Ok::<_, SliceError>(
-                            self.spawn_fill(slicer, &key, meta, session, expected)
+                            self.spawn_fill(slicer, &key, meta, session, from, expected)
                                 .await?,
                         )
                     }
@@ -617,7 +662,7 @@ impl SliceEnv<'_> {
         first: u64,
         last: u64,
     ) -> Result<Source, SliceError> {
-        let (session, resp) = self
+        let (session, resp, _) = self
             .upstream_range(slicer, req.uri, first, last, info.etag.as_deref())
             .await?;
         Self::check_slice(&resp, info, first, last)?;
@@ -665,7 +710,7 @@ impl SliceEnv<'_> {
         req: &SliceRequest<'_>,
     ) -> PResult<Learned> {
         let epoch = self.purge_log.current();
-        let (mut up, resp) = self.upstream_range(slicer, req.uri, 0, 0, None).await?;
+        let (mut up, resp, from) = self.upstream_range(slicer, req.uri, 0, 0, None).await?;
         let len = match resp.status.as_u16() {
             206 => match content_range(&resp) {
                 Some((Some((0, 0)), len)) => len,
@@ -692,7 +737,7 @@ impl SliceEnv<'_> {
         if drained.is_ok() {
             slicer
                 .connector
-                .release_http_session(up, &self.peer(), Some(Duration::from_secs(60)))
+                .release_http_session(up, &self.peer_at(from), Some(Duration::from_secs(60)))
                 .await;
         }
         Ok(Learned::Info(info, None))
@@ -712,7 +757,7 @@ impl SliceEnv<'_> {
         loop {
             let epoch = self.purge_log.current();
             let first = index * size;
-            let (mut up, resp) = self
+            let (mut up, resp, from) = self
                 .upstream_range(slicer, req.uri, first, first + size - 1, None)
                 .await?;
             let (len, body_len) = match resp.status.as_u16() {
@@ -783,14 +828,18 @@ impl SliceEnv<'_> {
                         return Ok(Learned::Info(info, Some((0, src))));
                     }
                 };
-                let tag = self.spawn_fill(slicer, &whole, meta, up, body_len).await?;
+                let tag = self
+                    .spawn_fill(slicer, &whole, meta, up, from, body_len)
+                    .await?;
                 publish(&info);
                 let src = self.follow_fill(&whole, &tag).await?;
                 return Ok(Learned::Info(info, src.map(|s| (0, s))));
             }
             let key = slice_key(req.primary, index, info.etag.as_deref());
             let meta = Self::slice_meta(&info, body_len)?;
-            let tag = self.spawn_fill(slicer, &key, meta, up, body_len).await?;
+            let tag = self
+                .spawn_fill(slicer, &key, meta, up, from, body_len)
+                .await?;
             publish(&info);
             let src = self.follow_fill(&key, &tag).await?;
             return Ok(Learned::Info(info, src.map(|s| (index, s))));
