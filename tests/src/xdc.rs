@@ -182,6 +182,8 @@ pub struct DcSpec {
     pub account_policy: bool,
     /// `OUTPOST_CLOCK_SKEW_SECS` for every node of the DC.
     pub skew_secs: i64,
+    /// Appended to every node's config (e.g. a `[feed]` section).
+    pub extra: String,
 }
 
 /// One datacenter.
@@ -389,7 +391,7 @@ impl Dc {
                     peer,
                     link,
                     spec.account_policy,
-                ),
+                ) + &spec.extra,
             )
             .expect("write node config");
             let child = spawn_origin(&config, &env);
@@ -437,6 +439,13 @@ impl Dc {
             .to_str()
             .expect("token")
             .to_owned()
+    }
+
+    /// Restarts node `i` (same config and data) and logs in again (tokens do not survive a
+    /// restart).
+    pub fn restart_node(&mut self, i: usize) {
+        self.nodes[i].restart();
+        self.token = self.must_login();
     }
 
     /// The HTTP client.

@@ -30,6 +30,7 @@ fn conflicting_writes_converge_to_the_newest_under_clock_skew() {
         nodes: 0,
         account_policy: false,
         skew_secs: skew,
+        extra: String::new(),
     };
     // dc2's clock runs five minutes behind dc1's.
     let mut dcs = TwoDcs::start(&single(0), &single(-300));
@@ -134,7 +135,7 @@ fn conflicting_writes_converge_to_the_newest_under_clock_skew() {
     assert!(st[0]["lag_entries"].as_u64().unwrap() > 0, "{st}");
     // Restore, and restart dc1's shipping node while it catches up.
     dcs.restore();
-    dcs.dc1.nodes[0].restart();
+    dcs.dc1.restart_node(0);
     // The truth: for each name, the newest change across both DCs' feeds.
     let mut newest: BTreeMap<String, (String, String, String)> = BTreeMap::new();
     for (_, ts, kind, obj, etag) in dcs.dc1.feed(s1).into_iter().chain(dcs.dc2.feed(s2)) {

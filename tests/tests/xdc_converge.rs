@@ -45,6 +45,7 @@ fn ten_thousand_objects_written_during_a_cut_converge_in_both_dcs() {
         nodes: 3,
         account_policy: true,
         skew_secs: 0,
+        extra: String::new(),
     };
     let t0 = Instant::now();
     let dcs = TwoDcs::start(&spec, &spec);

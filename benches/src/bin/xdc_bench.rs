@@ -31,6 +31,7 @@ fn main() {
         nodes,
         account_policy: true,
         skew_secs: 0,
+        extra: String::new(),
     };
     let dcs = TwoDcs::start(&spec, &spec);
     for dc in [&dcs.dc1, &dcs.dc2] {

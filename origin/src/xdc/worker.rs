@@ -136,11 +136,28 @@ pub async fn run(st: Shared, idx: usize, self_url: String) {
             let _ = tokio::time::timeout(cfg.interval, rx.wait_for(|s| *s > pos)).await;
             continue;
         }
-        if first > pos + 1 && pos > 0 {
-            // Changes were trimmed before they were shipped: what they named may now only be
-            // repaired by writing it again. Reported, not hidden.
+        if first > pos + 1 {
+            // Changes were trimmed before they were shipped (or sync was turned on after the
+            // feed had been trimmed): compare every replicated object with the peer instead.
             ctx.stats().truncated.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(peer = %ctx.peer.name, from = pos, first, "sync position was trimmed from the change feed; raise [feed] retain");
+            tracing::warn!(peer = %ctx.peer.name, from = pos, first, "sync position is older than the change feed; comparing every replicated object with the peer");
+            let upto = st.db.last_seq();
+            match resync(&ctx).await {
+                Ok(()) => {
+                    pos = upto;
+                    if let Err(e) = super::position::store(&pos_file, pos) {
+                        tracing::warn!(error = %e, "cannot store the sync position");
+                    }
+                    ctx.stats().position.store(pos, Ordering::Relaxed);
+                    delay = cfg.retry_min;
+                }
+                Err(Fail::Retry(why)) => {
+                    failed(&ctx, why);
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(cfg.retry_max);
+                }
+            }
+            continue;
         }
         let last = batch.last().map_or(pos, |c| c.seq);
         match ship_batch(&ctx, &batch).await {
@@ -154,19 +171,63 @@ pub async fn run(st: Shared, idx: usize, self_url: String) {
                 delay = cfg.retry_min;
             }
             Err(Fail::Retry(why)) => {
-                let s = ctx.stats();
-                s.errors.fetch_add(1, Ordering::Relaxed);
-                s.failing.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(peer = %ctx.peer.name, error = %why, retry_in = ?delay, "sync batch failed");
-                *s.last_error
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = why;
-                ctx.next_url();
+                failed(&ctx, why);
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(cfg.retry_max);
             }
         }
     }
+}
+
+fn failed(ctx: &Ctx, why: String) {
+    let s = ctx.stats();
+    s.errors.fetch_add(1, Ordering::Relaxed);
+    s.failing.fetch_add(1, Ordering::Relaxed);
+    tracing::info!(peer = %ctx.peer.name, error = %why, "sync batch failed; retrying");
+    *s.last_error
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = why;
+    ctx.next_url();
+}
+
+/// Compares every replicated object (live or tombstone) with the peer, a partition at a
+/// time, and ships what it lacks.
+async fn resync(ctx: &Ctx) -> Step<()> {
+    let parts = crate::api::blocking_pub(&ctx.st, |s| s.db.partitions())
+        .await
+        .map_err(retry)?;
+    let batch = ctx.st.xdc.as_ref().map_or(256, |x| x.cfg.batch);
+    for part in parts {
+        let peer = ctx.peer.name.clone();
+        let rows = crate::api::blocking_pub(&ctx.st, move |s| {
+            let x = s.xdc.as_ref().ok_or(Error::Task)?;
+            let mut synced: HashMap<(String, String), bool> = HashMap::new();
+            let mut out = Vec::new();
+            for row in s.db.rows_in_partition(part)? {
+                let ck = (row.account.clone(), row.container.clone());
+                let on = match synced.get(&ck) {
+                    Some(v) => *v,
+                    None => {
+                        let v =
+                            s.db.get_container(&row.account, &row.container)?
+                                .is_some_and(|c| x.targets(&row.account, &c.meta).contains(&peer));
+                        synced.insert(ck, v);
+                        v
+                    }
+                };
+                if on {
+                    out.push(row);
+                }
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(retry)?;
+        for chunk in rows.chunks(batch) {
+            ship_rows(ctx, chunk.to_vec()).await?;
+        }
+    }
+    Ok(())
 }
 
 /// The objects of a batch that replicate to this peer, each once, in feed order of their
@@ -299,6 +360,11 @@ async fn send(
 
 async fn ship_batch(ctx: &Ctx, batch: &[Change]) -> Step<()> {
     let rows = select(ctx, batch).await.map_err(retry)?;
+    ship_rows(ctx, rows).await
+}
+
+/// Have-check, then ships what the peer lacks.
+async fn ship_rows(ctx: &Ctx, rows: Vec<ObjectRow>) -> Step<()> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -444,7 +510,10 @@ async fn ensure_container(ctx: &Ctx, row: &ObjectRow) -> Step<()> {
         .map_err(retry)?;
     let mut h = HeaderMap::new();
     ctx.auth(&mut h);
+    // The container's own timestamp, or (if it went meanwhile) the object's.
+    set(&mut h, "x-timestamp", row.ts);
     if let Some(crow) = crow {
+        set(&mut h, "x-timestamp", crow.ts);
         for (k, v) in crow.meta.iter().filter(|(k, _)| k.as_str() != SYNC_TO_META) {
             if let (Ok(n), Ok(v)) = (
                 http::HeaderName::from_bytes(k.as_bytes()),
