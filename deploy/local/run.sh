@@ -242,6 +242,17 @@ for dc in 1 2; do
   done
 done
 
+# Edges read the ring (issue 8's direct reads) when the binary's edge accepts [origin] ring.
+EDGE_RING=0
+if ((CLUSTER)); then
+  cat >"$WORK/probe-edge.toml" <<EOF
+[origin]
+address = "127.0.0.1:1"
+internal_secret = "probe-internal-secret-0123456789"
+ring = "$WORK/dc1.ring"
+EOF
+  "$OUTPOST" edge --config "$WORK/probe-edge.toml" --check >/dev/null 2>&1 && EDGE_RING=1
+fi
 for dc in 1 2; do
   for n in 1 2; do
     port=$(free_port)
@@ -254,6 +265,10 @@ for dc in 1 2; do
     else
       upstream=${ORIGIN_URL[${dc}1]#http://}
     fi
+    # An edge that reads the ring fetches misses straight from a storage node holding the
+    # object (replicas in turn, the origin address last).
+    ring=
+    ((EDGE_RING)) && ring="ring = \"$WORK/dc$dc.ring\""
     cat >"$WORK/dc$dc/edge-$n.toml" <<EOF
 listen = "127.0.0.1:$port"
 edge_id = "dc$dc-edge-$n"
@@ -261,6 +276,7 @@ base_domain = "localhost"
 [origin]
 address = "$upstream"
 internal_secret = "${SECRET[$dc]}"
+$ring
 [cache]
 memory = "64 MiB"
 disk_dir = "$WORK/dc$dc/edge-$n/cache"
@@ -294,6 +310,18 @@ pass "health: 6 origin nodes and 4 edges answer /healthz"
 
 if ((CLUSTER)); then
   echo "MODE  origin cluster: each DC's 3 nodes share a 3-replica ring; edge N fills from node N"
+  if ((EDGE_RING)); then
+    ok=1
+    for dc in 1 2; do
+      for n in 1 2; do
+        v=$(curl -s --max-time 5 "http://127.0.0.1:${EDGE_PORT[$dc$n]}/metrics" |
+          sed -n 's/^outpost_edge_ring_version \([0-9]*\)$/\1/p')
+        [[ ${v:-0} -gt 0 ]] || { echo "      dc$dc-edge-$n: no ring loaded"; ok=0; }
+      done
+    done
+    ((ok)) && pass "the 4 edges loaded their DC's ring (outpost_edge_ring_version): misses go straight to a replica" ||
+      fail "an edge did not load its ring"
+  fi
 else
   skip "origin cluster (issue 8, not built): nodes 2-3 of each DC run standalone;" \
     "edges fill from node 1"
