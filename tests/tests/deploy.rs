@@ -98,8 +98,19 @@ fn yaml_block(yaml: &str, key: &str) -> String {
 
 #[test]
 fn every_example_config_passes_check() {
+    // Edges name their DC's ring, which `--check` loads: build the example rings with
+    // make-ring.sh and check copies that point at them.
+    let rings = tempfile::tempdir().unwrap();
+    let out = run_within(
+        Command::new(root().join("deploy/configs/make-ring.sh"))
+            .arg(rings.path())
+            .env("OUTPOST", outpost_bin()),
+        Duration::from_secs(60),
+    );
+    assert!(out.status.success(), "make-ring.sh: {}", text(&out));
     let mut origins = 0;
     let mut edges = 0;
+    let mut with_ring = 0;
     for dir in ["deploy/configs", "deploy/docker/config"] {
         for f in tomls(&root().join(dir)) {
             let name = f.file_name().unwrap().to_string_lossy().into_owned();
@@ -112,9 +123,30 @@ fn every_example_config_passes_check() {
             } else {
                 panic!("{}: name it *origin* or *edge*", f.display());
             };
-            must_check(role, &f);
+            let body = read(&f);
+            if role == "edge" && body.contains("\nring = ") {
+                with_ring += 1;
+                let mut copy = body;
+                for dc in 1..=2 {
+                    let ring = rings.path().join(format!("dc{dc}.ring"));
+                    for path in [
+                        format!("/etc/outpost/dc{dc}.ring"),
+                        format!("/etc/outpost/ring/dc{dc}.ring"),
+                    ] {
+                        copy = copy
+                            .replace(&format!("\"{path}\""), &format!("\"{}\"", ring.display()));
+                    }
+                }
+                let f = rings.path().join(&name);
+                std::fs::write(&f, copy).unwrap();
+                must_check(role, &f);
+            } else {
+                must_check(role, &f);
+            }
         }
     }
+    // Every edge of the reference topology reads its ring (not the generic edge).
+    assert_eq!(with_ring, 4 + 4);
     // 2 DCs × 3 origin nodes + 2 edges (plus the generic edge), in deploy/configs and again
     // in the compose configs.
     assert_eq!((origins, edges), (6 + 6, 5 + 4));
