@@ -180,7 +180,7 @@ user = "demo"
 key = "{USER_KEY}"
 [cluster]
 ring = "{ring}"
-node_timeout = "1s"
+node_timeout = "3s"
 ring_poll = "100ms"
 replication_interval = "1h"
 audit_interval = "1h"
