@@ -189,6 +189,7 @@ fn listing(a: &Args) -> bool {
                 delete_at: None,
                 slo: false,
                 part: 0,
+                listing_only: false,
             })
             .collect();
         db.put_objects(&rows, "object-put").expect("bulk insert");
