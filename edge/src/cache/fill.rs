@@ -148,7 +148,16 @@ impl TieredMissHandler {
         let len = self.written;
         self.eof = true;
         self.fill.state.send_replace(FillState::Done(len));
-        let mem_body = self.mem_copy.take().map(BytesMut::freeze);
+        // The copy grew by doubling: its buffer may be up to twice the body, and the memory
+        // tier weighs entries by their length. Keep an exact-size copy so the tier's bound is
+        // what it holds.
+        let mem_body = self.mem_copy.take().map(|buf| {
+            if buf.capacity() > buf.len() + buf.len() / 16 {
+                Bytes::copy_from_slice(&buf)
+            } else {
+                buf.freeze()
+            }
+        });
         let inner = self.inner.clone();
         let fill = self.fill.clone();
         // From here commit_fill owns the temp file and the registry entry, even if this future
