@@ -70,5 +70,13 @@ fn must_refuse_bad_sync_requests(dcs: &TwoDcs) {
         put(Some("1700000000.00000"), reqwest::Method::POST).status(),
         405
     );
+    let r = http
+        .delete(format!("{base}/internal/xdc/v1/AUTH_demo/c"))
+        .header("x-outpost-sync-from", "dc1")
+        .header("x-outpost-sync-key", key)
+        .header("x-timestamp", "9999999999.00000")
+        .send()
+        .expect("container delete");
+    assert_eq!(r.status(), 403, "peers cannot delete containers");
     assert!(!dcs.dc2.listing("c").contains_key("evil"));
 }

@@ -113,6 +113,17 @@ fn rewrite(st: &Shared, req: Request) -> Result<Request> {
         .path()
         .strip_prefix("/internal/xdc")
         .ok_or(Error::NotFound { what: "path" })?;
+    // Peers replicate objects and create containers; they never delete containers or touch
+    // accounts.
+    let sp = outpost_auth::StoragePath::parse(path)?;
+    match (sp.container(), sp.object(), &parts.method) {
+        (Some(_), Some(_), _) | (Some(_), None, &Method::PUT) => {}
+        _ => {
+            return Err(Error::Forbidden {
+                reason: "sync peers may only write objects and create containers",
+            })
+        }
+    }
     let pq = match parts.uri.query() {
         Some(q) => format!("{path}?{q}"),
         None => path.to_owned(),
