@@ -2,7 +2,7 @@
 //! origin node (and edge) loads. Each command reads the file, changes it and writes it back
 //! atomically; nodes notice the new version without a restart.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
@@ -80,7 +80,7 @@ pub struct AddDevice {
     weight: f64,
 }
 
-fn load(path: &PathBuf) -> Result<Ring> {
+fn load(path: &Path) -> Result<Ring> {
     Ring::load(path).with_context(|| format!("loading {}", path.display()))
 }
 
