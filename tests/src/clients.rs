@@ -191,6 +191,23 @@ impl Session {
         rb.send().unwrap_or_else(|e| panic!("{method} {path}: {e}"))
     }
 
+    /// Sends `method path` with `headers` and `body`, asserting a 2xx answer.
+    pub fn must(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Response {
+        let mut rb = self.req(method, path).body(body);
+        for (k, v) in headers {
+            rb = rb.header(*k, *v);
+        }
+        let r = rb.send().unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        assert!(r.status().is_success(), "{method} {path}: {}", r.status());
+        r
+    }
+
     /// PUTs `body` at `path` and asserts `expect`.
     pub fn must_put(&self, path: &str, body: Vec<u8>, headers: &[(&str, &str)], expect: u16) {
         let mut rb = self.req("PUT", path).body(body);

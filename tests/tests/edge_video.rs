@@ -9,8 +9,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use outpost_auth::token::{self, Claims};
 use outpost_auth::{Secret, TokenKey, TokenKeySpec, TokenKind};
-use outpost_tests::clients::pseudo_random;
-use outpost_tests::cluster::{EdgeProc, OriginProc};
+use outpost_tests::clients::{pseudo_random, Session};
+use outpost_tests::cluster::{EdgeProc, OriginProc, USER_KEY};
 use outpost_tests::which;
 use reqwest::blocking::{Client, Response};
 
@@ -35,41 +35,12 @@ fn key() -> TokenKey {
 }
 
 /// Swift calls as the demo user.
-struct Api {
-    http: Client,
-    storage: String,
-    token: String,
-}
-
-impl Api {
-    fn new(origin: &OriginProc) -> Api {
-        let (storage, token) = origin.must_login();
-        Api {
-            http: Client::new(),
-            storage,
-            token,
-        }
-    }
-
-    fn must(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Vec<u8>) {
-        let mut rb = self
-            .http
-            .request(
-                method.parse().expect("method"),
-                format!("{}{path}", self.storage),
-            )
-            .header("x-auth-token", &self.token)
-            .body(body);
-        for (k, v) in headers {
-            rb = rb.header(*k, *v);
-        }
-        let r = rb.send().expect("origin request");
-        assert!(r.status().is_success(), "{method} {path}: {}", r.status());
-    }
+fn login(origin: &OriginProc) -> Session {
+    Session::must_login(&origin.url, "demo:demo", USER_KEY)
 }
 
 /// A private container `private` with an HLS show: master → media playlist → 3 segments.
-fn hls_setup(api: &Api) -> Vec<(String, Vec<u8>)> {
+fn hls_setup(api: &Session) -> Vec<(String, Vec<u8>)> {
     api.must("PUT", "/private", &[], vec![]);
     api.must(
         "POST",
@@ -144,7 +115,7 @@ fn play(client: &Client, master: &str) -> Vec<(String, Response)> {
 fn hls_player_follows_relative_urls_from_a_path_token() {
     let dir = tempfile::tempdir().expect("tempdir");
     let origin = OriginProc::start(dir.path());
-    let api = Api::new(&origin);
+    let api = login(&origin);
     let files = hls_setup(&api);
     let edge = EdgeProc::start(dir.path(), "e1", origin.addr, "");
     let client = edge.client(&[HOST]);
@@ -196,7 +167,7 @@ fn hls_player_follows_relative_urls_from_a_path_token() {
 fn ranges_of_a_started_video_get_grace_past_expiry() {
     let dir = tempfile::tempdir().expect("tempdir");
     let origin = OriginProc::start(dir.path());
-    let api = Api::new(&origin);
+    let api = login(&origin);
     hls_setup(&api);
     let edge = EdgeProc::start(
         dir.path(),
@@ -345,7 +316,7 @@ fn chromium_plays_and_seeks_a_private_mp4_through_a_session() {
     assert!(movie.len() > 2 << 20, "the MP4 spans several slices");
 
     let origin = OriginProc::start(dir.path());
-    let api = Api::new(&origin);
+    let api = login(&origin);
     const SITE: &str = "watch.localhost";
     api.must("PUT", "/private", &[], vec![]);
     api.must(
