@@ -202,7 +202,7 @@ request = function()
 end
 EOF
 
-DUR=$([[ $QUICK == 1 ]] && echo 4 || echo 12)  # full: 17 runs x 3 rounds x 12 s, under 15 minutes with setup
+DUR=$([[ $QUICK == 1 ]] && echo 3 || echo 12)  # full: 17 runs x 3 rounds x 12 s, under 15 minutes with setup
 ROUNDS=$([[ $QUICK == 1 ]] && echo 1 || echo 3)
 CONNS=32
 
