@@ -238,9 +238,7 @@ async fn metrics(State(st): State<Shared>) -> Response {
     }
     let mut body = st.metrics.render();
     if let Some(x) = st.xdc.as_ref() {
-        let peers = blocking(&st, crate::xdc::status)
-            .await
-            .unwrap_or_default();
+        let peers = blocking(&st, crate::xdc::status).await.unwrap_or_default();
         body.push_str(&crate::xdc::prometheus(
             &peers,
             x.received.load(std::sync::atomic::Ordering::Relaxed),
