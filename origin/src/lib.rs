@@ -24,6 +24,11 @@
 //!   every account, container and object row, so listings and the change feed are complete on
 //!   each node; a replicator and an auditor repair divergence and bit-rot. Without
 //!   `[cluster]` the node runs alone exactly as before.
+//! - **Cross-datacenter sync** ([`xdc`], `[sync]` in the config): containers
+//!   (`X-Container-Meta-Outpost-Sync-To`) or whole accounts replicate to peer DCs, both ways,
+//!   from the change feed, each version with its original timestamp (newest wins), with a
+//!   durable per-peer position and lag metrics.
+//! - **Billing** ([`billing`]): per-edge, per-minute egress records stored idempotently.
 //!
 //! ## What it is not (yet)
 //! In cluster mode, SLO manifests answer 501 (assembling segments would read other objects'
