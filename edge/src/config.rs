@@ -441,6 +441,31 @@ mod tests {
     }
 
     #[test]
+    fn video_and_ring_keys_are_checked() {
+        let bad = |extra: &str, key: &str| {
+            let e = RawConfig::parse(&format!("{OK}\n{extra}"))
+                .and_then(RawConfig::validate)
+                .unwrap_err();
+            assert!(e.to_string().contains(key), "{extra}: {e}");
+        };
+        bad("[cache]\nslice_size = \"1 KiB\"", "cache.slice_size");
+        bad("[cache]\nslice_size = \"1 GiB\"", "cache.slice_size");
+        bad("[cache]\nmax_ranges = 0", "cache.max_ranges");
+        bad("[cache]\nmax_ranges = 5000", "cache.max_ranges");
+        bad("[access]\nrange_grace = \"2h\"", "access.range_grace");
+        let c = RawConfig::parse(OK).unwrap().validate().unwrap();
+        assert_eq!((c.slice_size, c.max_ranges), (1 << 20, 64));
+        assert_eq!(c.range_grace, Duration::ZERO);
+        let e = RawConfig::parse(
+            &OK.replace("[origin]", "[origin]\nring = \"/nonexistent/ring.json\""),
+        )
+        .unwrap()
+        .validate()
+        .unwrap_err();
+        assert!(e.to_string().contains("origin.ring"), "{e}");
+    }
+
+    #[test]
     fn errors_name_keys() {
         let e = RawConfig::parse(&format!("{OK}\n[cache]\nmemroy = \"1 MiB\"")).unwrap_err();
         assert!(e.to_string().contains("memroy"), "{e}");

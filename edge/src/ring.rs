@@ -136,7 +136,9 @@ impl RingView {
     }
 
     /// Where to read `account/container/object` from: its primaries in ring order (rotated by
-    /// the object's hash so load spreads), then `origin`.
+    /// the partition so load spreads), then `origin`. Devices are reached at the `host:port`
+    /// the ring names; a device whose host is not an IP address is skipped (no DNS lookups
+    /// on the request path), leaving its reads to the origin proxy.
     pub fn upstreams(
         &self,
         account: &str,
