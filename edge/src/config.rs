@@ -127,16 +127,36 @@ pub struct RawCache {
     /// Disk tier bound. Default `10 GiB`.
     #[serde(default)]
     pub disk: Option<ByteSize>,
-    /// Freshness when the origin sends no `Cache-Control`. Default `1h` (purges from the change
-    /// feed keep it correct).
+    /// Freshness of responses that carry no explicit freshness (`Cache-Control: max-age`,
+    /// `s-maxage`, `Expires`). With `[origin]` the default is `1h`: the change feed purges
+    /// every changed object, so the edge may keep objects longer than a plain cache could.
+    /// With `[generic]` there is no default: such responses get heuristic freshness from
+    /// `Last-Modified` (RFC 9111 §4.2.2) or none at all, unless this key is set.
     #[serde(default, with = "humantime_serde")]
     pub default_ttl: Option<Duration>,
-    /// Serve stale while revalidating, by default. Default `60s`.
+    /// Heuristic freshness as a fraction of `Date − Last-Modified`. Default `0.1`; between 0
+    /// and 1.
+    #[serde(default)]
+    pub heuristic_fraction: Option<f64>,
+    /// Upper bound of heuristic freshness. Default `1d`.
+    #[serde(default, with = "humantime_serde")]
+    pub heuristic_max: Option<Duration>,
+    /// Serve stale while revalidating when the response does not say
+    /// (`stale-while-revalidate`). Default `60s` with `[origin]`, `0s` with `[generic]`.
+    /// Never applies under `no-cache`, `must-revalidate`, `proxy-revalidate` or `s-maxage`.
     #[serde(default, with = "humantime_serde")]
     pub stale_while_revalidate: Option<Duration>,
-    /// Serve stale when the origin fails, by default. Default `1d`.
+    /// Serve stale when the origin fails, when the response does not say (`stale-if-error`).
+    /// Default `1d` with `[origin]`, `0s` with `[generic]`. Same exceptions.
     #[serde(default, with = "humantime_serde")]
     pub stale_if_error: Option<Duration>,
+    /// Whether a request's `Cache-Control: no-cache` (or `Pragma: no-cache`) makes the edge
+    /// revalidate with the origin, and its `no-store` keeps the response out of the cache.
+    /// Default `false`: like nginx, Varnish and most CDNs the edge ignores them, so clients
+    /// cannot send every request to the origin. `max-age`, `min-fresh`, `max-stale` and
+    /// `only-if-cached` in requests are always honoured.
+    #[serde(default)]
+    pub honor_request_no_cache: Option<bool>,
     /// Objects larger than this are fetched from the origin and cached in slices of this
     /// size (by `Range` requests). Default `1 MiB`; between `64 KiB` and `64 MiB`.
     #[serde(default)]
@@ -210,12 +230,8 @@ pub struct Config {
     pub disk_dir: PathBuf,
     /// Disk tier bytes.
     pub disk_bytes: u64,
-    /// Default TTL.
-    pub default_ttl: Duration,
-    /// Default stale-while-revalidate.
-    pub stale_while_revalidate: Duration,
-    /// Default stale-if-error.
-    pub stale_if_error: Duration,
+    /// The HTTP caching rules (RFC 9111) and the operator's defaults.
+    pub policy: crate::cache_policy::CachePolicy,
     /// Slice size in bytes.
     pub slice_size: u64,
     /// Most ranges per request.
@@ -375,6 +391,7 @@ impl RawConfig {
             }
         }
         let logs = crate::logs::LogSettings::validate(&self.log, &self.billing)?;
+        let policy = cache_policy(&self.cache, generic.is_some())?;
         Ok(Config {
             logs,
             tls: self.tls,
@@ -394,15 +411,7 @@ impl RawConfig {
                 .disk_dir
                 .unwrap_or_else(|| PathBuf::from("./outpost-edge-cache")),
             disk_bytes: self.cache.disk.unwrap_or(ByteSize::gib(10)).as_u64(),
-            default_ttl: self.cache.default_ttl.unwrap_or(Duration::from_secs(3600)),
-            stale_while_revalidate: self
-                .cache
-                .stale_while_revalidate
-                .unwrap_or(Duration::from_secs(60)),
-            stale_if_error: self
-                .cache
-                .stale_if_error
-                .unwrap_or(Duration::from_secs(86_400)),
+            policy,
             slice_size,
             max_ranges,
             range_grace,
@@ -420,6 +429,31 @@ impl RawConfig {
             },
         })
     }
+}
+
+/// Resolves `[cache]`'s freshness keys; the defaults depend on the mode (see [`RawCache`]).
+fn cache_policy(c: &RawCache, generic: bool) -> Result<crate::cache_policy::CachePolicy, Error> {
+    let fraction = c.heuristic_fraction.unwrap_or(0.1);
+    if !(0.0..=1.0).contains(&fraction) {
+        return Err(err("cache.heuristic_fraction", "must be between 0 and 1"));
+    }
+    let (ttl, swr, sie) = if generic {
+        (None, Duration::ZERO, Duration::ZERO)
+    } else {
+        (
+            Some(Duration::from_secs(3600)),
+            Duration::from_secs(60),
+            Duration::from_secs(86_400),
+        )
+    };
+    Ok(crate::cache_policy::CachePolicy {
+        default_ttl: c.default_ttl.or(ttl),
+        heuristic_fraction: fraction,
+        heuristic_max: c.heuristic_max.unwrap_or(Duration::from_secs(86_400)),
+        stale_while_revalidate: c.stale_while_revalidate.unwrap_or(swr),
+        stale_if_error: c.stale_if_error.unwrap_or(sie),
+        honor_request_no_cache: c.honor_request_no_cache.unwrap_or(false),
+    })
 }
 
 #[cfg(test)]
@@ -491,5 +525,14 @@ mod tests {
             .validate()
             .unwrap();
         assert_eq!(g.generic, Some(None));
+        assert_eq!(g.policy.default_ttl, None, "generic mode invents no freshness");
+        assert_eq!(g.policy.stale_while_revalidate, Duration::ZERO);
+        let o = RawConfig::parse(OK).unwrap().validate().unwrap();
+        assert_eq!(o.policy.default_ttl, Some(Duration::from_secs(3600)));
+        let e = RawConfig::parse(&format!("{OK}\n[cache]\nheuristic_fraction = 2.0"))
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(e.to_string().contains("cache.heuristic_fraction"), "{e}");
     }
 }

@@ -146,7 +146,8 @@ pub struct Purger<'a> {
 }
 
 impl Purger<'_> {
-    fn primary(&self, key: &str) -> usize {
+    /// Drops every entry (all variants) of one primary key.
+    pub fn primary(&self, key: &str) -> usize {
         self.log.exact(key);
         self.storage.purge_primary(key)
     }

@@ -31,10 +31,12 @@
 
 pub mod access;
 pub mod cache;
+pub mod cache_policy;
 pub mod catalog;
 pub mod config;
 mod error;
 pub mod feed;
+pub mod generic;
 pub mod logs;
 pub mod metrics;
 pub mod proxy;

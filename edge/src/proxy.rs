@@ -6,10 +6,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use pingora::cache::cache_control::CacheControl;
-use pingora::cache::filters::resp_cacheable;
 use pingora::cache::lock::CacheKeyLockImpl;
-use pingora::cache::{CacheKey, CacheMetaDefaults, CachePhase, NoCacheReason, RespCacheable};
+use pingora::cache::{CacheKey, CacheMeta, CachePhase, ForcedFreshness, HitHandler, NoCacheReason, RespCacheable};
 use pingora::http::ResponseHeader;
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{ProxyHttp, Session};
@@ -17,6 +15,7 @@ use pingora::{Error as PError, ErrorType, Result as PResult};
 
 use crate::access::{self, Access, EdgeRevocations, EdgeSeenGrants, EdgeTokenCache};
 use crate::cache::TieredStorage;
+use crate::cache_policy::{self, Exchange, HitDecision, RequestDirectives};
 use crate::catalog::CatalogHandle;
 use crate::config::Config;
 use crate::feed::INTERNAL_HEADER;
@@ -43,14 +42,6 @@ const LISTING_PARAMS: &[&str] = &[
     "prefix",
     "reverse",
 ];
-
-/// Pingora takes the default freshness as a plain `fn`, so the configured TTL lives here.
-static DEFAULT_TTL_SECS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-
-fn default_fresh(status: http::StatusCode) -> Option<Duration> {
-    (status == http::StatusCode::OK)
-        .then(|| Duration::from_secs(DEFAULT_TTL_SECS.get().copied().unwrap_or(3600)))
-}
 
 /// The edge proxy.
 pub struct Edge {
@@ -80,7 +71,6 @@ pub struct Edge {
     pub slicer: crate::slice::Slicer,
     /// The origin cluster's ring, when misses read from storage nodes directly.
     pub ring: Option<Arc<crate::ring::RingView>>,
-    pub(crate) defaults: CacheMetaDefaults,
 }
 
 impl Edge {
@@ -94,9 +84,6 @@ impl Edge {
         revocations: EdgeRevocations,
         purge_log: Arc<PurgeLog>,
     ) -> Edge {
-        let _ = DEFAULT_TTL_SECS.set(cfg.default_ttl.as_secs());
-        let swr = u32::try_from(cfg.stale_while_revalidate.as_secs()).unwrap_or(u32::MAX);
-        let sie = u32::try_from(cfg.stale_if_error.as_secs()).unwrap_or(u32::MAX);
         Edge {
             slicer: crate::slice::Slicer::new(&cfg),
             range_grace: access::EdgeRangeGrace::new(cfg.range_grace),
@@ -111,7 +98,6 @@ impl Edge {
             metrics,
             logs: None,
             ring: None,
-            defaults: CacheMetaDefaults::new(default_fresh, swr, sie),
         }
     }
 }
@@ -133,6 +119,16 @@ pub struct Ctx {
     upstream_try: usize,
     /// `X-Outpost-Deny` reason of a denied request, for the access log.
     deny: Option<&'static str>,
+    /// The request's cache directives (RFC 9111 §5.2.1).
+    directives: RequestDirectives,
+    /// The request carried `Authorization` (RFC 9111 §3.5).
+    authorization: bool,
+    /// When the request went upstream (for the response's age).
+    sent_upstream: Option<SystemTime>,
+    /// A `304` that revalidated the stored response, whose fields update it (§4.3.4).
+    not_modified: Option<ResponseHeader>,
+    /// Generic mode: the client-facing scheme and host, for invalidation (§4.4).
+    generic_site: Option<(&'static str, String)>,
 }
 
 fn now_secs() -> u64 {
@@ -300,7 +296,7 @@ impl Edge {
             storage: self.storage,
             lock: self.lock,
             purge_log: &self.purge_log,
-            defaults: &self.defaults,
+            policy: &self.cfg.policy,
         };
         let req = crate::slice::SliceRequest {
             primary: &ctx.cache_primary,
@@ -423,8 +419,10 @@ impl Edge {
         .await
     }
 
-    /// Generic upstream mode: any host, the path as sent (validated), public caching by the
-    /// origin's headers; the key holds host, path and query.
+    /// Generic upstream mode: any host and method, the path as sent (validated). `GET` and
+    /// `HEAD` may be cached by the RFC 9111 rules under a key of scheme, host, path and
+    /// query; requests with `Authorization` use keys of their own, so they never share an
+    /// entry with anonymous requests (and store only what the origin marked shareable).
     async fn generic_request(
         &self,
         session: &mut Session,
@@ -436,15 +434,23 @@ impl Edge {
             return send_error(session, &Error::BadPath(e)).await;
         }
         let host = routing::normalize_host(&host_of(session));
-        let pq = session
-            .req_header()
+        let tls = session
+            .digest()
+            .is_some_and(|d| d.ssl_digest.is_some());
+        let scheme = if tls { "https" } else { "http" };
+        let req = session.req_header();
+        let pq = req
             .uri
             .path_and_query()
             .map_or_else(|| path.to_owned(), |p| p.as_str().to_owned());
-        ctx.cache_primary = format!("generic|{host}|{pq}");
+        ctx.authorization = req.headers.contains_key(http::header::AUTHORIZATION);
+        if matches!(req.method, http::Method::GET | http::Method::HEAD) {
+            ctx.cache_primary = crate::generic::cache_key(scheme, &host, &pq, ctx.authorization);
+            ctx.purge_epoch = self.purge_log.current();
+            ctx.cacheable = true;
+        }
         ctx.upstream_uri = pq;
-        ctx.purge_epoch = self.purge_log.current();
-        ctx.cacheable = true;
+        ctx.generic_site = Some((scheme, host));
         Ok(false)
     }
 
@@ -558,6 +564,11 @@ impl ProxyHttp for Edge {
             upstream_try: 0,
             outcome: "",
             deny: None,
+            directives: RequestDirectives::default(),
+            authorization: false,
+            sent_upstream: None,
+            not_modified: None,
+            generic_site: None,
         }
     }
 
@@ -588,12 +599,14 @@ impl ProxyHttp for Edge {
             _ => {}
         }
         let method = session.req_header().method.clone();
+        ctx.directives = RequestDirectives::parse(&session.req_header().headers);
+        if self.cfg.generic.is_some() {
+            // Any method: safe ones may be cached, the rest go upstream untouched.
+            return self.generic_request(session, ctx, &path).await;
+        }
         if method != http::Method::GET && method != http::Method::HEAD {
             ctx.outcome = "method";
             return send_error(session, &Error::MethodNotAllowed).await;
-        }
-        if self.cfg.generic.is_some() {
-            return self.generic_request(session, ctx, &path).await;
         }
         let catalog = self.catalog.get();
         let host = host_of(session);
@@ -749,10 +762,13 @@ impl ProxyHttp for Edge {
                 "purged during fetch",
             )));
         }
-        if resp.status != http::StatusCode::OK {
-            return Ok(RespCacheable::Uncacheable(NoCacheReason::OriginNotCache));
+        if ctx.directives.no_store && self.cfg.policy.honor_request_no_cache {
+            return Ok(RespCacheable::Uncacheable(NoCacheReason::Custom(
+                "request no-store",
+            )));
         }
         if self.cfg.generic.is_none()
+            && resp.status == http::StatusCode::OK
             && ctx
                 .route
                 .as_ref()
@@ -763,16 +779,53 @@ impl ProxyHttp for Edge {
             // streams through and taught the edge the object's size.
             return Ok(RespCacheable::Uncacheable(NoCacheReason::Custom("sliced")));
         }
-        let cc = CacheControl::from_resp_headers(resp);
-        Ok(resp_cacheable(
-            cc.as_ref(),
-            resp.clone(),
-            false,
-            &self.defaults,
-        ))
+        let now = SystemTime::now();
+        let exchange = Exchange {
+            authorization: ctx.authorization,
+            request_time: ctx.sent_upstream.unwrap_or(now),
+            response_time: now,
+        };
+        match ctx.not_modified.take() {
+            // A revalidation: pingora merged a few of the 304's fields; RFC 9111 §4.3.4
+            // wants all of them.
+            Some(not_modified) => {
+                let mut merged = resp.clone();
+                cache_policy::merge_304(&mut merged, &not_modified);
+                Ok(self.cfg.policy.admit(&merged, &exchange))
+            }
+            None => Ok(self.cfg.policy.admit(resp, &exchange)),
+        }
+    }
+
+    async fn cache_hit_filter(
+        &self,
+        _session: &mut Session,
+        meta: &CacheMeta,
+        _hit: &mut HitHandler,
+        _is_fresh: bool,
+        ctx: &mut Ctx,
+    ) -> PResult<Option<ForcedFreshness>> {
+        Ok(
+            match ctx
+                .directives
+                .decide(&self.cfg.policy, meta, SystemTime::now())
+            {
+                HitDecision::AsIs => None,
+                HitDecision::ServeStale => Some(ForcedFreshness::ForceFresh),
+                HitDecision::Revalidate => Some(ForcedFreshness::ForceExpired),
+            },
+        )
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> PResult<Box<HttpPeer>> {
+        if ctx.directives.only_if_cached && ctx.cacheable {
+            // RFC 9111 §5.2.1.7: a stored response or 504, never the origin.
+            ctx.outcome = "only-if-cached";
+            return Err(PError::explain(
+                ErrorType::HTTPStatus(504),
+                "only-if-cached and no usable stored response",
+            ));
+        }
         if ctx.upstreams.is_empty() {
             ctx.upstreams = self.upstreams_of(ctx);
         }
@@ -798,6 +851,8 @@ impl ProxyHttp for Edge {
             .parse()
             .map_err(|_| PError::explain(ErrorType::InternalError, "bad upstream uri"))?;
         upstream.set_uri(uri);
+        ctx.sent_upstream = Some(SystemTime::now());
+        cache_policy::strip_hop_by_hop_req(upstream);
         if let Some(host) = &self.cfg.generic {
             // A plain HTTP origin: the request goes as the client sent it.
             if let Some(h) = host {
@@ -850,17 +905,25 @@ impl ProxyHttp for Edge {
             e.set_retry(true);
             return Err(e);
         }
-        if self.cfg.generic.is_none()
-            && ctx
-                .route
-                .as_ref()
-                .is_some_and(|r| r.path.object().is_some())
+        if upstream.status == http::StatusCode::NOT_MODIFIED {
+            ctx.not_modified = Some(upstream.clone());
+        }
+        if upstream.status != http::StatusCode::SWITCHING_PROTOCOLS {
+            cache_policy::strip_hop_by_hop_resp(upstream);
+        }
+        if self.cfg.generic.is_some() {
+            return Ok(());
+        }
+        if ctx
+            .route
+            .as_ref()
+            .is_some_and(|r| r.path.object().is_some())
         {
             self.slicer.note_full_response(
                 &ctx.cache_primary,
                 upstream,
                 ctx.purge_epoch,
-                &self.defaults,
+                &self.cfg.policy,
             );
         }
         // Swift sends bare MD5 ETags; browsers and `If-Range`/`If-None-Match` expect the quoted
@@ -903,6 +966,17 @@ impl ProxyHttp for Edge {
             // say so instead of letting the client reuse it. (Slice fetching removes this.)
             session.set_keepalive(None);
             resp.insert_header(http::header::CONNECTION, "close")?;
+        }
+        if let Some((scheme, host)) = &ctx.generic_site {
+            let method = &session.req_header().method;
+            if !cache_policy::is_safe(method) {
+                let purger = crate::feed::Purger {
+                    storage: self.storage,
+                    log: &self.purge_log,
+                };
+                let n = crate::generic::invalidate(purger, scheme, host, &ctx.upstream_uri, resp);
+                self.metrics.purged("invalidation", n);
+            }
         }
         let private = ctx.access.as_ref().is_some_and(Access::is_private);
         downstream_headers(resp, status, private, ctx.set_cookie.take())

@@ -52,12 +52,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use pingora::cache::cache_control::CacheControl;
-use pingora::cache::filters::resp_cacheable;
 use pingora::cache::lock::{CacheKeyLockImpl, LockStatus, Locked};
 use pingora::cache::storage::{HitHandler, MissHandler, Storage};
 use pingora::cache::trace::{Span, SpanHandle};
-use pingora::cache::{CacheKey, CacheMeta, CacheMetaDefaults, RespCacheable};
+use pingora::cache::{CacheKey, CacheMeta, RespCacheable};
 use pingora::connectors::http::Connector;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
@@ -67,6 +65,7 @@ use pingora::proxy::{range_header_filter, RangeType, Session};
 use pingora::{Error as PError, ErrorType, Result as PResult};
 
 use crate::cache::{CacheHit, CacheTier, TieredStorage};
+use crate::cache_policy::{CachePolicy, Exchange};
 use crate::config::Config;
 use crate::feed::INTERNAL_HEADER;
 use crate::purgelog::PurgeLog;
@@ -196,7 +195,7 @@ pub(crate) struct SliceEnv<'a> {
     pub storage: &'static TieredStorage,
     pub lock: &'static CacheKeyLockImpl,
     pub purge_log: &'a PurgeLog,
-    pub defaults: &'a CacheMetaDefaults,
+    pub policy: &'a CachePolicy,
     /// Where the object may be read from, in order (see [`crate::ring`]).
     pub upstreams: &'a [crate::ring::Upstream],
 }
@@ -343,7 +342,7 @@ impl Slicer {
         primary: &str,
         resp: &ResponseHeader,
         epoch: u64,
-        defaults: &CacheMetaDefaults,
+        policy: &CachePolicy,
     ) {
         if resp.status != http::StatusCode::OK {
             return;
@@ -351,7 +350,7 @@ impl Slicer {
         let Some(len) = content_length(resp) else {
             return;
         };
-        let info = build_info(resp.clone(), len, epoch, defaults);
+        let info = build_info(resp.clone(), len, epoch, policy);
         self.infos.insert(primary.to_owned(), Arc::new(info));
     }
 }
@@ -361,7 +360,7 @@ fn build_info(
     mut header: ResponseHeader,
     len: u64,
     epoch: u64,
-    defaults: &CacheMetaDefaults,
+    policy: &CachePolicy,
 ) -> ObjectInfo {
     let etag = etag_of(&header);
     let _ = header.set_status(http::StatusCode::OK);
@@ -378,9 +377,8 @@ fn build_info(
     if let Some(e) = &etag {
         let _ = header.insert_header(http::header::ETAG, e.as_str());
     }
-    let cc = CacheControl::from_resp_headers(&header);
     let (cacheable, fresh_until) =
-        match resp_cacheable(cc.as_ref(), header.clone(), false, defaults) {
+        match policy.admit(&header, &Exchange::at(SystemTime::now())) {
             RespCacheable::Cacheable(meta) => (true, meta.fresh_until()),
             RespCacheable::Uncacheable(_) => (false, SystemTime::now() + Duration::from_secs(5)),
         };
@@ -724,7 +722,7 @@ impl SliceEnv<'_> {
                 return Ok(Learned::Passthrough);
             }
         };
-        let info = Arc::new(build_info(resp, len, epoch, self.defaults));
+        let info = Arc::new(build_info(resp, len, epoch, self.policy));
         slicer
             .infos
             .insert(req.primary.to_owned(), Arc::clone(&info));
@@ -785,7 +783,7 @@ impl SliceEnv<'_> {
                     return Ok(Learned::Passthrough);
                 }
             };
-            let info = Arc::new(build_info(resp.clone(), len, epoch, self.defaults));
+            let info = Arc::new(build_info(resp.clone(), len, epoch, self.policy));
             // The info is published only once the fill it points to is registered: a request
             // that sees "small" goes to pingora's path and must find the entry there.
             let publish = |info: &Arc<ObjectInfo>| {
@@ -810,9 +808,9 @@ impl SliceEnv<'_> {
                 // A small object: this answer is all of it. Cache it as pingora's own entry
                 // of the object, so the next requests are ordinary hits.
                 let whole = CacheKey::new(req.primary.to_owned(), "");
-                let cc = CacheControl::from_resp_headers(&info.header);
-                let cacheable =
-                    resp_cacheable(cc.as_ref(), info.header.clone(), false, self.defaults);
+                let cacheable = self
+                    .policy
+                    .admit(&info.header, &Exchange::at(SystemTime::now()));
                 let meta = match cacheable {
                     RespCacheable::Cacheable(m)
                         if !self.purge_log.purged_since(req.primary, epoch) =>
