@@ -141,7 +141,11 @@ fn delta_seconds(v: &str) -> Option<u64> {
     if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    Some(v.parse::<u64>().unwrap_or(u64::MAX).min(u64::from(u32::MAX)))
+    Some(
+        v.parse::<u64>()
+            .unwrap_or(u64::MAX)
+            .min(u64::from(u32::MAX)),
+    )
 }
 
 /// The received `Age`, `None` if absent or invalid (an invalid `Age` is ignored).
@@ -196,7 +200,9 @@ impl CachePolicy {
                     .unwrap_or(SystemTime::UNIX_EPOCH);
                 let fresh_until = if fresh.lifetime.is_zero() {
                     // pingora counts `fresh_until == now` as fresh.
-                    created.checked_sub(Duration::from_secs(1)).unwrap_or(created)
+                    created
+                        .checked_sub(Duration::from_secs(1))
+                        .unwrap_or(created)
                 } else {
                     created + fresh.lifetime
                 };
@@ -213,7 +219,11 @@ impl CachePolicy {
     }
 
     /// The storing rules (§3): `Ok` with the response's freshness, or why it is not stored.
-    pub fn storable(&self, resp: &ResponseHeader, ex: &Exchange) -> Result<Freshness, &'static str> {
+    pub fn storable(
+        &self,
+        resp: &ResponseHeader,
+        ex: &Exchange,
+    ) -> Result<Freshness, &'static str> {
         let status = resp.status;
         if status.is_informational()
             || status == StatusCode::PARTIAL_CONTENT
@@ -243,8 +253,8 @@ impl CachePolicy {
             return Err("set-cookie");
         }
         let explicit = self.explicit_lifetime(resp, cc, ex);
-        let heuristic_ok = HEURISTIC_STATUSES.contains(&status.as_u16())
-            || cc.is_some_and(|c| c.public());
+        let heuristic_ok =
+            HEURISTIC_STATUSES.contains(&status.as_u16()) || cc.is_some_and(|c| c.public());
         let lifetime = match explicit {
             Some(l) => l,
             None if !heuristic_ok => return Err("no explicit freshness"),
@@ -324,10 +334,10 @@ fn secs_u32(d: Duration) -> u32 {
 
 /// `Vary: *`: the response varies on things outside the request; never reused (§4.1).
 pub fn vary_star(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(http::header::VARY)
-        .iter()
-        .any(|v| v.to_str().map_or(true, |s| s.split(',').any(|n| n.trim() == "*")))
+    headers.get_all(http::header::VARY).iter().any(|v| {
+        v.to_str()
+            .map_or(true, |s| s.split(',').any(|n| n.trim() == "*"))
+    })
 }
 
 fn strips_set_cookie(cc: Option<&CacheControl>) -> bool {
@@ -402,7 +412,8 @@ pub fn strip_hop_by_hop_req(header: &mut pingora::http::RequestHeader) {
         }
     }
     for name in HOP_BY_HOP {
-        let keep = *name == "transfer-encoding" || (upgrade && matches!(*name, "upgrade" | "connection"));
+        let keep =
+            *name == "transfer-encoding" || (upgrade && matches!(*name, "upgrade" | "connection"));
         if !keep {
             header.remove_header(*name);
         }
@@ -415,7 +426,9 @@ pub fn merge_304(stored: &mut ResponseHeader, not_modified: &ResponseHeader) {
     let skip = |name: &str| {
         HOP_BY_HOP.contains(&name)
             || matches!(name, "content-length" | "content-range" | "age")
-            || connection_listed(&not_modified.headers).iter().any(|n| n == name)
+            || connection_listed(&not_modified.headers)
+                .iter()
+                .any(|n| n == name)
     };
     let mut names: Vec<&http::HeaderName> = not_modified.headers.keys().collect();
     names.dedup();
@@ -471,7 +484,10 @@ impl RequestDirectives {
                 .get_all(http::header::PRAGMA)
                 .iter()
                 .filter_map(|v| v.to_str().ok())
-                .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("no-cache")));
+                .any(|v| {
+                    v.split(',')
+                        .any(|t| t.trim().eq_ignore_ascii_case("no-cache"))
+                });
             return RequestDirectives {
                 no_cache: pragma,
                 ..RequestDirectives::default()
@@ -581,7 +597,11 @@ fn same_host_path(reference: &str, target: &str, host: &str) -> Option<String> {
         if !authority.eq_ignore_ascii_case(host) {
             return None;
         }
-        return Some(if path.is_empty() { "/".into() } else { path.into() });
+        return Some(if path.is_empty() {
+            "/".into()
+        } else {
+            path.into()
+        });
     }
     if reference.starts_with("//") {
         return None;
@@ -592,7 +612,10 @@ fn same_host_path(reference: &str, target: &str, host: &str) -> Option<String> {
     // A relative reference: resolved against the target's directory.
     let path = target.split('?').next().unwrap_or("/");
     let dir = &path[..path.rfind('/').map_or(0, |i| i + 1)];
-    Some(format!("{}{reference}", if dir.is_empty() { "/" } else { dir }))
+    Some(format!(
+        "{}{reference}",
+        if dir.is_empty() { "/" } else { dir }
+    ))
 }
 
 #[cfg(test)]

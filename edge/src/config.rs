@@ -525,7 +525,10 @@ mod tests {
             .validate()
             .unwrap();
         assert_eq!(g.generic, Some(None));
-        assert_eq!(g.policy.default_ttl, None, "generic mode invents no freshness");
+        assert_eq!(
+            g.policy.default_ttl, None,
+            "generic mode invents no freshness"
+        );
         assert_eq!(g.policy.stale_while_revalidate, Duration::ZERO);
         let o = RawConfig::parse(OK).unwrap().validate().unwrap();
         assert_eq!(o.policy.default_ttl, Some(Duration::from_secs(3600)));

@@ -10,7 +10,11 @@ use crate::feed::Purger;
 /// `Authorization` get keys of their own, so a response fetched with one user's credentials
 /// is never served to an anonymous request, nor an anonymous one to a credentialed request.
 pub fn cache_key(scheme: &str, host: &str, path_and_query: &str, authorization: bool) -> String {
-    let ns = if authorization { "generic-auth" } else { "generic" };
+    let ns = if authorization {
+        "generic-auth"
+    } else {
+        "generic"
+    };
     format!("{ns}|{scheme}://{host}{path_and_query}")
 }
 

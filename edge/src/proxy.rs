@@ -7,7 +7,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use bytes::Bytes;
 use pingora::cache::lock::CacheKeyLockImpl;
-use pingora::cache::{CacheKey, CacheMeta, CachePhase, ForcedFreshness, HitHandler, NoCacheReason, RespCacheable};
+use pingora::cache::{
+    CacheKey, CacheMeta, CachePhase, ForcedFreshness, HitHandler, NoCacheReason, RespCacheable,
+};
 use pingora::http::ResponseHeader;
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{ProxyHttp, Session};
@@ -434,9 +436,7 @@ impl Edge {
             return send_error(session, &Error::BadPath(e)).await;
         }
         let host = routing::normalize_host(&host_of(session));
-        let tls = session
-            .digest()
-            .is_some_and(|d| d.ssl_digest.is_some());
+        let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
         let scheme = if tls { "https" } else { "http" };
         let req = session.req_header();
         let pq = req
@@ -884,7 +884,7 @@ impl ProxyHttp for Edge {
 
     async fn upstream_response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> PResult<()> {
@@ -904,6 +904,20 @@ impl ProxyHttp for Edge {
             );
             e.set_retry(true);
             return Err(e);
+        }
+        if upstream.status.is_server_error()
+            && session.cache.enabled()
+            && session.cache.can_serve_stale_error()
+        {
+            // Stale-if-error: fail the upstream response so pingora answers from the stored
+            // one through its error path (serving stale from an upstream 5xx that has a body
+            // writes that body after the stored one on HTTP/1).
+            return Err(PError::create(
+                ErrorType::HTTPStatus(upstream.status.as_u16()),
+                pingora::ErrorSource::Upstream,
+                Some("origin error: serving the stored response".into()),
+                None,
+            ));
         }
         if upstream.status == http::StatusCode::NOT_MODIFIED {
             ctx.not_modified = Some(upstream.clone());
@@ -1013,13 +1027,21 @@ impl ProxyHttp for Edge {
 
     fn should_serve_stale(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         _ctx: &mut Ctx,
         error: Option<&PError>,
     ) -> bool {
         // Stale-while-revalidate (None) and stale-if-error for any upstream failure, within the
         // windows stored in the entry's meta.
-        error.is_none_or(|e| e.esource() == &pingora::ErrorSource::Upstream)
+        let Some(e) = error else { return true };
+        if e.esource() != &pingora::ErrorSource::Upstream {
+            return false;
+        }
+        // pingora's stale-if-error answer can leave the HTTP/1 connection in a bad state
+        // (it reports "sent data after end of body" once the stored body is out): the client
+        // gets the whole stored response, then a fresh connection for its next request.
+        session.set_keepalive(None);
+        true
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&PError>, ctx: &mut Ctx) {

@@ -377,11 +377,10 @@ fn build_info(
     if let Some(e) = &etag {
         let _ = header.insert_header(http::header::ETAG, e.as_str());
     }
-    let (cacheable, fresh_until) =
-        match policy.admit(&header, &Exchange::at(SystemTime::now())) {
-            RespCacheable::Cacheable(meta) => (true, meta.fresh_until()),
-            RespCacheable::Uncacheable(_) => (false, SystemTime::now() + Duration::from_secs(5)),
-        };
+    let (cacheable, fresh_until) = match policy.admit(&header, &Exchange::at(SystemTime::now())) {
+        RespCacheable::Cacheable(meta) => (true, meta.fresh_until()),
+        RespCacheable::Uncacheable(_) => (false, SystemTime::now() + Duration::from_secs(5)),
+    };
     ObjectInfo {
         len,
         etag,

@@ -14,6 +14,7 @@
 pub mod clients;
 pub mod cluster;
 pub mod ring_cluster;
+pub mod scripted;
 pub mod xdc;
 
 use std::path::PathBuf;

@@ -30,7 +30,10 @@ fn lifetime(policy: &CachePolicy, r: &ResponseHeader) -> Result<u64, &'static st
 #[test]
 fn s3_storing_rules() {
     let p = CachePolicy::default();
-    assert_eq!(lifetime(&p, &resp(200, &[("cache-control", "max-age=60")])), Ok(60));
+    assert_eq!(
+        lifetime(&p, &resp(200, &[("cache-control", "max-age=60")])),
+        Ok(60)
+    );
     assert_eq!(
         lifetime(&p, &resp(200, &[("cache-control", "no-store, max-age=60")])),
         Err("no-store")
@@ -54,11 +57,20 @@ fn s3_storing_rules() {
         Ok(60)
     );
     assert_eq!(
-        lifetime(&p, &resp(200, &[("cache-control", "max-age=60"), ("set-cookie", "a=b")])),
+        lifetime(
+            &p,
+            &resp(
+                200,
+                &[("cache-control", "max-age=60"), ("set-cookie", "a=b")]
+            )
+        ),
         Err("set-cookie")
     );
     assert_eq!(
-        lifetime(&p, &resp(200, &[("cache-control", "max-age=60"), ("vary", "*")])),
+        lifetime(
+            &p,
+            &resp(200, &[("cache-control", "max-age=60"), ("vary", "*")])
+        ),
         Err("vary *")
     );
     assert_eq!(
@@ -70,13 +82,19 @@ fn s3_storing_rules() {
         Err("server error")
     );
     // 404 is heuristically cacheable: with max-age it is stored.
-    assert_eq!(lifetime(&p, &resp(404, &[("cache-control", "max-age=30")])), Ok(30));
+    assert_eq!(
+        lifetime(&p, &resp(404, &[("cache-control", "max-age=30")])),
+        Ok(30)
+    );
     // 302 needs explicit freshness.
     assert_eq!(
         lifetime(&p, &resp(302, &[("last-modified", &date(NOW - 1000))])),
         Err("no explicit freshness")
     );
-    assert_eq!(lifetime(&p, &resp(302, &[("cache-control", "max-age=5")])), Ok(5));
+    assert_eq!(
+        lifetime(&p, &resp(302, &[("cache-control", "max-age=5")])),
+        Ok(5)
+    );
 }
 
 #[test]
@@ -86,7 +104,10 @@ fn s3_5_authorization() {
         authorization: true,
         ..ex()
     };
-    let f = |cc: &str| p.storable(&resp(200, &[("cache-control", cc)]), &auth).map(|_| ());
+    let f = |cc: &str| {
+        p.storable(&resp(200, &[("cache-control", cc)]), &auth)
+            .map(|_| ())
+    };
     assert_eq!(f("max-age=60"), Err("authorization"));
     assert_eq!(f("public, max-age=60"), Ok(()));
     assert_eq!(f("s-maxage=60"), Ok(()));
@@ -102,10 +123,7 @@ fn s4_2_1_lifetime_precedence_and_invalid_values() {
     assert_eq!(lifetime(&p, &exp), Ok(90));
     let exp_and_max = resp(
         200,
-        &[
-            ("cache-control", "max-age=5"),
-            ("expires", &date(NOW + 90)),
-        ],
+        &[("cache-control", "max-age=5"), ("expires", &date(NOW + 90))],
     );
     assert_eq!(lifetime(&p, &exp_and_max), Ok(5));
     // Invalid values: stale (stored only with a validator).
@@ -124,7 +142,13 @@ fn s4_2_1_lifetime_precedence_and_invalid_values() {
         ],
     );
     assert_eq!(lifetime(&p, &two_expires), Ok(0));
-    let no_cache = resp(200, &[("cache-control", "no-cache, max-age=600"), ("etag", "\"x\"")]);
+    let no_cache = resp(
+        200,
+        &[
+            ("cache-control", "no-cache, max-age=600"),
+            ("etag", "\"x\""),
+        ],
+    );
     assert_eq!(lifetime(&p, &no_cache), Ok(0));
 }
 
@@ -144,7 +168,11 @@ fn s4_2_2_heuristic_only_with_last_modified() {
         ..p
     };
     assert_eq!(lifetime(&with_default, &resp(200, &[])), Ok(3600));
-    assert_eq!(lifetime(&with_default, &lm), Ok(3600), "the operator's default wins");
+    assert_eq!(
+        lifetime(&with_default, &lm),
+        Ok(3600),
+        "the operator's default wins"
+    );
 }
 
 #[test]
@@ -163,7 +191,10 @@ fn s4_2_3_age_is_folded_into_creation() {
     assert_eq!(meta.fresh_until(), t(NOW + 68));
     assert!(meta.headers().get("age").is_none());
     // Apparent age from Date wins when larger.
-    let r = resp(200, &[("cache-control", "max-age=100"), ("date", &date(NOW - 50))]);
+    let r = resp(
+        200,
+        &[("cache-control", "max-age=100"), ("date", &date(NOW - 50))],
+    );
     let RespCacheable::Cacheable(meta) = p.admit(&r, &ex) else {
         panic!("cacheable")
     };
@@ -187,12 +218,18 @@ fn s4_2_4_stale_permissions() {
     };
     let f = |cc: &str| {
         let f = p
-            .storable(&resp(200, &[("cache-control", cc), ("etag", "\"e\"")]), &ex())
+            .storable(
+                &resp(200, &[("cache-control", cc), ("etag", "\"e\"")]),
+                &ex(),
+            )
             .unwrap();
         (f.stale_while_revalidate, f.stale_if_error)
     };
     assert_eq!(f("max-age=10"), (60, 600));
-    assert_eq!(f("max-age=10, stale-while-revalidate=5, stale-if-error=7"), (5, 7));
+    assert_eq!(
+        f("max-age=10, stale-while-revalidate=5, stale-if-error=7"),
+        (5, 7)
+    );
     assert_eq!(f("max-age=10, must-revalidate"), (0, 0));
     assert_eq!(f("max-age=10, proxy-revalidate"), (0, 0));
     assert_eq!(f("s-maxage=10"), (0, 0));
@@ -283,7 +320,10 @@ fn s5_2_1_request_directives() {
         RequestDirectives::parse(&h).decide(&p, &meta, later),
         HitDecision::ServeStale
     );
-    h.insert("cache-control", "only-if-cached, max-age=abc".parse().unwrap());
+    h.insert(
+        "cache-control",
+        "only-if-cached, max-age=abc".parse().unwrap(),
+    );
     let rd = RequestDirectives::parse(&h);
     assert!(rd.only_if_cached);
     assert_eq!(rd.max_age, None, "invalid values are ignored");
@@ -318,7 +358,16 @@ fn s4_4_invalidation_targets() {
 #[test]
 fn malformed_headers_never_panic() {
     let p = CachePolicy::default();
-    for cc in ["", ",,,", "max-age", "max-age=", "max-age=\"", "=5", "s-maxage=-1", "\u{7f}"] {
+    for cc in [
+        "",
+        ",,,",
+        "max-age",
+        "max-age=",
+        "max-age=\"",
+        "=5",
+        "s-maxage=-1",
+        "\u{7f}",
+    ] {
         let mut r = ResponseHeader::build(200, None).unwrap();
         if let Ok(v) = HeaderValue::from_str(cc) {
             r.insert_header("cache-control", v).unwrap();
