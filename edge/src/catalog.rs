@@ -75,6 +75,8 @@ pub struct ContainerInfo {
     pub tempurl_keys: Vec<String>,
     /// Default `Cache-Control`.
     pub cache_control: Option<String>,
+    /// CORS rules (`X-Container-Meta-Access-Control-*`), if any origin is allowed.
+    pub cors: Option<Arc<crate::cors::CorsRules>>,
 }
 
 /// What the edge needs of an account.
@@ -163,6 +165,7 @@ impl AccountInfo {
                         listings,
                         tempurl_keys: tk,
                         cache_control: c.meta.get(CONTAINER_CACHE_CONTROL).cloned(),
+                        cors: crate::cors::CorsRules::from_container_meta(&c.meta).map(Arc::new),
                     },
                 )
             })

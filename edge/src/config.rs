@@ -2,13 +2,16 @@
 //!
 //! Unknown keys are errors and every error names its key. Defaults are documented per field.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytesize::ByteSize;
 use serde::{Deserialize, Serialize};
 
+use crate::cors::CorsRules;
 use crate::Error;
 
 /// The config file as written.
@@ -109,6 +112,37 @@ pub struct RawGeneric {
     /// `Host` header sent upstream. Default: the client's.
     #[serde(default)]
     pub host: Option<String>,
+    /// `[[generic.cors]]`: CORS answered at the edge for some domains. Default: none (CORS
+    /// requests and preflights go to the upstream like any other).
+    #[serde(default)]
+    pub cors: Vec<RawCors>,
+}
+
+/// One `[[generic.cors]]` entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCors {
+    /// Host names these rules apply to. Required.
+    pub domains: Vec<String>,
+    /// Origins allowed to read responses (`https://app.example.com`), or `["*"]` for any.
+    /// Required.
+    pub allow_origins: Vec<String>,
+    /// Let the listed origins send credentials (cookies, `Authorization`). Not with `*`.
+    /// Default false.
+    #[serde(default)]
+    pub allow_credentials: bool,
+    /// Methods a preflight may ask for. Default `GET, HEAD, POST, PUT, PATCH, DELETE`.
+    #[serde(default)]
+    pub allow_methods: Option<Vec<String>>,
+    /// Request headers a preflight may ask for. Default: whatever it asks for.
+    #[serde(default)]
+    pub allow_headers: Vec<String>,
+    /// Response headers scripts may read, besides the edge's own list. Default none.
+    #[serde(default)]
+    pub expose_headers: Vec<String>,
+    /// How long browsers may cache a preflight. Default: not sent.
+    #[serde(default, with = "humantime_serde")]
+    pub max_age: Option<Duration>,
 }
 
 /// `[cache]`.
@@ -212,6 +246,8 @@ pub struct Config {
     pub origin: SocketAddr,
     /// Generic upstream mode: the `Host` to send (`None`: the client's).
     pub generic: Option<Option<String>>,
+    /// Generic mode: CORS rules by host name (lower case).
+    pub generic_cors: HashMap<String, Arc<CorsRules>>,
     /// Internal secret.
     pub internal_secret: String,
     /// The origin cluster's ring file, if the edge reads from storage nodes directly.
@@ -285,6 +321,10 @@ impl RawConfig {
     /// # Errors
     /// [`Error::Config`] naming the first bad key.
     pub fn validate(self) -> Result<Config, Error> {
+        let generic_cors = match &self.generic {
+            Some(g) => cors_rules(&g.cors)?,
+            None => HashMap::new(),
+        };
         let (origin, generic) = match (self.origin, self.generic) {
             (Some(o), None) => {
                 if o.internal_secret.len() < 16 {
@@ -399,6 +439,7 @@ impl RawConfig {
             edge_id: self.edge_id.unwrap_or_else(|| self.listen.to_string()),
             origin: origin.address,
             generic,
+            generic_cors,
             internal_secret: origin.internal_secret,
             ring: origin.ring,
             connect_timeout: origin.connect_timeout.unwrap_or(Duration::from_secs(2)),
@@ -429,6 +470,67 @@ impl RawConfig {
             },
         })
     }
+}
+
+/// Resolves `[[generic.cors]]` into rules by host.
+fn cors_rules(raw: &[RawCors]) -> Result<HashMap<String, Arc<CorsRules>>, Error> {
+    let mut out = HashMap::new();
+    for (i, c) in raw.iter().enumerate() {
+        let key = |k: &str| format!("generic.cors[{i}].{k}");
+        let mut rules = CorsRules {
+            credentials: c.allow_credentials,
+            max_age: c.max_age,
+            expose: c
+                .expose_headers
+                .iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect(),
+            headers: c
+                .allow_headers
+                .iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect(),
+            methods: c.allow_methods.clone().unwrap_or_else(|| {
+                ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+                    .map(String::from)
+                    .to_vec()
+            }),
+            ..CorsRules::default()
+        };
+        if c.allow_origins.is_empty() {
+            return Err(err(
+                &key("allow_origins"),
+                "name at least one origin, or \"*\"",
+            ));
+        }
+        for o in &c.allow_origins {
+            if o == "*" {
+                rules.any = true;
+            } else {
+                let n = crate::cors::normalize_origin(o).ok_or_else(|| {
+                    err(
+                        &key("allow_origins"),
+                        format!("{o:?} is not an origin like https://app.example.com"),
+                    )
+                })?;
+                rules.origins.push(n);
+            }
+        }
+        if rules.any && rules.credentials {
+            return Err(err(
+                &key("allow_credentials"),
+                "\"*\" never combines with credentials: list the origins",
+            ));
+        }
+        if c.domains.is_empty() {
+            return Err(err(&key("domains"), "name at least one host"));
+        }
+        let rules = Arc::new(rules);
+        for d in &c.domains {
+            out.insert(crate::routing::normalize_host(d), Arc::clone(&rules));
+        }
+    }
+    Ok(out)
 }
 
 /// Resolves `[cache]`'s freshness keys; the defaults depend on the mode (see [`RawCache`]).
@@ -537,5 +639,25 @@ mod tests {
             .validate()
             .unwrap_err();
         assert!(e.to_string().contains("cache.heuristic_fraction"), "{e}");
+        let cors = |body: &str| {
+            RawConfig::parse(&format!(
+                "[generic]\naddress = \"127.0.0.1:9\"\n[[generic.cors]]\n{body}"
+            ))
+            .unwrap()
+            .validate()
+        };
+        let e = cors("domains = [\"a\"]\nallow_origins = [\"*\"]\nallow_credentials = true")
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("generic.cors[0].allow_credentials"),
+            "{e}"
+        );
+        let e = cors("domains = [\"a\"]\nallow_origins = [\"app.example.com\"]").unwrap_err();
+        assert!(
+            e.to_string().contains("generic.cors[0].allow_origins"),
+            "{e}"
+        );
+        let c = cors("domains = [\"A.example\"]\nallow_origins = [\"https://x.example\"]").unwrap();
+        assert!(c.generic_cors.contains_key("a.example"));
     }
 }

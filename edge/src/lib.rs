@@ -34,6 +34,7 @@ pub mod cache;
 pub mod cache_policy;
 pub mod catalog;
 pub mod config;
+pub mod cors;
 mod error;
 pub mod feed;
 pub mod generic;

@@ -20,6 +20,7 @@ use crate::cache::TieredStorage;
 use crate::cache_policy::{self, Exchange, HitDecision, RequestDirectives};
 use crate::catalog::CatalogHandle;
 use crate::config::Config;
+use crate::cors::{self, CorsOut, CorsRules};
 use crate::feed::INTERNAL_HEADER;
 use crate::metrics::EdgeMetrics;
 use crate::purgelog::PurgeLog;
@@ -131,6 +132,9 @@ pub struct Ctx {
     not_modified: Option<ResponseHeader>,
     /// Generic mode: the client-facing scheme and host, for invalidation (§4.4).
     generic_site: Option<(&'static str, String)>,
+    /// CORS rules in force and this request's CORS headers (computed per request, never
+    /// stored).
+    cors: Option<CorsOut>,
 }
 
 fn now_secs() -> u64 {
@@ -238,8 +242,12 @@ fn downstream_headers(
     status: &str,
     private: bool,
     set_cookie: Option<String>,
+    cors: Option<&CorsOut>,
 ) -> PResult<()> {
     resp.insert_header(CACHE_STATUS_HEADER, status)?;
+    if let Some(c) = cors {
+        c.apply(resp)?;
+    }
     if private {
         resp.insert_header("cache-control", "private")?;
         resp.remove_header("expires");
@@ -305,6 +313,7 @@ impl Edge {
             uri: &ctx.upstream_uri,
         };
         let private = ctx.access.as_ref().is_some_and(Access::is_private);
+        let cors = ctx.cors.as_ref();
         let cookie = std::sync::Mutex::new(ctx.set_cookie.take());
         let finish = |resp: &mut ResponseHeader, served: crate::slice::Served| {
             let status = match served {
@@ -315,7 +324,7 @@ impl Edge {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .take();
-            downstream_headers(resp, status, private, c)
+            downstream_headers(resp, status, private, c, cors)
         };
         let served = match env.serve(&self.slicer, session, &req, &finish).await {
             Ok(s) => s,
@@ -436,6 +445,13 @@ impl Edge {
             return send_error(session, &Error::BadPath(e)).await;
         }
         let host = routing::normalize_host(&host_of(session));
+        if let Some(rules) = self.cfg.generic_cors.get(&host).cloned() {
+            if cors::is_preflight(&session.req_header().method, &session.req_header().headers) {
+                ctx.outcome = "preflight";
+                return self.preflight(session, Some(&rules)).await;
+            }
+            ctx.cors = Some(CorsOut::new(rules, header_str(session, "origin")));
+        }
         let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
         let scheme = if tls { "https" } else { "http" };
         let req = session.req_header();
@@ -452,6 +468,31 @@ impl Edge {
         ctx.upstream_uri = pq;
         ctx.generic_site = Some((scheme, host));
         Ok(false)
+    }
+
+    /// Answers a CORS preflight at the edge: `200` with the allowed origin, methods and
+    /// headers, or `401` (as Swift does) when the rules do not allow it.
+    async fn preflight(&self, session: &mut Session, rules: Option<&CorsRules>) -> PResult<bool> {
+        let answer = rules.map(|r| r.preflight(&session.req_header().headers));
+        match answer {
+            Some(Ok(headers)) => {
+                let mut h = ResponseHeader::build(200, Some(headers.len() + 4))?;
+                h.insert_header("content-length", "0")?;
+                h.insert_header("cache-control", "no-store")?;
+                for (k, v) in headers {
+                    h.insert_header(k, v)?;
+                }
+                if rules.is_some_and(CorsRules::varies) {
+                    h.insert_header("vary", "Origin")?;
+                }
+                session.write_response_header(Box::new(h), true).await?;
+                Ok(true)
+            }
+            Some(Err(cors::Refusal::Method)) => {
+                send(session, 401, &[], "CORS preflight: method not allowed\n").await
+            }
+            _ => send(session, 401, &[], "CORS preflight: origin not allowed\n").await,
+        }
     }
 
     async fn login(&self, session: &mut Session) -> PResult<bool> {
@@ -569,6 +610,7 @@ impl ProxyHttp for Edge {
             sent_upstream: None,
             not_modified: None,
             generic_site: None,
+            cors: None,
         }
     }
 
@@ -604,7 +646,8 @@ impl ProxyHttp for Edge {
             // Any method: safe ones may be cached, the rest go upstream untouched.
             return self.generic_request(session, ctx, &path).await;
         }
-        if method != http::Method::GET && method != http::Method::HEAD {
+        let preflight = cors::is_preflight(&method, &session.req_header().headers);
+        if method != http::Method::GET && method != http::Method::HEAD && !preflight {
             ctx.outcome = "method";
             return send_error(session, &Error::MethodNotAllowed).await;
         }
@@ -617,6 +660,18 @@ impl ProxyHttp for Edge {
                 return send_error(session, &e).await;
             }
         };
+        let rules = route
+            .path
+            .container()
+            .and_then(|c| catalog.container(route.path.account(), c))
+            .and_then(|c| c.cors.clone());
+        if preflight {
+            // Preflights carry no credentials: answered from the container's rules alone.
+            ctx.outcome = "preflight";
+            ctx.route = Some(route);
+            return self.preflight(session, rules.as_deref()).await;
+        }
+        ctx.cors = rules.map(|r| CorsOut::new(r, header_str(session, "origin")));
         let now = now_secs();
         let query = session.req_header().uri.query().map(str::to_owned);
         let decision = access::check(
@@ -993,7 +1048,13 @@ impl ProxyHttp for Edge {
             }
         }
         let private = ctx.access.as_ref().is_some_and(Access::is_private);
-        downstream_headers(resp, status, private, ctx.set_cookie.take())
+        downstream_headers(
+            resp,
+            status,
+            private,
+            ctx.set_cookie.take(),
+            ctx.cors.as_ref(),
+        )
     }
 
     fn range_header_filter(
