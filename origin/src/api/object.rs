@@ -17,9 +17,17 @@ use crate::files::{self, Staged};
 use crate::hlc::Timestamp;
 use crate::{Error, Result};
 
-/// System headers stored with an object besides `X-Object-Meta-*`.
-pub(super) const OBJECT_SYS: &[&str] =
-    &["content-disposition", "content-encoding", "cache-control"];
+/// System headers stored with an object besides `X-Object-Meta-*` (Swift's
+/// `allowed_headers`): the edge serves `Cache-Control` and `Expires` downstream and caches by
+/// them (RFC 9111).
+pub(super) const OBJECT_SYS: &[&str] = &[
+    "content-disposition",
+    "content-encoding",
+    "content-language",
+    "cache-control",
+    "expires",
+    "x-robots-tag",
+];
 
 /// Per-container default `Cache-Control` (CDN metadata).
 pub const CACHE_CONTROL_META: &str = "x-container-meta-outpost-cache-control";
