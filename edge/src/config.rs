@@ -109,6 +109,11 @@ pub struct RawGeneric {
     /// `Host` header sent upstream. Default: the client's.
     #[serde(default)]
     pub host: Option<String>,
+    /// `[generic.sigv4]`: sign upstream requests with AWS Signature V4 (a private S3 bucket
+    /// as the upstream); keys and defaults in [`crate::sigv4::RawSigV4`]. Default: none
+    /// (requests go unsigned).
+    #[serde(default)]
+    pub sigv4: Option<crate::sigv4::RawSigV4>,
 }
 
 /// `[cache]`.
@@ -192,6 +197,8 @@ pub struct Config {
     pub origin: SocketAddr,
     /// Generic upstream mode: the `Host` to send (`None`: the client's).
     pub generic: Option<Option<String>>,
+    /// Generic upstream mode: the SigV4 signer of upstream requests (`[generic.sigv4]`).
+    pub upstream_signer: Option<crate::sigv4::UpstreamSigner>,
     /// Internal secret.
     pub internal_secret: String,
     /// The origin cluster's ring file, if the edge reads from storage nodes directly.
@@ -269,6 +276,10 @@ impl RawConfig {
     /// # Errors
     /// [`Error::Config`] naming the first bad key.
     pub fn validate(self) -> Result<Config, Error> {
+        let upstream_signer = match &self.generic {
+            Some(g) => g.sigv4.clone().map(|s| s.validate(g.address)).transpose()?,
+            None => None,
+        };
         let (origin, generic) = match (self.origin, self.generic) {
             (Some(o), None) => {
                 if o.internal_secret.len() < 16 {
@@ -382,6 +393,7 @@ impl RawConfig {
             edge_id: self.edge_id.unwrap_or_else(|| self.listen.to_string()),
             origin: origin.address,
             generic,
+            upstream_signer,
             internal_secret: origin.internal_secret,
             ring: origin.ring,
             connect_timeout: origin.connect_timeout.unwrap_or(Duration::from_secs(2)),
