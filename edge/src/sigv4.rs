@@ -17,8 +17,9 @@
 //! adjust after the filter (`transfer-encoding`) cannot break the signature.
 //!
 //! ## Limits
-//! - `UNSIGNED-PAYLOAD` only: bodies (`PUT`/`POST` through generic mode) stream upstream and
-//!   are never buffered or hashed, so the signature does not cover them.
+//! - `UNSIGNED-PAYLOAD` only: the signature never covers a body, and a body is never buffered
+//!   or hashed to sign it (the edge forwards only `GET` and `HEAD` today; a `PUT`/`POST`
+//!   body would stream).
 //! - Static credentials only: no session token (`x-amz-security-token`), no instance-profile or
 //!   STS credentials, no rotation without a restart.
 //! - Client `x-amz-*` headers are dropped, including harmless ones (`x-amz-meta-*` on a `PUT`,
