@@ -116,6 +116,11 @@ pub struct RawGeneric {
     /// requests and preflights go to the upstream like any other).
     #[serde(default)]
     pub cors: Vec<RawCors>,
+    /// `[generic.sigv4]`: sign upstream requests with AWS Signature V4 (a private S3 bucket
+    /// as the upstream); keys and defaults in [`crate::sigv4::RawSigV4`]. Default: none
+    /// (requests go unsigned).
+    #[serde(default)]
+    pub sigv4: Option<crate::sigv4::RawSigV4>,
 }
 
 /// One `[[generic.cors]]` entry.
@@ -248,6 +253,8 @@ pub struct Config {
     pub generic: Option<Option<String>>,
     /// Generic mode: CORS rules by host name (lower case).
     pub generic_cors: HashMap<String, Arc<CorsRules>>,
+    /// Generic upstream mode: the SigV4 signer of upstream requests (`[generic.sigv4]`).
+    pub upstream_signer: Option<crate::sigv4::UpstreamSigner>,
     /// Internal secret.
     pub internal_secret: String,
     /// The origin cluster's ring file, if the edge reads from storage nodes directly.
@@ -324,6 +331,10 @@ impl RawConfig {
         let generic_cors = match &self.generic {
             Some(g) => cors_rules(&g.cors)?,
             None => HashMap::new(),
+        };
+        let upstream_signer = match &self.generic {
+            Some(g) => g.sigv4.clone().map(|s| s.validate(g.address)).transpose()?,
+            None => None,
         };
         let (origin, generic) = match (self.origin, self.generic) {
             (Some(o), None) => {
@@ -440,6 +451,7 @@ impl RawConfig {
             origin: origin.address,
             generic,
             generic_cors,
+            upstream_signer,
             internal_secret: origin.internal_secret,
             ring: origin.ring,
             connect_timeout: origin.connect_timeout.unwrap_or(Duration::from_secs(2)),

@@ -47,6 +47,10 @@ pub enum Error {
     /// The origin could not be reached or answered badly.
     #[error("origin: {0}")]
     Origin(String),
+    /// Signing a generic-mode upstream request with SigV4 (`[generic.sigv4]`) failed: an
+    /// internal error, never the client's.
+    #[error("sigv4 signing of the upstream request: {0}")]
+    UpstreamSigning(#[from] aws_sigv4::http_request::SigningError),
     /// The cache storage failed.
     #[error("cache: {0}")]
     Cache(#[from] crate::cache::CacheError),
@@ -59,7 +63,7 @@ impl Error {
     /// Downstream status.
     pub fn status(&self) -> StatusCode {
         match self {
-            Error::Config { .. } | Error::Cache(_) | Error::Io(_) => {
+            Error::Config { .. } | Error::UpstreamSigning(_) | Error::Cache(_) | Error::Io(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
             Error::UnknownHost { .. } | Error::NotFound { .. } => StatusCode::NOT_FOUND,
@@ -81,6 +85,7 @@ impl Error {
             Error::MethodNotAllowed => "method-not-allowed",
             Error::BadLogin { .. } => "bad-login",
             Error::Origin(_) => "origin",
+            Error::UpstreamSigning(_) => "upstream-signing",
             Error::Cache(_) => "cache",
             Error::Io(_) => "io",
         }

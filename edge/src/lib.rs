@@ -15,6 +15,8 @@
 //! - [`cache`]: our pingora-cache `Storage`, a moka memory tier over a disk tier.
 //! - [`proxy`]: the `ProxyHttp` implementation; [`server`] wires it into a Pingora server;
 //!   [`tls`] picks per-domain certificates by SNI for the HTTPS (HTTP/2) listener.
+//! - [`sigv4`]: AWS Signature V4 for generic-mode upstream requests (`[generic.sigv4]`), so an
+//!   edge can front a private S3 bucket.
 //! - [`logs`]: JSON access logs, per-account per-minute billing shipped to the origin, and
 //!   delivery of each account's logs into its `.outpost_logs` container.
 //!
@@ -45,6 +47,7 @@ pub mod purgelog;
 pub mod ring;
 pub mod routing;
 pub mod server;
+pub mod sigv4;
 pub mod slice;
 pub mod tls;
 

@@ -914,6 +914,12 @@ impl ProxyHttp for Edge {
                 upstream.insert_header("host", h.as_str())?;
             }
             upstream.remove_header(outpost_auth::TOKEN_HEADER);
+            // Last: the signature covers the request exactly as it is sent.
+            if let Some(signer) = &self.cfg.upstream_signer {
+                signer.sign(upstream).map_err(|e| {
+                    PError::because(ErrorType::InternalError, "sigv4 upstream signing", e)
+                })?;
+            }
             return Ok(());
         }
         let to = ctx.upstreams.get(ctx.upstream_try).copied();
