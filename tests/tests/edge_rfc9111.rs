@@ -223,11 +223,14 @@ fn s3_5_authorization_never_shares_entries() {
     assert_eq!(r.origin.must_count("/shared"), 1);
 }
 
+/// A path, the headers its response carries, and whether the edge may reuse it fresh.
+type Case = (&'static str, Vec<(&'static str, String)>, bool);
+
 /// §4.2.1: `s-maxage` over `max-age` over `Expires`; invalid values mean stale.
 #[test]
 fn s4_2_1_freshness_lifetime() {
     let Some(r) = rig() else { return };
-    let cases: &[(&str, Vec<(&str, String)>, bool)] = &[
+    let cases: &[Case] = &[
         (
             "/smax-wins",
             vec![("cache-control", "max-age=0, s-maxage=600".into())],
