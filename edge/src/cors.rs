@@ -30,7 +30,8 @@ pub const META_ALLOW_CREDENTIALS: &str = "x-container-meta-access-control-allow-
 
 /// Headers every CORS response exposes besides the simple ones, so players can read sizes
 /// and cache state.
-const ALWAYS_EXPOSED: &str = "content-length, content-range, accept-ranges, etag, x-outpost-cache";
+const ALWAYS_EXPOSED: &str =
+    "content-length, content-range, accept-ranges, etag, x-outpost-cache, x-outpost-deny";
 
 /// One set of CORS rules (a container's, or a generic-mode domain's).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -222,6 +223,11 @@ impl CorsOut {
     pub fn new(rules: std::sync::Arc<CorsRules>, origin: Option<&str>) -> CorsOut {
         let headers = rules.actual(origin);
         CorsOut { rules, headers }
+    }
+
+    /// This request's CORS headers (empty when its origin is not allowed).
+    pub fn headers(&self) -> &[(&'static str, String)] {
+        &self.headers
     }
 
     /// Replaces whatever CORS headers the response carries with this request's, and adds

@@ -12,7 +12,11 @@
 //!   purges the cache on every change.
 //! - [`access`]: public containers, Swift tempurls, Outpost tokens, session cookies;
 //!   revocations and the shared single-use grant set.
-//! - [`cache`]: our pingora-cache `Storage`, a moka memory tier over a disk tier.
+//! - [`cache`]: our pingora-cache `Storage`, a moka memory tier over a disk tier;
+//!   [`cache_policy`]: what a shared HTTP cache may store and for how long (RFC 9111), for
+//!   every cache path.
+//! - [`cors`]: CORS rules (container metadata or `[[generic.cors]]`), preflights answered at
+//!   the edge, per-request headers; [`generic`]: keys and invalidation of generic mode.
 //! - [`proxy`]: the `ProxyHttp` implementation; [`server`] wires it into a Pingora server;
 //!   [`tls`] picks per-domain certificates by SNI for the HTTPS (HTTP/2) listener.
 //! - [`sigv4`]: AWS Signature V4 for generic-mode upstream requests (`[generic.sigv4]`), so an

@@ -195,7 +195,20 @@ async fn send(
 }
 
 async fn send_error(session: &mut Session, e: &Error) -> PResult<bool> {
+    send_error_cors(session, e, None).await
+}
+
+/// [`send_error`] with the request's CORS headers, so a player on another origin can read
+/// why it was denied.
+async fn send_error_cors(
+    session: &mut Session,
+    e: &Error,
+    cors: Option<&CorsOut>,
+) -> PResult<bool> {
     let mut headers = vec![("x-outpost-error", e.code().to_owned())];
+    if let Some(c) = cors {
+        headers.extend(c.headers().iter().cloned());
+    }
     if let Error::Denied { reason } = e {
         headers.push((DENY_HEADER, reason.as_str().to_owned()));
     }
@@ -726,7 +739,7 @@ impl ProxyHttp for Edge {
                 ctx.outcome = "denied";
                 // Kept for the access log: denials are logged under their account.
                 ctx.route = Some(route);
-                return send_error(session, &e).await;
+                return send_error_cors(session, &e, ctx.cors.as_ref()).await;
             }
         };
         if let Access::Granted(g) = &access {
