@@ -88,7 +88,10 @@ fn a_web_app_works_through_the_edge_with_every_method() {
         .expect("spawn app"));
     let start = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(10), "app did not start");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "app did not start"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let dir = tempfile::tempdir().expect("tempdir");
@@ -132,17 +135,27 @@ fn a_web_app_works_through_the_edge_with_every_method() {
         .send()
         .expect("put");
     assert_eq!(r.status(), 200);
-    assert_eq!(get("/items/1"), (200, "MISS".into(), r#"{"name": "pear"}"#.into()));
+    assert_eq!(
+        get("/items/1"),
+        (200, "MISS".into(), r#"{"name": "pear"}"#.into())
+    );
     let r = c.delete(url("/items/1")).send().expect("delete");
     assert_eq!(r.status(), 204);
     let gone = get("/items/1");
     assert_eq!((gone.0, gone.1.as_str()), (404, "MISS"));
     let gone = get("/items/1");
-    assert_eq!((gone.0, gone.1.as_str()), (404, "HIT"), "a 404 with max-age is cached");
+    assert_eq!(
+        (gone.0, gone.1.as_str()),
+        (404, "HIT"),
+        "a 404 with max-age is cached"
+    );
     // HEAD answers from the same entry with the same length.
     let head = c.head(url("/items/1")).send().expect("head");
     assert_eq!(head.status(), 404);
-    assert_eq!(head.headers()["content-length"].to_str().unwrap(), gone.2.len().to_string());
+    assert_eq!(
+        head.headers()["content-length"].to_str().unwrap(),
+        gone.2.len().to_string()
+    );
     // Credentialed requests never share entries, although the app forgot `private`.
     let me = |auth: Option<&str>| {
         let mut rb = c.get(url("/me"));
