@@ -196,6 +196,11 @@ pub struct RawCache {
     /// `only-if-cached` in requests are always honoured.
     #[serde(default)]
     pub honor_request_no_cache: Option<bool>,
+    /// Answer fresh memory-tier hits from a pre-decoded head without pingora's cache phases
+    /// (the hit fast path; same headers and bytes as the slow path). Default true; off only
+    /// to compare the two.
+    #[serde(default)]
+    pub hot_path: Option<bool>,
     /// Objects larger than this are fetched from the origin and cached in slices of this
     /// size (by `Range` requests). Default `1 MiB`; between `64 KiB` and `64 MiB`.
     #[serde(default)]
@@ -275,6 +280,8 @@ pub struct Config {
     pub disk_bytes: u64,
     /// The HTTP caching rules (RFC 9111) and the operator's defaults.
     pub policy: crate::cache_policy::CachePolicy,
+    /// Whether fresh memory-tier hits take the fast path.
+    pub hot_path: bool,
     /// Slice size in bytes.
     pub slice_size: u64,
     /// Most ranges per request.
@@ -465,6 +472,7 @@ impl RawConfig {
                 .unwrap_or_else(|| PathBuf::from("./outpost-edge-cache")),
             disk_bytes: self.cache.disk.unwrap_or(ByteSize::gib(10)).as_u64(),
             policy,
+            hot_path: self.cache.hot_path.unwrap_or(true),
             slice_size,
             max_ranges,
             range_grace,

@@ -3,8 +3,25 @@
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
+
+/// Status classes of `outpost_edge_requests_total`.
+const CLASSES: [&str; 5] = ["2xx", "3xx", "4xx", "5xx", "other"];
+/// Cache outcomes of `outpost_edge_requests_total` (anything else counts as `other`).
+const OUTCOMES: [&str; 10] = [
+    "HIT",
+    "MISS",
+    "STALE",
+    "REVALIDATED",
+    "EXPIRED",
+    "BYPASS",
+    "denied",
+    "route",
+    "login",
+    "other",
+];
 
 use crate::cache::CacheStats;
 
@@ -12,7 +29,9 @@ use crate::cache::CacheStats;
 #[derive(Debug)]
 pub struct EdgeMetrics {
     registry: Registry,
-    requests: IntCounterVec,
+    /// `outpost_edge_requests_total` handles, resolved once: `[class * OUTCOMES.len() + outcome]`.
+    requests: Vec<IntCounter>,
+    hot_hits: IntCounter,
     denials: IntCounterVec,
     purged: IntCounterVec,
     latency: Histogram,
@@ -46,6 +65,19 @@ impl EdgeMetrics {
                     "Requests by status class and cache outcome",
                 ),
                 &["status", "cache"],
+            )
+            .expect("static metric definition"),
+        );
+        let requests = CLASSES
+            .iter()
+            .flat_map(|c| OUTCOMES.iter().map(move |o| [*c, *o]))
+            .map(|labels| requests.with_label_values(&labels))
+            .collect();
+        let hot_hits = reg(
+            &r,
+            IntCounter::new(
+                "outpost_edge_hot_hits_total",
+                "Hits answered by the fast path (also counted as HIT in outpost_edge_requests_total)",
             )
             .expect("static metric definition"),
         );
@@ -108,6 +140,7 @@ impl EdgeMetrics {
             purge_delay,
             registry: r,
             requests,
+            hot_hits,
             denials,
             purged,
             latency,
@@ -117,21 +150,27 @@ impl EdgeMetrics {
         }
     }
 
+    /// Counts a hit answered by the fast path.
+    pub fn hot_hit(&self) {
+        self.hot_hits.inc();
+    }
+
     /// Records a finished request.
     pub fn request(&self, status: u16, cache: &str, dur: Duration) {
         let class = match status {
-            200..=299 => "2xx",
-            300..=399 => "3xx",
-            400..=499 => "4xx",
-            500..=599 => "5xx",
-            _ => "other",
+            200..=299 => 0,
+            300..=399 => 1,
+            400..=499 => 2,
+            500..=599 => 3,
+            _ => 4,
         };
-        let cache = match cache {
-            "HIT" | "MISS" | "STALE" | "REVALIDATED" | "EXPIRED" | "BYPASS" | "denied"
-            | "route" | "login" => cache,
-            _ => "other",
-        };
-        self.requests.with_label_values(&[class, cache]).inc();
+        let outcome = OUTCOMES[..OUTCOMES.len() - 1]
+            .iter()
+            .position(|o| *o == cache)
+            .unwrap_or(OUTCOMES.len() - 1);
+        if let Some(c) = self.requests.get(class * OUTCOMES.len() + outcome) {
+            c.inc();
+        }
         self.latency.observe(dur.as_secs_f64());
     }
 

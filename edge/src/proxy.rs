@@ -27,6 +27,8 @@ use crate::purgelog::PurgeLog;
 use crate::routing::{self, Route};
 use crate::Error;
 
+mod hot;
+
 /// Header naming the cache outcome: `HIT`, `MISS`, `STALE`, `REVALIDATED`, `EXPIRED`, `BYPASS`.
 pub const CACHE_STATUS_HEADER: &str = "x-outpost-cache";
 /// The operators' purge endpoint on every edge.
@@ -480,7 +482,7 @@ impl Edge {
         }
         ctx.upstream_uri = pq;
         ctx.generic_site = Some((scheme, host));
-        Ok(false)
+        self.serve_hot(session, ctx).await
     }
 
     /// Answers a CORS preflight at the edge: `200` with the allowed origin, methods and
@@ -761,6 +763,9 @@ impl ProxyHttp for Edge {
         ctx.route = Some(route);
         ctx.access = Some(access);
         ctx.cacheable = true;
+        if self.serve_hot(session, ctx).await? {
+            return Ok(true);
+        }
         if self.wants_slices(ctx).await {
             return self.serve_sliced(session, ctx).await;
         }

@@ -675,6 +675,7 @@ impl SliceEnv<'_> {
         slicer: &Slicer,
         session: &mut Session,
         req: &SliceRequest<'_>,
+        finish: &(dyn Fn(&mut ResponseHeader, Served) -> PResult<()> + Sync),
     ) -> PResult<Learned> {
         let info_key = CacheKey::new(format!("{}#info", req.primary), "");
         let permit = match self.lock.lock(&info_key, false) {
@@ -687,7 +688,7 @@ impl SliceEnv<'_> {
                 None
             }
         };
-        let learned = self.learn_locked(slicer, session, req).await;
+        let learned = self.learn_locked(slicer, session, req, finish).await;
         if let Some(p) = permit {
             let status = if learned.is_ok() {
                 LockStatus::Done
@@ -705,6 +706,7 @@ impl SliceEnv<'_> {
         slicer: &Slicer,
         session: &mut Session,
         req: &SliceRequest<'_>,
+        finish: &(dyn Fn(&mut ResponseHeader, Served) -> PResult<()> + Sync),
     ) -> PResult<Learned> {
         let epoch = self.purge_log.current();
         let (mut up, resp, from) = self.upstream_range(slicer, req.uri, 0, 0, None).await?;
@@ -717,7 +719,7 @@ impl SliceEnv<'_> {
             416 => content_range(&resp).map_or(0, |(_, len)| len),
             200 => content_length(&resp).unwrap_or(0),
             _ => {
-                passthrough(session, &mut up, resp).await?;
+                passthrough(session, &mut up, resp, finish).await?;
                 return Ok(Learned::Passthrough);
             }
         };
@@ -745,11 +747,12 @@ impl SliceEnv<'_> {
         slicer: &Slicer,
         session: &mut Session,
         req: &SliceRequest<'_>,
+        finish: &(dyn Fn(&mut ResponseHeader, Served) -> PResult<()> + Sync),
     ) -> PResult<Learned> {
         let size = slicer.slice_size;
         let mut index = match learn_plan(session.req_header()) {
             Learn::SliceAt(p) => p / size,
-            Learn::Probe => return self.probe(slicer, session, req).await,
+            Learn::Probe => return self.probe(slicer, session, req, finish).await,
         };
         loop {
             let epoch = self.purge_log.current();
@@ -778,7 +781,7 @@ impl SliceEnv<'_> {
                     continue;
                 }
                 _ => {
-                    passthrough(session, &mut up, resp).await?;
+                    passthrough(session, &mut up, resp, finish).await?;
                     return Ok(Learned::Passthrough);
                 }
             };
@@ -849,7 +852,10 @@ async fn passthrough(
     session: &mut Session,
     up: &mut HttpSession,
     mut resp: ResponseHeader,
+    finish: &(dyn Fn(&mut ResponseHeader, Served) -> PResult<()> + Sync),
 ) -> PResult<()> {
+    // The proxy's downstream headers (cache status, privacy, CORS) on errors too.
+    finish(&mut resp, Served::Passthrough)?;
     for h in [
         "x-trans-id",
         "x-openstack-request-id",
@@ -968,7 +974,7 @@ impl SliceEnv<'_> {
         loop {
             let (info, mut fetched) = match slicer.info(req.primary, self.purge_log) {
                 Some(i) => (i, None),
-                None => match self.learn(slicer, session, req).await? {
+                None => match self.learn(slicer, session, req, finish).await? {
                     Learned::Info(i, f) => (i, f),
                     Learned::Passthrough => return Ok(Served::Passthrough),
                 },

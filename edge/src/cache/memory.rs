@@ -14,6 +14,8 @@ pub(crate) struct MemEntry {
     pub header: Vec<u8>,
     pub body: Bytes,
     pub primary: Arc<str>,
+    /// This version decoded for the hit fast path, on first use (`hot.rs`).
+    pub hot: std::sync::OnceLock<Option<Arc<super::hot::HotEntry>>>,
 }
 
 impl MemEntry {
@@ -109,6 +111,7 @@ impl MemoryTier {
                         header,
                         body: old.body.clone(),
                         primary: old.primary.clone(),
+                        hot: std::sync::OnceLock::new(),
                     }))
                 }
                 None => Op::Nop,

@@ -61,6 +61,7 @@ mod fill;
 mod fill_lock;
 mod format;
 mod hit;
+mod hot;
 mod index;
 mod memory;
 mod storage;
@@ -77,6 +78,7 @@ use pingora::{Error, ErrorType};
 
 pub use fill_lock::FillAwareLock;
 pub use hit::{CacheHit, CacheTier};
+pub use hot::HotEntry;
 
 use disk::{Commit, DiskTier, Removed};
 use fill::Fill;
@@ -332,6 +334,7 @@ impl Inner {
                                 header: fill.header.clone(),
                                 body,
                                 primary: fill.primary.clone(),
+                                hot: std::sync::OnceLock::new(),
                             },
                         );
                         stored = true;

@@ -102,6 +102,7 @@ impl Inner {
             header: record.header,
             body: body.clone(),
             primary: record.primary.into(),
+            hot: std::sync::OnceLock::new(),
         };
         let weight = entry.weight();
         self.memory.insert(*hash, entry);

@@ -1,0 +1,67 @@
+//! The memory tier's side of the hit fast path (`proxy::hot`): a complete, fresh entry as a
+//! decoded response head and a `Bytes` body, decoded once per stored version instead of on
+//! every hit.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use pingora::cache::key::{CacheHashKey, HashBinary};
+use pingora::cache::{CacheKey, CacheMeta};
+use pingora::http::ResponseHeader;
+
+use super::memory::MemEntry;
+use super::TieredStorage;
+
+/// A memory-tier entry ready to be served without pingora's cache machinery.
+#[derive(Debug)]
+pub struct HotEntry {
+    /// The stored response head as pingora serves a hit (HTTP/1.1, no `Age`).
+    pub header: ResponseHeader,
+    /// Fresh until (inclusive, as pingora's `CacheMeta::is_fresh`).
+    pub fresh_until: SystemTime,
+    /// The reference point of `Age` (the response's corrected creation or last validation).
+    pub epoch: SystemTime,
+    /// The whole body.
+    pub body: Bytes,
+}
+
+impl HotEntry {
+    /// Decodes a memory entry; `None` for entries the fast path must not serve (undecodable,
+    /// or varying by request headers, whose variant choice is pingora's).
+    pub(super) fn decode(entry: &MemEntry) -> Option<HotEntry> {
+        let meta = CacheMeta::deserialize(&entry.internal, &entry.header).ok()?;
+        if meta.variance().is_some() || meta.headers().contains_key(http::header::VARY) {
+            return None;
+        }
+        let mut header = meta.response_header_copy();
+        header.set_version(http::Version::HTTP_11);
+        Some(HotEntry {
+            header,
+            fresh_until: meta.fresh_until(),
+            epoch: meta.epoch(),
+            body: entry.body.clone(),
+        })
+    }
+
+    /// Whether the entry is fresh at `now`.
+    pub fn is_fresh(&self, now: SystemTime) -> bool {
+        self.fresh_until >= now
+    }
+}
+
+impl TieredStorage {
+    /// The memory-tier entry of `key` for the fast path, synchronously: `None` when there is
+    /// none, when a fill is replacing it (readers must follow the fill), or when it varies.
+    pub fn hot(&self, key: &CacheKey) -> Option<Arc<HotEntry>> {
+        let hash: HashBinary = key.combined_bin();
+        if self.inner.latest_fill(&hash).is_some() {
+            return None;
+        }
+        let entry = self.inner.memory.get(&hash)?;
+        entry
+            .hot
+            .get_or_init(|| HotEntry::decode(&entry).map(Arc::new))
+            .clone()
+    }
+}

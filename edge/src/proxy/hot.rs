@@ -1,0 +1,78 @@
+//! The hit fast path: a fresh memory-tier entry answered from `request_filter`, after routing
+//! and the access decision (which stay exactly as strict), without pingora's cache phases.
+//!
+//! It serves only what the slow path would serve as a plain `HIT` from the same entry: a
+//! `GET`/`HEAD` without cache directives, an entry that is complete (no fill replacing it),
+//! fresh, and does not vary; full bodies, single ranges (`If-Range` included), and `304`s for
+//! `If-None-Match`/`If-Modified-Since`. Anything else (stale entries, multi-ranges, disk hits,
+//! misses) falls through to the slow path untouched. Purges, overwrites, revocations and ACL
+//! changes act on the same memory tier and on the access decision taken before this, so they
+//! apply to the very next request.
+
+use std::time::SystemTime;
+
+use pingora::cache::CacheKey;
+use pingora::protocols::http::conditional_filter::{not_modified_filter, to_304};
+use pingora::proxy::{RangeType, Session};
+use pingora::Result as PResult;
+
+use super::{downstream_headers, Ctx, Edge};
+use crate::access::Access;
+
+impl Edge {
+    /// Answers the request from a fresh memory-tier entry if it can; `Ok(false)` leaves it to
+    /// the slow path with nothing written.
+    pub(super) async fn serve_hot(&self, session: &mut Session, ctx: &mut Ctx) -> PResult<bool> {
+        if !self.cfg.hot_path || !ctx.cacheable || !ctx.directives.is_plain() {
+            return Ok(false);
+        }
+        let head_only = match session.req_header().method {
+            http::Method::GET => false,
+            http::Method::HEAD => true,
+            _ => return Ok(false),
+        };
+        let key = CacheKey::new(ctx.cache_primary.as_str(), "");
+        let Some(hot) = self.storage.hot(&key) else {
+            return Ok(false);
+        };
+        let now = SystemTime::now();
+        if !hot.is_fresh(now) {
+            return Ok(false);
+        }
+        let mut resp = hot.header.clone();
+        let age = now.duration_since(hot.epoch).unwrap_or_default().as_secs();
+        resp.insert_header(http::header::AGE, age)?;
+        let req = session.req_header();
+        let mut body = Some(hot.body.clone());
+        if not_modified_filter(req, &resp) {
+            to_304(&mut resp);
+            body = None;
+        } else {
+            match pingora::proxy::range_header_filter(req, &mut resp, Some(self.slicer.max_ranges))
+            {
+                RangeType::None => {}
+                RangeType::Single(r) => body = body.map(|b| b.slice(r.start..r.end)),
+                // Multipart bodies and 416s are the slow path's.
+                _ => return Ok(false),
+            }
+        }
+        let private = ctx.access.as_ref().is_some_and(Access::is_private);
+        downstream_headers(
+            &mut resp,
+            "HIT",
+            private,
+            ctx.set_cookie.take(),
+            ctx.cors.as_ref(),
+        )?;
+        ctx.outcome = "HIT";
+        self.metrics.hot_hit();
+        let body = body.filter(|_| !head_only);
+        session
+            .write_response_header(Box::new(resp), body.is_none())
+            .await?;
+        if let Some(b) = body {
+            session.write_response_body(Some(b), true).await?;
+        }
+        Ok(true)
+    }
+}
