@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use pingora::cache::lock::CacheKeyLockImpl;
 use pingora::cache::{
     CacheKey, CacheMeta, CachePhase, ForcedFreshness, HitHandler, NoCacheReason, RespCacheable,
@@ -20,14 +19,19 @@ use crate::cache::TieredStorage;
 use crate::cache_policy::{self, Exchange, HitDecision, RequestDirectives};
 use crate::catalog::CatalogHandle;
 use crate::config::Config;
-use crate::cors::{self, CorsOut, CorsRules};
+use crate::cors::{self, CorsOut};
 use crate::feed::INTERNAL_HEADER;
 use crate::metrics::EdgeMetrics;
 use crate::purgelog::PurgeLog;
 use crate::routing::{self, Route};
 use crate::Error;
 
+mod endpoints;
+mod generic_mode;
 mod hot;
+mod sliced;
+
+use endpoints::{send, send_error, send_error_cors};
 
 /// Header naming the cache outcome: `HIT`, `MISS`, `STALE`, `REVALIDATED`, `EXPIRED`, `BYPASS`.
 pub const CACHE_STATUS_HEADER: &str = "x-outpost-cache";
@@ -168,58 +172,6 @@ fn client_ip(session: &Session) -> std::net::IpAddr {
         .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip())
 }
 
-/// Writes a small complete response.
-async fn send(
-    session: &mut Session,
-    status: u16,
-    headers: &[(&'static str, String)],
-    body: &str,
-) -> PResult<bool> {
-    let mut h = ResponseHeader::build(status, Some(headers.len() + 3))?;
-    h.insert_header("content-type", "text/plain; charset=utf-8")?;
-    h.insert_header("content-length", body.len().to_string())?;
-    h.insert_header("cache-control", "no-store")?;
-    for (k, v) in headers {
-        if *k == "set-cookie" {
-            h.append_header(*k, v.as_str())?;
-        } else {
-            h.insert_header(*k, v.as_str())?;
-        }
-    }
-    let head = session.req_header().method == http::Method::HEAD;
-    session.write_response_header(Box::new(h), head).await?;
-    if !head {
-        session
-            .write_response_body(Some(Bytes::copy_from_slice(body.as_bytes())), true)
-            .await?;
-    }
-    Ok(true)
-}
-
-async fn send_error(session: &mut Session, e: &Error) -> PResult<bool> {
-    send_error_cors(session, e, None).await
-}
-
-/// [`send_error`] with the request's CORS headers, so a player on another origin can read
-/// why it was denied.
-async fn send_error_cors(
-    session: &mut Session,
-    e: &Error,
-    cors: Option<&CorsOut>,
-) -> PResult<bool> {
-    let mut headers = vec![("x-outpost-error", e.code().to_owned())];
-    if let Some(c) = cors {
-        headers.extend(c.headers().iter().cloned());
-    }
-    if let Error::Denied { reason } = e {
-        headers.push((DENY_HEADER, reason.as_str().to_owned()));
-    }
-    if matches!(e, Error::MethodNotAllowed) {
-        headers.push(("allow", "GET, HEAD".to_owned()));
-    }
-    send(session, e.status().as_u16(), &headers, &format!("{e}\n")).await
-}
-
 /// The cache key and upstream URI of a route: objects ignore the query; listings keep only
 /// listing parameters, sorted.
 fn key_and_uri(route: &Route, query: Option<&str>) -> (String, String) {
@@ -276,331 +228,7 @@ fn downstream_headers(
     Ok(())
 }
 
-impl Edge {
-    /// Whether this object request takes the slice path: the object is known to be larger
-    /// than a slice, or it is unknown and no complete copy is cached (the slice path then
-    /// learns its size with one ranged fetch, and caches a small object whole).
-    async fn wants_slices(&self, ctx: &Ctx) -> bool {
-        if self.cfg.generic.is_some()
-            || ctx.route.as_ref().is_none_or(|r| r.path.object().is_none())
-        {
-            return false;
-        }
-        if let Some(info) = self.slicer.info(&ctx.cache_primary, &self.purge_log) {
-            return self.slicer.is_large(&info);
-        }
-        let whole = CacheKey::new(ctx.cache_primary.clone(), "");
-        let span = pingora::cache::trace::Span::inactive().handle();
-        !matches!(
-            pingora::cache::storage::Storage::lookup(self.storage, &whole, &span).await,
-            Ok(Some(_))
-        )
-    }
-
-    /// Where a miss of this request may read from: with a ring, the object's replicas and
-    /// then the origin; otherwise the origin.
-    fn upstreams_of(&self, ctx: &Ctx) -> Vec<crate::ring::Upstream> {
-        let object = ctx.route.as_ref().and_then(|r| {
-            let p = &r.path;
-            Some((p.account(), p.container()?, p.object()?))
-        });
-        match (&self.ring, object) {
-            (Some(ring), Some((a, c, o))) if self.cfg.generic.is_none() => {
-                ring.upstreams(a, c, o, self.cfg.origin)
-            }
-            _ => vec![crate::ring::Upstream::Origin(self.cfg.origin)],
-        }
-    }
-
-    /// Serves an object from slices (see [`crate::slice`]).
-    async fn serve_sliced(&self, session: &mut Session, ctx: &mut Ctx) -> PResult<bool> {
-        let upstreams = self.upstreams_of(ctx);
-        let env = crate::slice::SliceEnv {
-            upstreams: &upstreams,
-            cfg: &self.cfg,
-            storage: self.storage,
-            lock: self.lock,
-            purge_log: &self.purge_log,
-            policy: &self.cfg.policy,
-        };
-        let req = crate::slice::SliceRequest {
-            primary: &ctx.cache_primary,
-            uri: &ctx.upstream_uri,
-        };
-        let private = ctx.access.as_ref().is_some_and(Access::is_private);
-        let cors = ctx.cors.as_ref();
-        let cookie = std::sync::Mutex::new(ctx.set_cookie.take());
-        let finish = |resp: &mut ResponseHeader, served: crate::slice::Served| {
-            let status = match served {
-                crate::slice::Served::Hit => "HIT",
-                _ => "MISS",
-            };
-            let c = cookie
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .take();
-            downstream_headers(resp, status, private, c, cors)
-        };
-        let served = match env.serve(&self.slicer, session, &req, &finish).await {
-            Ok(s) => s,
-            Err(e) if e.esource() == &pingora::ErrorSource::Downstream => {
-                // The client went away (players cancel a request when they seek elsewhere).
-                tracing::debug!(error = %e, "slice response: client gone");
-                session.set_keepalive(None);
-                ctx.outcome = "SLICE-GONE";
-                return Ok(true);
-            }
-            Err(e)
-                if e.esource() == &pingora::ErrorSource::Upstream
-                    && session.response_written().is_none() =>
-            {
-                ctx.outcome = "SLICE-ERROR";
-                return send_error(session, &Error::Origin(e.to_string())).await;
-            }
-            Err(e) => return Err(e),
-        };
-        ctx.outcome = match served {
-            crate::slice::Served::Hit => "SLICE-HIT",
-            crate::slice::Served::Miss => "SLICE-MISS",
-            crate::slice::Served::Passthrough => "SLICE-PASS",
-            crate::slice::Served::Defer => {
-                // Nothing was sent; the cookie to re-issue goes out with pingora's response.
-                ctx.set_cookie = cookie
-                    .into_inner()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                return Ok(false);
-            }
-        };
-        Ok(true)
-    }
-
-    /// `POST /.outpost/purge?account=A[&container=C[&object=O | &prefix=P]]` with the internal
-    /// secret: drops entries from this edge only (the origin's `/internal/purge` fans out to
-    /// every edge). Idempotent; answers how many entries were dropped.
-    async fn purge(&self, session: &mut Session) -> PResult<bool> {
-        use subtle::ConstantTimeEq;
-        let authorized = session
-            .req_header()
-            .headers
-            .get(INTERNAL_HEADER)
-            .is_some_and(|v| bool::from(v.as_bytes().ct_eq(self.cfg.internal_secret.as_bytes())));
-        if !authorized {
-            return send(
-                session,
-                401,
-                &[("x-outpost-error", "unauthorized".into())],
-                "purges need the X-Outpost-Internal secret\n",
-            )
-            .await;
-        }
-        if session.req_header().method != http::Method::POST {
-            return send_error(session, &Error::MethodNotAllowed).await;
-        }
-        let query = session.req_header().uri.query().unwrap_or("").to_owned();
-        let mut p: std::collections::HashMap<String, String> = std::collections::HashMap::new();
-        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
-            p.entry(k.into_owned()).or_insert_with(|| v.into_owned());
-        }
-        let get = |k: &str| p.get(k).filter(|v| !v.is_empty()).cloned();
-        let Some(account) = get("account") else {
-            return send(session, 400, &[], "account is required\n").await;
-        };
-        let (kind, container, object) = match (get("container"), get("object"), get("prefix")) {
-            (None, None, None) => ("purge-account", None, None),
-            (Some(c), None, None) => ("purge-container", Some(c), None),
-            (Some(c), Some(o), None) => ("purge-object", Some(c), Some(o)),
-            (Some(c), None, Some(pre)) => ("purge-prefix", Some(c), Some(pre)),
-            _ => {
-                return send(
-                    session,
-                    400,
-                    &[],
-                    "give container, then object or prefix (not both)\n",
-                )
-                .await
-            }
-        };
-        let change = crate::feed::Change {
-            seq: 0,
-            kind: kind.to_owned(),
-            account,
-            container,
-            object,
-            etag: None,
-            ts: None,
-        };
-        let purger = crate::feed::Purger {
-            storage: self.storage,
-            log: &self.purge_log,
-        };
-        let n = crate::feed::purge_for(purger, &change);
-        self.metrics.purged("api", n);
-        let body = format!("{{\"purged\":{n}}}\n");
-        send(
-            session,
-            200,
-            &[("content-type", "application/json".into())],
-            &body,
-        )
-        .await
-    }
-
-    /// Generic upstream mode: any host and method, the path as sent (validated). `GET` and
-    /// `HEAD` may be cached by the RFC 9111 rules under a key of scheme, host, path and
-    /// query; requests with `Authorization` use keys of their own, so they never share an
-    /// entry with anonymous requests (and store only what the origin marked shareable).
-    async fn generic_request(
-        &self,
-        session: &mut Session,
-        ctx: &mut Ctx,
-        path: &str,
-    ) -> PResult<bool> {
-        if let Err(e) = outpost_auth::CanonicalPath::parse(path) {
-            ctx.outcome = "route";
-            return send_error(session, &Error::BadPath(e)).await;
-        }
-        let host = routing::normalize_host(&host_of(session));
-        if let Some(rules) = self.cfg.generic_cors.get(&host).cloned() {
-            if cors::is_preflight(&session.req_header().method, &session.req_header().headers) {
-                ctx.outcome = "preflight";
-                return self.preflight(session, Some(&rules)).await;
-            }
-            ctx.cors = Some(CorsOut::new(rules, header_str(session, "origin")));
-        }
-        let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
-        let scheme = if tls { "https" } else { "http" };
-        let req = session.req_header();
-        let pq = req
-            .uri
-            .path_and_query()
-            .map_or_else(|| path.to_owned(), |p| p.as_str().to_owned());
-        ctx.authorization = req.headers.contains_key(http::header::AUTHORIZATION);
-        if matches!(req.method, http::Method::GET | http::Method::HEAD) {
-            ctx.cache_primary = crate::generic::cache_key(scheme, &host, &pq, ctx.authorization);
-            ctx.purge_epoch = self.purge_log.current();
-            ctx.cacheable = true;
-        }
-        ctx.upstream_uri = pq;
-        ctx.generic_site = Some((scheme, host));
-        self.serve_hot(session, ctx).await
-    }
-
-    /// Answers a CORS preflight at the edge: `200` with the allowed origin, methods and
-    /// headers, or `401` (as Swift does) when the rules do not allow it.
-    async fn preflight(&self, session: &mut Session, rules: Option<&CorsRules>) -> PResult<bool> {
-        let answer = rules.map(|r| r.preflight(&session.req_header().headers));
-        match answer {
-            Some(Ok(headers)) => {
-                let mut h = ResponseHeader::build(200, Some(headers.len() + 4))?;
-                h.insert_header("content-length", "0")?;
-                h.insert_header("cache-control", "no-store")?;
-                for (k, v) in headers {
-                    h.insert_header(k, v)?;
-                }
-                if rules.is_some_and(CorsRules::varies) {
-                    h.insert_header("vary", "Origin")?;
-                }
-                session.write_response_header(Box::new(h), true).await?;
-                Ok(true)
-            }
-            Some(Err(cors::Refusal::Method)) => {
-                send(session, 401, &[], "CORS preflight: method not allowed\n").await
-            }
-            _ => send(session, 401, &[], "CORS preflight: origin not allowed\n").await,
-        }
-    }
-
-    async fn login(&self, session: &mut Session) -> PResult<bool> {
-        let query = session.req_header().uri.query().unwrap_or("").to_owned();
-        let mut grant = None;
-        let mut next = None;
-        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
-            match k.as_ref() {
-                "grant" => grant = Some(v.into_owned()),
-                "next" => next = Some(v.into_owned()),
-                _ => {}
-            }
-        }
-        let Some(grant) = grant else {
-            return send_error(
-                session,
-                &Error::BadLogin {
-                    reason: "missing grant",
-                },
-            )
-            .await;
-        };
-        let next = next.unwrap_or_else(|| "/".to_owned());
-        if outpost_auth::pubcookie::safe_next(&next).is_err() {
-            return send_error(
-                session,
-                &Error::BadLogin {
-                    reason: "next must be a path on this site",
-                },
-            )
-            .await;
-        }
-        let catalog = self.catalog.get();
-        let host = routing::normalize_host(&host_of(session));
-        let account = match routing::route(&catalog, &self.cfg.base_domain, &host, "/") {
-            Ok(r) => r.path.account().to_owned(),
-            Err(Error::NotFound { .. }) => match catalog.domain(&host) {
-                Some(crate::catalog::DomainTarget::Account(a)) => a.clone(),
-                _ => return send_error(session, &Error::UnknownHost { host }).await,
-            },
-            Err(e) => return send_error(session, &e).await,
-        };
-        let now = now_secs();
-        let leeway = self.cfg.verify.leeway;
-        let redeemed = outpost_auth::pubcookie::redeem_grant(
-            &grant,
-            &account,
-            client_ip(session),
-            now,
-            leeway,
-            catalog.as_ref(),
-            &self.seen,
-            &self.revocations,
-        );
-        let verified = match redeemed {
-            Ok(g) => g,
-            Err(e) => {
-                self.metrics.denied(e.deny_reason().as_str());
-                return send_error(
-                    session,
-                    &Error::Denied {
-                        reason: e.deny_reason(),
-                    },
-                )
-                .await;
-            }
-        };
-        let key = catalog
-            .account(&account)
-            .and_then(|a| a.keys.signing_key(now));
-        let issued = key
-            .map(|k| outpost_auth::pubcookie::issue_session(&verified, k, now, self.cfg.session));
-        let Some(Ok(issued)) = issued else {
-            return send_error(
-                session,
-                &Error::Denied {
-                    reason: outpost_auth::DenyReason::Invalid,
-                },
-            )
-            .await;
-        };
-        let cookie = issued
-            .cookie(&self.cfg.verify.cookie_name, "/", now)
-            .to_string();
-        send(
-            session,
-            302,
-            &[("location", next), ("set-cookie", cookie)],
-            "logged in\n",
-        )
-        .await
-    }
-}
+impl Edge {}
 
 #[async_trait]
 impl ProxyHttp for Edge {
@@ -633,18 +261,7 @@ impl ProxyHttp for Edge {
         let path = session.req_header().uri.path().to_owned();
         match path.as_str() {
             "/healthz" => return send(session, 200, &[], "ok\n").await,
-            "/metrics" => {
-                let mut body = self.metrics.render(self.storage.stats());
-                if let Some(ring) = &self.ring {
-                    body.push_str(&format!(
-                        "# HELP outpost_edge_ring_version Version of the origin ring in use.\n\
-                         # TYPE outpost_edge_ring_version gauge\n\
-                         outpost_edge_ring_version {}\n",
-                        ring.ring().version
-                    ));
-                }
-                return send(session, 200, &[], &body).await;
-            }
+            "/metrics" => return self.metrics_endpoint(session).await,
             outpost_auth::pubcookie::LOGIN_PATH => {
                 ctx.outcome = "login";
                 return self.login(session).await;
