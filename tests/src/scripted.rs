@@ -57,7 +57,11 @@ class H(http.server.BaseHTTPRequestHandler):
         hs = list(s.get('headers', []))
         if s.get('echo_fetch'):
             b += (' fetch %d' % len(log[target])).encode()
-        if not any(k.lower() == 'content-length' for k, v in hs):
+        if s.get('truncate'):
+            # Promise more than is sent, then hang up: an incomplete response.
+            hs.append(('Content-Length', str(len(b) + 100)))
+            self.close_connection = True
+        elif not any(k.lower() == 'content-length' for k, v in hs):
             hs.append(('Content-Length', str(len(b))))
         self.reply(s.get('status', 200), hs, b if self.command != 'HEAD' else b'')
     def reply(self, status, headers, body):
@@ -91,6 +95,8 @@ pub struct Script {
     /// When the request's `If-None-Match` equals the scripted `ETag`: answer `304` with
     /// these headers.
     pub not_modified: Option<Vec<(String, String)>>,
+    /// Announce 100 bytes more than the body and close the connection after it.
+    pub truncate: bool,
 }
 
 impl Script {
@@ -110,6 +116,7 @@ impl Script {
             body: "body".into(),
             echo_fetch: true,
             not_modified: None,
+            truncate: false,
         }
     }
 
@@ -130,6 +137,7 @@ impl Script {
             "headers": self.headers,
             "body": self.body,
             "echo_fetch": self.echo_fetch,
+            "truncate": self.truncate,
         });
         if let Some(nm) = &self.not_modified {
             v["not_modified"] = json!(nm);

@@ -189,6 +189,24 @@ fn s3_what_may_be_stored() {
     );
 }
 
+/// §3: an incomplete response (the origin hangs up before `Content-Length` bytes) is never
+/// stored.
+#[test]
+fn s3_incomplete_responses_are_not_stored() {
+    let Some(r) = rig() else { return };
+    let mut script = Script::ok(&[("cache-control", "max-age=600")]);
+    script.truncate = true;
+    r.origin.must_script("/short", &script);
+    for _ in 0..2 {
+        let resp = r.client.get(r.url("/short")).send().expect("request");
+        // Either the edge noticed before answering (502) or the client sees the body cut
+        // short; never a complete-looking 200.
+        let status = resp.status().as_u16();
+        assert!(status == 502 || resp.bytes().is_err(), "status {status}");
+    }
+    assert_eq!(r.origin.must_count("/short"), 2, "nothing was stored");
+}
+
 /// §3.5: a request with `Authorization` is stored only if the response says `public`,
 /// `s-maxage` or `must-revalidate`, and never shares an entry with anonymous requests.
 #[test]
