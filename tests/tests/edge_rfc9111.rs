@@ -692,3 +692,74 @@ fn malformed_cache_headers_get_answers_not_errors() {
     r.get("/gone");
     assert_ne!(r.get("/gone").cache, "HIT");
 }
+
+/// CORS per domain in generic mode (`[[generic.cors]]`): preflights answered at the edge and
+/// never sent upstream; actual responses get the exact allowed origin, computed per request so
+/// one cache entry serves every origin; the upstream's own CORS headers are replaced.
+#[test]
+fn generic_mode_cors_per_domain() {
+    let Some(r) = rig_with(
+        "[[generic.cors]]\ndomains = [\"site.example\"]\n\
+         allow_origins = [\"https://app.example\"]\nallow_credentials = true\nmax_age = \"10m\"\n",
+    ) else {
+        return;
+    };
+    r.origin.must_script(
+        "/font.woff2",
+        &Script::ok(&[
+            ("cache-control", "max-age=600"),
+            ("access-control-allow-origin", "*"),
+        ]),
+    );
+    let pre = r.send(
+        "OPTIONS",
+        "/font.woff2",
+        &[
+            ("origin", "https://app.example"),
+            ("access-control-request-method", "PUT"),
+            ("access-control-request-headers", "X-Upload-Id"),
+        ],
+    );
+    assert_eq!(pre.status, 200);
+    assert_eq!(
+        pre.headers["access-control-allow-origin"],
+        "https://app.example"
+    );
+    assert_eq!(pre.headers["access-control-allow-credentials"], "true");
+    assert_eq!(pre.headers["access-control-allow-headers"], "x-upload-id");
+    assert_eq!(pre.headers["access-control-max-age"], "600");
+    let refused = r.send(
+        "OPTIONS",
+        "/font.woff2",
+        &[
+            ("origin", "https://evil.example"),
+            ("access-control-request-method", "GET"),
+        ],
+    );
+    assert_eq!(refused.status, 401);
+    assert!(refused.headers.get("access-control-allow-origin").is_none());
+    assert_eq!(
+        r.origin.must_count("/font.woff2"),
+        0,
+        "preflights never reach the upstream"
+    );
+    let a = r.send("GET", "/font.woff2", &[("origin", "https://app.example")]);
+    assert_eq!(
+        a.headers["access-control-allow-origin"],
+        "https://app.example"
+    );
+    assert!(a.headers["vary"].to_str().unwrap().contains("Origin"));
+    let b = r.send("GET", "/font.woff2", &[("origin", "https://evil.example")]);
+    assert_eq!(b.cache, "HIT", "one entry for every origin");
+    assert!(
+        b.headers.get("access-control-allow-origin").is_none(),
+        "the upstream's `*` is replaced by the edge's rules"
+    );
+    let c = r.send("GET", "/font.woff2", &[("origin", "https://app.example")]);
+    assert_eq!(c.cache, "HIT");
+    assert_eq!(
+        c.headers["access-control-allow-origin"],
+        "https://app.example"
+    );
+    assert_eq!(r.origin.must_count("/font.woff2"), 1);
+}
