@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Side-by-side load bench: the Outpost edge vs nginx (proxy_cache) vs Varnish, all on 127.0.0.1
-# in front of the same Outpost origin, under the same wrk load, interleaved (A, B, C, A, B, C...)
-# so machine noise hits all alike. Prints req/s, MB/s, p50/p99 latency and the ratio to nginx.
+# Side-by-side load bench: the Outpost edge vs nginx (proxy_cache) vs Varnish (vs pingap, if
+# installed), all on 127.0.0.1 in front of the same Outpost origin, under the same wrk load,
+# interleaved (A, B, C, A, B, C...) so machine noise hits all alike. Prints req/s, MB/s, p50/p99
+# latency and the ratio to nginx.
 #
 #   benches/compare.sh [--quick]       (quick: short runs, small objects only)
 #
 # Installs nothing. Needs: nginx (with secure_link), varnishd, wrk, curl, python3
 # (Debian: apt-get install nginx-light varnish wrk curl python3). Uses target/release/outpost
 # (built with `cargo build --release --bin outpost` if missing) or $OUTPOST_BIN.
+# Optional: pingap 0.13.1 (pingora-based proxy with a cache plugin) from PATH or $PINGAP_BIN
+# (cargo install pingap --version 0.13.1 --locked; needs protobuf-compiler); skipped if absent.
 # Everything it starts is stopped by PID on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,7 +57,7 @@ wait_http() { # url
 SECRET="compare-internal-secret-0123456789"
 TOKEN_SECRET="compare-token-secret-0123456789"
 NGINX_LINK_SECRET="compare-nginx-secure-link"
-ORIGIN_PORT=$(port); EDGE_PORT=$(port); NGINX_PORT=$(port); VARNISH_PORT=$(port)
+ORIGIN_PORT=$(port); EDGE_PORT=$(port); NGINX_PORT=$(port); VARNISH_PORT=$(port); PINGAP_PORT=$(port)
 
 # --- origin -----------------------------------------------------------------------------------
 cat > "$WORK/origin.toml" <<EOF
@@ -105,7 +108,7 @@ disk = "4 GiB"
 EOF
 OUTPOST_LOG=error "$BIN" edge --config "$WORK/edge.toml" > "$WORK/edge.out" 2>&1 &
 EDGE_PID=$!
-PIDS+=($EDGE_PID)
+PIDS+=("$EDGE_PID")
 wait_http "http://127.0.0.1:$EDGE_PORT/healthz"
 printf '%s' "$TOKEN_SECRET" > "$WORK/k1.secret"
 # `sign url` prints the account-relative path; on the base domain the edge takes /v1 paths.
@@ -115,7 +118,7 @@ OP_URL="/v1/AUTH_bench$("$BIN" sign url --account bench --key-id k1 --secret-fil
 # --- nginx ------------------------------------------------------------------------------------
 mkdir -p "$WORK/nginx/cache" "$WORK/nginx/tmp"
 # As root, nginx workers would drop to "nobody" and lose access to the private temp dir.
-NGINX_USER=$([[ $(id -u) == 0 ]] && echo "user root;" || true)
+NGINX_USER=""; if [[ $(id -u) == 0 ]]; then NGINX_USER="user root;"; fi
 cat > "$WORK/nginx.conf" <<EOF
 $NGINX_USER
 worker_processes 2;
@@ -181,6 +184,62 @@ varnishd -F -j none -a "127.0.0.1:$VARNISH_PORT" -f "$WORK/default.vcl" -s mallo
 PIDS+=($!)
 wait_http "http://127.0.0.1:$VARNISH_PORT/v1/AUTH_bench/public/1k.bin"
 
+# --- pingap (optional) ------------------------------------------------------------------------
+# One server, one location "/", one upstream (the origin), the cache plugin on its memory storage
+# (512 MiB, like the others). pingap honours the origin's Cache-Control but, without one, caches
+# for only 1 s (a hard-coded default), so a response_headers plugin in "upstream" mode adds
+# `Cache-Control: max-age=3600` where the origin sent none (runs before the cache decision): the
+# same 1 h default TTL nginx (proxy_cache_valid) and Varnish (beresp.ttl) get. Host is set to the
+# origin's address; paths go upstream unchanged. Short grace periods: SIGTERM otherwise waits 5 min.
+PINGAP_BIN="${PINGAP_BIN:-$(command -v pingap || true)}"
+PINGAP=""; PINGAP_PID=""
+if [[ -n "$PINGAP_BIN" && -x "$PINGAP_BIN" ]]; then
+  cat > "$WORK/pingap.toml" <<EOF
+[basic]
+pid_file = "$WORK/pingap.pid"
+upgrade_sock = "$WORK/pingap-upgrade.sock"
+log_level = "error"
+grace_period = "1s"
+graceful_shutdown_timeout = "1s"
+
+[upstreams.origin]
+addrs = ["127.0.0.1:$ORIGIN_PORT"]
+
+[locations.all]
+path = "/"
+upstream = "origin"
+proxy_set_headers = ["Host:127.0.0.1:$ORIGIN_PORT"]
+plugins = ["defaultTtl", "memCache"]
+
+[plugins.defaultTtl]
+category = "response_headers"
+mode = "upstream"
+set_headers_not_exists = ["Cache-Control:max-age=3600"]
+
+[plugins.memCache]
+category = "cache"
+directory = "memory://?max_size=512MiB"
+max_file_size = "16MiB"
+
+[servers.bench]
+addr = "127.0.0.1:$PINGAP_PORT"
+locations = ["all"]
+threads = 2
+EOF
+  "$PINGAP_BIN" -c "$WORK/pingap.toml" > "$WORK/pingap.out" 2>&1 &
+  PINGAP_PID=$!
+  PIDS+=("$PINGAP_PID")
+  PINGAP="http://127.0.0.1:$PINGAP_PORT"
+  wait_http "$PINGAP/v1/AUTH_bench/public/1k.bin"
+  # Its second request for a URL must be a cache hit (pingap reports the pingora cache phase).
+  u="$PINGAP/v1/AUTH_bench/public/64k.bin"
+  curl -s -o /dev/null "$u"
+  st=$(curl -s -D - -o /dev/null "$u" | awk -F': ' 'tolower($1)=="x-cache-status"{print $2}' | tr -d '\r')
+  [[ "$st" == hit ]] || { echo "pingap: second GET of $u is not a cache hit (x-cache-status: ${st:-none})" >&2; exit 1; }
+else
+  echo "pingap: not installed (cargo install pingap --version 0.13.1 --locked; needs protobuf-compiler) — skipped"
+fi
+
 # --- workloads --------------------------------------------------------------------------------
 EDGE="http://127.0.0.1:$EDGE_PORT"; NGINX="http://127.0.0.1:$NGINX_PORT"; VARNISH="http://127.0.0.1:$VARNISH_PORT"
 P=/v1/AUTH_bench/public
@@ -202,24 +261,31 @@ request = function()
 end
 EOF
 
-DUR=$([[ $QUICK == 1 ]] && echo 3 || echo 12)  # full: 17 runs x 3 rounds x 12 s, under 15 minutes with setup
+DUR=$([[ $QUICK == 1 ]] && echo 3 || echo 12)  # full: 17 runs (21 with pingap) x 3 rounds x 12 s, ~15 minutes with setup
 ROUNDS=$([[ $QUICK == 1 ]] && echo 1 || echo 3)
 CONNS=32
 
-# name | outpost url | nginx url | varnish url | lua script (optional)
+# name | outpost url | nginx url | varnish url | pingap url | lua script (optional)
+PG=${PINGAP:+$PINGAP$P}  # empty without pingap
 WORKLOADS=(
-  "1 KiB hit|$EDGE$P/1k.bin|$NGINX$P/1k.bin|$VARNISH$P/1k.bin|"
-  "64 KiB hit|$EDGE$P/64k.bin|$NGINX$P/64k.bin|$VARNISH$P/64k.bin|"
-  "1 MiB hit|$EDGE$P/1m.bin|$NGINX$P/1m.bin|$VARNISH$P/1m.bin|"
-  "1 KiB private, signed|$EDGE$OP_URL|$NGINX$NGINX_SIGNED||"
-  "1 MiB ranges of ${BIG_MB} MiB|$EDGE$P/big.bin|$NGINX$P/big.bin|$VARNISH$P/big.bin|range.lua"
-  "90/10 hit/miss|$EDGE|$NGINX|$VARNISH|mix.lua"
+  "1 KiB hit|$EDGE$P/1k.bin|$NGINX$P/1k.bin|$VARNISH$P/1k.bin|${PG:+$PG/1k.bin}|"
+  "64 KiB hit|$EDGE$P/64k.bin|$NGINX$P/64k.bin|$VARNISH$P/64k.bin|${PG:+$PG/64k.bin}|"
+  "1 MiB hit|$EDGE$P/1m.bin|$NGINX$P/1m.bin|$VARNISH$P/1m.bin|${PG:+$PG/1m.bin}|"
+  "1 KiB private, signed|$EDGE$OP_URL|$NGINX$NGINX_SIGNED|||"
+  "1 MiB ranges of ${BIG_MB} MiB|$EDGE$P/big.bin|$NGINX$P/big.bin|$VARNISH$P/big.bin||range.lua"
+  "90/10 hit/miss|$EDGE|$NGINX|$VARNISH|$PINGAP|mix.lua"
 )
+# Why a peer sits a workload out (printed as n/a in the table).
+declare -A NA
+if [[ -n "$PINGAP" ]]; then
+  NA["1 KiB private, signed|pingap"]="no signed-URL check (combined_auth signs secret:timestamp, not path+expiry)"
+  NA["1 MiB ranges of ${BIG_MB} MiB|pingap"]="RANGE_REASON"
+fi
 
 # Warm every cache (and check each answers 200/206).
 for w in "${WORKLOADS[@]}"; do
-  IFS='|' read -r name a b c script <<<"$w"
-  for u in "$a" "$b" "$c"; do
+  IFS='|' read -r name a b c d script <<<"$w"
+  for u in "$a" "$b" "$c" "$d"; do
     [[ -z "$u" || -n "$script" ]] && continue
     curl -s -o /dev/null "$u"; code=$(curl -s -o /dev/null -w '%{http_code}' "$u")
     [[ "$code" == 200 ]] || { echo "warm-up of $u answered $code" >&2; exit 1; }
@@ -237,7 +303,7 @@ run() { # key url script
   local key=$1 url=$2 script=$3 args=()
   [[ -n "$script" ]] && args=(-s "$WORK/$script")
   local out
-  out=$(BIG_BYTES=$((BIG_MB * 1048576)) wrk -t2 -c$CONNS -d${DUR}s --latency "${args[@]}" "$url")
+  out=$(BIG_BYTES=$((BIG_MB * 1048576)) wrk -t2 -c$CONNS -d"${DUR}s" --latency "${args[@]}" "$url")
   local rps mb p50 p99
   rps=$(echo "$out" | awk '/Requests\/sec/{print $2}')
   mb=$(to_mb "$(echo "$out" | awk '/Transfer\/sec/{print $2}')")
@@ -246,24 +312,32 @@ run() { # key url script
   RPS[$key]="${RPS[$key]:-} $rps"; MBS[$key]="${MBS[$key]:-} $mb"
   P50[$key]="${P50[$key]:-} $p50"; P99[$key]="${P99[$key]:-} $p99"
 }
-median() { python3 -c "import sys,statistics; v=[float(x) for x in sys.argv[1:]]; print(round(statistics.median(v),2) if v else 0)" $1; }
+median() { # "v1 v2 ..."
+  local v; read -ra v <<<"$1"
+  python3 -c "import sys,statistics; v=[float(x) for x in sys.argv[1:]]; print(round(statistics.median(v),2) if v else 0)" "${v[@]}"
+}
 
 for w in "${WORKLOADS[@]}"; do
-  IFS='|' read -r name a b c script <<<"$w"
-  for r in $(seq 1 "$ROUNDS"); do
+  IFS='|' read -r name a b c d script <<<"$w"
+  for _ in $(seq 1 "$ROUNDS"); do
     run "$name|outpost" "$a" "$script"
     run "$name|nginx" "$b" "$script"
     [[ -n "$c" ]] && run "$name|varnish" "$c" "$script"
+    [[ -n "$d" ]] && run "$name|pingap" "$d" "$script"
   done
 done
 
 echo
-echo "Outpost edge vs nginx vs Varnish — $(nproc) cores, $(date -u +%F), wrk -t2 -c$CONNS -d${DUR}s, median of $ROUNDS interleaved rounds"
+echo "Outpost edge vs nginx vs Varnish${PINGAP:+ vs pingap} — $(nproc) cores, $(date -u +%F), wrk -t2 -c$CONNS -d${DUR}s, median of $ROUNDS interleaved rounds"
 printf '%-26s %-8s %12s %10s %9s %9s %9s\n' workload server 'req/s' 'MB/s' 'p50 ms' 'p99 ms' 'vs nginx'
 for w in "${WORKLOADS[@]}"; do
-  IFS='|' read -r name a b c script <<<"$w"
+  IFS='|' read -r name a b c d script <<<"$w"
   base=$(median "${RPS[$name|nginx]}")
-  for s in outpost nginx varnish; do
+  for s in outpost nginx varnish pingap; do
+    if [[ -n "${NA[$name|$s]:-}" ]]; then
+      printf '%-26s %-8s %12s   (%s)\n' "$name" "$s" n/a "${NA[$name|$s]}"
+      continue
+    fi
     [[ -z "${RPS[$name|$s]:-}" ]] && continue
     rps=$(median "${RPS[$name|$s]}")
     ratio=$(python3 -c "print(round($rps/$base,2) if $base else 0)")
@@ -273,3 +347,6 @@ for w in "${WORKLOADS[@]}"; do
 done
 RSS=$(awk '/VmHWM/{print int($2/1024)}' /proc/$EDGE_PID/status)
 echo "edge peak RSS: ${RSS} MiB (memory tier 512 MiB)"
+if [[ -n "$PINGAP_PID" ]]; then
+  echo "pingap peak RSS: $(awk '/VmHWM/{print int($2/1024)}' "/proc/$PINGAP_PID/status") MiB (memory cache 512 MiB)"
+fi

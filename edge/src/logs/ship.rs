@@ -142,12 +142,20 @@ pub fn split(data: &[u8]) -> (BTreeMap<(String, String), Vec<u8>>, u64) {
     let mut out: BTreeMap<(String, String), Vec<u8>> = BTreeMap::new();
     let mut torn = 0;
     for line in data.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-        let Ok(h) = serde_json::from_slice::<Head>(line) else {
-            torn += 1;
-            continue;
+        // Lines are ours: read the two fields by position when the line is well formed, and
+        // parse it only when it is not (the profile of cached hits showed this parse).
+        let head = match fast_head(line) {
+            Some(h) if h.kind == "access" && access_line_complete(line) => h,
+            _ => match serde_json::from_slice::<Head>(line) {
+                Ok(h) => h,
+                Err(_) => {
+                    torn += 1;
+                    continue;
+                }
+            },
         };
-        if let Some(account) = h.account {
-            let buf = out.entry((account, h.kind)).or_default();
+        if let Some(account) = head.account {
+            let buf = out.entry((account, head.kind)).or_default();
             buf.extend_from_slice(line);
             buf.push(b'\n');
         }
@@ -155,10 +163,56 @@ pub fn split(data: &[u8]) -> (BTreeMap<(String, String), Vec<u8>>, u64) {
     (out, torn)
 }
 
+/// Whether an access line is whole: its last field, `error`, is there and closes the object.
+/// (`,"error":` can only be that field: quotes inside strings are escaped.) A line torn by a
+/// crash ends mid-way and takes the parser, which counts it as torn.
+fn access_line_complete(line: &[u8]) -> bool {
+    const KEY: &[u8] = b",\"error\":";
+    let Some(at) = line.windows(KEY.len()).rposition(|w| w == KEY) else {
+        return false;
+    };
+    let tail = &line[at + KEY.len()..];
+    tail == b"null}"
+        || (tail.len() >= 3
+            && tail.starts_with(b"\"")
+            && tail.ends_with(b"\"}")
+            && !tail[1..tail.len() - 2]
+                .iter()
+                .any(|b| matches!(b, b'"' | b'\\')))
+}
+
+/// `kind` and `account` of a line we wrote (`{"kind":"…",…,"account":"…"|null,…}`) without a
+/// JSON parse; `None` (parse it instead) for anything unusual, escapes included. Inside JSON
+/// strings every `"` is escaped, so `,"account":` can only be the field itself.
+fn fast_head(line: &[u8]) -> Option<Head> {
+    let rest = line.strip_prefix(b"{\"kind\":\"")?;
+    let end = rest.iter().position(|b| *b == b'"')?;
+    let kind = std::str::from_utf8(&rest[..end]).ok()?;
+    const KEY: &[u8] = b",\"account\":";
+    let at = rest.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
+    let value = &rest[at..];
+    let account = if value.starts_with(b"null") {
+        None
+    } else {
+        let v = value.strip_prefix(b"\"")?;
+        let end = v.iter().position(|b| *b == b'"' || *b == b'\\')?;
+        if v[end] == b'\\' {
+            return None;
+        }
+        Some(std::str::from_utf8(&v[..end]).ok()?.to_owned())
+    };
+    Some(Head {
+        kind: kind.to_owned(),
+        account,
+    })
+}
+
+/// Level 1: several times cheaper than the default on the edge's CPU (which serves hits),
+/// for files some 15 % larger in the customer's container.
 fn gzip(data: &[u8]) -> std::io::Result<Vec<u8>> {
     let mut e = flate2::write::GzEncoder::new(
         Vec::with_capacity(data.len() / 4 + 64),
-        flate2::Compression::default(),
+        flate2::Compression::fast(),
     );
     e.write_all(data)?;
     e.finish()
@@ -341,6 +395,43 @@ impl Shipper {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fast_head_agrees_with_the_parser() {
+        let lines: &[&[u8]] = &[
+            br#"{"kind":"access","time":"t","edge":"e","domain":"d","account":"demo","x":1}"#,
+            br#"{"kind":"access","time":"t","edge":"e","domain":"d\",\"account\":\"evil","account":"demo"}"#,
+            br#"{"kind":"billing","account":null,"x":1}"#,
+            br#"{"kind":"access","account":"a\u0062c"}"#,
+            br#"{"account":"first","kind":"access"}"#,
+        ];
+        for l in lines {
+            let parsed: Head = serde_json::from_slice(l).unwrap();
+            if let Some(h) = fast_head(l) {
+                assert_eq!((h.kind, h.account), (parsed.kind, parsed.account), "{l:?}");
+            }
+        }
+        assert!(fast_head(lines[3]).is_none(), "escapes take the parser");
+        assert!(
+            fast_head(lines[4]).is_none(),
+            "another field order takes the parser"
+        );
+        let whole = br#"{"kind":"access","account":"demo","user_agent":"x}","error":null}"#;
+        let cut = br#"{"kind":"access","account":"demo","user_agent":"x}"#;
+        assert!(access_line_complete(whole));
+        assert!(
+            !access_line_complete(cut),
+            "a line cut after a brace in a string is torn"
+        );
+        assert!(access_line_complete(
+            br#"{"kind":"access","error":"ConnectTimedout"}"#
+        ));
+        let mut data = whole.to_vec();
+        data.push(b'\n');
+        data.extend_from_slice(cut);
+        let (g, torn) = split(&data);
+        assert_eq!((g.len(), torn), (1, 1));
+    }
 
     #[test]
     fn names_and_split() {
