@@ -4,6 +4,7 @@
 # the edge with `perf record -g` meanwhile, then prints the top of `perf report`.
 #
 #   benches/profile_hit.sh [seconds] [extra edge [cache] line, e.g. 'hot_path = false']
+#   (PERF_OUT=file keeps the perf.data for `perf report -i file`)
 #
 # Needs perf (Debian: linux-perf), wrk, curl, python3, and target/release/outpost (or
 # $OUTPOST_BIN). Everything it starts is stopped by PID on exit.
@@ -67,8 +68,9 @@ wrk -t1 -c32 -d$((SECS + 2))s "$URL" > "$WORK/wrk.out" &
 WRK=$!
 PIDS+=($WRK)
 sleep 1
-perf record -F 1999 -g -p "$EDGE" -o "$WORK/perf.data" -- sleep "$SECS" 2> /dev/null
+perf record -F ${PERF_FREQ:-1999} --call-graph ${PERF_CALLGRAPH:-fp} -p "$EDGE" -o "$WORK/perf.data" -- sleep "$SECS" 2> /dev/null
 wait "$WRK" || true
 grep -E "Requests/sec|Latency" "$WORK/wrk.out"
+[[ -n "${PERF_OUT:-}" ]] && cp "$WORK/perf.data" "$PERF_OUT"
 perf report -i "$WORK/perf.data" --no-children --sort symbol --stdio 2>/dev/null \
   | grep -E '^ +[0-9]+\.[0-9]+%' | head -40
