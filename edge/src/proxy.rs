@@ -135,7 +135,7 @@ pub struct Ctx {
     /// When the request went upstream (for the response's age).
     sent_upstream: Option<SystemTime>,
     /// A `304` that revalidated the stored response, whose fields update it (§4.3.4).
-    not_modified: Option<ResponseHeader>,
+    not_modified: Option<Box<ResponseHeader>>,
     /// Generic mode: the client-facing scheme and host, for invalidation (§4.4).
     generic_site: Option<(&'static str, String)>,
     /// CORS rules in force and this request's CORS headers (computed per request, never
@@ -212,23 +212,37 @@ fn downstream_headers(
     cors: Option<&CorsOut>,
 ) -> PResult<()> {
     resp.insert_header(CACHE_STATUS_HEADER, status)?;
+    strip_internal(resp);
+    per_request_headers(resp, private, set_cookie, cors)
+}
+
+/// Origin-internal headers no client sees.
+fn strip_internal(resp: &mut ResponseHeader) {
+    for h in ["x-trans-id", "x-openstack-request-id", "x-timestamp"] {
+        resp.remove_header(h);
+    }
+}
+
+/// The part of [`downstream_headers`] that depends on the request, not on the stored response:
+/// CORS, `Cache-Control: private` for content that needed a credential, a re-issued cookie.
+fn per_request_headers(
+    resp: &mut ResponseHeader,
+    private: bool,
+    set_cookie: Option<String>,
+    cors: Option<&CorsOut>,
+) -> PResult<()> {
     if let Some(c) = cors {
         c.apply(resp)?;
     }
     if private {
-        resp.insert_header("cache-control", "private")?;
-        resp.remove_header("expires");
+        resp.insert_header(http::header::CACHE_CONTROL, "private")?;
+        resp.remove_header(&http::header::EXPIRES);
     }
     if let Some(c) = set_cookie {
-        resp.append_header("set-cookie", c)?;
-    }
-    for h in ["x-trans-id", "x-openstack-request-id", "x-timestamp"] {
-        resp.remove_header(h);
+        resp.append_header(http::header::SET_COOKIE, c)?;
     }
     Ok(())
 }
-
-impl Edge {}
 
 #[async_trait]
 impl ProxyHttp for Edge {
@@ -616,7 +630,7 @@ impl ProxyHttp for Edge {
             ));
         }
         if upstream.status == http::StatusCode::NOT_MODIFIED {
-            ctx.not_modified = Some(upstream.clone());
+            ctx.not_modified = Some(Box::new(upstream.clone()));
         }
         if upstream.status != http::StatusCode::SWITCHING_PROTOCOLS {
             cache_policy::strip_hop_by_hop_resp(upstream);

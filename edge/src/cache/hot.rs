@@ -16,7 +16,8 @@ use super::TieredStorage;
 /// A memory-tier entry ready to be served without pingora's cache machinery.
 #[derive(Debug)]
 pub struct HotEntry {
-    /// The stored response head as pingora serves a hit (HTTP/1.1, no `Age`).
+    /// The stored response head as pingora serves a hit (HTTP/1.1, no `Age`), with what the
+    /// caller's `prepare` added.
     pub header: ResponseHeader,
     /// Fresh until (inclusive, as pingora's `CacheMeta::is_fresh`).
     pub fresh_until: SystemTime,
@@ -29,13 +30,14 @@ pub struct HotEntry {
 impl HotEntry {
     /// Decodes a memory entry; `None` for entries the fast path must not serve (undecodable,
     /// or varying by request headers, whose variant choice is pingora's).
-    pub(super) fn decode(entry: &MemEntry) -> Option<HotEntry> {
+    pub(super) fn decode(entry: &MemEntry, prepare: fn(&mut ResponseHeader)) -> Option<HotEntry> {
         let meta = CacheMeta::deserialize(&entry.internal, &entry.header).ok()?;
         if meta.variance().is_some() || meta.headers().contains_key(http::header::VARY) {
             return None;
         }
         let mut header = meta.response_header_copy();
         header.set_version(http::Version::HTTP_11);
+        prepare(&mut header);
         Some(HotEntry {
             header,
             fresh_until: meta.fresh_until(),
@@ -53,7 +55,8 @@ impl HotEntry {
 impl TieredStorage {
     /// The memory-tier entry of `key` for the fast path, synchronously: `None` when there is
     /// none, when a fill is replacing it (readers must follow the fill), or when it varies.
-    pub fn hot(&self, key: &CacheKey) -> Option<Arc<HotEntry>> {
+    /// `prepare` adds to the head, once per stored version, what every hit of it carries.
+    pub fn hot(&self, key: &CacheKey, prepare: fn(&mut ResponseHeader)) -> Option<Arc<HotEntry>> {
         let hash: HashBinary = key.combined_bin();
         if self.inner.latest_fill(&hash).is_some() {
             return None;
@@ -61,7 +64,7 @@ impl TieredStorage {
         let entry = self.inner.memory.get(&hash)?;
         entry
             .hot
-            .get_or_init(|| HotEntry::decode(&entry).map(Arc::new))
+            .get_or_init(|| HotEntry::decode(&entry, prepare).map(Arc::new))
             .clone()
     }
 }

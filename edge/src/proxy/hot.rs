@@ -12,12 +12,28 @@
 use std::time::SystemTime;
 
 use pingora::cache::CacheKey;
+use pingora::http::ResponseHeader;
 use pingora::protocols::http::conditional_filter::{not_modified_filter, to_304};
 use pingora::proxy::{RangeType, Session};
 use pingora::Result as PResult;
 
-use super::{downstream_headers, Ctx, Edge};
+use super::{per_request_headers, strip_internal, Ctx, Edge, CACHE_STATUS_HEADER};
 use crate::access::Access;
+
+/// What every fast-path hit of a stored version carries, added once when it is decoded: the
+/// cache status, no origin-internal headers, and `Accept-Ranges` where pingora's range filter
+/// would add it (a `200` with a length), so requests without `Range` skip that filter.
+fn prepare_hit(h: &mut ResponseHeader) {
+    let _ = h.insert_header(CACHE_STATUS_HEADER, "HIT");
+    strip_internal(h);
+    let length = h
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if h.status == http::StatusCode::OK && length.is_some() {
+        let _ = h.insert_header(http::header::ACCEPT_RANGES, "bytes");
+    }
+}
 
 impl Edge {
     /// Answers the request from a fresh memory-tier entry if it can; `Ok(false)` leaves it to
@@ -32,7 +48,7 @@ impl Edge {
             _ => return Ok(false),
         };
         let key = CacheKey::new(ctx.cache_primary.as_str(), "");
-        let Some(hot) = self.storage.hot(&key) else {
+        let Some(hot) = self.storage.hot(&key, prepare_hit) else {
             return Ok(false);
         };
         let now = SystemTime::now();
@@ -44,10 +60,12 @@ impl Edge {
         resp.insert_header(http::header::AGE, age)?;
         let req = session.req_header();
         let mut body = Some(hot.body.clone());
-        if not_modified_filter(req, &resp) {
+        let conditional = req.headers.contains_key(http::header::IF_NONE_MATCH)
+            || req.headers.contains_key(http::header::IF_MODIFIED_SINCE);
+        if conditional && not_modified_filter(req, &resp) {
             to_304(&mut resp);
             body = None;
-        } else {
+        } else if req.headers.contains_key(http::header::RANGE) {
             match pingora::proxy::range_header_filter(req, &mut resp, Some(self.slicer.max_ranges))
             {
                 RangeType::None => {}
@@ -57,13 +75,7 @@ impl Edge {
             }
         }
         let private = ctx.access.as_ref().is_some_and(Access::is_private);
-        downstream_headers(
-            &mut resp,
-            "HIT",
-            private,
-            ctx.set_cookie.take(),
-            ctx.cors.as_ref(),
-        )?;
+        per_request_headers(&mut resp, private, ctx.set_cookie.take(), ctx.cors.as_ref())?;
         ctx.outcome = "HIT";
         self.metrics.hot_hit();
         let body = body.filter(|_| !head_only);
