@@ -86,6 +86,9 @@ fn hot_hits(edge: &EdgeProc) -> u64 {
         .unwrap_or(0)
 }
 
+/// Method, host, path with query, request headers.
+type Case<'a> = (&'a str, &'a str, String, Vec<(&'a str, &'a str)>);
+
 #[test]
 fn the_fast_path_answers_exactly_like_the_slow_path() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -136,7 +139,7 @@ fn the_fast_path_answers_exactly_like_the_slow_path() {
     let lm = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(60));
     let tok = url_token("/priv");
     let ptoken = format!("/p.txt?op_token={tok}");
-    let cases: Vec<(&str, &str, String, Vec<(&str, &str)>)> = vec![
+    let cases: Vec<Case> = vec![
         ("GET", host, "/a.bin".into(), vec![]),
         ("HEAD", host, "/a.bin".into(), vec![]),
         ("GET", host, "/cc.txt".into(), vec![]),
