@@ -136,15 +136,7 @@ impl CorsRules {
             return Vec::new();
         };
         let mut out = Vec::with_capacity(3);
-        match how {
-            AllowAs::Any => out.push(("access-control-allow-origin", "*".to_owned())),
-            AllowAs::Exact { credentials } => {
-                out.push(("access-control-allow-origin", origin));
-                if credentials {
-                    out.push(("access-control-allow-credentials", "true".to_owned()));
-                }
-            }
-        }
+        how.push_headers(origin, &mut out);
         let mut expose = ALWAYS_EXPOSED.to_owned();
         for h in &self.expose {
             expose.push_str(", ");
@@ -176,15 +168,7 @@ impl CorsRules {
             return Err(Refusal::Method);
         }
         let mut out = Vec::with_capacity(6);
-        match how {
-            AllowAs::Any => out.push(("access-control-allow-origin", "*".to_owned())),
-            AllowAs::Exact { credentials } => {
-                out.push(("access-control-allow-origin", origin));
-                if credentials {
-                    out.push(("access-control-allow-credentials", "true".to_owned()));
-                }
-            }
-        }
+        how.push_headers(origin, &mut out);
         out.push(("access-control-allow-methods", self.methods.join(", ")));
         let asked = req
             .get(http::header::ACCESS_CONTROL_REQUEST_HEADERS)
@@ -265,6 +249,21 @@ impl CorsOut {
 enum AllowAs {
     Any,
     Exact { credentials: bool },
+}
+
+impl AllowAs {
+    /// `Access-Control-Allow-Origin` (and `-Credentials`) for `origin`.
+    fn push_headers(self, origin: String, out: &mut Vec<(&'static str, String)>) {
+        match self {
+            AllowAs::Any => out.push(("access-control-allow-origin", "*".to_owned())),
+            AllowAs::Exact { credentials } => {
+                out.push(("access-control-allow-origin", origin));
+                if credentials {
+                    out.push(("access-control-allow-credentials", "true".to_owned()));
+                }
+            }
+        }
+    }
 }
 
 /// Whether a request is a CORS preflight.
