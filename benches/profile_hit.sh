@@ -4,7 +4,8 @@
 # the edge with `perf record -g` meanwhile, then prints the top of `perf report`.
 #
 #   benches/profile_hit.sh [seconds] [extra edge [cache] line, e.g. 'hot_path = false']
-#   (PERF_OUT=file keeps the perf.data for `perf report -i file`)
+#   (PERF_OUT=file keeps the perf.data for `perf report -i file`; SIGNED=1 profiles a private
+#   object read with an Outpost signed URL instead of a public one)
 #
 # Needs perf (Debian: linux-perf), wrk, curl, python3, and target/release/outpost (or
 # $OUTPOST_BIN). Everything it starts is stopped by PID on exit.
@@ -47,6 +48,11 @@ curl -sf -X PUT -H "X-Auth-Token: $TOK" -H 'X-Container-Read: .r:*' "$STORE/publ
 head -c 1024 /dev/urandom > "$WORK/blob"
 curl -sf -X PUT -H "X-Auth-Token: $TOK" -H 'Cache-Control: public, max-age=3600' \
   --data-binary @"$WORK/blob" "$STORE/public/1k.bin" -o /dev/null
+TOKEN_SECRET="profile-token-secret-0123456789"
+curl -sf -X PUT -H "X-Auth-Token: $TOK" "$STORE/private" -o /dev/null
+curl -sf -X POST -H "X-Auth-Token: $TOK" -H "X-Account-Outpost-Key-k1: $TOKEN_SECRET" "$STORE" -o /dev/null
+curl -sf -X PUT -H "X-Auth-Token: $TOK" --data-binary @"$WORK/blob" "$STORE/private/1k.bin" -o /dev/null
+printf '%s' "$TOKEN_SECRET" > "$WORK/k1.secret"
 cat > "$WORK/edge.toml" <<EOT
 listen = "127.0.0.1:$EP"
 base_domain = "localhost"
@@ -63,6 +69,10 @@ EDGE=$!
 PIDS+=($EDGE)
 wait_http "http://127.0.0.1:$EP/healthz"
 URL="http://127.0.0.1:$EP/v1/AUTH_bench/public/1k.bin"
+if [[ -n "${SIGNED:-}" ]]; then
+  URL="http://127.0.0.1:$EP/v1/AUTH_bench$("$BIN" sign url --account bench --key-id k1 \
+    --secret-file "$WORK/k1.secret" --path /private/1k.bin --expires-in 2h)"
+fi
 for _ in 1 2 3; do curl -sf -o /dev/null "$URL"; done
 wrk -t1 -c32 -d$((SECS + 2))s "$URL" > "$WORK/wrk.out" &
 WRK=$!

@@ -260,6 +260,34 @@ fn the_fast_path_answers_exactly_like_the_slow_path() {
         fetch(&cf, "GET", &u(&fast, phost, "/p.txt"), &[]).status,
         403
     );
+    // A revoked session: its signed URL is refused on the next request, although the object
+    // sits in the memory tier (the access decision comes before the fast path).
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let mut claims = Claims::new("demo", TokenKind::Url, "/priv", now + 600);
+    claims.session_id = Some("hot-session".into());
+    let sess = token::sign(&claims, &key()).expect("sign");
+    let url_s = u(&fast, phost, &format!("/p.txt?op_token={sess}"));
+    let hits = hot_hits(&fast);
+    assert_eq!(fetch(&cf, "GET", &url_s, &[]).status, 200);
+    assert_eq!(hot_hits(&fast), hits + 1, "served by the fast path");
+    api.must(
+        "POST",
+        "",
+        &[
+            ("x-outpost-revoke-session", "hot-session"),
+            ("x-purge-wait", "edges"),
+        ],
+        vec![],
+    );
+    let r = fetch(&cf, "GET", &url_s, &[]);
+    assert_eq!(r.status, 403);
+    assert!(r
+        .headers
+        .iter()
+        .any(|(k, v)| k == "x-outpost-deny" && v == "revoked"));
 }
 
 /// Stale and `no-cache` entries are revalidated by the slow path, never served by the fast one.
