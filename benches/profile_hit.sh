@@ -5,7 +5,8 @@
 #
 #   benches/profile_hit.sh [seconds] [extra edge [cache] line, e.g. 'hot_path = false']
 #   (PERF_OUT=file keeps the perf.data for `perf report -i file`; SIGNED=1 profiles a private
-#   object read with an Outpost signed URL instead of a public one)
+#   object read with an Outpost signed URL instead of a public one; MISS=1 profiles misses:
+#   every request a different missing object, each answered 404 by the origin)
 #
 # Needs perf (Debian: linux-perf), wrk, curl, python3, and target/release/outpost (or
 # $OUTPOST_BIN). Everything it starts is stopped by PID on exit.
@@ -74,7 +75,18 @@ if [[ -n "${SIGNED:-}" ]]; then
     --secret-file "$WORK/k1.secret" --path /private/1k.bin --expires-in 2h)"
 fi
 for _ in 1 2 3; do curl -sf -o /dev/null "$URL"; done
-wrk -t1 -c32 -d$((SECS + 2))s "$URL" > "$WORK/wrk.out" &
+LUA=()
+if [[ -n "${MISS:-}" ]]; then
+  cat > "$WORK/miss.lua" <<'EOT'
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format("GET", "/v1/AUTH_bench/public/miss-" .. tostring(math.random(1, 1e9)) .. "-" .. n)
+end
+EOT
+  LUA=(-s "$WORK/miss.lua")
+fi
+wrk -t1 -c32 -d$((SECS + 2))s "${LUA[@]}" "$URL" > "$WORK/wrk.out" &
 WRK=$!
 PIDS+=($WRK)
 sleep 1

@@ -53,6 +53,12 @@ impl HotEntry {
 }
 
 impl TieredStorage {
+    /// Whether a lookup of `key` would find something right now (a fill, or an entry in
+    /// either tier), from in-memory state only: no file is opened.
+    pub fn contains(&self, key: &CacheKey) -> bool {
+        self.inner.shows(&key.combined_bin())
+    }
+
     /// The memory-tier entry of `key` for the fast path, synchronously: `None` when there is
     /// none, when a fill is replacing it (readers must follow the fill), or when it varies.
     /// `prepare` adds to the head, once per stored version, what every hit of it carries.

@@ -24,12 +24,11 @@ impl Edge {
         if let Some(info) = self.slicer.info(&ctx.cache_primary, &self.purge_log) {
             return self.slicer.is_large(&info);
         }
-        let whole = CacheKey::new(ctx.cache_primary.clone(), "");
-        let span = pingora::cache::trace::Span::inactive().handle();
-        !matches!(
-            pingora::cache::storage::Storage::lookup(self.storage, &whole, &span).await,
-            Ok(Some(_))
-        )
+        // In-memory state only (the 90/10 profile showed a disk lookup on the blocking pool
+        // for every miss of an unknown object here).
+        !self
+            .storage
+            .contains(&CacheKey::new(ctx.cache_primary.as_str(), ""))
     }
 
     /// Where a miss of this request may read from: with a ring, the object's replicas and

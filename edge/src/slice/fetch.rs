@@ -300,17 +300,44 @@ pub(super) async fn passthrough(
         .write_response_header(Box::new(resp), head)
         .await
         .map_err(PError::into_down)?;
+    // The upstream body is read to its end even for HEAD (these are short answers: errors,
+    // redirects), so the caller can put the connection back in the pool.
+    while let Some(chunk) = up.read_response_body().await? {
+        if !head {
+            session
+                .write_response_body(Some(chunk), false)
+                .await
+                .map_err(PError::into_down)?;
+        }
+    }
     if head {
         return Ok(());
-    }
-    while let Some(chunk) = up.read_response_body().await? {
-        session
-            .write_response_body(Some(chunk), false)
-            .await
-            .map_err(PError::into_down)?;
     }
     session
         .write_response_body(None, true)
         .await
         .map_err(PError::into_down)
+}
+
+impl SliceEnv<'_> {
+    /// Answers with the upstream response as it is (see [`passthrough`]), then returns the
+    /// upstream connection to the pool: the 90/10 mix profile showed every miss of an unknown
+    /// object (a 404) paying a new upstream connection.
+    pub(super) async fn pass_and_release(
+        &self,
+        slicer: &Slicer,
+        session: &mut Session,
+        mut up: HttpSession,
+        resp: ResponseHeader,
+        from: SocketAddr,
+        finish: &(dyn Fn(&mut ResponseHeader, Served) -> PResult<()> + Sync),
+    ) -> PResult<()> {
+        // On success the body was read to its end: the connection is clean.
+        passthrough(session, &mut up, resp, finish).await?;
+        slicer
+            .connector
+            .release_http_session(up, &self.peer_at(from), Some(Duration::from_secs(60)))
+            .await;
+        Ok(())
+    }
 }

@@ -2,7 +2,6 @@
 //! ranged fetch (or a one-byte probe), under a cache lock so concurrent viewers wait for one
 //! learner.
 
-use super::fetch::passthrough;
 use super::*;
 
 /// What learning an unknown object produced.
@@ -64,7 +63,8 @@ impl SliceEnv<'_> {
             416 => content_range(&resp).map_or(0, |(_, len)| len),
             200 => content_length(&resp).unwrap_or(0),
             _ => {
-                passthrough(session, &mut up, resp, finish).await?;
+                self.pass_and_release(slicer, session, up, resp, from, finish)
+                    .await?;
                 return Ok(Learned::Passthrough);
             }
         };
@@ -102,7 +102,7 @@ impl SliceEnv<'_> {
         loop {
             let epoch = self.purge_log.current();
             let first = index * size;
-            let (mut up, resp, from) = self
+            let (up, resp, from) = self
                 .upstream_range(slicer, req.uri, first, first + size - 1, None)
                 .await?;
             let (len, body_len) = match resp.status.as_u16() {
@@ -126,7 +126,8 @@ impl SliceEnv<'_> {
                     continue;
                 }
                 _ => {
-                    passthrough(session, &mut up, resp, finish).await?;
+                    self.pass_and_release(slicer, session, up, resp, from, finish)
+                        .await?;
                     return Ok(Learned::Passthrough);
                 }
             };
