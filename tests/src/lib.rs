@@ -15,6 +15,7 @@ pub mod clients;
 pub mod cluster;
 pub mod ring_cluster;
 pub mod scripted;
+pub mod tokens;
 pub mod xdc;
 
 use std::path::PathBuf;

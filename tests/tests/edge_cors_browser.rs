@@ -38,12 +38,13 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use outpost_auth::token::{self, Claims};
-use outpost_auth::{Secret, TokenKey, TokenKeySpec, TokenKind};
+use outpost_auth::{TokenKey, TokenKind};
 use outpost_tests::clients::{must_eventually, pseudo_random, run_within, walk, Session};
 use outpost_tests::cluster::{EdgeProc, OriginProc, USER_KEY};
+use outpost_tests::tokens::{key_k1, now};
 use outpost_tests::which;
 use reqwest::blocking::Response;
 
@@ -56,21 +57,8 @@ const RANGE: &str = "bytes=100-1099";
 /// The `Range` of the third segment: a suffix range, which the browser preflights.
 const SUFFIX_RANGE: &str = "bytes=-1000";
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_secs()
-}
-
 fn key() -> TokenKey {
-    TokenKey::new(TokenKeySpec {
-        id: "k1".into(),
-        secret: Secret::new(KEY_SECRET),
-        not_before: None,
-        not_after: None,
-    })
-    .expect("key")
+    key_k1(KEY_SECRET)
 }
 
 /// A login grant for the whole `videos` container, single-use by its nonce.

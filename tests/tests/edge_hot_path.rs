@@ -2,32 +2,23 @@
 //! `cache.hot_path = false`, answer every request form with the same status, headers and
 //! bytes; and purges, overwrites, revocations and ACL changes act on the very next request.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use outpost_auth::token::{self, Claims};
-use outpost_auth::{Secret, TokenKey, TokenKeySpec, TokenKind};
+use outpost_auth::{TokenKey, TokenKind};
 use outpost_tests::clients::{must_eventually, Session};
 use outpost_tests::cluster::{EdgeProc, OriginProc, USER_KEY};
+use outpost_tests::tokens::{key_k1, now};
 
 const KEY_SECRET: &str = "hot-path-token-secret-0123456789";
 
 fn key() -> TokenKey {
-    TokenKey::new(TokenKeySpec {
-        id: "k1".into(),
-        secret: Secret::new(KEY_SECRET),
-        not_before: None,
-        not_after: None,
-    })
-    .expect("key")
+    key_k1(KEY_SECRET)
 }
 
 fn url_token(scope: &str) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_secs();
     token::sign(
-        &Claims::new("demo", TokenKind::Url, scope, now + 600),
+        &Claims::new("demo", TokenKind::Url, scope, now() + 600),
         &key(),
     )
     .expect("sign")
@@ -262,11 +253,7 @@ fn the_fast_path_answers_exactly_like_the_slow_path() {
     );
     // A revoked session: its signed URL is refused on the next request, although the object
     // sits in the memory tier (the access decision comes before the fast path).
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_secs();
-    let mut claims = Claims::new("demo", TokenKind::Url, "/priv", now + 600);
+    let mut claims = Claims::new("demo", TokenKind::Url, "/priv", now() + 600);
     claims.session_id = Some("hot-session".into());
     let sess = token::sign(&claims, &key()).expect("sign");
     let url_s = u(&fast, phost, &format!("/p.txt?op_token={sess}"));
