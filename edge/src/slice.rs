@@ -206,6 +206,10 @@ pub(crate) struct SliceEnv<'a> {
     pub upstreams: &'a [crate::ring::Upstream],
 }
 
+/// Adds the proxy's downstream headers (cache status, privacy, cookies, CORS) to a head the
+/// slice path is about to send.
+pub(crate) type Finish<'a> = dyn Fn(&mut ResponseHeader, Served) -> PResult<()> + Sync + 'a;
+
 /// How the slice path answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Served {

@@ -221,14 +221,20 @@ key = "{USER_KEY}"
 
     /// The origin's count of `GET` requests answered 200 or 206 (from `/metrics`).
     pub fn must_count_gets(&self) -> u64 {
+        self.must_count_gets_answered(&[200, 206])
+    }
+
+    /// The origin's count of `GET` requests answered with one of `statuses` (from `/metrics`).
+    pub fn must_count_gets_answered(&self, statuses: &[u16]) -> u64 {
         let text = reqwest::blocking::get(format!("{}/metrics", self.url))
             .and_then(|r| r.text())
             .expect("metrics");
+        let wanted: Vec<String> = statuses.iter().map(|s| format!("status=\"{s}\"")).collect();
         text.lines()
             .filter(|l| {
                 l.starts_with("outpost_origin_requests_total")
                     && l.contains("method=\"GET\"")
-                    && (l.contains("status=\"200\"") || l.contains("status=\"206\""))
+                    && wanted.iter().any(|w| l.contains(w.as_str()))
             })
             .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
             .sum()

@@ -13,21 +13,6 @@ fn cache_status(r: &reqwest::blocking::Response) -> String {
         .to_owned()
 }
 
-/// The origin's count of `GET`s answered `304` (from `/metrics`).
-fn not_modified_count(origin: &OriginProc) -> u64 {
-    let text = reqwest::blocking::get(format!("{}/metrics", origin.url))
-        .and_then(|r| r.text())
-        .expect("metrics");
-    text.lines()
-        .filter(|l| {
-            l.starts_with("outpost_origin_requests_total")
-                && l.contains("method=\"GET\"")
-                && l.contains("status=\"304\"")
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
-}
-
 #[test]
 fn objects_bring_their_own_freshness_and_purges_still_apply() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -90,7 +75,7 @@ fn objects_bring_their_own_freshness_and_purges_still_apply() {
     must_eventually(
         "304s for no-cache's revalidation and expired's background revalidation",
         std::time::Duration::from_secs(10),
-        || not_modified_count(&origin) == 2,
+        || origin.must_count_gets_answered(&[304]) == 2,
     );
     // An overwrite of a kept object is purged by the feed: the next read is the new version.
     api.must_put("/pub/plain.txt", b"plain v2".to_vec(), &[], 201);

@@ -283,7 +283,7 @@ pub(super) async fn passthrough(
     session: &mut Session,
     up: &mut HttpSession,
     mut resp: ResponseHeader,
-    finish: &(dyn Fn(&mut ResponseHeader, Served) -> PResult<()> + Sync),
+    finish: &Finish<'_>,
 ) -> PResult<()> {
     // The proxy's downstream headers (cache status, privacy, CORS) on errors too.
     finish(&mut resp, Served::Passthrough)?;
@@ -330,7 +330,7 @@ impl SliceEnv<'_> {
         mut up: HttpSession,
         resp: ResponseHeader,
         from: SocketAddr,
-        finish: &(dyn Fn(&mut ResponseHeader, Served) -> PResult<()> + Sync),
+        finish: &Finish<'_>,
     ) -> PResult<()> {
         // On success the body was read to its end: the connection is clean.
         passthrough(session, &mut up, resp, finish).await?;

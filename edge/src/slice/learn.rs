@@ -19,7 +19,7 @@ impl SliceEnv<'_> {
         slicer: &Slicer,
         session: &mut Session,
         req: &SliceRequest<'_>,
-        finish: &(dyn Fn(&mut ResponseHeader, Served) -> PResult<()> + Sync),
+        finish: &Finish<'_>,
     ) -> PResult<Learned> {
         let info_key = CacheKey::new(format!("{}#info", req.primary), "");
         let permit = match self.lock.lock(&info_key, false) {
@@ -50,7 +50,7 @@ impl SliceEnv<'_> {
         slicer: &Slicer,
         session: &mut Session,
         req: &SliceRequest<'_>,
-        finish: &(dyn Fn(&mut ResponseHeader, Served) -> PResult<()> + Sync),
+        finish: &Finish<'_>,
     ) -> PResult<Learned> {
         let epoch = self.purge_log.current();
         let (mut up, resp, from) = self.upstream_range(slicer, req.uri, 0, 0, None).await?;
@@ -92,7 +92,7 @@ impl SliceEnv<'_> {
         slicer: &Slicer,
         session: &mut Session,
         req: &SliceRequest<'_>,
-        finish: &(dyn Fn(&mut ResponseHeader, Served) -> PResult<()> + Sync),
+        finish: &Finish<'_>,
     ) -> PResult<Learned> {
         let size = slicer.slice_size;
         let mut index = match learn_plan(session.req_header()) {

@@ -86,7 +86,7 @@ impl SliceEnv<'_> {
         slicer: &Slicer,
         session: &mut Session,
         req: &SliceRequest<'_>,
-        finish: &(dyn Fn(&mut ResponseHeader, Served) -> PResult<()> + Sync),
+        finish: &Finish<'_>,
     ) -> PResult<Served> {
         let size = slicer.slice_size;
         let mut restarted = false;
