@@ -1,0 +1,40 @@
+//! Endpoint paths between processes. The origin's router mounts exactly these; clients
+//! (edges, peers, the CLI) build their URLs from them.
+
+/// `GET ?since=SEQ&limit=N&wait=SECS&edge=ID`: the change feed ([`crate::feed::FeedPage`]).
+pub const CHANGES: &str = "/internal/changes";
+/// `GET [?account=A]`: the CDN snapshot ([`crate::snapshot::Snapshot`]).
+pub const SNAPSHOT: &str = "/internal/snapshot";
+/// `POST ?account=A[&container=C[&object=O | &prefix=P]]`: an explicit purge. The same
+/// path on an edge drops its own entries only.
+pub const PURGE: &str = "/internal/purge";
+/// `POST`: a [`crate::billing::BillingBatch`].
+pub const BILLING: &str = "/internal/billing";
+/// `PUT ?account=A&object=O`: a log object for `.outpost_logs` ([`crate::logs`]).
+pub const LOGS: &str = "/internal/logs";
+
+/// `GET ?part=P&view=data|listing`: per-suffix hashes of one partition.
+pub const REPLICATION_HASHES: &str = "/internal/replication/hashes";
+/// `GET ?part=P&suffixes=abc,def`: the rows in those suffixes.
+pub const REPLICATION_ROWS: &str = "/internal/replication/rows";
+/// `GET`: every account and container row.
+pub const REPLICATION_META: &str = "/internal/replication/meta";
+
+/// `GET`: one node's cluster status.
+pub const CLUSTER_STATUS: &str = "/internal/cluster/status";
+/// `POST`: run one replication pass now.
+pub const CLUSTER_REPLICATE: &str = "/internal/cluster/replicate";
+/// `POST`: run one audit pass now.
+pub const CLUSTER_AUDIT: &str = "/internal/cluster/audit";
+
+/// Prefix of the cross-DC endpoints; what follows it is a Swift path (`/v1/AUTH_a/c/o`).
+pub const XDC: &str = "/internal/xdc";
+/// `POST`: which versions a peer DC already has.
+pub const XDC_HAVE: &str = "/internal/xdc/have";
+/// `GET`: this node's per-peer replication state.
+pub const XDC_STATUS: &str = "/internal/xdc/status";
+/// A peer DC's change: `XDC_APPLY` + `/AUTH_<account>/<container>[/<object>]`.
+pub const XDC_APPLY: &str = "/internal/xdc/v1";
+
+/// `GET ?account=A&from=T&to=T`: per-minute billing ([`crate::billing::BillingReport`]).
+pub const ADMIN_BILLING: &str = "/admin/billing";
