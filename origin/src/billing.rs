@@ -16,44 +16,19 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use prometheus::{IntCounterVec, Opts, Registry};
 use rusqlite::{params, Connection, OptionalExtension};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::{Error, Result};
 
 /// Schema version of `billing.sqlite3`.
 pub const SCHEMA_VERSION: i64 = 1;
-/// Version of the batch edges send.
-pub const BATCH_VERSION: u32 = 1;
 /// The container each account's logs are delivered into.
-pub const LOGS_CONTAINER: &str = ".outpost_logs";
+pub use outpost_proto::meta::LOGS_CONTAINER;
 /// Accounts with their own series in `/metrics`; the rest are summed under `_other`.
 pub const METRIC_ACCOUNTS: usize = 100;
 
-/// One record as an edge ships it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Record {
-    /// Edge id.
-    pub edge: String,
-    /// Account.
-    pub account: String,
-    /// Unix seconds / 60.
-    pub minute: u64,
-    /// Bytes sent (response header + body).
-    pub bytes: u64,
-    /// Successful requests.
-    pub requests: u64,
-}
-
-/// `POST /internal/billing` body.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Batch {
-    /// [`BATCH_VERSION`].
-    pub version: u32,
-    /// Records.
-    pub records: Vec<Record>,
-}
+/// One record as an edge ships it (the wire type).
+pub use outpost_proto::billing::BillingRecord as Record;
 
 /// Sums of one minute over every edge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -1,10 +1,11 @@
 //! Object data files: streamed to a temp file, fsynced, renamed into place.
 //!
 //! Layout: `<data_dir>/objects/<partition>/<hash[0..3]>/<hash>/<timestamp>.data`, where `hash`
-//! is the MD5 of `/<account>/<container>/<object>` and the partition its top `part_power` bits
-//! (the ring's placement). A file only becomes visible through the metadata row that names its
-//! timestamp, written after the rename; so a crash at any point leaves either the old version
-//! or the new one, never a partial object.
+//! is the ring's placement hash (`outpost_ring::object_hash_hex`, the MD5 of
+//! `/<account>/<container>/<object>`) and the partition its top `part_power` bits
+//! (`outpost_ring::partition_of_hex`). A file only becomes visible through the metadata row
+//! that names its timestamp, written after the rename; so a crash at any point leaves either
+//! the old version or the new one, never a partial object.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -19,31 +20,6 @@ use crate::{Error, Result};
 
 /// Partition power of the single-device ring used until the cluster ring exists.
 pub const DEFAULT_PART_POWER: u32 = 10;
-
-/// MD5 of the object's full path, as hex.
-pub fn object_hash(account: &str, container: &str, object: &str) -> String {
-    let mut h = Md5::new();
-    h.update(b"/");
-    h.update(account.as_bytes());
-    h.update(b"/");
-    h.update(container.as_bytes());
-    h.update(b"/");
-    h.update(object.as_bytes());
-    hex::encode(h.finalize())
-}
-
-/// The partition of a path hash: its top `part_power` bits.
-pub fn partition(hash_hex: &str, part_power: u32) -> u32 {
-    let top = hash_hex
-        .get(..8)
-        .and_then(|s| u32::from_str_radix(s, 16).ok())
-        .unwrap_or(0);
-    if part_power == 0 {
-        0
-    } else {
-        top >> (32 - part_power.min(32))
-    }
-}
 
 /// The data directory's object files.
 #[derive(Debug, Clone)]
@@ -276,16 +252,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn partition_takes_top_bits() {
-        assert_eq!(partition("ffffffff00", 10), 1023);
-        assert_eq!(partition("00000000ff", 10), 0);
-        assert_eq!(partition("80000000", 1), 1);
-        let h = object_hash("a", "c", "o");
-        assert_eq!(h.len(), 32);
-        assert!(partition(&h, 10) < 1024);
-    }
 
     const T: Duration = Duration::from_secs(5);
 

@@ -185,6 +185,21 @@ impl ChangeKind {
         }
     }
 
+    /// The `(container, object)` an object write (put, post, delete) changed; `None` for
+    /// every other kind (explicit purges write nothing).
+    pub fn written_object(&self) -> Option<(&str, &str)> {
+        match self {
+            ChangeKind::ObjectPut {
+                container, object, ..
+            }
+            | ChangeKind::ObjectPost {
+                container, object, ..
+            }
+            | ChangeKind::ObjectDelete { container, object } => Some((container, object)),
+            _ => None,
+        }
+    }
+
     /// True when the account's or a container's metadata may have changed (domains, ACLs,
     /// keys, cache defaults): an edge reloads the account's snapshot.
     pub fn changes_metadata(&self) -> bool {

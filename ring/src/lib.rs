@@ -198,15 +198,39 @@ pub struct Ring {
     pub last_moved: u64,
 }
 
-/// The top `part_power` bits of the MD5 of `/<account>/<container>/<object>`.
-pub fn partition_of(part_power: u32, account: &str, container: &str, object: &str) -> u32 {
+/// The placement hash: MD5 of `/<account>/<container>/<object>`. Every process that places
+/// or names an object's data (origin data directories, edges reading replicas, the test
+/// harness) uses this one definition.
+pub fn object_hash(account: &str, container: &str, object: &str) -> [u8; 16] {
     let mut h = Md5::new();
     for s in [account, container, object] {
         h.update(b"/");
         h.update(s.as_bytes());
     }
-    let d = h.finalize();
-    partition_of_hash(part_power, &d)
+    h.finalize().into()
+}
+
+/// [`object_hash`] as lower-case hex: the name of the object's data directory.
+pub fn object_hash_hex(account: &str, container: &str, object: &str) -> String {
+    hex::encode(object_hash(account, container, object))
+}
+
+/// The top `part_power` bits of the MD5 of `/<account>/<container>/<object>`.
+pub fn partition_of(part_power: u32, account: &str, container: &str, object: &str) -> u32 {
+    partition_of_hash(part_power, &object_hash(account, container, object))
+}
+
+/// The partition of a hex placement hash (as [`object_hash_hex`] gives); a string that is not
+/// hex counts as the digest `0`.
+pub fn partition_of_hex(part_power: u32, hash_hex: &str) -> u32 {
+    let mut top = [0u8; 4];
+    if let Some(h) = hash_hex.get(..8) {
+        // Fewer than 8 hex digits or non-hex leave the digest at 0 (partition 0).
+        if hex::decode_to_slice(h, &mut top).is_err() {
+            top = [0; 4];
+        }
+    }
+    partition_of_hash(part_power, &top)
 }
 
 /// The partition of an MD5 digest (its top `part_power` bits).

@@ -301,3 +301,19 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn placement_hash_names_and_places_alike() {
+    // MD5("/a/c/o"), as origin data directories have always been named.
+    let hex = object_hash_hex("a", "c", "o");
+    assert_eq!(hex.len(), 32);
+    assert_eq!(hex, ::hex::encode(object_hash("a", "c", "o")));
+    for pp in [0, 1, 10, 18, 32] {
+        assert_eq!(partition_of_hex(pp, &hex), partition_of(pp, "a", "c", "o"));
+    }
+    assert_eq!(partition_of_hex(10, "ffffffff00"), 1023);
+    assert_eq!(partition_of_hex(10, "00000000ff"), 0);
+    assert_eq!(partition_of_hex(1, "80000000"), 1);
+    assert_eq!(partition_of_hex(10, "not hex!"), 0);
+    assert_eq!(partition_of_hex(10, "ff"), 0);
+}

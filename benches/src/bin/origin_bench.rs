@@ -192,7 +192,7 @@ fn listing(a: &Args) -> bool {
                 listing_only: false,
             })
             .collect();
-        db.put_objects(&rows, "object-put").expect("bulk insert");
+        db.put_objects(&rows).expect("bulk insert");
         i += rows.len();
     }
     println!(

@@ -4,6 +4,8 @@ use axum::body::Body;
 use axum::response::Response;
 use http::{HeaderMap, Method, StatusCode};
 use outpost_auth::{Secret, TokenKeySpec};
+use outpost_proto::feed::RevocationKind;
+use outpost_proto::headers;
 
 use super::{blocking, deny, listing, meta_updates, put_meta, set, status, Identity, Req, Shared};
 use crate::db::AccountRow;
@@ -144,21 +146,21 @@ fn parse_key(id: &str, value: &str) -> Result<TokenKeySpec> {
 
 /// Session and user revocations: `X-Outpost-Revoke-Session: <sid>[, <sid>...]` and
 /// `X-Outpost-Revoke-User: <uid>[, ...]` (every session of the user started up to now).
-fn revocations(h: &http::HeaderMap) -> Result<Vec<(&'static str, String)>> {
+fn revocations(h: &http::HeaderMap) -> Result<Vec<(RevocationKind, String)>> {
     let mut out = Vec::new();
     for (header, kind) in [
-        ("x-outpost-revoke-session", "session"),
-        ("x-outpost-revoke-user", "user"),
+        (headers::REVOKE_SESSION, RevocationKind::Session),
+        (headers::REVOKE_USER, RevocationKind::User),
     ] {
         for v in h.get_all(header) {
             let v = v.to_str().map_err(|_| Error::BadHeader {
-                name: "x-outpost-revoke-*",
+                name: headers::REVOKE_ANY,
                 reason: "must be visible ASCII",
             })?;
             for id in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
                 if id.len() > 256 {
                     return Err(Error::BadHeader {
-                        name: "x-outpost-revoke-*",
+                        name: headers::REVOKE_ANY,
                         reason: "ids are at most 256 bytes",
                     });
                 }
@@ -195,10 +197,13 @@ async fn post(st: &Shared, r: Req, account: String) -> Result<Response> {
     if !revoke.is_empty() {
         let now = st.clock.wall_secs();
         let acct = account.clone();
-        let ids: Vec<String> = revoke.iter().map(|(k, id)| format!("{k}:{id}")).collect();
+        let ids: Vec<String> = revoke
+            .iter()
+            .map(|(k, id)| format!("{}:{id}", k.as_str()))
+            .collect();
         blocking(st, move |s| {
             for (kind, id) in &revoke {
-                s.db.revoke(ts, &acct, kind, id, now)?;
+                s.db.revoke(ts, &acct, *kind, id, now)?;
             }
             Ok(())
         })

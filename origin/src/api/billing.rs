@@ -14,12 +14,14 @@ use std::collections::HashMap;
 use axum::extract::{Query, Request, State};
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
-use serde::Serialize;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::{Identity, Shared};
-use crate::billing::{self, Batch, MinuteTotal, BATCH_VERSION, LOGS_CONTAINER};
+use outpost_proto::billing::{BillingBatch, BillingReport, ReportMinute};
+use outpost_proto::{logs, meta::LOGS_CONTAINER};
+
+use crate::billing::{self, MinuteTotal};
 use crate::{Error, Result};
 
 /// Largest billing batch accepted.
@@ -71,16 +73,11 @@ pub async fn ingest(State(st): State<Shared>, req: Request) -> Response {
 async fn ingest_inner(st: Shared, req: Request) -> Result<Response> {
     internal_only(&st, req.headers())?;
     let body = read_body(req, MAX_BATCH_BYTES).await?;
-    let batch: Batch = match serde_json::from_slice(&body) {
+    // An unknown version is refused by number (`outpost_proto::Error::UnknownFormat`).
+    let batch: BillingBatch = match outpost_proto::from_json(&body) {
         Ok(b) => b,
         Err(e) => return Ok(bad("bad-billing-batch", format!("bad billing batch: {e}"))),
     };
-    if batch.version != BATCH_VERSION {
-        return Ok(bad(
-            "bad-billing-batch",
-            format!("unknown billing batch version {}", batch.version),
-        ));
-    }
     if batch.records.len() > MAX_RECORDS {
         return Ok(bad(
             "bad-billing-batch",
@@ -128,17 +125,17 @@ pub async fn put_log(
 
 async fn put_log_inner(st: Shared, q: HashMap<String, String>, req: Request) -> Result<Response> {
     internal_only(&st, req.headers())?;
-    let account = q.get("account").cloned().ok_or(Error::BadQuery {
-        name: "account",
+    let account = q.get(logs::PARAM_ACCOUNT).cloned().ok_or(Error::BadQuery {
+        name: logs::PARAM_ACCOUNT,
         reason: "is required",
     })?;
-    let object = q.get("object").cloned().ok_or(Error::BadQuery {
-        name: "object",
+    let object = q.get(logs::PARAM_OBJECT).cloned().ok_or(Error::BadQuery {
+        name: logs::PARAM_OBJECT,
         reason: "is required",
     })?;
     crate::names::check_account(&account)?;
     crate::names::check_object(&object)?;
-    if !(object.starts_with("access/") || object.starts_with("billing/")) {
+    if logs::LogKind::of_object(&object).is_none() {
         return Err(Error::BadQuery {
             name: "object",
             reason: "must start with access/ or billing/",
@@ -162,39 +159,11 @@ async fn put_log_inner(st: Shared, q: HashMap<String, String>, req: Request) -> 
         &account,
         LOGS_CONTAINER,
         &object,
-        "application/gzip",
+        logs::CONTENT_TYPE,
         body,
     )
     .await?;
     Ok(super::status(StatusCode::CREATED))
-}
-
-/// A report as the admin API answers it.
-#[derive(Debug, Serialize)]
-pub struct Report {
-    /// Account.
-    pub account: String,
-    /// Start (RFC 3339), inclusive.
-    pub from: String,
-    /// End (RFC 3339), exclusive.
-    pub to: String,
-    /// Total bytes.
-    pub bytes: u64,
-    /// Total requests.
-    pub requests: u64,
-    /// Per minute.
-    pub minutes: Vec<ReportMinute>,
-}
-
-/// One minute of a [`Report`].
-#[derive(Debug, Serialize)]
-pub struct ReportMinute {
-    /// Start of the minute (RFC 3339).
-    pub minute: String,
-    /// Bytes.
-    pub bytes: u64,
-    /// Requests.
-    pub requests: u64,
 }
 
 fn rfc3339(secs: u64) -> String {
@@ -281,7 +250,8 @@ async fn report_inner(
         tokio::task::spawn_blocking(move || s.report(&a, from.div_ceil(60), to.div_ceil(60)))
             .await
             .map_err(|_| Error::Task)??;
-    let report = Report {
+    let report = BillingReport {
+        format: outpost_proto::Format,
         account,
         from: rfc3339(from),
         to: rfc3339(to),

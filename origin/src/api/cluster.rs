@@ -105,7 +105,7 @@ pub async fn rows(
             let rows = rows
                 .iter()
                 .filter(|r| {
-                    let h = crate::files::object_hash(&r.account, &r.container, &r.name);
+                    let h = outpost_ring::object_hash_hex(&r.account, &r.container, &r.name);
                     suffixes.iter().any(|s| s == replicator::suffix(&h))
                 })
                 .map(ReplicaRow::of)

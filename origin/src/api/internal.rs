@@ -7,10 +7,12 @@ use std::time::Duration;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use http::HeaderMap;
-use serde::Serialize;
 
 use super::{blocking, Identity, Shared};
-use crate::db::{Change, ListParams};
+use outpost_proto::feed::FeedPage;
+use outpost_proto::snapshot::{AccountSnapshot, ContainerSnapshot, Snapshot, TokenKey};
+
+use crate::db::ListParams;
 use crate::{Error, Result};
 
 /// Longest long-poll wait.
@@ -24,19 +26,6 @@ fn require_internal(st: &Shared, h: &HeaderMap) -> Result<()> {
             reason: "internal endpoints need the X-Outpost-Internal secret",
         })
     }
-}
-
-/// A page of the change feed.
-#[derive(Debug, Serialize)]
-pub struct FeedPage {
-    /// Oldest retained sequence number (0: feed empty).
-    pub first: u64,
-    /// Newest sequence number.
-    pub last: u64,
-    /// True when changes after `since` were already trimmed: the subscriber must resync.
-    pub truncated: bool,
-    /// Changes after `since`, in order.
-    pub changes: Vec<Change>,
 }
 
 /// `GET /internal/changes?since=SEQ&limit=N&wait=SECS`: changes after `since`; with `wait`,
@@ -83,6 +72,7 @@ async fn changes_inner(
         let first = s.db.first_seq()?;
         let changes = s.db.changes_since(since, limit)?;
         Ok(FeedPage {
+            format: outpost_proto::Format,
             first,
             last: s.db.last_seq(),
             truncated: first > since + 1,
@@ -92,37 +82,14 @@ async fn changes_inner(
     .await
 }
 
-/// CDN view of one container.
-#[derive(Debug, Serialize)]
-pub struct ContainerView {
-    /// Name.
-    pub name: String,
-    /// All container metadata (ACLs, `outpost-*` CDN settings, tempurl keys).
-    pub meta: crate::db::Meta,
-}
-
-/// CDN view of one account.
-#[derive(Debug, Serialize)]
-pub struct AccountView {
-    /// Name.
-    pub name: String,
-    /// Account metadata (domains, default container, tempurl keys).
-    pub meta: crate::db::Meta,
-    /// Outpost token keys (secret: only over the internal secret).
-    pub token_keys: Vec<outpost_auth::TokenKeySpec>,
-    /// Containers.
-    pub containers: Vec<ContainerView>,
-    /// Revoked sessions and users.
-    pub revocations: Vec<crate::db::Revocation>,
-}
-
-/// The snapshot an edge starts from; replaying the feed from `seq` keeps it current.
-#[derive(Debug, Serialize)]
-pub struct Snapshot {
-    /// Feed position the snapshot is at least as new as.
-    pub seq: u64,
-    /// Accounts.
-    pub accounts: Vec<AccountView>,
+/// The wire form of a token key (the snapshot carries keys to edges).
+fn wire_key(k: outpost_auth::TokenKeySpec) -> TokenKey {
+    TokenKey {
+        id: k.id,
+        secret: String::from_utf8_lossy(k.secret.expose()).into_owned(),
+        not_before: k.not_before,
+        not_after: k.not_after,
+    }
 }
 
 /// `GET /internal/snapshot[?account=A]`.
@@ -157,7 +124,7 @@ pub async fn snapshot(
                 for e in page {
                     if let crate::db::Entry::Item(c) = e {
                         params.marker = Some(c.name.clone());
-                        containers.push(ContainerView {
+                        containers.push(ContainerSnapshot {
                             name: c.name,
                             meta: c.meta,
                         });
@@ -168,15 +135,19 @@ pub async fn snapshot(
                 }
             }
             let revocations = s.db.revocations(&name)?;
-            accounts.push(AccountView {
+            accounts.push(AccountSnapshot {
                 revocations,
                 name,
                 meta: a.meta,
-                token_keys: a.token_keys,
+                token_keys: a.token_keys.into_iter().map(wire_key).collect(),
                 containers,
             });
         }
-        Ok(Snapshot { seq, accounts })
+        Ok(Snapshot {
+            format: outpost_proto::Format,
+            seq,
+            accounts,
+        })
     })
     .await;
     match r {

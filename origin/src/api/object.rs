@@ -13,7 +13,7 @@ use super::container::ReadAcl;
 use super::range::{self, RangeOutcome};
 use super::{blocking, deny, meta_updates, put_meta, set, slo, status, Identity, Req, Shared};
 use crate::db::{Applied, ContainerRow, Meta, ObjectRow};
-use crate::files::{self, Staged};
+use crate::files::Staged;
 use crate::hlc::Timestamp;
 use crate::{Error, Result};
 
@@ -198,7 +198,7 @@ pub(super) async fn open_live(
 
 /// Where a row's data lives.
 pub(super) fn data_path(st: &Shared, row: &ObjectRow) -> std::path::PathBuf {
-    let hash = files::object_hash(&row.account, &row.container, &row.name);
+    let hash = outpost_ring::object_hash_hex(&row.account, &row.container, &row.name);
     st.files.data_path(row.part, &hash, row.ts)
 }
 
@@ -514,8 +514,8 @@ pub(super) struct NewVersion {
 /// Makes a staged file the current version: rename into place, then the metadata row (newest
 /// wins), then drop the replaced version's file.
 pub(super) async fn store(st: &Shared, staged: Staged, v: NewVersion) -> Result<Applied<()>> {
-    let hash = files::object_hash(&v.account, &v.container, &v.name);
-    let part = files::partition(&hash, st.part_power());
+    let hash = outpost_ring::object_hash_hex(&v.account, &v.container, &v.name);
+    let part = outpost_ring::partition_of_hex(st.part_power(), &hash);
     let dest = st.files.data_path(part, &hash, v.ts);
     st.files.commit(staged, &dest).await?;
     let row = ObjectRow {
@@ -538,7 +538,7 @@ pub(super) async fn store(st: &Shared, staged: Staged, v: NewVersion) -> Result<
     let st = std::sync::Arc::clone(st);
     detached(async move {
         let row2 = row.clone();
-        match blocking(&st, move |s| s.db.put_object(&row2, "object-put")).await {
+        match blocking(&st, move |s| s.db.put_object(&row2)).await {
             Ok(Applied::Yes(old)) => {
                 // A listing row completed with its data (same version) has no file of its
                 // own: its path is the one just written.
@@ -739,12 +739,12 @@ async fn direct(
             let ts = write_ts(st, &r)?;
             let existed = row.as_ref().is_some_and(|x| !x.deleted);
             let base = row.unwrap_or_else(|| {
-                let hash = files::object_hash(&account, &crow.name, &o);
+                let hash = outpost_ring::object_hash_hex(&account, &crow.name, &o);
                 ObjectRow {
                     account: account.clone(),
                     container: crow.name.clone(),
                     name: o.clone(),
-                    part: files::partition(&hash, st.part_power()),
+                    part: outpost_ring::partition_of_hex(st.part_power(), &hash),
                     ..ObjectRow::default()
                 }
             });
@@ -786,9 +786,9 @@ async fn put_row(st: &Shared, r: &Req, crow: ContainerRow, object: String) -> Re
         None => None,
     };
     let account = r.path.account().to_owned();
-    let hash = files::object_hash(&account, &crow.name, &object);
+    let hash = outpost_ring::object_hash_hex(&account, &crow.name, &object);
     let row = ObjectRow {
-        part: files::partition(&hash, st.part_power()),
+        part: outpost_ring::partition_of_hex(st.part_power(), &hash),
         account,
         container: crow.name,
         name: object,
@@ -806,7 +806,7 @@ async fn put_row(st: &Shared, r: &Req, crow: ContainerRow, object: String) -> Re
         listing_only: true,
     };
     let row2 = row.clone();
-    match blocking(st, move |s| s.db.put_object(&row2, "object-put")).await? {
+    match blocking(st, move |s| s.db.put_object(&row2)).await? {
         Applied::Yes(old) => {
             if let Some(old) = old.filter(|o| !o.deleted && !o.listing_only) {
                 st.files.remove(data_path(st, &old)).await;
@@ -833,7 +833,7 @@ async fn post_row(st: &Shared, r: &Req, row: ObjectRow) -> Result<Response> {
     }
     let base = row.ts;
     blocking(st, move |s| {
-        s.db.put_object_if(&new_row, "object-post", base)
+        s.db.put_object_if(&new_row, base)
     })
     .await?;
     Ok(status(StatusCode::ACCEPTED))
@@ -901,7 +901,7 @@ async fn post(st: &Shared, r: Req, crow: ContainerRow, object: String) -> Result
         }
         let nr = new_row.clone();
         let base = row.ts;
-        match blocking(st, move |s| s.db.put_object_if(&nr, "object-post", base)).await {
+        match blocking(st, move |s| s.db.put_object_if(&nr, base)).await {
             Ok(Applied::Yes(_)) => {
                 st.files.remove(old_path).await;
                 tracing::info!(target: "audit", user = r.ident.label(), account = %row.account, container = %row.container, object = %row.name, ts = %ts, action = "object-post");
@@ -935,7 +935,7 @@ pub(super) async fn tombstone(st: &Shared, row: &ObjectRow, ts: Timestamp) -> Re
     let st = std::sync::Arc::clone(st);
     let row = row.clone();
     detached(async move {
-        match blocking(&st, move |s| s.db.put_object(&tt, "object-delete")).await? {
+        match blocking(&st, move |s| s.db.put_object(&tt)).await? {
             Applied::Yes(old) => {
                 if let Some(old) = old.filter(|o| !o.deleted && !o.listing_only) {
                     st.files.remove(data_path(&st, &old)).await;
@@ -958,10 +958,10 @@ async fn delete(st: &Shared, r: Req, container: String, object: String) -> Resul
             if r.ident == Identity::Internal && r.headers.contains_key("x-timestamp") =>
         {
             let ts = write_ts(st, &r)?;
-            let hash = files::object_hash(r.path.account(), &container, &object);
+            let hash = outpost_ring::object_hash_hex(r.path.account(), &container, &object);
             let base = ObjectRow {
                 account: r.path.account().to_owned(),
-                part: files::partition(&hash, st.part_power()),
+                part: outpost_ring::partition_of_hex(st.part_power(), &hash),
                 container,
                 name: object,
                 ..ObjectRow::default()

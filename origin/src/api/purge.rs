@@ -189,18 +189,10 @@ async fn purge_inner(
     })?;
     crate::names::check_account(&account)?;
     let target = match (get("container"), get("object"), get("prefix")) {
-        (None, None, None) => PurgeTarget::Account { account },
-        (Some(container), None, None) => PurgeTarget::Container { account, container },
-        (Some(container), Some(object), None) => PurgeTarget::Object {
-            account,
-            container,
-            object,
-        },
-        (Some(container), None, Some(prefix)) => PurgeTarget::Prefix {
-            account,
-            container,
-            prefix,
-        },
+        (None, None, None) => PurgeTarget::Account,
+        (Some(container), None, None) => PurgeTarget::Container { container },
+        (Some(container), Some(object), None) => PurgeTarget::Object { container, object },
+        (Some(container), None, Some(prefix)) => PurgeTarget::Prefix { container, prefix },
         _ => {
             return Err(Error::BadQuery {
                 name: "object",
@@ -209,9 +201,9 @@ async fn purge_inner(
         }
     };
     let ts = st.clock.now();
-    let t = target.clone();
-    let seq = blocking(st, move |s| s.db.append_purge(ts, &t)).await?;
-    tracing::info!(target: "audit", ?target, seq, action = "purge");
+    let (t, a) = (target.clone(), account.clone());
+    let seq = blocking(st, move |s| s.db.append_purge(ts, &a, t)).await?;
+    tracing::info!(target: "audit", account, ?target, seq, action = "purge");
     // Cluster mode: every node's feed carries the purge, so an edge following any node sees it.
     if !headers.contains_key(crate::cluster::DIRECT_HEADER) {
         crate::cluster::proxy::broadcast_purge(st, q).await;

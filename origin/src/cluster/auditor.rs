@@ -118,7 +118,7 @@ async fn quarantine(st: &Shared, row: &ObjectRow) -> Result<()> {
     let qdir = st.cfg.data_dir.join("quarantine");
     let name = format!(
         "{}-{}.data",
-        crate::files::object_hash(&row.account, &row.container, &row.name),
+        outpost_ring::object_hash_hex(&row.account, &row.container, &row.name),
         row.ts
     );
     let dest = qdir.join(name);

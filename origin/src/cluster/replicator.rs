@@ -30,7 +30,6 @@ use serde::{Deserialize, Serialize};
 use super::{object_url, unix_now, Cluster, Direct, DIRECT_HEADER, SIZE_HEADER, SLO_HEADER};
 use crate::api::{self, Shared};
 use crate::db::{MetaRow, ObjectRow, ReplicaRow};
-use crate::files;
 use crate::hlc::Timestamp;
 use crate::{Error, Result};
 
@@ -108,7 +107,7 @@ pub fn suffix(hash: &str) -> &str {
 pub fn suffix_hashes(rows: &[ObjectRow], view: View, as_primary: bool) -> BTreeMap<String, String> {
     let mut by: BTreeMap<String, Vec<(String, u64, bool, bool)>> = BTreeMap::new();
     for r in rows {
-        let h = files::object_hash(&r.account, &r.container, &r.name);
+        let h = outpost_ring::object_hash_hex(&r.account, &r.container, &r.name);
         let has_data = !r.deleted && (as_primary || !r.listing_only);
         by.entry(suffix(&h).to_owned())
             .or_default()
@@ -355,7 +354,7 @@ async fn sync_peer(
         .collect();
     let mut todo: Vec<(&ObjectRow, bool)> = Vec::new();
     for row in rows {
-        let h = files::object_hash(&row.account, &row.container, &row.name);
+        let h = outpost_ring::object_hash_hex(&row.account, &row.container, &row.name);
         if !differ.contains(&suffix(&h)) {
             continue;
         }

@@ -13,7 +13,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
-use serde::{Deserialize, Serialize};
 
 mod feed;
 mod replica;
@@ -145,28 +144,9 @@ pub struct ObjectRow {
     pub listing_only: bool,
 }
 
-/// One entry of the change feed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Change {
-    /// Position in the feed.
-    pub seq: u64,
-    /// Timestamp of the change (Swift format on the wire).
-    pub ts: String,
-    /// What happened: `object-put`, `object-post`, `object-delete`, `container-put`,
-    /// `container-post`, `container-delete`, `account-put`, `account-post`, `account-delete`.
-    pub kind: String,
-    /// Account.
-    pub account: String,
-    /// Container, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub container: Option<String>,
-    /// Object, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub object: Option<String>,
-    /// New ETag of a written object.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub etag: Option<String>,
-}
+/// One entry of the change feed (the wire type; see [`feed::Columns`] for how the `changes`
+/// table stores it).
+pub use outpost_proto::feed::{Change, ChangeKind};
 
 /// What a listing asks for (Swift's query parameters).
 #[derive(Debug, Clone, Default)]
@@ -264,16 +244,14 @@ fn object_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ObjectRow> {
 fn record_change(
     tx: &rusqlite::Transaction<'_>,
     ts: Timestamp,
-    kind: &str,
     account: &str,
-    container: Option<&str>,
-    object: Option<&str>,
-    etag: Option<&str>,
+    kind: &ChangeKind,
 ) -> Result<u64> {
+    let c = feed::Columns::of(kind);
     tx.prepare_cached(
         "INSERT INTO changes (ts, kind, account, container, object, etag) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
-    .execute(params![to_i64(ts.0), kind, account, container, object, etag])?;
+    .execute(params![to_i64(ts.0), c.kind, account, c.container, c.object, c.etag])?;
     Ok(to_u64(tx.last_insert_rowid()))
 }
 
@@ -440,7 +418,7 @@ impl Db {
                  ON CONFLICT(name) DO UPDATE SET ts = excluded.ts, deleted = 0, meta = '{}', token_keys = '[]'",
                 params![name, to_i64(ts.0)],
             )?;
-            let seq = record_change(tx, ts, "account-put", name, None, None, None)?;
+            let seq = record_change(tx, ts, name, &ChangeKind::AccountPut)?;
             Ok((true, Some(seq)))
         })
     }
@@ -477,7 +455,7 @@ impl Db {
                 "UPDATE accounts SET meta = ?2, token_keys = ?3, ts = MAX(ts, ?4) WHERE name = ?1",
                 params![name, meta_json(&meta), keys_json, to_i64(ts.0)],
             )?;
-            let seq = record_change(tx, ts, "account-post", name, None, None, None)?;
+            let seq = record_change(tx, ts, name, &ChangeKind::AccountPost)?;
             Ok(((), Some(seq)))
         })
     }
@@ -505,7 +483,7 @@ impl Db {
             if changed == 0 {
                 return Err(Error::NotFound { what: "account" });
             }
-            let seq = record_change(tx, ts, "account-delete", name, None, None, None)?;
+            let seq = record_change(tx, ts, name, &ChangeKind::AccountDelete)?;
             Ok(((), Some(seq)))
         })
     }
@@ -568,8 +546,13 @@ impl Db {
                  ON CONFLICT(account, name) DO UPDATE SET ts = excluded.ts, deleted = 0, meta = excluded.meta",
                 params![account, name, to_i64(ts.0), meta_json(&meta)],
             )?;
-            let kind = if created { "container-put" } else { "container-post" };
-            let seq = record_change(tx, ts, kind, account, Some(name), None, None)?;
+            let container = name.to_owned();
+            let kind = if created {
+                ChangeKind::ContainerPut { container }
+            } else {
+                ChangeKind::ContainerPost { container }
+            };
+            let seq = record_change(tx, ts, account, &kind)?;
             Ok((created, Some(seq)))
         })
     }
@@ -602,7 +585,7 @@ impl Db {
                 "UPDATE containers SET meta = ?3, ts = MAX(ts, ?4) WHERE account = ?1 AND name = ?2",
                 params![account, name, meta_json(&meta), to_i64(ts.0)],
             )?;
-            let seq = record_change(tx, ts, "container-post", account, Some(name), None, None)?;
+            let seq = record_change(tx, ts, account, &ChangeKind::ContainerPost { container: name.to_owned() })?;
             Ok(((), Some(seq)))
         })
     }
@@ -633,7 +616,7 @@ impl Db {
                 "UPDATE containers SET deleted = 1, ts = ?3, meta = '{}' WHERE account = ?1 AND name = ?2",
                 params![account, name, to_i64(ts.0)],
             )?;
-            let seq = record_change(tx, ts, "container-delete", account, Some(name), None, None)?;
+            let seq = record_change(tx, ts, account, &ChangeKind::ContainerDelete { container: name.to_owned() })?;
             Ok(((), Some(seq)))
         })
     }
@@ -689,27 +672,28 @@ impl Db {
     }
 
     /// Writes an object row (a new version or a tombstone) if it is newer than the current
-    /// one, updating container counters and the feed. The container must exist for a live row.
+    /// one, updating container counters and the feed (`object-put`, or `object-delete` for a
+    /// tombstone). The container must exist for a live row.
     ///
     /// # Errors
     /// [`Error::NotFound`] for a missing container, [`Error::Db`].
-    pub fn put_object(&self, row: &ObjectRow, kind: &str) -> Result<Applied<Option<ObjectRow>>> {
-        self.write(|tx| apply_object(tx, row, kind, None))
+    pub fn put_object(&self, row: &ObjectRow) -> Result<Applied<Option<ObjectRow>>> {
+        self.write(|tx| apply_object(tx, row, None))
     }
 
     /// [`Db::put_object`] for a version derived from the current one (a POST): applied only
     /// if the current version is still the one at `base`, so a POST racing a PUT never
-    /// brings back the data the PUT replaced. [`Applied::Stale`] when it changed.
+    /// brings back the data the PUT replaced. [`Applied::Stale`] when it changed. The feed
+    /// records it as `object-post`.
     ///
     /// # Errors
     /// As [`Db::put_object`].
     pub fn put_object_if(
         &self,
         row: &ObjectRow,
-        kind: &str,
         base: Timestamp,
     ) -> Result<Applied<Option<ObjectRow>>> {
-        self.write(|tx| apply_object(tx, row, kind, Some(base)))
+        self.write(|tx| apply_object(tx, row, Some(base)))
     }
 
     /// Applies many object rows in one transaction (one fsync): bulk loads, replication
@@ -718,16 +702,12 @@ impl Db {
     ///
     /// # Errors
     /// As [`Db::put_object`].
-    pub fn put_objects(
-        &self,
-        rows: &[ObjectRow],
-        kind: &str,
-    ) -> Result<Vec<Applied<Option<ObjectRow>>>> {
+    pub fn put_objects(&self, rows: &[ObjectRow]) -> Result<Vec<Applied<Option<ObjectRow>>>> {
         self.write(|tx| {
             let mut out = Vec::with_capacity(rows.len());
             let mut last = None;
             for row in rows {
-                let (applied, seq) = apply_object(tx, row, kind, None)?;
+                let (applied, seq) = apply_object(tx, row, None)?;
                 last = seq.or(last);
                 out.push(applied);
             }
@@ -790,18 +770,12 @@ impl Db {
             let mut st = c.prepare_cached(
                 "SELECT seq, ts, kind, account, container, object, etag FROM changes WHERE seq > ?1 ORDER BY seq LIMIT ?2",
             )?;
-            let rows = st.query_map(params![to_i64(since), to_i64(limit as u64)], |r| {
-                Ok(Change {
-                    seq: to_u64(r.get(0)?),
-                    ts: Timestamp(to_u64(r.get(1)?)).to_string(),
-                    kind: r.get(2)?,
-                    account: r.get(3)?,
-                    container: r.get(4)?,
-                    object: r.get(5)?,
-                    etag: r.get(6)?,
-                })
-            })?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            let rows = st.query_map(
+                params![to_i64(since), to_i64(limit as u64)],
+                feed::change_from_row,
+            )?;
+            let rows = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows.into_iter().flatten().collect())
         })
     }
 
@@ -838,7 +812,6 @@ impl Db {
 fn apply_object(
     tx: &rusqlite::Transaction<'_>,
     row: &ObjectRow,
-    kind: &str,
     base: Option<Timestamp>,
 ) -> Result<(Applied<Option<ObjectRow>>, Option<u64>)> {
     let live_container: Option<i64> = tx
@@ -905,16 +878,21 @@ fn apply_object(
         )?
         .execute(params![row.account, row.container, dc, db])?;
     }
-    let etag = (!row.deleted).then_some(row.etag.as_str());
-    let seq = record_change(
-        tx,
-        row.ts,
-        kind,
-        &row.account,
-        Some(&row.container),
-        Some(&row.name),
-        etag,
-    )?;
+    let (container, object) = (row.container.clone(), row.name.clone());
+    let kind = match (row.deleted, base) {
+        (true, _) => ChangeKind::ObjectDelete { container, object },
+        (false, Some(_)) => ChangeKind::ObjectPost {
+            container,
+            object,
+            etag: row.etag.clone(),
+        },
+        (false, None) => ChangeKind::ObjectPut {
+            container,
+            object,
+            etag: row.etag.clone(),
+        },
+    };
+    let seq = record_change(tx, row.ts, &row.account, &kind)?;
     Ok((Applied::Yes(old), Some(seq)))
 }
 

@@ -6,6 +6,7 @@ use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use super::{
+    ChangeKind,
     meta_json, object_from_row, parse_meta, record_change, to_i64, to_u64, Db, Meta, ObjectRow,
     OBJECT_COLS,
 };
@@ -242,8 +243,8 @@ impl Db {
                              ON CONFLICT(name) DO UPDATE SET ts = excluded.ts, deleted = excluded.deleted, meta = excluded.meta, token_keys = excluded.token_keys",
                             params![m.account, to_i64(m.ts), i64::from(m.deleted), meta_json(&m.meta), keys],
                         )?;
-                        let kind = if m.deleted { "account-delete" } else { "account-post" };
-                        last = Some(record_change(tx, ts, kind, &m.account, None, None, None)?);
+                        let kind = if m.deleted { ChangeKind::AccountDelete } else { ChangeKind::AccountPost };
+                        last = Some(record_change(tx, ts, &m.account, &kind)?);
                     }
                     Some(c) => {
                         let cur: Option<i64> = tx
@@ -261,12 +262,13 @@ impl Db {
                              ON CONFLICT(account, name) DO UPDATE SET ts = excluded.ts, deleted = excluded.deleted, meta = excluded.meta",
                             params![m.account, c, to_i64(m.ts), i64::from(m.deleted), meta_json(&m.meta)],
                         )?;
+                        let container = c.clone();
                         let kind = match (m.deleted, cur.is_some()) {
-                            (true, _) => "container-delete",
-                            (false, true) => "container-post",
-                            (false, false) => "container-put",
+                            (true, _) => ChangeKind::ContainerDelete { container },
+                            (false, true) => ChangeKind::ContainerPost { container },
+                            (false, false) => ChangeKind::ContainerPut { container },
                         };
-                        last = Some(record_change(tx, ts, kind, &m.account, Some(c), None, None)?);
+                        last = Some(record_change(tx, ts, &m.account, &kind)?);
                     }
                 }
                 applied += 1;
@@ -326,17 +328,17 @@ mod tests {
     #[test]
     fn a_listing_row_is_completed_by_its_data_but_never_downgraded() {
         let (_d, db) = db();
-        db.put_object(&row("o", 100, false, true), "object-put")
+        db.put_object(&row("o", 100, false, true))
             .unwrap();
         // The same version with data completes the listing row.
         let r = db
-            .put_object(&row("o", 100, false, false), "object-put")
+            .put_object(&row("o", 100, false, false))
             .unwrap();
         assert!(matches!(r, crate::db::Applied::Yes(_)));
         assert!(!db.get_object("a", "c", "o").unwrap().unwrap().listing_only);
         // The listing row of the same version does not replace the data row.
         let r = db
-            .put_object(&row("o", 100, false, true), "object-put")
+            .put_object(&row("o", 100, false, true))
             .unwrap();
         assert_eq!(r, crate::db::Applied::Stale);
         // Counters count the object once.
@@ -346,11 +348,11 @@ mod tests {
     #[test]
     fn tombstones_are_reclaimed_after_their_age_and_rows_forgotten() {
         let (_d, db) = db();
-        db.put_object(&row("old", 100, true, false), "object-delete")
+        db.put_object(&row("old", 100, true, false))
             .unwrap();
-        db.put_object(&row("new", 300, true, false), "object-delete")
+        db.put_object(&row("new", 300, true, false))
             .unwrap();
-        db.put_object(&row("live", 100, false, false), "object-put")
+        db.put_object(&row("live", 100, false, false))
             .unwrap();
         assert_eq!(db.reclaim_tombstones(Timestamp(200)).unwrap(), 1);
         assert!(db.get_object("a", "c", "old").unwrap().is_none());

@@ -237,7 +237,7 @@ async fn select(ctx: &Ctx, batch: &[Change]) -> Result<Vec<ObjectRow>> {
     let peer = ctx.peer.name.clone();
     let changes: Vec<Change> = batch
         .iter()
-        .filter(|c| c.kind.starts_with("object-") && c.container.is_some() && c.object.is_some())
+        .filter(|c| c.kind.written_object().is_some())
         .cloned()
         .collect();
     crate::api::blocking_pub(&st, move |s| {
@@ -246,7 +246,11 @@ async fn select(ctx: &Ctx, batch: &[Change]) -> Result<Vec<ObjectRow>> {
         let mut last: HashMap<ObjectRef, usize> = HashMap::new();
         let mut order: Vec<ObjectRef> = Vec::new();
         for c in changes {
-            let (Some(container), Some(object)) = (c.container, c.object) else {
+            let Some((container, object)) = c
+                .kind
+                .written_object()
+                .map(|(c, o)| (c.to_owned(), o.to_owned()))
+            else {
                 continue;
             };
             let ck = (c.account.clone(), container.clone());
