@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
+use outpost_proto::billing::BillingReport;
+use outpost_proto::{headers, paths};
 
 /// `outpost billing ...`.
 #[derive(Subcommand)]
@@ -67,14 +69,14 @@ pub fn run(cmd: BillingCommand) -> Result<()> {
     let client = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(60))
         .build()?;
-    let mut req = client.get(format!("{origin}/admin/billing")).query(&[
+    let mut req = client.get(format!("{origin}{}", paths::ADMIN_BILLING)).query(&[
         ("account", a.account.as_str()),
         ("from", a.from.as_str()),
         ("to", a.to.as_str()),
     ]);
     req = match (&a.token, &cfg) {
         (Some(t), _) => req.header("x-auth-token", t),
-        (None, Some(c)) => req.header("x-outpost-internal", &c.internal_secret),
+        (None, Some(c)) => req.header(headers::INTERNAL, &c.internal_secret),
         (None, None) => bail!("give --config (internal secret) or --token (reseller admin)"),
     };
     let resp = req.send().with_context(|| format!("asking {origin}"))?;
@@ -87,27 +89,13 @@ pub fn run(cmd: BillingCommand) -> Result<()> {
         println!("{}", body.trim());
         return Ok(());
     }
-    let r: serde_json::Value = serde_json::from_str(&body).context("origin sent bad JSON")?;
-    println!(
-        "account {}  from {}  to {}",
-        r["account"].as_str().unwrap_or(""),
-        r["from"].as_str().unwrap_or(""),
-        r["to"].as_str().unwrap_or("")
-    );
+    let r: BillingReport =
+        outpost_proto::from_json(body.as_bytes()).context("origin sent a bad billing report")?;
+    println!("account {}  from {}  to {}", r.account, r.from, r.to);
     println!("{:<22} {:>16} {:>10}", "minute (UTC)", "bytes", "requests");
-    for m in r["minutes"].as_array().map_or(&[][..], Vec::as_slice) {
-        println!(
-            "{:<22} {:>16} {:>10}",
-            m["minute"].as_str().unwrap_or(""),
-            m["bytes"].as_u64().unwrap_or(0),
-            m["requests"].as_u64().unwrap_or(0)
-        );
+    for m in &r.minutes {
+        println!("{:<22} {:>16} {:>10}", m.minute, m.bytes, m.requests);
     }
-    println!(
-        "{:<22} {:>16} {:>10}",
-        "total",
-        r["bytes"].as_u64().unwrap_or(0),
-        r["requests"].as_u64().unwrap_or(0)
-    );
+    println!("{:<22} {:>16} {:>10}", "total", r.bytes, r.requests);
     Ok(())
 }

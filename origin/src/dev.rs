@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use bytes::Bytes;
+use outpost_proto::meta;
 use serde::{Deserialize, Serialize};
 
 use crate::api::{self, Shared};
@@ -117,12 +118,12 @@ pub async fn seed(st: &Shared, secrets: &DevSecrets, domain: &str) -> Result<()>
             ts,
             &[
                 (
-                    "x-account-meta-temp-url-key".into(),
+                    meta::ACCOUNT_TEMPURL_KEYS[0].into(),
                     Some(s.tempurl_key.clone()),
                 ),
-                ("x-account-meta-outpost-domains".into(), Some(domain)),
+                (meta::ACCOUNT_DOMAINS.into(), Some(domain)),
                 (
-                    "x-account-meta-outpost-default-container".into(),
+                    meta::ACCOUNT_DEFAULT_CONTAINER.into(),
                     Some(PUBLIC_CONTAINER.into()),
                 ),
             ],

@@ -283,7 +283,10 @@ impl IntoResponse for Error {
         };
         let mut resp = (status, body).into_response();
         let h = resp.headers_mut();
-        h.insert("x-outpost-error", HeaderValue::from_static(self.code()));
+        h.insert(
+            outpost_proto::headers::ERROR,
+            HeaderValue::from_static(self.code()),
+        );
         h.insert(
             http::header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; charset=utf-8"),

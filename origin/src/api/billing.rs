@@ -46,7 +46,7 @@ fn internal_only(st: &Shared, headers: &http::HeaderMap) -> Result<()> {
 fn bad(code: &'static str, msg: String) -> Response {
     (
         StatusCode::BAD_REQUEST,
-        [("x-outpost-error", code)],
+        [(outpost_proto::headers::ERROR, code)],
         format!("{msg}\n"),
     )
         .into_response()

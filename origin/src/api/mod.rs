@@ -36,10 +36,11 @@ use crate::metrics::Metrics;
 use crate::{Error, Result};
 
 pub use auth::AuthTokens;
+use outpost_proto::paths;
 pub use purge::Subscribers;
 
 /// Header carrying the internal (cluster/edge) secret.
-pub const INTERNAL_HEADER: &str = "x-outpost-internal";
+pub use outpost_proto::headers::INTERNAL as INTERNAL_HEADER;
 
 /// Everything a request handler needs.
 #[derive(Debug)]
@@ -206,27 +207,27 @@ pub fn router(state: Shared) -> Router {
         .route("/info", get(info))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
-        .route("/internal/changes", get(internal::changes))
-        .route("/internal/snapshot", get(internal::snapshot))
-        .route("/internal/purge", axum::routing::post(purge::purge))
-        .route("/internal/cluster/status", get(cluster::status))
+        .route(paths::CHANGES, get(internal::changes))
+        .route(paths::SNAPSHOT, get(internal::snapshot))
+        .route(paths::PURGE, axum::routing::post(purge::purge))
+        .route(paths::CLUSTER_STATUS, get(cluster::status))
         .route(
-            "/internal/cluster/replicate",
+            paths::CLUSTER_REPLICATE,
             axum::routing::post(cluster::replicate),
         )
+        .route(paths::CLUSTER_AUDIT, axum::routing::post(cluster::audit))
+        .route(paths::REPLICATION_HASHES, get(cluster::hashes))
+        .route(paths::REPLICATION_ROWS, get(cluster::rows))
+        .route(paths::REPLICATION_META, get(cluster::meta))
+        .route(paths::XDC_HAVE, axum::routing::post(xdc::have))
+        .route(paths::XDC_STATUS, get(xdc::status))
         .route(
-            "/internal/cluster/audit",
-            axum::routing::post(cluster::audit),
+            &format!("{}/{{*rest}}", paths::XDC_APPLY),
+            axum::routing::any(xdc::apply),
         )
-        .route("/internal/replication/hashes", get(cluster::hashes))
-        .route("/internal/replication/rows", get(cluster::rows))
-        .route("/internal/replication/meta", get(cluster::meta))
-        .route("/internal/xdc/have", axum::routing::post(xdc::have))
-        .route("/internal/xdc/status", get(xdc::status))
-        .route("/internal/xdc/v1/{*rest}", axum::routing::any(xdc::apply))
-        .route("/internal/billing", axum::routing::post(billing::ingest))
-        .route("/internal/logs", axum::routing::put(billing::put_log))
-        .route("/admin/billing", get(billing::report))
+        .route(paths::BILLING, axum::routing::post(billing::ingest))
+        .route(paths::LOGS, axum::routing::put(billing::put_log))
+        .route(paths::ADMIN_BILLING, get(billing::report))
         .fallback(swift)
         .with_state(state)
 }

@@ -30,7 +30,7 @@ pub(super) const OBJECT_SYS: &[&str] = &[
 ];
 
 /// Per-container default `Cache-Control` (CDN metadata).
-pub const CACHE_CONTROL_META: &str = "x-container-meta-outpost-cache-control";
+pub use outpost_proto::meta::CONTAINER_CACHE_CONTROL as CACHE_CONTROL_META;
 
 /// Everything a tempurl or token check needs from the account and container.
 struct OriginKeys {
@@ -56,16 +56,10 @@ async fn signed_access(st: &Shared, r: &Req, container: &ContainerRow) -> Result
         return Err(deny(&r.ident));
     };
     let mut tempurl = Vec::new();
-    for k in [
-        "x-account-meta-temp-url-key",
-        "x-account-meta-temp-url-key-2",
-    ] {
+    for k in outpost_proto::meta::ACCOUNT_TEMPURL_KEYS {
         tempurl.extend(acct.meta.get(k).cloned());
     }
-    for k in [
-        "x-container-meta-temp-url-key",
-        "x-container-meta-temp-url-key-2",
-    ] {
+    for k in outpost_proto::meta::CONTAINER_TEMPURL_KEYS {
         tempurl.extend(container.meta.get(k).cloned());
     }
     let keys = OriginKeys {
@@ -771,7 +765,7 @@ async fn put_row(st: &Shared, r: &Req, crow: ContainerRow, object: String) -> Re
         .header(crate::cluster::SIZE_HEADER)
         .and_then(|v| v.trim().parse::<u64>().ok())
         .ok_or(Error::BadHeader {
-            name: "x-outpost-size",
+            name: outpost_proto::headers::SIZE,
             reason: "a listing row needs the object's size",
         })?;
     let etag = r

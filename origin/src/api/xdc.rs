@@ -111,7 +111,7 @@ fn rewrite(st: &Shared, req: Request) -> Result<Request> {
     let path = parts
         .uri
         .path()
-        .strip_prefix("/internal/xdc")
+        .strip_prefix(outpost_proto::paths::XDC)
         .ok_or(Error::NotFound { what: "path" })?;
     // Peers replicate objects and create containers; they never delete containers or touch
     // accounts.

@@ -38,43 +38,18 @@ use crate::{Error, Result};
 
 /// Header selecting the storage role: `data` (store the version with its data) or `row`
 /// (store only its listing row). Honoured only with the cluster secret.
-pub const DIRECT_HEADER: &str = "x-outpost-direct";
+pub use outpost_proto::headers::DIRECT as DIRECT_HEADER;
 /// On a direct PUT: the version is an SLO manifest.
-pub const SLO_HEADER: &str = "x-outpost-slo";
+pub use outpost_proto::headers::SLO as SLO_HEADER;
 /// On a listing-row PUT: the object's size.
-pub const SIZE_HEADER: &str = "x-outpost-size";
+pub use outpost_proto::headers::SIZE as SIZE_HEADER;
 /// On a direct 404: the timestamp of the tombstone (or listing row) the node holds.
-pub const BACKEND_TS_HEADER: &str = "x-backend-timestamp";
+pub use outpost_proto::headers::BACKEND_TIMESTAMP as BACKEND_TS_HEADER;
 /// On a direct 404: `listing` when the node has the version's row but not its data.
-pub const BACKEND_STATE_HEADER: &str = "x-backend-state";
+pub use outpost_proto::headers::BACKEND_STATE as BACKEND_STATE_HEADER;
 
-/// What a direct request asks the node to store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direct {
-    /// The version with its data (the node is a primary or a handoff).
-    Data,
-    /// Only the listing row.
-    Row,
-}
-
-impl Direct {
-    /// Parses the header value.
-    pub fn parse(v: &[u8]) -> Option<Direct> {
-        match v {
-            b"data" => Some(Direct::Data),
-            b"row" => Some(Direct::Row),
-            _ => None,
-        }
-    }
-
-    /// The header value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Direct::Data => "data",
-            Direct::Row => "row",
-        }
-    }
-}
+/// What a direct request asks the node to store (the wire type).
+pub use outpost_proto::direct::Direct;
 
 /// Counters shown by `/internal/cluster/status`, `outpost cluster status` and `/metrics`.
 #[derive(Debug, Default)]

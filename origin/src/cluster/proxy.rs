@@ -815,7 +815,7 @@ pub async fn broadcast_meta_write(st: &Shared, r: &Req, ts: Timestamp) {
         if n.starts_with("x-account-")
             || n.starts_with("x-container-")
             || n.starts_with("x-remove-")
-            || n.starts_with("x-outpost-revoke")
+            || n.starts_with(outpost_proto::headers::REVOKE_PREFIX)
         {
             headers.append(k.clone(), v.clone());
         }
@@ -887,7 +887,7 @@ pub async fn broadcast_purge(st: &Shared, query: &std::collections::HashMap<Stri
     let mut headers = HeaderMap::new();
     set(&mut headers, DIRECT_HEADER, Direct::Data.as_str());
     let sends = ring.live_devices().filter(|d| Some(d.id) != me).map(|d| {
-        let url = format!("{}/internal/purge?{q}", d.url());
+        let url = format!("{}{}?{q}", d.url(), outpost_proto::paths::PURGE);
         let headers = headers.clone();
         async move {
             if let Ok(resp) = cl.send(Method::POST, url, headers, None).await {

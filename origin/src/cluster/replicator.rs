@@ -24,6 +24,7 @@ use std::time::Instant;
 use futures_util::StreamExt;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use md5::{Digest, Md5};
+use outpost_proto::paths;
 use outpost_ring::{Device, Ring};
 use serde::{Deserialize, Serialize};
 
@@ -176,7 +177,7 @@ pub async fn pass(st: &Shared) -> Result<PassReport> {
 
     // 2. Accounts and containers.
     for p in &peers {
-        match fetch::<MetaRows>(cl, p, "/internal/replication/meta").await {
+        match fetch::<MetaRows>(cl, p, paths::REPLICATION_META).await {
             Ok(m) if m.format == FORMAT => {
                 let rows = m.rows;
                 rep.meta_merged +=
@@ -321,7 +322,7 @@ async fn sync_peer(
     let theirs: Hashes = fetch(
         cl,
         peer,
-        &format!("/internal/replication/hashes?part={part}&view={v}"),
+        &format!("{}?part={part}&view={v}", paths::REPLICATION_HASHES),
     )
     .await?;
     let ours = suffix_hashes(rows, view, view == View::Data);
@@ -337,7 +338,8 @@ async fn sync_peer(
         cl,
         peer,
         &format!(
-            "/internal/replication/rows?part={part}&suffixes={}",
+            "{}?part={part}&suffixes={}",
+            paths::REPLICATION_ROWS,
             differ.join(",")
         ),
     )

@@ -179,7 +179,7 @@ pub async fn fetch_all(ring: &Ring, secret: &str) -> Vec<(String, Result<NodeSta
         let client = client.clone();
         let headers = headers.clone();
         let addr = d.addr();
-        let url = format!("{}/internal/cluster/status", d.url());
+        let url = format!("{}{}", d.url(), outpost_proto::paths::CLUSTER_STATUS);
         async move {
             let r = async {
                 let resp = client

@@ -45,9 +45,9 @@ use crate::api::Shared;
 use crate::hlc::TICKS_PER_SEC;
 
 /// Header naming the sending DC (its `[sync] name`).
-pub const FROM_HEADER: &str = "x-outpost-sync-from";
+pub use outpost_proto::headers::SYNC_FROM as FROM_HEADER;
 /// Header carrying the realm key shared with the sending DC.
-pub const KEY_HEADER: &str = "x-outpost-sync-key";
+pub use outpost_proto::headers::SYNC_KEY as KEY_HEADER;
 /// Container metadata naming the peers a container replicates to.
 pub const SYNC_TO_META: &str = "x-container-meta-outpost-sync-to";
 /// Wire format version of the sync messages.
@@ -340,7 +340,7 @@ pub async fn fetch_all(
         async move {
             let r = async {
                 let resp = client
-                    .get(format!("{url}/internal/xdc/status"))
+                    .get(format!("{url}{}", outpost_proto::paths::XDC_STATUS))
                     .header(crate::api::INTERNAL_HEADER, secret)
                     .send()
                     .await

@@ -314,7 +314,7 @@ async fn have(ctx: &Ctx, objects: Vec<ObjectRef>) -> Step<Vec<Option<Timestamp>>
     let resp = send(
         ctx,
         Method::POST,
-        format!("{}/internal/xdc/have", ctx.base()),
+        format!("{}{}", ctx.base(), outpost_proto::paths::XDC_HAVE),
         h,
         Some(body.into()),
     )
@@ -413,7 +413,7 @@ async fn ship_counted(ctx: &Ctx, row: &ObjectRow) -> Step<()> {
 
 fn peer_url(ctx: &Ctx, row: &ObjectRow, query: &str) -> String {
     let u = crate::cluster::object_url(
-        &format!("{}/internal/xdc", ctx.base()),
+        &format!("{}{}", ctx.base(), outpost_proto::paths::XDC),
         &row.account,
         &row.container,
         &row.name,
@@ -528,8 +528,9 @@ async fn ensure_container(ctx: &Ctx, row: &ObjectRow) -> Step<()> {
         }
     }
     let url = format!(
-        "{}/internal/xdc/v1/AUTH_{}/{}",
+        "{}{}/AUTH_{}/{}",
         ctx.base(),
+        outpost_proto::paths::XDC_APPLY,
         percent_encoding::utf8_percent_encode(&row.account, percent_encoding::NON_ALPHANUMERIC),
         percent_encoding::utf8_percent_encode(&row.container, percent_encoding::NON_ALPHANUMERIC)
     );
