@@ -5,7 +5,7 @@ use std::path::Path;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::api::{self, Shared};
+use crate::api::Shared;
 use crate::config::{Config, RawConfig};
 use crate::{Error, Result};
 
@@ -101,10 +101,10 @@ impl DevSecrets {
 /// # Errors
 /// Any storage error.
 pub async fn seed(st: &Shared, secrets: &DevSecrets, domain: &str) -> Result<()> {
-    let ts = st.clock.now();
+    let ts = st.store.clock.now();
     let s = secrets.clone();
     let domain = domain.to_owned();
-    api::blocking_pub(st, move |st| {
+    st.store.blocking(move |st| {
         st.db.ensure_account(DEMO_ACCOUNT, ts)?;
         let key = outpost_auth::TokenKeySpec {
             id: DEMO_KEY_ID.into(),
@@ -140,8 +140,8 @@ pub async fn seed(st: &Shared, secrets: &DevSecrets, domain: &str) -> Result<()>
     })
     .await?;
     let hello = "Hello from Outpost: this file is public.\n";
-    api::put_bytes(
-        st,
+    st.store
+        .put_bytes(
         DEMO_ACCOUNT,
         PUBLIC_CONTAINER,
         "hello.txt",
@@ -150,8 +150,8 @@ pub async fn seed(st: &Shared, secrets: &DevSecrets, domain: &str) -> Result<()>
     )
     .await?;
     let secret = "This file is private: you reached it with a signed URL or a session.\n";
-    api::put_bytes(
-        st,
+    st.store
+        .put_bytes(
         DEMO_ACCOUNT,
         PRIVATE_CONTAINER,
         "secret.txt",

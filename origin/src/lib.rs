@@ -63,7 +63,9 @@ pub mod files;
 pub mod hlc;
 pub mod metrics;
 pub mod names;
+pub mod request;
 pub mod server;
+pub mod store;
 pub mod xdc;
 
 pub use error::{Blame, Error, Result};

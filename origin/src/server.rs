@@ -8,6 +8,7 @@ use axum::serve::ListenerExt;
 use tokio::task::JoinHandle;
 
 use crate::api::{self, AppState, AuthTokens, Shared};
+use crate::store::Store;
 use crate::config::Config;
 use crate::db::Db;
 use crate::files::Files;
@@ -82,19 +83,22 @@ pub async fn start(cfg: Config) -> Result<RunningOrigin> {
         })?;
     let addr = listener.local_addr()?;
     let cluster = match cfg.cluster.clone() {
-        Some(c) => Some(crate::cluster::Cluster::open(c, &cfg.internal_secret)?),
+        Some(c) => Some(Arc::new(crate::cluster::Cluster::open(
+            c,
+            &cfg.internal_secret,
+        )?)),
         None => None,
     };
-    let xdc = cfg.sync.clone().map(crate::xdc::Xdc::new);
+    let xdc = cfg.sync.clone().map(|c| Arc::new(crate::xdc::Xdc::new(c)));
+    let part_power = cluster
+        .as_ref()
+        .map_or(crate::files::DEFAULT_PART_POWER, |c| c.ring().part_power);
+    let store = Arc::new(Store::new(cfg, db, files, clock, Metrics::new(), part_power));
     let state: Shared = Arc::new(AppState {
+        store: Arc::clone(&store),
         xdc,
         cluster,
-        cfg,
-        db,
-        files,
-        clock,
         tokens: AuthTokens::default(),
-        metrics: Metrics::new(),
         subscribers: api::Subscribers::default(),
     });
     let app = api::router(Arc::clone(&state)).into_make_service_with_connect_info::<SocketAddr>();
@@ -117,27 +121,29 @@ pub async fn start(cfg: Config) -> Result<RunningOrigin> {
         }
     });
     let mut background = vec![
-        tokio::spawn(api::expirer(Arc::clone(&state), state.cfg.expirer_interval)),
-        tokio::spawn(trim_feed(Arc::clone(&state))),
+        tokio::spawn(crate::store::expirer(
+            Arc::clone(&store),
+            store.cfg.expirer_interval,
+        )),
+        tokio::spawn(trim_feed(Arc::clone(&store))),
     ];
-    if state.cluster.is_some() {
-        background.push(tokio::spawn(crate::cluster::watch_ring(Arc::clone(&state))));
-        background.push(tokio::spawn(crate::cluster::replicator::run(Arc::clone(
-            &state,
-        ))));
-        background.push(tokio::spawn(crate::cluster::auditor::run(Arc::clone(
-            &state,
-        ))));
+    if let Some(cl) = &state.cluster {
+        background.push(tokio::spawn(crate::cluster::watch_ring(
+            Arc::clone(&store),
+            Arc::clone(cl),
+        )));
+        background.push(tokio::spawn(crate::cluster::replicator::run(
+            Arc::clone(&store),
+            Arc::clone(cl),
+        )));
+        background.push(tokio::spawn(crate::cluster::auditor::run(
+            Arc::clone(&store),
+            Arc::clone(cl),
+        )));
     }
-    let self_ip = if addr.ip().is_unspecified() {
-        std::net::IpAddr::from([127, 0, 0, 1])
-    } else {
-        addr.ip()
-    };
-    background.extend(crate::xdc::spawn(
-        &state,
-        format!("http://{}", SocketAddr::new(self_ip, addr.port())),
-    ));
+    if let Some(x) = &state.xdc {
+        background.extend(crate::xdc::spawn(&store, x, state.cluster.as_ref()));
+    }
     tracing::info!(%addr, "origin listening");
     Ok(RunningOrigin {
         addr,
@@ -148,12 +154,12 @@ pub async fn start(cfg: Config) -> Result<RunningOrigin> {
     })
 }
 
-async fn trim_feed(st: Shared) {
+async fn trim_feed(st: Arc<Store>) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
         tick.tick().await;
         let retain = st.cfg.feed_retain;
-        if let Err(e) = api::blocking_pub(&st, move |s| s.db.trim_changes(retain)).await {
+        if let Err(e) = st.blocking(move |s| s.db.trim_changes(retain)).await {
             tracing::warn!(error = %e, "trimming the change feed failed");
         }
     }

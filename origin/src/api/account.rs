@@ -31,7 +31,7 @@ pub(super) async fn handle(st: &Shared, r: Req) -> Result<Response> {
         Method::HEAD | Method::GET => get(st, r, account).await,
         Method::POST => post(st, r, account).await,
         Method::PUT => {
-            let ts = super::req_ts(st, &r)?;
+            let ts = r.write_ts(&st.store)?;
             let updates = meta_updates(&r.headers, "x-account-meta-", &[])?;
             let acct = account.clone();
             let created = blocking(st, move |s| {
@@ -50,7 +50,7 @@ pub(super) async fn handle(st: &Shared, r: Req) -> Result<Response> {
             }))
         }
         Method::DELETE => {
-            let ts = super::req_ts(st, &r)?;
+            let ts = r.write_ts(&st.store)?;
             let acct = account.clone();
             blocking(st, move |s| s.db.delete_account(&acct, ts)).await?;
             tracing::info!(target: "audit", user = r.ident.label(), account, action = "account-delete");
@@ -74,7 +74,7 @@ fn account_headers(h: &mut HeaderMap, a: &AccountRow) {
 
 async fn get(st: &Shared, r: Req, account: String) -> Result<Response> {
     let params = listing::params(&r.query)?;
-    let fmt = r.wants();
+    let fmt = super::wants(&r);
     let acct = account.clone();
     let list = r.method == Method::GET;
     let (row, entries) = blocking(st, move |s| {
@@ -178,7 +178,7 @@ fn check_quota_change(r: &Req, updates: &[(String, Option<String>)]) -> Result<(
     if !reseller
         && updates
             .iter()
-            .any(|(k, _)| k == super::object::ACCOUNT_QUOTA_BYTES)
+            .any(|(k, _)| k == crate::store::quota::ACCOUNT_QUOTA_BYTES)
     {
         return Err(Error::Forbidden {
             reason: "only a reseller admin may set the account quota",
@@ -188,12 +188,12 @@ fn check_quota_change(r: &Req, updates: &[(String, Option<String>)]) -> Result<(
 }
 
 async fn post(st: &Shared, r: Req, account: String) -> Result<Response> {
-    let ts = super::req_ts(st, &r)?;
+    let ts = r.write_ts(&st.store)?;
     let updates = meta_updates(&r.headers, "x-account-meta-", &[])?;
     check_quota_change(&r, &updates)?;
     let revoke = revocations(&r.headers)?;
     if !revoke.is_empty() {
-        let now = st.clock.wall_secs();
+        let now = st.store.clock.wall_secs();
         let acct = account.clone();
         let ids: Vec<String> = revoke.iter().map(|(k, id)| format!("{k}:{id}")).collect();
         blocking(st, move |s| {

@@ -67,7 +67,7 @@ pub(super) async fn handle(st: &Shared, r: Req, container: &str) -> Result<Respo
         Method::PUT => {
             let updates = meta_updates(&r.headers, "x-container-meta-", CONTAINER_SYS)?;
             validate_acl(&updates)?;
-            let ts = super::req_ts(st, &r)?;
+            let ts = r.write_ts(&st.store)?;
             let (a, cc) = (account.clone(), c.clone());
             let created = blocking(st, move |s| {
                 if s.db.get_account(&a)?.is_none() {
@@ -86,14 +86,14 @@ pub(super) async fn handle(st: &Shared, r: Req, container: &str) -> Result<Respo
         Method::POST => {
             let updates = meta_updates(&r.headers, "x-container-meta-", CONTAINER_SYS)?;
             validate_acl(&updates)?;
-            let ts = super::req_ts(st, &r)?;
+            let ts = r.write_ts(&st.store)?;
             let (a, cc) = (account.clone(), c.clone());
             blocking(st, move |s| s.db.post_container(&a, &cc, ts, &updates)).await?;
             tracing::info!(target: "audit", user = r.ident.label(), account, container = c, action = "container-post");
             Ok(status(StatusCode::NO_CONTENT))
         }
         Method::DELETE => {
-            let ts = super::req_ts(st, &r)?;
+            let ts = r.write_ts(&st.store)?;
             let (a, cc) = (account.clone(), c.clone());
             blocking(st, move |s| s.db.delete_container(&a, &cc, ts)).await?;
             tracing::info!(target: "audit", user = r.ident.label(), account, container = c, action = "container-delete");
@@ -111,8 +111,8 @@ async fn get(
     owner: bool,
 ) -> Result<Response> {
     let mut params = listing::params(&r.query)?;
-    params.live_at = Some(st.clock.wall_secs());
-    let fmt = r.wants();
+    params.live_at = Some(st.store.clock.wall_secs());
+    let fmt = super::wants(&r);
     let list = r.method == Method::GET;
     let (a, c) = (account.clone(), container.clone());
     let row = blocking(st, move |s| s.db.get_container(&a, &c)).await?;

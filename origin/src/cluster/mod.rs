@@ -21,6 +21,7 @@
 //! The ring file is polled; a new version takes effect without a restart.
 
 pub mod auditor;
+pub mod broadcast;
 pub mod proxy;
 pub mod replicator;
 pub mod status;
@@ -48,33 +49,7 @@ pub const BACKEND_TS_HEADER: &str = "x-backend-timestamp";
 /// On a direct 404: `listing` when the node has the version's row but not its data.
 pub const BACKEND_STATE_HEADER: &str = "x-backend-state";
 
-/// What a direct request asks the node to store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direct {
-    /// The version with its data (the node is a primary or a handoff).
-    Data,
-    /// Only the listing row.
-    Row,
-}
-
-impl Direct {
-    /// Parses the header value.
-    pub fn parse(v: &[u8]) -> Option<Direct> {
-        match v {
-            b"data" => Some(Direct::Data),
-            b"row" => Some(Direct::Row),
-            _ => None,
-        }
-    }
-
-    /// The header value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Direct::Data => "data",
-            Direct::Row => "row",
-        }
-    }
-}
+pub use crate::request::Direct;
 
 /// Counters shown by `/internal/cluster/status`, `outpost cluster status` and `/metrics`.
 #[derive(Debug, Default)]
@@ -253,7 +228,7 @@ impl Cluster {
         body: Option<reqwest::Body>,
     ) -> Result<reqwest::Response> {
         let _permit = self.permits.acquire().await.map_err(|_| Error::Task)?;
-        headers.insert(crate::api::INTERNAL_HEADER, self.secret.clone());
+        headers.insert(crate::request::INTERNAL_HEADER, self.secret.clone());
         let mut req = self.client.request(method, &url).headers(headers);
         if let Some(b) = body {
             req = req.body(b);
@@ -314,14 +289,14 @@ pub fn object_url(base: &str, account: &str, container: &str, object: &str) -> S
     )
 }
 
-/// Runs forever: reloads the ring when its file changes.
-pub async fn watch_ring(st: crate::api::Shared) {
-    let Some(cl) = st.cluster.as_ref() else {
-        return;
-    };
+/// Runs forever: reloads the ring when its file changes (the store follows its partition
+/// power).
+pub async fn watch_ring(st: Arc<crate::store::Store>, cl: Arc<Cluster>) {
     let mut tick = tokio::time::interval(cl.cfg.ring_poll);
     loop {
         tick.tick().await;
-        cl.reload_if_changed();
+        if cl.reload_if_changed() {
+            st.set_part_power(cl.ring().part_power);
+        }
     }
 }
