@@ -104,60 +104,61 @@ pub async fn seed(st: &Shared, secrets: &DevSecrets, domain: &str) -> Result<()>
     let ts = st.store.clock.now();
     let s = secrets.clone();
     let domain = domain.to_owned();
-    st.store.blocking(move |st| {
-        st.db.ensure_account(DEMO_ACCOUNT, ts)?;
-        let key = outpost_auth::TokenKeySpec {
-            id: DEMO_KEY_ID.into(),
-            secret: outpost_auth::Secret::new(s.token_secret.clone()),
-            not_before: None,
-            not_after: None,
-        };
-        st.db.update_account(
-            DEMO_ACCOUNT,
-            ts,
-            &[
-                (
-                    "x-account-meta-temp-url-key".into(),
-                    Some(s.tempurl_key.clone()),
-                ),
-                ("x-account-meta-outpost-domains".into(), Some(domain)),
-                (
-                    "x-account-meta-outpost-default-container".into(),
-                    Some(PUBLIC_CONTAINER.into()),
-                ),
-            ],
-            Some(&[key]),
-        )?;
-        st.db.put_container(
-            DEMO_ACCOUNT,
-            PUBLIC_CONTAINER,
-            ts,
-            &[("x-container-read".into(), Some(".r:*,.rlistings".into()))],
-        )?;
-        st.db
-            .put_container(DEMO_ACCOUNT, PRIVATE_CONTAINER, ts, &[])?;
-        Ok(())
-    })
-    .await?;
+    st.store
+        .blocking(move |st| {
+            st.db.ensure_account(DEMO_ACCOUNT, ts)?;
+            let key = outpost_auth::TokenKeySpec {
+                id: DEMO_KEY_ID.into(),
+                secret: outpost_auth::Secret::new(s.token_secret.clone()),
+                not_before: None,
+                not_after: None,
+            };
+            st.db.update_account(
+                DEMO_ACCOUNT,
+                ts,
+                &[
+                    (
+                        "x-account-meta-temp-url-key".into(),
+                        Some(s.tempurl_key.clone()),
+                    ),
+                    ("x-account-meta-outpost-domains".into(), Some(domain)),
+                    (
+                        "x-account-meta-outpost-default-container".into(),
+                        Some(PUBLIC_CONTAINER.into()),
+                    ),
+                ],
+                Some(&[key]),
+            )?;
+            st.db.put_container(
+                DEMO_ACCOUNT,
+                PUBLIC_CONTAINER,
+                ts,
+                &[("x-container-read".into(), Some(".r:*,.rlistings".into()))],
+            )?;
+            st.db
+                .put_container(DEMO_ACCOUNT, PRIVATE_CONTAINER, ts, &[])?;
+            Ok(())
+        })
+        .await?;
     let hello = "Hello from Outpost: this file is public.\n";
     st.store
         .put_bytes(
-        DEMO_ACCOUNT,
-        PUBLIC_CONTAINER,
-        "hello.txt",
-        "text/plain",
-        Bytes::from(hello),
-    )
-    .await?;
+            DEMO_ACCOUNT,
+            PUBLIC_CONTAINER,
+            "hello.txt",
+            "text/plain",
+            Bytes::from(hello),
+        )
+        .await?;
     let secret = "This file is private: you reached it with a signed URL or a session.\n";
     st.store
         .put_bytes(
-        DEMO_ACCOUNT,
-        PRIVATE_CONTAINER,
-        "secret.txt",
-        "text/plain",
-        Bytes::from(secret),
-    )
-    .await?;
+            DEMO_ACCOUNT,
+            PRIVATE_CONTAINER,
+            "secret.txt",
+            "text/plain",
+            Bytes::from(secret),
+        )
+        .await?;
     Ok(())
 }

@@ -267,8 +267,8 @@ pub fn object_headers(h: &HeaderMap) -> Result<ObjectHeaders> {
         })?),
         None => None,
     };
-    let chunked = text(h, "transfer-encoding")
-        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    let chunked =
+        text(h, "transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
     Ok(ObjectHeaders {
         content_length,
         chunked,

@@ -8,12 +8,12 @@ use axum::serve::ListenerExt;
 use tokio::task::JoinHandle;
 
 use crate::api::{self, AppState, AuthTokens, Shared};
-use crate::store::Store;
 use crate::config::Config;
 use crate::db::Db;
 use crate::files::Files;
 use crate::hlc::{Clock, Timestamp};
 use crate::metrics::Metrics;
+use crate::store::Store;
 use crate::{Error, Result};
 
 /// A running origin node. Dropping it stops the node.
@@ -93,7 +93,14 @@ pub async fn start(cfg: Config) -> Result<RunningOrigin> {
     let part_power = cluster
         .as_ref()
         .map_or(crate::files::DEFAULT_PART_POWER, |c| c.ring().part_power);
-    let store = Arc::new(Store::new(cfg, db, files, clock, Metrics::new(), part_power));
+    let store = Arc::new(Store::new(
+        cfg,
+        db,
+        files,
+        clock,
+        Metrics::new(),
+        part_power,
+    ));
     let state: Shared = Arc::new(AppState {
         store: Arc::clone(&store),
         xdc,

@@ -33,15 +33,7 @@ pub(super) async fn handle(st: &Shared, r: Req) -> Result<Response> {
         Method::PUT => {
             let ts = r.write_ts(&st.store)?;
             let updates = meta_updates(&r.headers, "x-account-meta-", &[])?;
-            let acct = account.clone();
-            let created = blocking(st, move |s| {
-                let created = s.db.ensure_account(&acct, ts)?;
-                if !updates.is_empty() {
-                    s.db.update_account(&acct, ts, &updates, None)?;
-                }
-                Ok(created)
-            })
-            .await?;
+            let created = st.store.put_account(&account, ts, updates).await?;
             tracing::info!(target: "audit", user = r.ident.label(), account, action = "account-put");
             Ok(status(if created {
                 StatusCode::CREATED
@@ -51,8 +43,7 @@ pub(super) async fn handle(st: &Shared, r: Req) -> Result<Response> {
         }
         Method::DELETE => {
             let ts = r.write_ts(&st.store)?;
-            let acct = account.clone();
-            blocking(st, move |s| s.db.delete_account(&acct, ts)).await?;
+            st.store.delete_account(&account, ts).await?;
             tracing::info!(target: "audit", user = r.ident.label(), account, action = "account-delete");
             Ok(status(StatusCode::NO_CONTENT))
         }
@@ -222,24 +213,9 @@ async fn post(st: &Shared, r: Req, account: String) -> Result<Response> {
             }
         }
     }
-    let acct = account.clone();
-    blocking(st, move |s| {
-        let Some(row) = s.db.get_account(&acct)? else {
-            return Err(Error::NotFound { what: "account" });
-        };
-        let keys = if key_changes.is_empty() {
-            None
-        } else {
-            let mut keys = row.token_keys;
-            for (id, spec) in key_changes {
-                keys.retain(|k| k.id != id);
-                keys.extend(spec);
-            }
-            Some(keys)
-        };
-        s.db.update_account(&acct, ts, &updates, keys.as_deref())
-    })
-    .await?;
+    st.store
+        .post_account(&account, ts, updates, key_changes)
+        .await?;
     tracing::info!(target: "audit", user = r.ident.label(), account, action = "account-post");
     Ok(status(StatusCode::NO_CONTENT))
 }

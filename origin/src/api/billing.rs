@@ -158,14 +158,8 @@ async fn put_log_inner(st: Shared, q: HashMap<String, String>, req: Request) -> 
     .await?;
     let body = read_body(req, MAX_LOG_OBJECT_BYTES).await?;
     st.store
-        .put_bytes(
-        &account,
-        LOGS_CONTAINER,
-        &object,
-        "application/gzip",
-        body,
-    )
-    .await?;
+        .put_bytes(&account, LOGS_CONTAINER, &object, "application/gzip", body)
+        .await?;
     Ok(super::status(StatusCode::CREATED))
 }
 

@@ -22,7 +22,10 @@ use crate::cluster::replicator::{self, Hashes, MetaRows, Rows, View, FORMAT};
 use crate::db::ReplicaRow;
 use crate::{Error, Result};
 
-fn require<'a>(st: &'a Shared, h: &HeaderMap) -> Result<&'a std::sync::Arc<crate::cluster::Cluster>> {
+fn require<'a>(
+    st: &'a Shared,
+    h: &HeaderMap,
+) -> Result<&'a std::sync::Arc<crate::cluster::Cluster>> {
     if st.identify(h) != Identity::Internal {
         return Err(Error::Unauthorized {
             reason: "internal endpoints need the X-Outpost-Internal secret",

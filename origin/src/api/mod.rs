@@ -140,7 +140,9 @@ pub fn router(state: Shared) -> Router {
 async fn metrics(State(st): State<Shared>) -> Response {
     let last = st.store.db.last_seq();
     for (edge, applied) in st.subscribers.positions() {
-        st.store.metrics.edge_lag(&edge, last.saturating_sub(applied));
+        st.store
+            .metrics
+            .edge_lag(&edge, last.saturating_sub(applied));
     }
     let mut body = st.store.metrics.render();
     if let Some(x) = st.xdc.as_ref() {
@@ -260,7 +262,9 @@ fn log_access(
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(0);
     let dur = started.elapsed();
-    st.store.metrics.observe(method.as_str(), status, dur, bytes);
+    st.store
+        .metrics
+        .observe(method.as_str(), status, dur, bytes);
     tracing::info!(
         target: "access",
         method = %method,

@@ -595,7 +595,11 @@ async fn post(st: &Shared, r: Req, crow: ContainerRow, object: String) -> Result
 }
 
 async fn delete(st: &Shared, r: Req, container: String, object: String) -> Result<Response> {
-    let row = match st.store.live_row(r.path.account(), &container, &object).await {
+    let row = match st
+        .store
+        .live_row(r.path.account(), &container, &object)
+        .await
+    {
         Ok(row) => row,
         // A replicated delete (internal, with its timestamp) leaves a tombstone even where the
         // object is unknown, so an older version arriving later from a third DC stays deleted.

@@ -139,7 +139,8 @@ pub async fn wait_and_annotate(st: &Shared, timeout: Duration, resp: &mut Respon
     let seq = st.store.db.last_seq();
     let started = Instant::now();
     let outcome = st.subscribers.wait_for(seq, timeout).await;
-    st.store.metrics
+    st.store
+        .metrics
         .purge_wait(started.elapsed(), outcome.pending.is_empty());
     let h = resp.headers_mut();
     let status = if outcome.pending.is_empty() {

@@ -9,9 +9,9 @@ use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 
 use super::body::Piece;
-use crate::store::NewVersion;
 use super::{set, status, Req, Shared};
 use crate::db::{Applied, ContainerRow, ObjectRow};
+use crate::store::NewVersion;
 use crate::{Error, Result};
 
 /// Most segments in one manifest (Swift's default).
@@ -86,7 +86,9 @@ pub(super) async fn put(
     for (i, s) in segs.iter().enumerate() {
         let (c, o) = split_segment_path(&s.path)
             .ok_or_else(|| bad(format!("segment {i}: path must be /<container>/<object>")))?;
-        let row = st.store.live_row(&account, c, o)
+        let row = st
+            .store
+            .live_row(&account, c, o)
             .await
             .map_err(|_| bad(format!("segment {i}: {} does not exist", s.path)))?;
         if row.slo {
@@ -128,27 +130,26 @@ pub(super) async fn put(
                 .unwrap_or("application/octet-stream")
                 .to_owned()
         });
-    let meta = crate::store::validate::version_meta(crate::request::object_meta_updates(
-        &r.headers,
-    )?);
+    let meta =
+        crate::store::validate::version_meta(crate::request::object_meta_updates(&r.headers)?);
     let applied = st
         .store
         .put_version(
-        staged,
-        NewVersion {
-            account,
-            container: crow.name,
-            name: object,
-            ts,
-            etag: slo_etag.clone(),
-            size: total,
-            content_type: ct,
-            meta,
-            delete_at: None,
-            slo: true,
-        },
-    )
-    .await?;
+            staged,
+            NewVersion {
+                account,
+                container: crow.name,
+                name: object,
+                ts,
+                etag: slo_etag.clone(),
+                size: total,
+                content_type: ct,
+                meta,
+                delete_at: None,
+                slo: true,
+            },
+        )
+        .await?;
     if applied == Applied::Stale {
         return Ok(status(StatusCode::ACCEPTED));
     }
@@ -171,7 +172,9 @@ pub(super) async fn pieces(st: &Shared, row: &ObjectRow) -> Result<Vec<Piece>> {
     let mut out = Vec::with_capacity(segs.len());
     for s in segs {
         let (c, o) = split_segment_path(&s.name).ok_or(Error::Task)?;
-        let seg = st.store.live_row(&row.account, c, o)
+        let seg = st
+            .store
+            .live_row(&row.account, c, o)
             .await
             .map_err(|_| Error::Conflict {
                 reason: "a segment of this large object is missing",

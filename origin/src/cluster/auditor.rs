@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 
 use super::Cluster;
-use crate::store::Store;
 use crate::db::ObjectRow;
+use crate::store::Store;
 use crate::{Error, Result};
 
 /// What one audit pass did (`POST /internal/cluster/audit` returns it).
@@ -56,7 +56,9 @@ pub async fn pass(st: &Arc<Store>, cl: &Cluster, rate: Option<u64>) -> Result<Au
     let mut after: Option<(String, String, String)> = None;
     loop {
         let a = after.clone();
-        let batch = st.blocking(move |s| s.db.audit_batch(a.as_ref(), 200)).await?;
+        let batch = st
+            .blocking(move |s| s.db.audit_batch(a.as_ref(), 200))
+            .await?;
         let Some(last) = batch.last() else {
             break;
         };

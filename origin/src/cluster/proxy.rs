@@ -103,9 +103,7 @@ pub async fn object(
             }
             fan_out_small(st, cl, &r, &crow.name, &object, StatusCode::NO_CONTENT).await
         }
-        Method::POST => {
-            fan_out_small(st, cl, &r, &crow.name, &object, StatusCode::ACCEPTED).await
-        }
+        Method::POST => fan_out_small(st, cl, &r, &crow.name, &object, StatusCode::ACCEPTED).await,
         ref m if m.as_str() == "COPY" => {
             let (dc, dobj) = request::copy_destination(&r)?;
             let (a, c2) = (r.path.account().to_owned(), dc.clone());
@@ -277,7 +275,15 @@ pub async fn read_data(
         DIRECT_HEADER,
         HeaderValue::from_static(Direct::Data.as_str()),
     );
-    fetch(cl, &Method::GET, &order, h, query, (account, container, object)).await
+    fetch(
+        cl,
+        &Method::GET,
+        &order,
+        h,
+        query,
+        (account, container, object),
+    )
+    .await
 }
 
 /// `X-Newest: true`: HEAD every candidate, then read from the one with the newest version.
@@ -493,9 +499,7 @@ async fn replicate_write(
 fn version_headers(src: &HeaderMap, out: &mut HeaderMap) {
     for (k, v) in src {
         let n = k.as_str();
-        if n.starts_with("x-object-meta-")
-            || n.starts_with("x-remove-")
-            || OBJECT_SYS.contains(&n)
+        if n.starts_with("x-object-meta-") || n.starts_with("x-remove-") || OBJECT_SYS.contains(&n)
         {
             out.append(k.clone(), v.clone());
         }

@@ -29,10 +29,10 @@ use outpost_ring::{Device, Ring};
 use serde::{Deserialize, Serialize};
 
 use super::{object_url, unix_now, Cluster, Direct, DIRECT_HEADER, SIZE_HEADER, SLO_HEADER};
-use crate::store::Store;
 use crate::db::{MetaRow, ObjectRow, ReplicaRow};
 use crate::files;
 use crate::hlc::Timestamp;
+use crate::store::Store;
 use crate::{Error, Result};
 
 /// Concurrent pushes to one peer within a partition.
@@ -164,7 +164,9 @@ pub async fn pass(st: &Arc<Store>, cl: &Cluster) -> Result<PassReport> {
     // 1. Tombstone reclamation.
     let age = cl.cfg.reclaim_age;
     let cutoff = Timestamp::from_secs(unix_now().saturating_sub(age.as_secs()));
-    rep.reclaimed = st.blocking(move |s| s.db.reclaim_tombstones(cutoff)).await? as u64;
+    rep.reclaimed = st
+        .blocking(move |s| s.db.reclaim_tombstones(cutoff))
+        .await? as u64;
 
     let peers: Vec<Device> = ring
         .live_devices()
@@ -177,8 +179,7 @@ pub async fn pass(st: &Arc<Store>, cl: &Cluster) -> Result<PassReport> {
         match fetch::<MetaRows>(cl, p, "/internal/replication/meta").await {
             Ok(m) if m.format == FORMAT => {
                 let rows = m.rows;
-                rep.meta_merged +=
-                    st.blocking(move |s| s.db.merge_meta(&rows)).await? as u64;
+                rep.meta_merged += st.blocking(move |s| s.db.merge_meta(&rows)).await? as u64;
             }
             _ => rep.errors += 1,
         }

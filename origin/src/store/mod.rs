@@ -20,6 +20,8 @@
 //! - `object.rs`: put a version (stage + commit), post metadata (a hard link under the new
 //!   timestamp, committed only if the version it came from is still current), tombstone,
 //!   open the live version for reading, listing rows of versions held elsewhere.
+//! - `meta.rs`: account and container create, update, delete (a container PUT creates
+//!   its account; token keys merge by id).
 //! - `expirer.rs`: removes objects whose `X-Delete-At` passed.
 //!
 //! ## Invariants
@@ -28,6 +30,7 @@
 //! ([`Applied::Stale`]).
 
 mod expirer;
+mod meta;
 mod object;
 pub mod quota;
 pub mod validate;
@@ -37,11 +40,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use crate::config::Config;
-use crate::db::{Applied, ObjectRow};
+use crate::db::{Applied, Db, ObjectRow};
 use crate::files::{self, Files};
 use crate::hlc::{Clock, Timestamp};
 use crate::metrics::Metrics;
-use crate::db::Db;
 use crate::{Error, Result};
 
 pub use expirer::expirer;

@@ -137,7 +137,11 @@ impl Store {
     ///
     /// # Cancel safety
     /// From the commit on, the work runs to its end on its own task.
-    pub async fn put_version(self: &Arc<Self>, staged: Staged, v: NewVersion) -> Result<Applied<()>> {
+    pub async fn put_version(
+        self: &Arc<Self>,
+        staged: Staged,
+        v: NewVersion,
+    ) -> Result<Applied<()>> {
         let hash = files::object_hash(&v.account, &v.container, &v.name);
         let part = files::partition(&hash, self.part_power());
         let dest = self.files.data_path(part, &hash, v.ts);
@@ -200,7 +204,10 @@ impl Store {
     /// [`Error::Db`].
     pub async fn put_listing_row(self: &Arc<Self>, row: ObjectRow) -> Result<Applied<()>> {
         let row2 = row.clone();
-        match self.blocking(move |s| s.db.put_object(&row2, "object-put")).await? {
+        match self
+            .blocking(move |s| s.db.put_object(&row2, "object-put"))
+            .await?
+        {
             Applied::Yes(old) => {
                 if let Some(old) = old.filter(|o| !o.deleted && !o.listing_only) {
                     self.files.remove(self.data_path(&old)).await;
@@ -216,7 +223,11 @@ impl Store {
     ///
     /// # Errors
     /// [`Error::Db`].
-    pub async fn post_listing_row(self: &Arc<Self>, row: ObjectRow, new_row: ObjectRow) -> Result<()> {
+    pub async fn post_listing_row(
+        self: &Arc<Self>,
+        row: ObjectRow,
+        new_row: ObjectRow,
+    ) -> Result<()> {
         let base = row.ts;
         self.blocking(move |s| s.db.put_object_if(&new_row, "object-post", base))
             .await?;

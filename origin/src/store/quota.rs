@@ -43,8 +43,7 @@ impl Store {
         let a = account.to_owned();
         let acct = self.blocking(move |s| s.db.get_account(&a)).await?;
         if let Some(acct) = acct {
-            if quota(&acct.meta, ACCOUNT_QUOTA_BYTES).is_some_and(|q| acct.bytes_used + size > q)
-            {
+            if quota(&acct.meta, ACCOUNT_QUOTA_BYTES).is_some_and(|q| acct.bytes_used + size > q) {
                 return Err(Error::QuotaExceeded {
                     what: "account bytes",
                 });

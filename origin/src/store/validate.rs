@@ -149,6 +149,27 @@ pub fn content_type(given: Option<&str>, detect: bool, name: &str) -> String {
     }
 }
 
+/// Checks container ACL values (`X-Container-Read`/`-Write`): at most 4096 bytes, no control
+/// characters.
+///
+/// # Errors
+/// [`Error::BadHeader`].
+pub fn check_acl(updates: &[(String, Option<String>)]) -> Result<()> {
+    for (k, v) in updates {
+        if k == "x-container-read" || k == "x-container-write" {
+            if let Some(v) = v {
+                if v.len() > 4096 || v.chars().any(char::is_control) {
+                    return Err(Error::BadHeader {
+                        name: "x-container-read",
+                        reason: "ACL too long or contains control characters",
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// What a PUT of a new object asks for, typed.
 #[derive(Debug, Clone, Default)]
 pub struct ObjectHeaders {
@@ -235,7 +256,10 @@ mod tests {
         assert_eq!(resolve_expiry(None, 10).unwrap(), None);
         assert_eq!(resolve_expiry(Some(Expiry::At(11)), 10).unwrap(), Some(11));
         assert!(resolve_expiry(Some(Expiry::At(10)), 10).is_err());
-        assert_eq!(resolve_expiry(Some(Expiry::After(5)), 10).unwrap(), Some(15));
+        assert_eq!(
+            resolve_expiry(Some(Expiry::After(5)), 10).unwrap(),
+            Some(15)
+        );
         assert!(resolve_expiry(Some(Expiry::After(0)), 10).is_err());
     }
 
@@ -263,7 +287,9 @@ mod tests {
         assert!(err.to_string().contains("too long"), "{err}");
         let err = check_meta(vec![user("x", &[0xff]), user(&long, b"v")]).unwrap_err();
         assert!(err.to_string().contains("UTF-8"), "{err}");
-        let many: Vec<_> = (0..=MAX_META_COUNT).map(|i| user(&format!("k{i}"), b"v")).collect();
+        let many: Vec<_> = (0..=MAX_META_COUNT)
+            .map(|i| user(&format!("k{i}"), b"v"))
+            .collect();
         assert!(check_meta(many).is_err());
         let big: Vec<_> = (0..20)
             .map(|i| user(&format!("k{i}"), "v".repeat(250).as_bytes()))

@@ -11,13 +11,13 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use tokio::io::AsyncReadExt;
 
 use super::{
-    HaveRequest, HaveResponse, ObjectRef, Peer, PeerStats, Xdc, FORMAT, FROM_HEADER,
-    KEY_HEADER, SYNC_TO_META,
+    HaveRequest, HaveResponse, ObjectRef, Peer, PeerStats, Xdc, FORMAT, FROM_HEADER, KEY_HEADER,
+    SYNC_TO_META,
 };
 use crate::cluster::Cluster;
 use crate::db::{Change, ObjectRow};
-use crate::store::Store;
 use crate::hlc::Timestamp;
+use crate::store::Store;
 use crate::{Error, Result};
 
 /// Why a batch (or one object of it) did not get through.
@@ -123,10 +123,9 @@ pub async fn run(st: Arc<Store>, x: Arc<Xdc>, cluster: Option<Arc<Cluster>>, idx
     loop {
         let limit = cfg.batch;
         let since = pos;
-        let page = st.blocking(move |s| {
-            Ok((s.db.first_seq()?, s.db.changes_since(since, limit)?))
-        })
-        .await;
+        let page = st
+            .blocking(move |s| Ok((s.db.first_seq()?, s.db.changes_since(since, limit)?)))
+            .await;
         let (first, batch) = match page {
             Ok(p) => p,
             Err(e) => {
@@ -196,36 +195,41 @@ fn failed(ctx: &Ctx, why: String) {
 /// Compares every replicated object (live or tombstone) with the peer, a partition at a
 /// time, and ships what it lacks.
 async fn resync(ctx: &Ctx) -> Step<()> {
-    let parts = ctx.st.blocking(|s| s.db.partitions())
+    let parts = ctx
+        .st
+        .blocking(|s| s.db.partitions())
         .await
         .map_err(retry)?;
     let batch = ctx.x.cfg.batch;
     for part in parts {
         let peer = ctx.peer.name.clone();
         let x = Arc::clone(&ctx.x);
-        let rows = ctx.st.blocking(move |s| {
-            let mut synced: HashMap<(String, String), bool> = HashMap::new();
-            let mut out = Vec::new();
-            for row in s.db.rows_in_partition(part)? {
-                let ck = (row.account.clone(), row.container.clone());
-                let on = match synced.get(&ck) {
-                    Some(v) => *v,
-                    None => {
-                        let v =
-                            s.db.get_container(&row.account, &row.container)?
+        let rows = ctx
+            .st
+            .blocking(move |s| {
+                let mut synced: HashMap<(String, String), bool> = HashMap::new();
+                let mut out = Vec::new();
+                for row in s.db.rows_in_partition(part)? {
+                    let ck = (row.account.clone(), row.container.clone());
+                    let on = match synced.get(&ck) {
+                        Some(v) => *v,
+                        None => {
+                            let v = s
+                                .db
+                                .get_container(&row.account, &row.container)?
                                 .is_some_and(|c| x.targets(&row.account, &c.meta).contains(&peer));
-                        synced.insert(ck, v);
-                        v
+                            synced.insert(ck, v);
+                            v
+                        }
+                    };
+                    if on {
+                        out.push(row);
                     }
-                };
-                if on {
-                    out.push(row);
                 }
-            }
-            Ok(out)
-        })
-        .await
-        .map_err(retry)?;
+                Ok(out)
+            })
+            .await
+            .map_err(retry)?;
         for chunk in rows.chunks(batch) {
             ship_rows(ctx, chunk.to_vec()).await?;
         }
@@ -481,7 +485,11 @@ impl Local {
 /// node does not hold is read from its replicas, with `query`). `None` when it is no longer
 /// current.
 async fn read_local(ctx: &Ctx, row: &ObjectRow, query: Option<&str>) -> Step<Option<Local>> {
-    let (a, c, o) = (row.account.as_str(), row.container.as_str(), row.name.as_str());
+    let (a, c, o) = (
+        row.account.as_str(),
+        row.container.as_str(),
+        row.name.as_str(),
+    );
     let live = match ctx.st.live_row(a, c, o).await {
         Ok(r) => r,
         Err(Error::NotFound { .. }) => return Ok(None),
