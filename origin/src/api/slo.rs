@@ -215,7 +215,7 @@ pub(super) async fn delete(st: &Shared, r: &Req, row: ObjectRow) -> Result<Respo
     let ts = r.write_ts(&st.store)?;
     st.store.tombstone(&row, ts).await?;
     deleted += 1;
-    let json = super::wants(&r) == super::listing::Format::Json
+    let json = super::wants(r) == super::listing::Format::Json
         || r.header("accept").is_some_and(|a| a.contains("json"));
     let body = if json {
         serde_json::json!({
