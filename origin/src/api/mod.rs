@@ -237,6 +237,7 @@ async fn metrics(State(st): State<Shared>) -> Response {
         st.metrics.edge_lag(&edge, last.saturating_sub(applied));
     }
     let mut body = st.metrics.render();
+    body.push_str(&crate::metrics::disk_gauges(&st.cfg.data_dir));
     if let Some(x) = st.xdc.as_ref() {
         let peers = blocking(&st, crate::xdc::status).await.unwrap_or_default();
         body.push_str(&crate::xdc::prometheus(
