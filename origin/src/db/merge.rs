@@ -217,7 +217,11 @@ mod tests {
             ts: Timestamp(ts),
             deleted,
             size: if deleted { 0 } else { ts * 7 },
-            etag: if deleted { String::new() } else { format!("{ts:032x}") },
+            etag: if deleted {
+                String::new()
+            } else {
+                format!("{ts:032x}")
+            },
             listing_only,
             ..ObjectRow::default()
         }

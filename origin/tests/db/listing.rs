@@ -8,7 +8,18 @@ use super::{open_with_container, version};
 
 /// Live names of the fixture (tombstones and an expired object are added besides).
 const NAMES: &[&str] = &[
-    "a", "a/", "a/b", "a/b/c", "a/c", "a//d", "ab", "b", "b/x", "b/y", "\u{e9}", "\u{10FFFF}",
+    "a",
+    "a/",
+    "a/b",
+    "a/b/c",
+    "a/c",
+    "a//d",
+    "ab",
+    "b",
+    "b/x",
+    "b/y",
+    "\u{e9}",
+    "\u{10FFFF}",
     "\u{10FFFF}/z",
 ];
 
@@ -20,7 +31,8 @@ fn fixture() -> (tempfile::TempDir, Db) {
         db.put_object(&version(n, 10 + i as u64, kind), "object-put")
             .unwrap();
     }
-    db.put_object(&version("a/dead", 10, 1), "object-put").unwrap();
+    db.put_object(&version("a/dead", 10, 1), "object-put")
+        .unwrap();
     db.put_object(&version("a/dead", 11, 2), "object-delete")
         .unwrap();
     db.put_object(&version("zz-tombstone", 11, 2), "object-delete")

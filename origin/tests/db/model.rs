@@ -30,7 +30,10 @@ fn fold(writes: &[ObjectRow]) -> BTreeMap<String, ObjectRow> {
 }
 
 /// Checks the database's rows and counters against the model.
-fn check(db: &outpost_origin::db::Db, model: &BTreeMap<String, ObjectRow>) -> Result<(), TestCaseError> {
+fn check(
+    db: &outpost_origin::db::Db,
+    model: &BTreeMap<String, ObjectRow>,
+) -> Result<(), TestCaseError> {
     for (name, want) in model {
         let got = db.get_object("a", "c", name).unwrap();
         prop_assert_eq!(got.as_ref(), Some(want), "object {}", name);
@@ -167,9 +170,18 @@ proptest! {
 #[test]
 fn merging_a_nodes_own_meta_rows_back_applies_nothing() {
     let (_d, db) = open_with_container();
-    db.post_container("a", "c", outpost_origin::hlc::Timestamp(9), &[("x-container-meta-k".into(), Some("v".into()))])
-        .unwrap();
+    db.post_container(
+        "a",
+        "c",
+        outpost_origin::hlc::Timestamp(9),
+        &[("x-container-meta-k".into(), Some("v".into()))],
+    )
+    .unwrap();
     let seq = db.last_seq();
     assert_eq!(db.merge_meta(&db.meta_rows().unwrap()).unwrap(), 0);
-    assert_eq!(db.last_seq(), seq, "no feed entry for a row that did not change");
+    assert_eq!(
+        db.last_seq(),
+        seq,
+        "no feed entry for a row that did not change"
+    );
 }

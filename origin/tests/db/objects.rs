@@ -16,7 +16,10 @@ fn overwrites_and_deletes_apply_in_timestamp_order() {
     let (_d, db) = open_with_container();
     let v10 = version("o", 10, DATA);
     let v20 = version("o", 20, DATA);
-    assert_eq!(db.put_object(&v10, "object-put").unwrap(), Applied::Yes(None));
+    assert_eq!(
+        db.put_object(&v10, "object-put").unwrap(),
+        Applied::Yes(None)
+    );
     assert_eq!(
         db.put_object(&v20, "object-put").unwrap(),
         Applied::Yes(Some(v10.clone()))
@@ -30,7 +33,8 @@ fn overwrites_and_deletes_apply_in_timestamp_order() {
     );
     // A write older than the tombstone stays deleted.
     assert_eq!(
-        db.put_object(&version("o", 25, DATA), "object-put").unwrap(),
+        db.put_object(&version("o", 25, DATA), "object-put")
+            .unwrap(),
         Applied::Stale
     );
     assert_eq!(db.get_object("a", "c", "o").unwrap(), Some(del.clone()));
@@ -47,11 +51,19 @@ fn overwrites_and_deletes_apply_in_timestamp_order() {
 #[test]
 fn stale_writes_leave_no_feed_entry() {
     let (_d, db) = open_with_container();
-    db.put_object(&version("o", 20, DATA), "object-put").unwrap();
+    db.put_object(&version("o", 20, DATA), "object-put")
+        .unwrap();
     let seq = db.last_seq();
-    for (ts, kind) in [(10, DATA), (10, TOMBSTONE), (20, DATA), (20, LISTING), (19, LISTING)] {
+    for (ts, kind) in [
+        (10, DATA),
+        (10, TOMBSTONE),
+        (20, DATA),
+        (20, LISTING),
+        (19, LISTING),
+    ] {
         assert_eq!(
-            db.put_object(&version("o", ts, kind), "object-put").unwrap(),
+            db.put_object(&version("o", ts, kind), "object-put")
+                .unwrap(),
             Applied::Stale,
             "ts {ts} kind {kind}"
         );
@@ -59,17 +71,26 @@ fn stale_writes_leave_no_feed_entry() {
     assert_eq!(db.last_seq(), seq);
     let changes = db.changes_since(0, 100).unwrap();
     assert_eq!(changes.last().unwrap().object.as_deref(), Some("o"));
-    assert_eq!(changes.last().unwrap().etag.as_deref(), Some(version("o", 20, DATA).etag.as_str()));
+    assert_eq!(
+        changes.last().unwrap().etag.as_deref(),
+        Some(version("o", 20, DATA).etag.as_str())
+    );
 }
 
 #[test]
 fn a_live_row_needs_a_live_container_but_a_tombstone_does_not() {
     let (_d, db) = open();
-    let err = db.put_object(&version("o", 10, DATA), "object-put").unwrap_err();
-    assert!(matches!(err, Error::NotFound { what: "container" }), "{err:?}");
+    let err = db
+        .put_object(&version("o", 10, DATA), "object-put")
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::NotFound { what: "container" }),
+        "{err:?}"
+    );
     // A replicated delete of an object in an unknown container still leaves its tombstone.
     assert_eq!(
-        db.put_object(&version("o", 10, TOMBSTONE), "object-delete").unwrap(),
+        db.put_object(&version("o", 10, TOMBSTONE), "object-delete")
+            .unwrap(),
         Applied::Yes(None)
     );
 }
@@ -86,7 +107,8 @@ fn a_post_applies_only_over_the_version_it_was_derived_from() {
     let put = version("o", 11, DATA);
     db.put_object(&put, "object-put").unwrap();
     assert_eq!(
-        db.put_object_if(&post, "object-post", Timestamp(10)).unwrap(),
+        db.put_object_if(&post, "object-post", Timestamp(10))
+            .unwrap(),
         Applied::Stale
     );
     assert_eq!(db.get_object("a", "c", "o").unwrap(), Some(put.clone()));
@@ -94,22 +116,26 @@ fn a_post_applies_only_over_the_version_it_was_derived_from() {
     let mut post2 = put.clone();
     post2.ts = Timestamp(12);
     assert_eq!(
-        db.put_object_if(&post2, "object-post", Timestamp(11)).unwrap(),
+        db.put_object_if(&post2, "object-post", Timestamp(11))
+            .unwrap(),
         Applied::Yes(Some(put))
     );
     // Never over a tombstone, even the one at `base`.
-    db.put_object(&version("o", 13, TOMBSTONE), "object-delete").unwrap();
+    db.put_object(&version("o", 13, TOMBSTONE), "object-delete")
+        .unwrap();
     let mut post3 = post2.clone();
     post3.ts = Timestamp(14);
     assert_eq!(
-        db.put_object_if(&post3, "object-post", Timestamp(13)).unwrap(),
+        db.put_object_if(&post3, "object-post", Timestamp(13))
+            .unwrap(),
         Applied::Stale
     );
     // Nor where nothing is stored.
     let mut other = version("p", 14, DATA);
     other.ts = Timestamp(14);
     assert_eq!(
-        db.put_object_if(&other, "object-post", Timestamp(13)).unwrap(),
+        db.put_object_if(&other, "object-post", Timestamp(13))
+            .unwrap(),
         Applied::Stale
     );
 }
@@ -120,22 +146,31 @@ fn container_counters_follow_listing_rows_overwrites_and_tombstones() {
     let counts = || {
         let c = db.get_container("a", "c").unwrap().unwrap();
         let a = db.get_account("a").unwrap().unwrap();
-        assert_eq!((a.object_count, a.bytes_used), (c.object_count, c.bytes_used));
+        assert_eq!(
+            (a.object_count, a.bytes_used),
+            (c.object_count, c.bytes_used)
+        );
         (c.object_count, c.bytes_used)
     };
-    db.put_object(&version("x", 10, LISTING), "object-put").unwrap();
+    db.put_object(&version("x", 10, LISTING), "object-put")
+        .unwrap();
     assert_eq!(counts(), (1, 101));
     // The data of the same version completes the row without counting it twice.
-    db.put_object(&version("x", 10, DATA), "object-put").unwrap();
+    db.put_object(&version("x", 10, DATA), "object-put")
+        .unwrap();
     assert_eq!(counts(), (1, 101));
-    db.put_object(&version("y", 11, DATA), "object-put").unwrap();
+    db.put_object(&version("y", 11, DATA), "object-put")
+        .unwrap();
     assert_eq!(counts(), (2, 101 + 111));
-    db.put_object(&version("x", 12, DATA), "object-put").unwrap();
+    db.put_object(&version("x", 12, DATA), "object-put")
+        .unwrap();
     assert_eq!(counts(), (2, 121 + 111));
-    db.put_object(&version("y", 13, TOMBSTONE), "object-delete").unwrap();
+    db.put_object(&version("y", 13, TOMBSTONE), "object-delete")
+        .unwrap();
     assert_eq!(counts(), (1, 121));
     // Tombstones of unknown objects count nothing.
-    db.put_object(&version("z", 13, TOMBSTONE), "object-delete").unwrap();
+    db.put_object(&version("z", 13, TOMBSTONE), "object-delete")
+        .unwrap();
     assert_eq!(counts(), (1, 121));
     assert!(db.forget_object(&version("x", 12, DATA)).unwrap());
     assert_eq!(counts(), (0, 0));
@@ -160,7 +195,10 @@ fn a_delete_and_a_write_of_the_same_tick_converge_in_either_order() {
         assert_eq!(two.put_object(&live, "object-put").unwrap(), Applied::Stale);
         assert_eq!(one.get_object("a", "c", "o").unwrap(), Some(dead.clone()));
         assert_eq!(two.get_object("a", "c", "o").unwrap(), Some(dead));
-        assert_eq!(one.get_container("a", "c").unwrap().unwrap().object_count, 0);
+        assert_eq!(
+            one.get_container("a", "c").unwrap().unwrap().object_count,
+            0
+        );
     }
 }
 

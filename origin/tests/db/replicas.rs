@@ -43,14 +43,21 @@ fn versions(db: &Db, with_data: bool) -> BTreeMap<String, Version> {
         .iter()
         .map(|r| {
             let v = Version::of(r);
-            (r.name.clone(), if with_data { v } else { v.ignoring_data() })
+            (
+                r.name.clone(),
+                if with_data { v } else { v.ignoring_data() },
+            )
         })
         .collect()
 }
 
 fn arb_history() -> impl Strategy<Value = Vec<(&'static str, u64, u8)>> {
     prop::collection::vec(
-        (prop::sample::select(vec!["o1", "o2", "o3"]), 10u64..14, 0u8..3),
+        (
+            prop::sample::select(vec!["o1", "o2", "o3"]),
+            10u64..14,
+            0u8..3,
+        ),
         0..8,
     )
 }
@@ -106,12 +113,28 @@ proptest! {
 fn data_completes_a_primary_but_never_a_listing_replica() {
     let (_d1, holder) = open_with_container();
     let (_d2, other) = open_with_container();
-    holder.put_object(&version("o", 10, 1), "object-put").unwrap();
-    other.put_object(&version("o", 10, 0), "object-put").unwrap();
+    holder
+        .put_object(&version("o", 10, 1), "object-put")
+        .unwrap();
+    other
+        .put_object(&version("o", 10, 0), "object-put")
+        .unwrap();
     assert_eq!(push_all(&holder, &other, false), 0);
-    assert!(other.get_object("a", "c", "o").unwrap().unwrap().listing_only);
+    assert!(
+        other
+            .get_object("a", "c", "o")
+            .unwrap()
+            .unwrap()
+            .listing_only
+    );
     assert_eq!(push_all(&holder, &other, true), 1);
-    assert!(!other.get_object("a", "c", "o").unwrap().unwrap().listing_only);
+    assert!(
+        !other
+            .get_object("a", "c", "o")
+            .unwrap()
+            .unwrap()
+            .listing_only
+    );
     // Listing-view hashes ignore where the data is; data-view hashes as a primary do not.
     let rows = |db: &Db| db.rows_in_partition(PART).unwrap();
     let (mut listing, data) = (version("o", 10, 0), version("o", 10, 1));
@@ -137,11 +160,21 @@ fn meta_rows_converge_both_ways() {
     let (_d1, one) = open_with_container();
     let (_d2, two) = open_with_container();
     let t = outpost_origin::hlc::Timestamp;
-    one.put_container("a", "x", t(20), &[("x-container-read".into(), Some(".r:*".into()))])
-        .unwrap();
+    one.put_container(
+        "a",
+        "x",
+        t(20),
+        &[("x-container-read".into(), Some(".r:*".into()))],
+    )
+    .unwrap();
     two.put_container("a", "y", t(21), &[]).unwrap();
-    two.post_container("a", "c", t(22), &[("x-container-meta-k".into(), Some("v".into()))])
-        .unwrap();
+    two.post_container(
+        "a",
+        "c",
+        t(22),
+        &[("x-container-meta-k".into(), Some("v".into()))],
+    )
+    .unwrap();
     one.delete_container("a", "c", t(23)).unwrap();
     one.merge_meta(&two.meta_rows().unwrap()).unwrap();
     two.merge_meta(&one.meta_rows().unwrap()).unwrap();
@@ -151,8 +184,14 @@ fn meta_rows_converge_both_ways() {
         v
     };
     assert_eq!(sorted(&one), sorted(&two));
-    assert!(two.get_container("a", "c").unwrap().is_none(), "the later delete won");
-    assert_eq!(two.get_container("a", "x").unwrap().unwrap().meta["x-container-read"], ".r:*");
+    assert!(
+        two.get_container("a", "c").unwrap().is_none(),
+        "the later delete won"
+    );
+    assert_eq!(
+        two.get_container("a", "x").unwrap().unwrap().meta["x-container-read"],
+        ".r:*"
+    );
     assert!(one.get_container("a", "y").unwrap().is_some());
     assert_eq!(one.merge_meta(&two.meta_rows().unwrap()).unwrap(), 0);
 }
