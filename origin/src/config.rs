@@ -49,6 +49,10 @@ pub struct RawConfig {
     /// Cross-datacenter replication: absent (the default) replicates nothing to other DCs.
     #[serde(default)]
     pub sync: Option<crate::xdc::RawSync>,
+    /// `[limits]`: request head and connection limits; keys and defaults in
+    /// [`crate::limits::RawLimits`].
+    #[serde(default)]
+    pub limits: crate::limits::RawLimits,
 }
 
 /// `[cluster]`: this node is one device of a replicated cluster described by a ring file.
@@ -167,6 +171,8 @@ pub struct Config {
     pub cluster: Option<ClusterConfig>,
     /// Cross-datacenter replication; `None` without `[sync]`.
     pub sync: Option<crate::xdc::SyncConfig>,
+    /// Request limits (`[limits]`).
+    pub limits: crate::limits::Limits,
 }
 
 /// The validated `[cluster]` section.
@@ -270,7 +276,9 @@ impl RawConfig {
             None => None,
             Some(s) => Some(s.validate()?),
         };
+        let limits = self.limits.validate()?;
         Ok(Config {
+            limits,
             cluster,
             sync,
             listen: self.listen,
