@@ -51,6 +51,10 @@ pub struct RawConfig {
     /// Cross-datacenter replication: absent (the default) replicates nothing to other DCs.
     #[serde(default)]
     pub sync: Option<sync::RawSync>,
+    /// `[limits]`: request head and connection limits; keys and defaults in
+    /// [`crate::limits::RawLimits`].
+    #[serde(default)]
+    pub limits: crate::limits::RawLimits,
 }
 
 /// `[cluster]`: this node is one device of a replicated cluster described by a ring file.
@@ -169,6 +173,8 @@ pub struct Config {
     pub cluster: Option<ClusterConfig>,
     /// Cross-datacenter replication; `None` without `[sync]`.
     pub sync: Option<sync::SyncConfig>,
+    /// Request limits (`[limits]`).
+    pub limits: crate::limits::Limits,
 }
 
 /// The validated `[cluster]` section.
@@ -272,7 +278,9 @@ impl RawConfig {
             None => None,
             Some(s) => Some(s.validate()?),
         };
+        let limits = self.limits.validate()?;
         Ok(Config {
+            limits,
             cluster,
             sync,
             listen: self.listen,

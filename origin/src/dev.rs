@@ -90,6 +90,7 @@ impl DevSecrets {
             expirer: Default::default(),
             cluster: None,
             sync: None,
+            limits: Default::default(),
         };
         raw.validate()
     }

@@ -145,6 +145,7 @@ async fn metrics(State(st): State<Shared>) -> Response {
             .edge_lag(&edge, last.saturating_sub(applied));
     }
     let mut body = st.store.metrics.render();
+    body.push_str(&crate::metrics::disk_gauges(&st.store.cfg.data_dir));
     if let Some(x) = st.xdc.as_ref() {
         let x2 = Arc::clone(x);
         let peers = blocking(&st, move |s| crate::xdc::status(s, &x2))

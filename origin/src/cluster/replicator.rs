@@ -29,7 +29,7 @@ use outpost_ring::{Device, Ring};
 use serde::{Deserialize, Serialize};
 
 use super::{object_url, unix_now, Cluster, Direct, DIRECT_HEADER, SIZE_HEADER, SLO_HEADER};
-use crate::db::{MetaRow, ObjectRow, ReplicaRow};
+use crate::db::{self, MetaRow, ObjectRow, ReplicaRow};
 use crate::files;
 use crate::hlc::Timestamp;
 use crate::store::Store;
@@ -363,18 +363,7 @@ async fn sync_peer(
             row.name.as_str(),
         ));
         let i_have_data = !row.deleted && !row.listing_only;
-        let needed = match theirs {
-            None => true,
-            Some(t) => {
-                t.ts < row.ts.0
-                    || (view == View::Data
-                        && t.ts == row.ts.0
-                        && !t.has_data
-                        && !t.deleted
-                        && i_have_data)
-            }
-        };
-        if !needed {
+        if !db::merge::needs_push(row, theirs.copied(), view == View::Data) {
             continue;
         }
         // Towards a primary, a version whose data this node lacks is pushed as a listing

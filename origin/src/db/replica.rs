@@ -6,8 +6,8 @@ use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    meta_json, object_from_row, parse_meta, record_change, to_i64, to_u64, Db, Meta, ObjectRow,
-    OBJECT_COLS,
+    merge, meta_json, object_from_row, parse_meta, record_change, to_i64, to_u64, Db, Meta,
+    ObjectRow, OBJECT_COLS,
 };
 use crate::hlc::Timestamp;
 use crate::Result;
@@ -67,6 +67,30 @@ pub struct MetaRow {
     /// Account token keys, as stored (JSON); empty for containers.
     #[serde(default)]
     pub token_keys: String,
+}
+
+/// An account row as replicas exchange it (`name, ts, deleted, meta, token_keys`).
+fn account_meta_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MetaRow> {
+    Ok(MetaRow {
+        account: r.get(0)?,
+        container: None,
+        ts: to_u64(r.get(1)?),
+        deleted: r.get::<_, i64>(2)? != 0,
+        meta: parse_meta(&r.get::<_, String>(3)?),
+        token_keys: r.get(4)?,
+    })
+}
+
+/// A container row as replicas exchange it (`account, name, ts, deleted, meta`).
+fn container_meta_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MetaRow> {
+    Ok(MetaRow {
+        account: r.get(0)?,
+        container: Some(r.get(1)?),
+        ts: to_u64(r.get(2)?),
+        deleted: r.get::<_, i64>(3)? != 0,
+        meta: parse_meta(&r.get::<_, String>(4)?),
+        token_keys: String::new(),
+    })
 }
 
 impl Db {
@@ -189,36 +213,19 @@ impl Db {
             let mut out = Vec::new();
             let mut st =
                 c.prepare_cached("SELECT name, ts, deleted, meta, token_keys FROM accounts")?;
-            let rows = st.query_map([], |r| {
-                Ok(MetaRow {
-                    account: r.get(0)?,
-                    container: None,
-                    ts: to_u64(r.get(1)?),
-                    deleted: r.get::<_, i64>(2)? != 0,
-                    meta: parse_meta(&r.get::<_, String>(3)?),
-                    token_keys: r.get(4)?,
-                })
-            })?;
+            let rows = st.query_map([], account_meta_row)?;
             out.extend(rows.collect::<rusqlite::Result<Vec<_>>>()?);
             let mut st =
                 c.prepare_cached("SELECT account, name, ts, deleted, meta FROM containers")?;
-            let rows = st.query_map([], |r| {
-                Ok(MetaRow {
-                    account: r.get(0)?,
-                    container: Some(r.get(1)?),
-                    ts: to_u64(r.get(2)?),
-                    deleted: r.get::<_, i64>(3)? != 0,
-                    meta: parse_meta(&r.get::<_, String>(4)?),
-                    token_keys: String::new(),
-                })
-            })?;
+            let rows = st.query_map([], container_meta_row)?;
             out.extend(rows.collect::<rusqlite::Result<Vec<_>>>()?);
             Ok(out)
         })
     }
 
-    /// Applies account and container rows from a peer where they are newer than ours (newest
-    /// wins), recording each applied one in the feed. Returns how many applied.
+    /// Applies account and container rows from a peer where they win over ours
+    /// ([`merge::supersedes`]: newest wins, row-level, ties by tombstone then content),
+    /// recording each applied one in the feed. Returns how many applied.
     ///
     /// # Errors
     /// [`crate::Error::Db`].
@@ -230,10 +237,11 @@ impl Db {
                 let ts = Timestamp(m.ts);
                 match &m.container {
                     None => {
-                        let cur: Option<i64> = tx
-                            .query_row("SELECT ts FROM accounts WHERE name = ?1", [&m.account], |r| r.get(0))
+                        let cur = tx
+                            .prepare_cached("SELECT name, ts, deleted, meta, token_keys FROM accounts WHERE name = ?1")?
+                            .query_row([&m.account], account_meta_row)
                             .optional()?;
-                        if cur.is_some_and(|c| to_u64(c) >= m.ts) {
+                        if !merge::supersedes(m, cur.as_ref()) {
                             continue;
                         }
                         let keys = if m.token_keys.is_empty() { "[]" } else { m.token_keys.as_str() };
@@ -246,14 +254,11 @@ impl Db {
                         last = Some(record_change(tx, ts, kind, &m.account, None, None, None)?);
                     }
                     Some(c) => {
-                        let cur: Option<i64> = tx
-                            .query_row(
-                                "SELECT ts FROM containers WHERE account = ?1 AND name = ?2",
-                                [&m.account, c],
-                                |r| r.get(0),
-                            )
+                        let cur = tx
+                            .prepare_cached("SELECT account, name, ts, deleted, meta FROM containers WHERE account = ?1 AND name = ?2")?
+                            .query_row([&m.account, c], container_meta_row)
                             .optional()?;
-                        if cur.is_some_and(|t| to_u64(t) >= m.ts) {
+                        if !merge::supersedes(m, cur.as_ref()) {
                             continue;
                         }
                         tx.execute(
