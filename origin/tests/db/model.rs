@@ -1,5 +1,9 @@
 //! A real `Db` against the naive reference model: a fold of the pure merge.
 
+// Test helpers outside #[test] fns: a panic is how these tests fail (clippy.toml allows
+// unwrap only inside #[test] fns themselves).
+#![allow(clippy::unwrap_used)]
+
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
