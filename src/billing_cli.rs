@@ -69,11 +69,13 @@ pub fn run(cmd: BillingCommand) -> Result<()> {
     let client = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(60))
         .build()?;
-    let mut req = client.get(format!("{origin}{}", paths::ADMIN_BILLING)).query(&[
-        ("account", a.account.as_str()),
-        ("from", a.from.as_str()),
-        ("to", a.to.as_str()),
-    ]);
+    let mut req = client
+        .get(format!("{origin}{}", paths::ADMIN_BILLING))
+        .query(&[
+            ("account", a.account.as_str()),
+            ("from", a.from.as_str()),
+            ("to", a.to.as_str()),
+        ]);
     req = match (&a.token, &cfg) {
         (Some(t), _) => req.header("x-auth-token", t),
         (None, Some(c)) => req.header(headers::INTERNAL, &c.internal_secret),

@@ -1,8 +1,11 @@
 //! `outpost dev`: the embedded default installation on 127.0.0.1: an origin with a demo
 //! account and an edge in front of it.
 
-use std::net::{SocketAddr, TcpListener};
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use outpost_auth::tempurl::{self, Digest, TempUrlSpec};
@@ -37,10 +40,13 @@ pub fn run(data: &Path, origin_port: u16, edge_port: u16) -> Result<()> {
     ))?;
     let origin_url = origin.url();
     let origin_addr = origin.addr;
-    // The origin keeps running on this runtime's threads while the edge owns the main thread.
+    // The origin keeps running on this runtime's threads while the edge owns the main thread,
+    // until the process exits: the edge handles SIGTERM/SIGINT and exits the process when it
+    // has drained, so the origin stays up for the edge's last requests and feed polls (its
+    // writes are durable when acknowledged; there is nothing to flush).
     std::thread::spawn(move || {
-        rt.block_on(outpost_origin::server::wait_for_signal());
-        drop(origin);
+        let _origin = origin;
+        rt.block_on(std::future::pending::<()>());
     });
 
     let edge_port = free_port(edge_port)?;
@@ -92,28 +98,50 @@ pub fn run(data: &Path, origin_port: u16, edge_port: u16) -> Result<()> {
     let grant = token::sign(&grant, &key)?;
     let custom = format!("http://{DEMO_DOMAIN}:{edge_port}");
 
-    println!("Outpost dev is running (data in {}).", data.display());
-    println!();
-    println!("Edge:                 {edge}   (custom domain {custom})");
-    println!("Public object:        {custom}/{PUBLIC_CONTAINER}/hello.txt");
-    println!("                      http://{PUBLIC_CONTAINER}.{DEMO_ACCOUNT}.localhost:{edge_port}/hello.txt");
-    println!(
+    let mut b = String::new();
+    let _ = writeln!(b, "Outpost dev is running (data in {}).", data.display());
+    b.push('\n');
+    let _ = writeln!(b, "Edge:                 {edge}   (custom domain {custom})");
+    let _ = writeln!(
+        b,
+        "Public object:        {custom}/{PUBLIC_CONTAINER}/hello.txt"
+    );
+    let _ = writeln!(b, "                      http://{PUBLIC_CONTAINER}.{DEMO_ACCOUNT}.localhost:{edge_port}/hello.txt");
+    let _ =
+        writeln!(b,
         "Signed URL (1 h):     {custom}/{PRIVATE_CONTAINER}/secret.txt?{TOKEN_QUERY_PARAM}={tok}"
     );
-    println!("Swift tempurl (1 h):  {edge}{signed}");
-    println!("Pubcookie login:      {custom}/.outpost/login?grant={grant}&next=/{PRIVATE_CONTAINER}/secret.txt");
-    println!("                      (single use, valid 10 minutes)");
-    println!("Origin (Swift API):   {origin_url}");
-    println!(
+    let _ = writeln!(b, "Swift tempurl (1 h):  {edge}{signed}");
+    let _ = writeln!(b, "Pubcookie login:      {custom}/.outpost/login?grant={grant}&next=/{PRIVATE_CONTAINER}/secret.txt");
+    let _ = writeln!(b, "                      (single use, valid 10 minutes)");
+    let _ = writeln!(b, "Origin (Swift API):   {origin_url}");
+    let _ = writeln!(
+        b,
         "  swift -A {origin_url}/auth/v1.0 -U {DEMO_ACCOUNT}:{DEMO_ACCOUNT} -K {} stat",
         secrets.user_key
     );
-    println!(
+    let _ = writeln!(
+        b,
         "Token key:            id {DEMO_KEY_ID}, secret in {}",
         data.join("dev-secrets.toml").display()
     );
-    println!();
-    println!("Stop with Ctrl-C.");
+    b.push('\n');
+    let _ = writeln!(b, "Stop with Ctrl-C.");
+    // The banner comes last, once the edge accepts connections, so the URLs are the last thing
+    // on the terminal and every one of them already works.
+    let edge_addr = SocketAddr::from(([127, 0, 0, 1], edge_port));
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect_timeout(&edge_addr, Duration::from_millis(200)).is_err() {
+            if Instant::now() > deadline {
+                eprintln!("outpost dev: the edge did not start listening on {edge_addr}");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        print!("{b}");
+        let _ = std::io::stdout().flush();
+    });
     outpost_edge::server::run(edge_cfg)?;
     Ok(())
 }

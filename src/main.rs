@@ -21,8 +21,21 @@ use outpost_auth::{CanonicalPath, Secret, TokenKey, TokenKeySpec, TokenKind, TOK
     about = "Outpost: a CDN for private content"
 )]
 struct Cli {
+    /// Log format on stderr: `json` (one object a line, for services and log shippers) or
+    /// `text` (compact, for a terminal). Default: `text` for `dev`, `json` otherwise.
+    #[arg(long, global = true, env = "OUTPOST_LOG_FORMAT", value_enum)]
+    log_format: Option<LogFormat>,
     #[command(subcommand)]
     command: Command,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Compact human-readable lines.
+    Text,
 }
 
 #[derive(Subcommand)]
@@ -266,14 +279,30 @@ fn main() {
     }
 }
 
-fn init_logs() {
+/// Sets up logging: `OUTPOST_LOG` (an `EnvFilter`, e.g. `info` or `warn,outpost_edge=debug`)
+/// or `default_level`, in `format`.
+///
+/// pingora-cache warns once per process that no header compression dictionary is loaded. We
+/// silence that target on purpose rather than load one: a dictionary changes the encoding of
+/// every header stored in the disk tier, and the edge decodes a stored header once per cached
+/// version (the fast path keeps the decoded form), so the dictionary would save a few bytes
+/// per entry and cost a format migration.
+fn init_logs(format: LogFormat, default_level: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("OUTPOST_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .json()
+    let filter = EnvFilter::try_from_env("OUTPOST_LOG")
+        .unwrap_or_else(|_| EnvFilter::new(default_level))
+        .add_directive(
+            "pingora_cache::meta=error"
+                .parse()
+                .expect("static log directive"),
+        );
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => fmt.json().init(),
+        LogFormat::Text => fmt.compact().with_target(false).init(),
+    }
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -283,6 +312,8 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    let log_format = cli.log_format;
+    let service_logs = || init_logs(log_format.unwrap_or(LogFormat::Json), "info");
     match cli.command {
         Command::Origin { config, check } => {
             let cfg = outpost_origin::config::RawConfig::load(&config)?.validate()?;
@@ -290,7 +321,7 @@ fn run(cli: Cli) -> Result<()> {
                 println!("{}: ok", config.display());
                 return Ok(());
             }
-            init_logs();
+            service_logs();
             runtime()?.block_on(outpost_origin::server::run(cfg))?;
         }
         Command::Dev {
@@ -298,7 +329,8 @@ fn run(cli: Cli) -> Result<()> {
             origin_port,
             edge_port,
         } => {
-            init_logs();
+            // A terminal: warnings and errors only, unless OUTPOST_LOG asks for more.
+            init_logs(log_format.unwrap_or(LogFormat::Text), "warn");
             dev::run(&data, origin_port, edge_port)?;
         }
         Command::Edge { config, check } => {
@@ -307,7 +339,7 @@ fn run(cli: Cli) -> Result<()> {
                 println!("{}: ok", config.display());
                 return Ok(());
             }
-            init_logs();
+            service_logs();
             outpost_edge::server::run(cfg)?;
         }
         Command::Sign(SignCommand::Url(a)) => println!("{}", sign_url(&a, now()?)?),

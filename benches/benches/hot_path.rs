@@ -18,7 +18,7 @@ use outpost_auth::{Secret, TokenKey, TokenKeySpec, TokenKind};
 use outpost_edge::access::{self, EdgeRevocations, EdgeTokenCache};
 use outpost_edge::cache::{CacheConfig, TieredStorage};
 use outpost_edge::cache_policy::{CachePolicy, Exchange};
-use outpost_edge::catalog::{Catalog, SnapshotWire};
+use outpost_edge::catalog::{Catalog, Snapshot};
 use outpost_edge::routing;
 use pingora::cache::storage::Storage;
 use pingora::cache::trace::Span;
@@ -28,13 +28,13 @@ use pingora::http::ResponseHeader;
 const SECRET: &str = "bench-token-secret-0123456789";
 
 fn catalog() -> Catalog {
-    let wire: SnapshotWire = serde_json::from_str(&format!(
-        r#"{{"seq": 1, "accounts": [{{"name": "demo", "meta": {{}},
+    let wire: Snapshot = serde_json::from_str(&format!(
+        r#"{{"format": 1, "seq": 1, "accounts": [{{"name": "demo", "meta": {{}},
             "token_keys": [{{"id": "k1", "secret": "{SECRET}"}}],
             "containers": [
               {{"name": "public", "meta": {{"x-container-read": ".r:*"}}}},
               {{"name": "private", "meta": {{}}}}
-            ]}}]}}"#
+            ], "revocations": []}}]}}"#
     ))
     .expect("snapshot");
     Catalog::from_snapshot(&wire)

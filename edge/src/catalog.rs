@@ -8,61 +8,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use outpost_auth::{KeySet, KeyStore, TempUrlKeys, TokenKeySpec};
-use serde::Deserialize;
+use outpost_proto::meta::{ACCOUNT_TEMPURL_KEYS, CONTAINER_TEMPURL_KEYS};
+use outpost_proto::snapshot::Meta;
 
-/// Account metadata naming custom domains mapped to the whole account.
-pub const ACCOUNT_DOMAINS: &str = "x-account-meta-outpost-domains";
-/// Account metadata naming the default container of account-mapped domains.
-pub const ACCOUNT_DEFAULT_CONTAINER: &str = "x-account-meta-outpost-default-container";
-/// Container metadata naming custom domains mapped to that container.
-pub const CONTAINER_DOMAINS: &str = "x-container-meta-outpost-domains";
-/// Container metadata: default `Cache-Control`.
-pub const CONTAINER_CACHE_CONTROL: &str = "x-container-meta-outpost-cache-control";
-
-/// The origin's snapshot, as sent by `/internal/snapshot`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct SnapshotWire {
-    /// Feed position.
-    pub seq: u64,
-    /// Accounts.
-    pub accounts: Vec<AccountWire>,
-}
-
-/// One account of a snapshot.
-#[derive(Debug, Clone, Deserialize)]
-pub struct AccountWire {
-    /// Name.
-    pub name: String,
-    /// Metadata.
-    pub meta: HashMap<String, String>,
-    /// Token keys.
-    pub token_keys: Vec<TokenKeySpec>,
-    /// Containers.
-    pub containers: Vec<ContainerWire>,
-    /// Revoked sessions and users.
-    #[serde(default)]
-    pub revocations: Vec<RevocationWire>,
-}
-
-/// One revocation of a snapshot.
-#[derive(Debug, Clone, Deserialize)]
-pub struct RevocationWire {
-    /// `session` or `user`.
-    pub kind: String,
-    /// The session or user id.
-    pub id: String,
-    /// When (epoch seconds).
-    pub at: u64,
-}
-
-/// One container of a snapshot.
-#[derive(Debug, Clone, Deserialize)]
-pub struct ContainerWire {
-    /// Name.
-    pub name: String,
-    /// Metadata.
-    pub meta: HashMap<String, String>,
-}
+pub use outpost_proto::meta::{
+    ACCOUNT_DEFAULT_CONTAINER, ACCOUNT_DOMAINS, CONTAINER_CACHE_CONTROL, CONTAINER_DOMAINS,
+};
+/// The origin's snapshot, as sent by `/internal/snapshot` (the wire type).
+pub use outpost_proto::snapshot::{AccountSnapshot, Snapshot};
 
 /// What the edge needs of a container.
 #[derive(Debug, Clone, Default)]
@@ -116,7 +69,7 @@ fn split_list(v: Option<&String>) -> impl Iterator<Item = String> + '_ {
         .filter(|d| !d.is_empty())
 }
 
-fn read_acl(meta: &HashMap<String, String>) -> (bool, bool) {
+fn read_acl(meta: &Meta) -> (bool, bool) {
     let acl = meta
         .get("x-container-read")
         .map(String::as_str)
@@ -134,15 +87,17 @@ fn read_acl(meta: &HashMap<String, String>) -> (bool, bool) {
 }
 
 impl AccountInfo {
-    fn from_wire(a: &AccountWire) -> AccountInfo {
+    fn from_wire(a: &AccountSnapshot) -> AccountInfo {
         let mut tempurl_keys = Vec::new();
-        for k in [
-            "x-account-meta-temp-url-key",
-            "x-account-meta-temp-url-key-2",
-        ] {
+        for k in ACCOUNT_TEMPURL_KEYS {
             tempurl_keys.extend(a.meta.get(k).cloned());
         }
-        let keys = KeySet::new(a.token_keys.iter().cloned()).unwrap_or_else(|e| {
+        let keys = KeySet::new(a.token_keys.iter().map(|k| TokenKeySpec {
+            id: k.id.clone(),
+            secret: outpost_auth::Secret::new(k.secret.clone()),
+            not_before: k.not_before,
+            not_after: k.not_after,
+        })).unwrap_or_else(|e| {
             tracing::warn!(account = %a.name, error = %e, "ignoring the account's invalid token keys");
             KeySet::default()
         });
@@ -152,10 +107,7 @@ impl AccountInfo {
             .map(|c| {
                 let (public, listings) = read_acl(&c.meta);
                 let mut tk = Vec::new();
-                for k in [
-                    "x-container-meta-temp-url-key",
-                    "x-container-meta-temp-url-key-2",
-                ] {
+                for k in CONTAINER_TEMPURL_KEYS {
                     tk.extend(c.meta.get(k).cloned());
                 }
                 (
@@ -181,7 +133,7 @@ impl AccountInfo {
 
 impl Catalog {
     /// Builds a catalog from a full snapshot.
-    pub fn from_snapshot(s: &SnapshotWire) -> Catalog {
+    pub fn from_snapshot(s: &Snapshot) -> Catalog {
         let mut c = Catalog::default();
         for a in &s.accounts {
             c.set_account(a);
@@ -190,7 +142,7 @@ impl Catalog {
     }
 
     /// Replaces (or adds) one account from its snapshot entry.
-    pub fn set_account(&mut self, a: &AccountWire) {
+    pub fn set_account(&mut self, a: &AccountSnapshot) {
         self.remove_account(&a.name);
         for d in split_list(a.meta.get(ACCOUNT_DOMAINS)) {
             self.domains
@@ -297,9 +249,9 @@ impl CatalogHandle {
 mod tests {
     use super::*;
 
-    fn wire() -> SnapshotWire {
+    fn wire() -> Snapshot {
         serde_json::from_str(
-            r#"{"seq": 7, "accounts": [{"name": "demo",
+            r#"{"format": 1, "seq": 7, "accounts": [{"name": "demo",
                 "meta": {"x-account-meta-outpost-domains": "Img.Example.com, cdn.example.org",
                          "x-account-meta-outpost-default-container": "public",
                          "x-account-meta-temp-url-key": "k1"},
@@ -308,7 +260,7 @@ mod tests {
                   {"name": "public", "meta": {"x-container-read": ".r:*,.rlistings"}},
                   {"name": "videos", "meta": {"x-container-meta-outpost-domains": "tv.example.com",
                                                "x-container-meta-temp-url-key": "k2"}}
-                ]}]}"#,
+                ], "revocations": []}]}"#,
         )
         .unwrap()
     }

@@ -51,6 +51,10 @@ pub struct RawConfig {
     /// `[billing]`: per-account, per-minute egress records shipped to the origin.
     #[serde(default)]
     pub billing: crate::logs::RawBilling,
+    /// `[limits]`: request head, timeout and connection limits; keys and defaults in
+    /// [`crate::limits::RawLimits`].
+    #[serde(default)]
+    pub limits: crate::limits::RawLimits,
 }
 
 /// `[tls]`.
@@ -296,6 +300,8 @@ pub struct Config {
     pub tls: Option<RawTls>,
     /// Access logs and billing (`[log]`, `[billing]`).
     pub logs: crate::logs::LogSettings,
+    /// Downstream request limits (`[limits]`).
+    pub limits: crate::limits::Limits,
 }
 
 fn err(key: &str, reason: impl Into<String>) -> Error {
@@ -450,7 +456,9 @@ impl RawConfig {
         }
         let logs = crate::logs::LogSettings::validate(&self.log, &self.billing)?;
         let policy = cache_policy(&self.cache, generic.is_some())?;
+        let limits = self.limits.validate()?;
         Ok(Config {
+            limits,
             logs,
             tls: self.tls,
             listen: self.listen,

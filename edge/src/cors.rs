@@ -14,7 +14,7 @@
 //! unlisted `Origin` gets no CORS headers (the browser then blocks the read); a failed
 //! preflight is a `401` as in Swift.
 
-use std::collections::HashMap;
+use outpost_proto::snapshot::Meta;
 use std::time::Duration;
 
 use http::HeaderMap;
@@ -87,7 +87,7 @@ fn list(v: &str) -> impl Iterator<Item = &str> {
 
 impl CorsRules {
     /// Rules from container metadata (`None` when the container allows no origin).
-    pub fn from_container_meta(meta: &HashMap<String, String>) -> Option<CorsRules> {
+    pub fn from_container_meta(meta: &Meta) -> Option<CorsRules> {
         let allow = meta.get(META_ALLOW_ORIGIN)?;
         let mut rules = CorsRules {
             methods: vec!["GET".into(), "HEAD".into(), "OPTIONS".into()],
@@ -278,7 +278,7 @@ mod tests {
     use super::*;
 
     fn rules(allow: &str, creds: bool) -> CorsRules {
-        let mut m = HashMap::new();
+        let mut m = Meta::new();
         m.insert(META_ALLOW_ORIGIN.to_owned(), allow.to_owned());
         if creds {
             m.insert(META_ALLOW_CREDENTIALS.to_owned(), "true".to_owned());
@@ -345,6 +345,6 @@ mod tests {
         ] {
             assert!(r.actual(Some(bad)).is_empty(), "{bad:?}");
         }
-        assert!(CorsRules::from_container_meta(&HashMap::new()).is_none());
+        assert!(CorsRules::from_container_meta(&Meta::new()).is_none());
     }
 }

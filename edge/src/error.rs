@@ -57,6 +57,26 @@ pub enum Error {
     /// I/O.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    /// A request head over a `[limits]` bound, seen before pingora parsed it.
+    #[error("{part} longer than {limit} bytes (limits.{})", part.key())]
+    HeadTooLarge {
+        /// The part over its limit.
+        part: crate::head::HeadPart,
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The client did not send a whole request head within `limits.header_timeout`.
+    #[error("request head not received within {timeout:?} (limits.header_timeout)")]
+    HeadTimeout {
+        /// The timeout.
+        timeout: std::time::Duration,
+    },
+    /// `limits.max_connections` connections are open.
+    #[error("too many connections: {max} are open (limits.max_connections)")]
+    TooManyConnections {
+        /// The limit.
+        max: usize,
+    },
 }
 
 impl Error {
@@ -71,6 +91,13 @@ impl Error {
             Error::Denied { .. } => StatusCode::FORBIDDEN,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Error::Origin(_) => StatusCode::BAD_GATEWAY,
+            Error::HeadTooLarge {
+                part: crate::head::HeadPart::RequestLine,
+                ..
+            } => StatusCode::URI_TOO_LONG,
+            Error::HeadTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Error::HeadTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            Error::TooManyConnections { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -88,6 +115,9 @@ impl Error {
             Error::UpstreamSigning(_) => "upstream-signing",
             Error::Cache(_) => "cache",
             Error::Io(_) => "io",
+            Error::HeadTooLarge { .. } => "head-too-large",
+            Error::HeadTimeout { .. } => "head-timeout",
+            Error::TooManyConnections { .. } => "too-many-connections",
         }
     }
 }

@@ -4,53 +4,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Deserialize;
+pub use outpost_proto::feed::PurgeTarget;
+use outpost_proto::feed::{Change, ChangeKind, FeedPage, RevocationKind};
+use outpost_proto::{paths, Wire};
 
 use crate::access::EdgeRevocations;
 use crate::cache::TieredStorage;
-use crate::catalog::{Catalog, CatalogHandle, SnapshotWire};
+use crate::catalog::{Catalog, CatalogHandle, Snapshot};
 use crate::metrics::EdgeMetrics;
 use crate::purgelog::PurgeLog;
 use crate::Error;
 
 /// Header carrying the internal secret to the origin.
-pub const INTERNAL_HEADER: &str = "x-outpost-internal";
-
-/// One change of the origin's feed.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Change {
-    /// Position.
-    pub seq: u64,
-    /// Kind: `object-put`, `object-post`, `object-delete`, `container-*`, `account-*`.
-    pub kind: String,
-    /// Account.
-    pub account: String,
-    /// Container.
-    #[serde(default)]
-    pub container: Option<String>,
-    /// Object (for `purge-prefix` the prefix, for `revoke-*` the revoked id).
-    #[serde(default)]
-    pub object: Option<String>,
-    /// ETag of a written object (for `revoke-*`: the revocation time).
-    #[serde(default)]
-    pub etag: Option<String>,
-    /// Commit timestamp, Swift format.
-    #[serde(default)]
-    pub ts: Option<String>,
-}
-
-/// A page of the feed.
-#[derive(Debug, Clone, Deserialize)]
-pub struct FeedPage {
-    /// Oldest retained position.
-    pub first: u64,
-    /// Newest position.
-    pub last: u64,
-    /// The changes after our position were trimmed: resync.
-    pub truncated: bool,
-    /// Changes.
-    pub changes: Vec<Change>,
-}
+pub use outpost_proto::headers::INTERNAL as INTERNAL_HEADER;
 
 /// HTTP client for the origin's internal endpoints.
 #[derive(Debug, Clone)]
@@ -78,11 +44,7 @@ impl OriginClient {
         })
     }
 
-    async fn get_json<T: serde::de::DeserializeOwned>(
-        &self,
-        path: &str,
-        timeout: Duration,
-    ) -> Result<T, Error> {
+    async fn get_json<T: Wire>(&self, path: &str, timeout: Duration) -> Result<T, Error> {
         let resp = self
             .http
             .get(format!("{}{path}", self.base))
@@ -98,20 +60,21 @@ impl OriginClient {
             .bytes()
             .await
             .map_err(|e| Error::Origin(format!("{path}: {e}")))?;
-        serde_json::from_slice(&body).map_err(|e| Error::Origin(format!("{path}: {e}")))
+        outpost_proto::from_json(&body).map_err(|e| Error::Origin(format!("{path}: {e}")))
     }
 
     /// The CDN snapshot of every account, or of one.
     ///
     /// # Errors
     /// [`Error::Origin`].
-    pub async fn snapshot(&self, account: Option<&str>) -> Result<SnapshotWire, Error> {
+    pub async fn snapshot(&self, account: Option<&str>) -> Result<Snapshot, Error> {
         let path = match account {
             Some(a) => format!(
-                "/internal/snapshot?account={}",
+                "{}?account={}",
+                paths::SNAPSHOT,
                 percent_encoding::utf8_percent_encode(a, percent_encoding::NON_ALPHANUMERIC)
             ),
-            None => "/internal/snapshot".to_owned(),
+            None => paths::SNAPSHOT.to_owned(),
         };
         self.get_json(&path, Duration::from_secs(30)).await
     }
@@ -124,7 +87,8 @@ impl OriginClient {
     pub async fn changes(&self, since: u64, wait: Duration, edge: &str) -> Result<FeedPage, Error> {
         let edge = percent_encoding::utf8_percent_encode(edge, percent_encoding::NON_ALPHANUMERIC);
         let path = format!(
-            "/internal/changes?since={since}&limit=1000&wait={}&edge={edge}",
+            "{}?since={since}&limit=1000&wait={}&edge={edge}",
+            paths::CHANGES,
             wait.as_secs()
         );
         self.get_json(&path, wait + Duration::from_secs(10)).await
@@ -164,77 +128,82 @@ impl Purger<'_> {
     }
 }
 
-/// Purges what a change invalidates; returns entries dropped.
-pub fn purge_for(p: Purger<'_>, c: &Change) -> usize {
-    let container_base = c
-        .container
-        .as_ref()
-        .map(|cn| format!("/v1/AUTH_{}/{cn}", c.account));
+/// Purges what a change of `account` invalidates; returns entries dropped.
+pub fn purge_for(p: Purger<'_>, account: &str, kind: &ChangeKind) -> usize {
     let mut n = 0;
-    if let Some(base) = &container_base {
+    if let Some(cn) = kind.container() {
         // Listings of the container (every query variant).
-        n += p.primary(base);
+        let base = format!("/v1/AUTH_{account}/{cn}");
+        n += p.primary(&base);
         n += p.prefix(&format!("{base}?"));
     }
-    match (&c.container, &c.object) {
-        (Some(cn), Some(prefix)) if c.kind == "purge-prefix" => {
-            n += p.prefix(&object_key(&c.account, cn, prefix));
+    match kind {
+        ChangeKind::PurgePrefix { container, prefix } => {
+            n += p.prefix(&object_key(account, container, prefix));
         }
-        (Some(cn), Some(o)) => {
-            let key = object_key(&c.account, cn, o);
+        ChangeKind::ObjectPut {
+            container, object, ..
+        }
+        | ChangeKind::ObjectPost {
+            container, object, ..
+        }
+        | ChangeKind::ObjectDelete { container, object }
+        | ChangeKind::PurgeObject { container, object } => {
+            let key = object_key(account, container, object);
             n += p.primary(&key);
             // Slices and other derived entries of the object.
             n += p.prefix(&format!("{key}#"));
         }
-        (Some(_), None) if c.kind == "container-delete" || c.kind == "purge-container" => {
-            if let Some(base) = &container_base {
-                n += p.prefix(&format!("{base}/"));
-            }
+        ChangeKind::ContainerDelete { container } | ChangeKind::PurgeContainer { container } => {
+            n += p.prefix(&format!("/v1/AUTH_{account}/{container}/"));
         }
-        (None, None) if c.kind == "purge-account" => {
-            let base = format!("/v1/AUTH_{}", c.account);
+        ChangeKind::PurgeAccount => {
+            let base = format!("/v1/AUTH_{account}");
             n += p.primary(&base);
             n += p.prefix(&format!("{base}/"));
             n += p.prefix(&format!("{base}?"));
         }
-        _ => {}
+        ChangeKind::ContainerPut { .. }
+        | ChangeKind::ContainerPost { .. }
+        | ChangeKind::AccountPut
+        | ChangeKind::AccountPost
+        | ChangeKind::AccountDelete
+        | ChangeKind::RevokeSession { .. }
+        | ChangeKind::RevokeUser { .. } => {}
     }
     n
 }
 
 /// Applies a revocation change.
 pub fn revoke_for(revocations: &EdgeRevocations, c: &Change) {
-    let Some(id) = c.object.as_deref() else {
-        return;
-    };
-    let at = c
-        .etag
-        .as_deref()
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(u64::MAX);
-    match c.kind.as_str() {
-        "revoke-session" => revocations.revoke_session(&c.account, id),
-        "revoke-user" => revocations.revoke_user(&c.account, id, at),
-        _ => {}
+    if let Some(r) = c.kind.revocation() {
+        apply_revocation(revocations, &c.account, &r);
+    }
+}
+
+fn apply_revocation(
+    revocations: &EdgeRevocations,
+    account: &str,
+    r: &outpost_proto::feed::Revocation,
+) {
+    match r.kind {
+        RevocationKind::Session => revocations.revoke_session(account, &r.id),
+        RevocationKind::User => revocations.revoke_user(account, &r.id, r.at),
     }
 }
 
 /// Loads the revocations of a snapshot.
-pub fn load_revocations(revocations: &EdgeRevocations, s: &SnapshotWire) {
+pub fn load_revocations(revocations: &EdgeRevocations, s: &Snapshot) {
     for a in &s.accounts {
         for r in &a.revocations {
-            match r.kind.as_str() {
-                "session" => revocations.revoke_session(&a.name, &r.id),
-                "user" => revocations.revoke_user(&a.name, &r.id, r.at),
-                _ => {}
-            }
+            apply_revocation(revocations, &a.name, r);
         }
     }
 }
 
 /// Seconds since a change's commit timestamp (Swift format), if it parses.
-fn age_of(ts: Option<&str>) -> Option<f64> {
-    let t: f64 = ts?.split('_').next()?.parse().ok()?;
+fn age_of(ts: &str) -> Option<f64> {
+    let t: f64 = ts.split('_').next()?.parse().ok()?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .ok()?
@@ -249,7 +218,7 @@ fn age_of(ts: Option<&str>) -> Option<f64> {
 pub async fn initial_snapshot(
     client: &OriginClient,
     deadline: Duration,
-) -> Result<SnapshotWire, Error> {
+) -> Result<Snapshot, Error> {
     let start = std::time::Instant::now();
     let mut delay = Duration::from_millis(100);
     loop {
@@ -365,16 +334,19 @@ pub async fn follow(client: OriginClient, t: FeedTargets, mut since: u64) {
         }
         let mut accounts_to_reload: Vec<String> = Vec::new();
         for c in &page.changes {
-            let n = purge_for(t.purger(), c);
+            let n = purge_for(t.purger(), &c.account, &c.kind);
             revoke_for(&t.revocations, c);
             t.metrics.purged("feed", n);
-            if let Some(age) = age_of(c.ts.as_deref()) {
+            if let Some(age) = age_of(&c.ts) {
                 t.metrics.change_applied(age);
             }
-            tracing::debug!(seq = c.seq, kind = %c.kind, purged = n, "change applied");
-            if (c.kind.starts_with("container-") || c.kind.starts_with("account-"))
-                && !accounts_to_reload.contains(&c.account)
-            {
+            tracing::debug!(
+                seq = c.seq,
+                kind = c.kind.as_str(),
+                purged = n,
+                "change applied"
+            );
+            if c.kind.changes_metadata() && !accounts_to_reload.contains(&c.account) {
                 accounts_to_reload.push(c.account.clone());
             }
         }

@@ -19,6 +19,8 @@
 //!   the edge, per-request headers; [`generic`]: keys and invalidation of generic mode.
 //! - [`proxy`]: the `ProxyHttp` implementation; [`server`] wires it into a Pingora server;
 //!   [`tls`] picks per-domain certificates by SNI for the HTTPS (HTTP/2) listener.
+//! - [`limits`], [`head`]: `[limits]` (request head size and time, keep-alive, body and send
+//!   timeouts, connections per process), enforced before pingora parses a head.
 //! - [`sigv4`]: AWS Signature V4 for generic-mode upstream requests (`[generic.sigv4]`), so an
 //!   edge can front a private S3 bucket.
 //! - [`logs`]: JSON access logs, per-account per-minute billing shipped to the origin, and
@@ -44,6 +46,8 @@ pub mod cors;
 mod error;
 pub mod feed;
 pub mod generic;
+pub mod head;
+pub mod limits;
 pub mod logs;
 pub mod metrics;
 pub mod proxy;

@@ -34,11 +34,11 @@ mod sliced;
 use endpoints::{send, send_error, send_error_cors};
 
 /// Header naming the cache outcome: `HIT`, `MISS`, `STALE`, `REVALIDATED`, `EXPIRED`, `BYPASS`.
-pub const CACHE_STATUS_HEADER: &str = "x-outpost-cache";
+pub use outpost_proto::headers::CACHE as CACHE_STATUS_HEADER;
 /// The operators' purge endpoint on every edge.
 pub const PURGE_PATH: &str = "/.outpost/purge";
 /// Header carrying the machine-readable denial reason.
-pub const DENY_HEADER: &str = "x-outpost-deny";
+pub use outpost_proto::headers::DENY as DENY_HEADER;
 
 /// Listing query parameters forwarded upstream and part of the cache key; everything else
 /// (tokens, signatures, cache busters) is dropped.
@@ -575,7 +575,10 @@ impl ProxyHttp for Edge {
         match to {
             Some(u @ crate::ring::Upstream::Replica(_)) => {
                 upstream.insert_header("host", u.addr().to_string())?;
-                upstream.insert_header(crate::ring::DIRECT_HEADER, "data")?;
+                upstream.insert_header(
+                    crate::ring::DIRECT_HEADER,
+                    outpost_proto::direct::Direct::Data.as_str(),
+                )?;
             }
             _ => upstream.insert_header("host", self.cfg.origin.to_string())?,
         }

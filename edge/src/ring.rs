@@ -21,7 +21,7 @@ use outpost_ring::Ring;
 use crate::Error;
 
 /// The header selecting the storage role of an origin node (read from its own store).
-pub const DIRECT_HEADER: &str = "x-outpost-direct";
+pub use outpost_proto::headers::DIRECT as DIRECT_HEADER;
 
 /// Where an object may be read from, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

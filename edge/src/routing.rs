@@ -104,16 +104,17 @@ fn build(account: &str, container: &str, object: &str) -> Result<StoragePath, Er
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::SnapshotWire;
+    use crate::catalog::Snapshot;
 
     fn catalog() -> Catalog {
-        let w: SnapshotWire = serde_json::from_str(
-            r#"{"seq": 1, "accounts": [{"name": "demo",
+        let w: Snapshot = serde_json::from_str(
+            r#"{"format": 1, "seq": 1, "accounts": [{"name": "demo",
                 "meta": {"x-account-meta-outpost-domains": "img.example.com",
                          "x-account-meta-outpost-default-container": "public"},
                 "token_keys": [],
                 "containers": [{"name": "public", "meta": {}},
-                               {"name": "videos", "meta": {"x-container-meta-outpost-domains": "tv.example.com"}}]}]}"#,
+                               {"name": "videos", "meta": {"x-container-meta-outpost-domains": "tv.example.com"}}],
+                "revocations": []}]}"#,
         )
         .unwrap();
         Catalog::from_snapshot(&w)

@@ -7,12 +7,14 @@ use pingora::cache::lock::CacheKeyLockImpl;
 use pingora::listeners::tls::TlsSettings;
 use pingora::server::configuration::ServerConf;
 use pingora::server::Server;
+use pingora::services::listening::Service;
 
 use crate::access::EdgeRevocations;
 use crate::cache::{CacheConfig, FillAwareLock, TieredStorage};
 use crate::catalog::{Catalog, CatalogHandle};
 use crate::config::Config;
 use crate::feed::{self, OriginClient};
+use crate::head::LimitedApp;
 use crate::metrics::EdgeMetrics;
 use crate::proxy::Edge;
 use crate::purgelog::PurgeLog;
@@ -34,7 +36,8 @@ pub fn run(cfg: Config) -> Result<(), Error> {
         .build()?;
     let snapshot = if cfg.generic.is_some() {
         // A plain HTTP origin has no snapshot and no change feed.
-        crate::catalog::SnapshotWire {
+        crate::catalog::Snapshot {
+            format: outpost_proto::Format,
             seq: 0,
             accounts: Vec::new(),
         }
@@ -123,7 +126,13 @@ pub fn run(cfg: Config) -> Result<(), Error> {
         ring.watch()?;
         edge.ring = Some(ring);
     }
-    let mut svc = pingora::proxy::http_proxy_service(&server.configuration, edge);
+    // Our HTTP/1 connection loop around pingora's, for the `[limits]` pingora has no knob
+    // for (see head.rs).
+    let proxy = pingora::proxy::http_proxy(&server.configuration, edge);
+    let mut svc = Service::new(
+        "Outpost edge".to_owned(),
+        LimitedApp::new(proxy, cfg.limits),
+    );
     svc.add_tcp(&cfg.listen.to_string());
     if let Some(tls) = &cfg.tls {
         let resolver = crate::tls::SniResolver::load(&tls.certs)?;

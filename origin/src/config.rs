@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 
+pub mod sync;
+
 /// The config file as written.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -48,7 +50,11 @@ pub struct RawConfig {
     pub cluster: Option<RawCluster>,
     /// Cross-datacenter replication: absent (the default) replicates nothing to other DCs.
     #[serde(default)]
-    pub sync: Option<crate::xdc::RawSync>,
+    pub sync: Option<sync::RawSync>,
+    /// `[limits]`: request head and connection limits; keys and defaults in
+    /// [`crate::limits::RawLimits`].
+    #[serde(default)]
+    pub limits: crate::limits::RawLimits,
 }
 
 /// `[cluster]`: this node is one device of a replicated cluster described by a ring file.
@@ -166,7 +172,9 @@ pub struct Config {
     /// Cluster settings; `None` in single-node mode.
     pub cluster: Option<ClusterConfig>,
     /// Cross-datacenter replication; `None` without `[sync]`.
-    pub sync: Option<crate::xdc::SyncConfig>,
+    pub sync: Option<sync::SyncConfig>,
+    /// Request limits (`[limits]`).
+    pub limits: crate::limits::Limits,
 }
 
 /// The validated `[cluster]` section.
@@ -270,7 +278,9 @@ impl RawConfig {
             None => None,
             Some(s) => Some(s.validate()?),
         };
+        let limits = self.limits.validate()?;
         Ok(Config {
+            limits,
             cluster,
             sync,
             listen: self.listen,

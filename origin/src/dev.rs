@@ -6,7 +6,7 @@ use bytes::Bytes;
 use outpost_proto::meta;
 use serde::{Deserialize, Serialize};
 
-use crate::api::{self, Shared};
+use crate::api::Shared;
 use crate::config::{Config, RawConfig};
 use crate::{Error, Result};
 
@@ -91,6 +91,7 @@ impl DevSecrets {
             expirer: Default::default(),
             cluster: None,
             sync: None,
+            limits: Default::default(),
         };
         raw.validate()
     }
@@ -102,63 +103,64 @@ impl DevSecrets {
 /// # Errors
 /// Any storage error.
 pub async fn seed(st: &Shared, secrets: &DevSecrets, domain: &str) -> Result<()> {
-    let ts = st.clock.now();
+    let ts = st.store.clock.now();
     let s = secrets.clone();
     let domain = domain.to_owned();
-    api::blocking_pub(st, move |st| {
-        st.db.ensure_account(DEMO_ACCOUNT, ts)?;
-        let key = outpost_auth::TokenKeySpec {
-            id: DEMO_KEY_ID.into(),
-            secret: outpost_auth::Secret::new(s.token_secret.clone()),
-            not_before: None,
-            not_after: None,
-        };
-        st.db.update_account(
-            DEMO_ACCOUNT,
-            ts,
-            &[
-                (
-                    meta::ACCOUNT_TEMPURL_KEYS[0].into(),
-                    Some(s.tempurl_key.clone()),
-                ),
-                (meta::ACCOUNT_DOMAINS.into(), Some(domain)),
-                (
-                    meta::ACCOUNT_DEFAULT_CONTAINER.into(),
-                    Some(PUBLIC_CONTAINER.into()),
-                ),
-            ],
-            Some(&[key]),
-        )?;
-        st.db.put_container(
+    st.store
+        .blocking(move |st| {
+            st.db.ensure_account(DEMO_ACCOUNT, ts)?;
+            let key = outpost_auth::TokenKeySpec {
+                id: DEMO_KEY_ID.into(),
+                secret: outpost_auth::Secret::new(s.token_secret.clone()),
+                not_before: None,
+                not_after: None,
+            };
+            st.db.update_account(
+                DEMO_ACCOUNT,
+                ts,
+                &[
+                    (
+                        meta::ACCOUNT_TEMPURL_KEYS[0].into(),
+                        Some(s.tempurl_key.clone()),
+                    ),
+                    (meta::ACCOUNT_DOMAINS.into(), Some(domain)),
+                    (
+                        meta::ACCOUNT_DEFAULT_CONTAINER.into(),
+                        Some(PUBLIC_CONTAINER.into()),
+                    ),
+                ],
+                Some(&[key]),
+            )?;
+            st.db.put_container(
+                DEMO_ACCOUNT,
+                PUBLIC_CONTAINER,
+                ts,
+                &[("x-container-read".into(), Some(".r:*,.rlistings".into()))],
+            )?;
+            st.db
+                .put_container(DEMO_ACCOUNT, PRIVATE_CONTAINER, ts, &[])?;
+            Ok(())
+        })
+        .await?;
+    let hello = "Hello from Outpost: this file is public.\n";
+    st.store
+        .put_bytes(
             DEMO_ACCOUNT,
             PUBLIC_CONTAINER,
-            ts,
-            &[("x-container-read".into(), Some(".r:*,.rlistings".into()))],
-        )?;
-        st.db
-            .put_container(DEMO_ACCOUNT, PRIVATE_CONTAINER, ts, &[])?;
-        Ok(())
-    })
-    .await?;
-    let hello = "Hello from Outpost: this file is public.\n";
-    api::put_bytes(
-        st,
-        DEMO_ACCOUNT,
-        PUBLIC_CONTAINER,
-        "hello.txt",
-        "text/plain",
-        Bytes::from(hello),
-    )
-    .await?;
+            "hello.txt",
+            "text/plain",
+            Bytes::from(hello),
+        )
+        .await?;
     let secret = "This file is private: you reached it with a signed URL or a session.\n";
-    api::put_bytes(
-        st,
-        DEMO_ACCOUNT,
-        PRIVATE_CONTAINER,
-        "secret.txt",
-        "text/plain",
-        Bytes::from(secret),
-    )
-    .await?;
+    st.store
+        .put_bytes(
+            DEMO_ACCOUNT,
+            PRIVATE_CONTAINER,
+            "secret.txt",
+            "text/plain",
+            Bytes::from(secret),
+        )
+        .await?;
     Ok(())
 }

@@ -149,6 +149,20 @@ pub enum Error {
         /// The feature.
         what: &'static str,
     },
+    /// A request line or header line over its `[limits]` bound.
+    #[error("{part} longer than {limit} bytes (limits.{})", part.key())]
+    HeadTooLarge {
+        /// The part over its limit.
+        part: crate::limits::HeadPart,
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// `limits.max_connections` connections are open.
+    #[error("too many connections: {max} are open (limits.max_connections)")]
+    TooManyConnections {
+        /// The limit.
+        max: usize,
+    },
 }
 
 /// Whose fault an error is.
@@ -208,6 +222,12 @@ impl Error {
             Error::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
             Error::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Error::NotInCluster { .. } => StatusCode::NOT_IMPLEMENTED,
+            Error::HeadTooLarge {
+                part: crate::limits::HeadPart::RequestLine,
+                ..
+            } => StatusCode::URI_TOO_LONG,
+            Error::HeadTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Error::TooManyConnections { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -240,6 +260,8 @@ impl Error {
             Error::Task => "task",
             Error::Unavailable { .. } => "unavailable",
             Error::NotInCluster { .. } => "not-in-cluster",
+            Error::HeadTooLarge { .. } => "head-too-large",
+            Error::TooManyConnections { .. } => "too-many-connections",
         }
     }
 
@@ -251,6 +273,7 @@ impl Error {
                 | Error::Io(_)
                 | Error::Task
                 | Error::Unavailable { .. }
+                | Error::TooManyConnections { .. }
                 | Error::InsufficientStorage
                 | Error::RequestTimeout { .. }
                 | Error::ClientDisconnect

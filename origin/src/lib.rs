@@ -29,6 +29,8 @@
 //!   from the change feed, each version with its original timestamp (newest wins), with a
 //!   durable per-peer position and lag metrics.
 //! - **Billing** ([`billing`]): per-edge, per-minute egress records stored idempotently.
+//! - **Limits** ([`limits`], `[limits]` in the config): request head size and time and
+//!   connections per process, enforced by the accept loop in [`server`].
 //!
 //! ## What it is not (yet)
 //! In cluster mode, SLO manifests answer 501 (assembling segments would read other objects'
@@ -61,9 +63,12 @@ pub mod dev;
 mod error;
 pub mod files;
 pub mod hlc;
+pub mod limits;
 pub mod metrics;
 pub mod names;
+pub mod request;
 pub mod server;
+pub mod store;
 pub mod xdc;
 
 pub use error::{Blame, Error, Result};

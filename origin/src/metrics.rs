@@ -129,3 +129,22 @@ impl Metrics {
         String::from_utf8(buf).unwrap_or_default()
     }
 }
+
+/// Available and total bytes of the file system that holds `dir` (the data directory), as
+/// Prometheus gauges `outpost_origin_disk_avail_bytes` and `outpost_origin_disk_size_bytes`.
+/// Empty when the file system cannot be asked: the series are then absent, never a false zero.
+pub fn disk_gauges(dir: &std::path::Path) -> String {
+    let Ok(fs) = rustix::fs::statvfs(dir) else {
+        return String::new();
+    };
+    let avail = fs.f_bavail.saturating_mul(fs.f_frsize);
+    let size = fs.f_blocks.saturating_mul(fs.f_frsize);
+    format!(
+        "# HELP outpost_origin_disk_avail_bytes Bytes available to the origin on its data file system\n\
+         # TYPE outpost_origin_disk_avail_bytes gauge\n\
+         outpost_origin_disk_avail_bytes {avail}\n\
+         # HELP outpost_origin_disk_size_bytes Size of the origin's data file system\n\
+         # TYPE outpost_origin_disk_size_bytes gauge\n\
+         outpost_origin_disk_size_bytes {size}\n"
+    )
+}

@@ -4,15 +4,21 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
+use axum::extract::ConnectInfo;
+use axum::response::IntoResponse;
+use hyper::body::Incoming;
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
+use tower::ServiceExt;
 
 use crate::api::{self, AppState, AuthTokens, Shared};
 use crate::config::Config;
 use crate::db::Db;
 use crate::files::Files;
 use crate::hlc::{Clock, Timestamp};
+use crate::limits::{Limits, RefusalLog};
 use crate::metrics::Metrics;
+use crate::store::Store;
 use crate::{Error, Result};
 
 /// A running origin node. Dropping it stops the node.
@@ -82,62 +88,58 @@ pub async fn start(cfg: Config) -> Result<RunningOrigin> {
         })?;
     let addr = listener.local_addr()?;
     let cluster = match cfg.cluster.clone() {
-        Some(c) => Some(crate::cluster::Cluster::open(c, &cfg.internal_secret)?),
+        Some(c) => Some(Arc::new(crate::cluster::Cluster::open(
+            c,
+            &cfg.internal_secret,
+        )?)),
         None => None,
     };
-    let xdc = cfg.sync.clone().map(crate::xdc::Xdc::new);
-    let state: Shared = Arc::new(AppState {
-        xdc,
-        cluster,
+    let xdc = cfg.sync.clone().map(|c| Arc::new(crate::xdc::Xdc::new(c)));
+    let part_power = cluster
+        .as_ref()
+        .map_or(crate::files::DEFAULT_PART_POWER, |c| c.ring().part_power);
+    let store = Arc::new(Store::new(
         cfg,
         db,
         files,
         clock,
+        Metrics::new(),
+        part_power,
+    ));
+    let state: Shared = Arc::new(AppState {
+        store: Arc::clone(&store),
+        xdc,
+        cluster,
         tokens: AuthTokens::default(),
-        metrics: Metrics::new(),
         subscribers: api::Subscribers::default(),
     });
-    let app = api::router(Arc::clone(&state)).into_make_service_with_connect_info::<SocketAddr>();
-    // Without TCP_NODELAY a response whose body follows its headers in a second small write
-    // waits for the client's delayed ACK: ~40 ms per GET on Linux.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
+    let app = api::router(Arc::clone(&state));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        let r = axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = rx.await;
-            })
-            .await;
-        if let Err(e) = r {
-            tracing::error!(error = %e, "origin server failed");
-        }
-    });
+    let server = tokio::spawn(serve(listener, app, state.store.cfg.limits, rx));
     let mut background = vec![
-        tokio::spawn(api::expirer(Arc::clone(&state), state.cfg.expirer_interval)),
-        tokio::spawn(trim_feed(Arc::clone(&state))),
+        tokio::spawn(crate::store::expirer(
+            Arc::clone(&store),
+            store.cfg.expirer_interval,
+        )),
+        tokio::spawn(trim_feed(Arc::clone(&store))),
     ];
-    if state.cluster.is_some() {
-        background.push(tokio::spawn(crate::cluster::watch_ring(Arc::clone(&state))));
-        background.push(tokio::spawn(crate::cluster::replicator::run(Arc::clone(
-            &state,
-        ))));
-        background.push(tokio::spawn(crate::cluster::auditor::run(Arc::clone(
-            &state,
-        ))));
+    if let Some(cl) = &state.cluster {
+        background.push(tokio::spawn(crate::cluster::watch_ring(
+            Arc::clone(&store),
+            Arc::clone(cl),
+        )));
+        background.push(tokio::spawn(crate::cluster::replicator::run(
+            Arc::clone(&store),
+            Arc::clone(cl),
+        )));
+        background.push(tokio::spawn(crate::cluster::auditor::run(
+            Arc::clone(&store),
+            Arc::clone(cl),
+        )));
     }
-    let self_ip = if addr.ip().is_unspecified() {
-        std::net::IpAddr::from([127, 0, 0, 1])
-    } else {
-        addr.ip()
-    };
-    background.extend(crate::xdc::spawn(
-        &state,
-        format!("http://{}", SocketAddr::new(self_ip, addr.port())),
-    ));
+    if let Some(x) = &state.xdc {
+        background.extend(crate::xdc::spawn(&store, x, state.cluster.as_ref()));
+    }
     tracing::info!(%addr, "origin listening");
     Ok(RunningOrigin {
         addr,
@@ -148,12 +150,130 @@ pub async fn start(cfg: Config) -> Result<RunningOrigin> {
     })
 }
 
-async fn trim_feed(st: Shared) {
+/// The accept loop: hyper's HTTP/1 server per connection under `[limits]` (axum::serve has no
+/// head limits, no header timeout and no connection cap), until `stop` fires; then every
+/// connection finishes its request in flight and closes, and the loop returns when all have.
+async fn serve(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    limits: Limits,
+    stop: tokio::sync::oneshot::Receiver<()>,
+) {
+    let max = limits.max_connections;
+    // Validation bounds max_connections to 1,000,000, well within a semaphore's permits.
+    let permits = u32::try_from(max).unwrap_or(u32::MAX);
+    let gate = Arc::new(Semaphore::new(max));
+    let refusals = Arc::new(RefusalLog::default());
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_header_size(limits.max_header_total);
+    let (closing_tx, closing) = tokio::sync::watch::channel(false);
+    tokio::pin!(stop);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning on accept.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut stop => break,
+        };
+        let Ok(permit) = Arc::clone(&gate).try_acquire_owned() else {
+            refusals.refused(max);
+            tokio::spawn(refuse(tcp, Error::TooManyConnections { max }));
+            continue;
+        };
+        // Without TCP_NODELAY a response whose body follows its headers in a second small
+        // write waits for the client's delayed ACK: ~40 ms per GET on Linux.
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+        let app = app.clone();
+        let svc = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
+            let app = app.clone();
+            async move {
+                if let Err(e) = limits.check_head(&req) {
+                    let mut resp = e.into_response();
+                    resp.headers_mut().insert(
+                        http::header::CONNECTION,
+                        http::HeaderValue::from_static("close"),
+                    );
+                    return Ok(resp);
+                }
+                req.extensions_mut().insert(ConnectInfo(peer));
+                app.oneshot(req).await
+            }
+        });
+        let conn = http.serve_connection(hyper_util::rt::TokioIo::new(tcp), svc);
+        let mut closing = closing.clone();
+        tokio::spawn(async move {
+            tokio::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => {
+                    if let Err(e) = r {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                }
+                () = async { drop(closing.wait_for(|c| *c).await) } => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+            drop(permit);
+        });
+    }
+    let _ = closing_tx.send(true);
+    // Every connection holds a permit until it is closed.
+    let _ = gate.acquire_many(permits).await;
+}
+
+/// Answers a connection over `limits.max_connections` with a short 503, then closes it after
+/// reading what the client sent for a moment (an immediate close over unread bytes would
+/// reset the connection and lose the answer).
+async fn refuse(mut tcp: tokio::net::TcpStream, e: Error) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let status = e.status();
+    let body = format!("{e}\n");
+    let answer = format!(
+        "HTTP/1.1 {} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n\
+         Connection: close\r\nRetry-After: 1\r\nX-Outpost-Error: {}\r\n\r\n{body}",
+        status.as_str(),
+        status.canonical_reason().unwrap_or(""),
+        body.len(),
+        e.code(),
+    );
+    let write = async {
+        tcp.write_all(answer.as_bytes()).await?;
+        tcp.shutdown().await
+    };
+    if !matches!(
+        tokio::time::timeout(Duration::from_secs(2), write).await,
+        Ok(Ok(()))
+    ) {
+        return;
+    }
+    let drain = async {
+        let mut sink = [0u8; 4096];
+        while let Ok(n) = tcp.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
+}
+
+async fn trim_feed(st: Arc<Store>) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
         tick.tick().await;
         let retain = st.cfg.feed_retain;
-        if let Err(e) = api::blocking_pub(&st, move |s| s.db.trim_changes(retain)).await {
+        if let Err(e) = st.blocking(move |s| s.db.trim_changes(retain)).await {
             tracing::warn!(error = %e, "trimming the change feed failed");
         }
     }

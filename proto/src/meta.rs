@@ -13,8 +13,10 @@ pub const CONTAINER_DOMAINS: &str = "x-container-meta-outpost-domains";
 pub const CONTAINER_CACHE_CONTROL: &str = "x-container-meta-outpost-cache-control";
 
 /// Account tempurl keys (Swift's names; the edge verifies tempurls with them).
-pub const ACCOUNT_TEMPURL_KEYS: [&str; 2] =
-    ["x-account-meta-temp-url-key", "x-account-meta-temp-url-key-2"];
+pub const ACCOUNT_TEMPURL_KEYS: [&str; 2] = [
+    "x-account-meta-temp-url-key",
+    "x-account-meta-temp-url-key-2",
+];
 /// Container tempurl keys (Swift's names).
 pub const CONTAINER_TEMPURL_KEYS: [&str; 2] = [
     "x-container-meta-temp-url-key",
@@ -23,3 +25,6 @@ pub const CONTAINER_TEMPURL_KEYS: [&str; 2] = [
 
 /// The container each account's access logs and billing lines are delivered into.
 pub const LOGS_CONTAINER: &str = ".outpost_logs";
+
+/// Container metadata: the peer DCs (realm names, comma separated) a container replicates to.
+pub const CONTAINER_SYNC_TO: &str = "x-container-meta-outpost-sync-to";

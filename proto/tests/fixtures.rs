@@ -17,7 +17,11 @@ fn round_trip<T: Wire + std::fmt::Debug>(name: &str) -> T {
     let text = fixture(name);
     let value: T = from_json(text.as_bytes()).unwrap_or_else(|e| panic!("{name}: {e}"));
     let again = serde_json::to_string_pretty(&value).unwrap();
-    assert_eq!(again.trim_end(), text.trim_end(), "{name} re-serialized differently");
+    assert_eq!(
+        again.trim_end(),
+        text.trim_end(),
+        "{name} re-serialized differently"
+    );
     value
 }
 
@@ -32,7 +36,10 @@ fn refuses_unknown_version<T: Wire + std::fmt::Debug>(name: &str) {
     );
     v.as_object_mut().unwrap().remove(T::FIELD);
     let e = from_json::<T>(v.to_string().as_bytes()).unwrap_err();
-    assert!(matches!(e, Error::Json { .. }), "{name} without a version: {e}");
+    assert!(
+        matches!(e, Error::Json { .. }),
+        "{name} without a version: {e}"
+    );
 }
 
 #[test]
@@ -78,5 +85,8 @@ fn a_change_with_a_field_its_kind_does_not_have_is_refused() {
     // The overloaded shape of old: a revoked id in `object`.
     let page = br#"{"format":1,"first":1,"last":1,"truncated":false,"changes":[
         {"seq":1,"ts":"1.00000","account":"a","kind":"revoke-user","id":"u","at":1,"object":"u"}]}"#;
-    assert!(matches!(from_json::<FeedPage>(page), Err(Error::Json { .. })));
+    assert!(matches!(
+        from_json::<FeedPage>(page),
+        Err(Error::Json { .. })
+    ));
 }

@@ -25,7 +25,11 @@ pub fn free_port() -> u16 {
 
 // The child is returned to OriginProc/EdgeProc, whose Drop kills and waits for it.
 #[allow(clippy::zombie_processes)]
-fn spawn_and_wait(args: &[&str], banner: &str) -> (Child, String) {
+fn spawn_and_wait(args: &[&str], banner: &str, log: Option<&Path>) -> (Child, String) {
+    let stderr = match log {
+        Some(p) => Stdio::from(std::fs::File::create(p).expect("create the log file")),
+        None => Stdio::inherit(),
+    };
     let mut child = Command::new(outpost_bin())
         .args(args)
         .env(
@@ -33,7 +37,7 @@ fn spawn_and_wait(args: &[&str], banner: &str) -> (Child, String) {
             std::env::var("OUTPOST_TEST_LOG").unwrap_or_else(|_| "warn".into()),
         )
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .spawn()
         .expect("spawn outpost");
     let stdout = child.stdout.take().expect("stdout");
@@ -60,11 +64,12 @@ fn spawn_and_wait(args: &[&str], banner: &str) -> (Child, String) {
     }
 }
 
-/// Starts `outpost <role> --config <config>`, waits for its banner and `/healthz`.
-fn launch(role: &str, config: &Path) -> (Child, String, SocketAddr) {
+/// Starts `outpost <role> --config <config>`, waits for its banner and `/healthz`. Its
+/// stderr (the JSON log) goes to `log` if given, else to the test's.
+fn launch(role: &str, config: &Path, log: Option<&Path>) -> (Child, String, SocketAddr) {
     let cfg = config.to_str().expect("utf-8 path");
     let banner = format!("outpost {role} listening on");
-    let (child, url) = spawn_and_wait(&[role, "--config", cfg], &banner);
+    let (child, url) = spawn_and_wait(&[role, "--config", cfg], &banner, log);
     must_become_healthy(&format!("{url}/healthz"), Duration::from_secs(20));
     let addr = url
         .trim_start_matches("http://")
@@ -109,11 +114,18 @@ pub struct OriginProc {
     /// Data directory.
     pub data: PathBuf,
     config: PathBuf,
+    log: Option<PathBuf>,
 }
 
 impl OriginProc {
     /// Starts an origin with data in `dir/origin` and a `demo:demo` user.
     pub fn start(dir: &Path) -> OriginProc {
+        Self::start_with(dir, "", None)
+    }
+
+    /// As [`OriginProc::start`], with `extra` appended to the config (e.g. a `[limits]`
+    /// section) and its stderr (the JSON log) written to `log` if given.
+    pub fn start_with(dir: &Path, extra: &str, log: Option<&Path>) -> OriginProc {
         let data = dir.join("origin");
         let config = dir.join("origin.toml");
         std::fs::write(
@@ -126,22 +138,24 @@ internal_secret = "{SECRET}"
 account = "demo"
 user = "demo"
 key = "{USER_KEY}"
+{extra}
 "#,
                 data.display()
             ),
         )
         .expect("write origin config");
-        Self::spawn(data, config)
+        Self::spawn(data, config, log.map(Path::to_path_buf))
     }
 
-    fn spawn(data: PathBuf, config: PathBuf) -> OriginProc {
-        let (child, url, addr) = launch("origin", &config);
+    fn spawn(data: PathBuf, config: PathBuf, log: Option<PathBuf>) -> OriginProc {
+        let (child, url, addr) = launch("origin", &config, log.as_deref());
         OriginProc {
             child,
             url,
             addr,
             data,
             config,
+            log,
         }
     }
 
@@ -153,7 +167,7 @@ key = "{USER_KEY}"
     /// Starts it again on the same data (and a new port unless the config fixed one).
     pub fn restart(&mut self) {
         self.kill();
-        let next = Self::spawn(self.data.clone(), self.config.clone());
+        let next = Self::spawn(self.data.clone(), self.config.clone(), self.log.clone());
         *self = next;
     }
 
@@ -163,7 +177,7 @@ key = "{USER_KEY}"
         let text = std::fs::read_to_string(&self.config).expect("read config");
         let text = text.replace("listen = \"127.0.0.1:0\"", &format!("listen = \"{addr}\""));
         std::fs::write(&self.config, text).expect("write config");
-        let next = Self::spawn(self.data.clone(), self.config.clone());
+        let next = Self::spawn(self.data.clone(), self.config.clone(), self.log.clone());
         *self = next;
     }
 
@@ -255,12 +269,24 @@ pub struct EdgeProc {
     /// Address.
     pub addr: SocketAddr,
     config: PathBuf,
+    log: Option<PathBuf>,
 }
 
 impl EdgeProc {
     /// Starts an edge in front of `origin` with its cache in `dir/<name>-cache`. `extra` is
     /// appended to the config (e.g. `[cache]` settings).
     pub fn start(dir: &Path, name: &str, origin: SocketAddr, extra: &str) -> EdgeProc {
+        Self::start_logged(dir, name, origin, extra, None)
+    }
+
+    /// As [`EdgeProc::start`], with its stderr (the JSON log) written to `log` if given.
+    pub fn start_logged(
+        dir: &Path,
+        name: &str,
+        origin: SocketAddr,
+        extra: &str,
+        log: Option<&Path>,
+    ) -> EdgeProc {
         let port = free_port();
         let config = dir.join(format!("{name}.toml"));
         let (cache_extra, rest) = split_cache_section(extra);
@@ -282,7 +308,7 @@ disk_dir = "{}"
             ),
         )
         .expect("write edge config");
-        Self::spawn(config)
+        Self::spawn(config, log.map(Path::to_path_buf))
     }
 
     /// Starts an edge from a config body of our own (everything but `listen` and `edge_id`).
@@ -294,7 +320,7 @@ disk_dir = "{}"
             format!("listen = \"127.0.0.1:{port}\"\nedge_id = \"{name}\"\n{body}"),
         )
         .expect("write edge config");
-        Self::spawn(config)
+        Self::spawn(config, None)
     }
 
     /// Peak resident memory of the process (VmHWM), in bytes.
@@ -309,13 +335,14 @@ disk_dir = "{}"
             .expect("VmHWM")
     }
 
-    fn spawn(config: PathBuf) -> EdgeProc {
-        let (child, url, addr) = launch("edge", &config);
+    fn spawn(config: PathBuf, log: Option<PathBuf>) -> EdgeProc {
+        let (child, url, addr) = launch("edge", &config, log.as_deref());
         EdgeProc {
             child,
             url,
             addr,
             config,
+            log,
         }
     }
 
@@ -327,7 +354,7 @@ disk_dir = "{}"
     /// Restarts with the same config (same port, same cache directory).
     pub fn restart(&mut self) {
         self.kill();
-        let next = Self::spawn(self.config.clone());
+        let next = Self::spawn(self.config.clone(), self.log.clone());
         *self = next;
     }
 

@@ -438,26 +438,15 @@ audit_interval = "1h"
     }
 }
 
-/// MD5 hex of `/account/container/object`, as nodes name data directories.
+/// MD5 hex of `/account/container/object`, as nodes name data directories (the ring's
+/// placement hash: one definition, in `outpost-ring`).
 pub fn path_hash(account: &str, container: &str, object: &str) -> String {
-    use md5::{Digest, Md5};
-    hex_lower(&Md5::digest(
-        format!("/{account}/{container}/{object}").as_bytes(),
-    ))
+    outpost_ring::object_hash_hex(account, container, object)
 }
 
 /// The partition of a path hash for `part_power`.
 pub fn partition(hash: &str, part_power: u32) -> u32 {
-    let top = u32::from_str_radix(&hash[..8], 16).expect("hex");
-    if part_power == 0 {
-        0
-    } else {
-        top >> (32 - part_power)
-    }
-}
-
-fn hex_lower(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    outpost_ring::partition_of_hex(part_power, hash)
 }
 
 impl Drop for RingCluster {

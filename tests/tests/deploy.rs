@@ -432,7 +432,11 @@ fn compose_file_validates() {
         .map(str::to_owned)
         .collect();
     services.sort();
-    let mut want = vec!["ring-init".to_owned()];
+    let mut want = vec![
+        "ring-init".to_owned(),
+        "prometheus".to_owned(),
+        "grafana".to_owned(),
+    ];
     for dc in 1..=2 {
         for n in 1..=3 {
             want.push(format!("dc{dc}-origin-{n}"));

@@ -24,21 +24,8 @@ use crate::Error;
 /// Version of `state.json`.
 pub const STATE_VERSION: u32 = 1;
 
-/// One (edge, account, minute) record, as saved and as shipped.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BillingRecord {
-    /// Edge id.
-    pub edge: String,
-    /// Account.
-    pub account: String,
-    /// Minute: unix seconds / 60.
-    pub minute: u64,
-    /// Bytes sent (header + body, see `record`).
-    pub bytes: u64,
-    /// Successful requests.
-    pub requests: u64,
-}
+/// One (edge, account, minute) record, as saved and as shipped (the wire type).
+pub use outpost_proto::billing::BillingRecord;
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Counts {

@@ -40,7 +40,7 @@ use crate::config::Config;
 use crate::Error;
 
 /// The container each account's logs are delivered into.
-pub const LOGS_CONTAINER: &str = ".outpost_logs";
+pub use outpost_proto::meta::LOGS_CONTAINER;
 
 /// `[log]` as written.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

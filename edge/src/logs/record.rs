@@ -367,7 +367,8 @@ mod tests {
     fn header_bytes_match_the_wire() {
         let mut h = ResponseHeader::build(206, None).unwrap();
         h.insert_header("content-length", "10").unwrap();
-        h.insert_header("x-outpost-cache", "HIT").unwrap();
+        h.insert_header(outpost_proto::headers::CACHE, "HIT")
+            .unwrap();
         let mut wire = bytes::BytesMut::new();
         wire.extend_from_slice(b"HTTP/1.1 206 Partial Content\r\n");
         h.header_to_h1_wire(&mut wire);

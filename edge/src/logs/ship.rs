@@ -19,21 +19,14 @@ use std::time::{Duration, Instant};
 use prometheus::{IntCounter, Registry};
 use serde::{Deserialize, Serialize};
 
+use outpost_proto::billing::BillingBatch;
+use outpost_proto::{logs, paths};
+
 use super::record::civil_from_days;
 use super::{BillingRecord, Logs};
 use crate::config::Config;
 use crate::feed::INTERNAL_HEADER;
 use crate::Error;
-
-/// Version of the billing batch sent to the origin.
-pub const BATCH_VERSION: u32 = 1;
-
-/// `POST /internal/billing` body.
-#[derive(Debug, Serialize)]
-struct Batch<'a> {
-    version: u32,
-    records: &'a [BillingRecord],
-}
 
 /// A billing record as delivered to the customer in `.outpost_logs`.
 #[derive(Debug, Serialize)]
@@ -244,10 +237,11 @@ impl Shipper {
     }
 
     async fn ship_billing(&self, records: &[BillingRecord]) {
-        let body = match serde_json::to_vec(&Batch {
-            version: BATCH_VERSION,
-            records,
-        }) {
+        let batch = BillingBatch {
+            version: outpost_proto::Format,
+            records: records.to_vec(),
+        };
+        let body = match outpost_proto::to_json(&batch) {
             Ok(b) => b,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot encode billing records");
@@ -256,7 +250,7 @@ impl Shipper {
         };
         let resp = self
             .http
-            .post(format!("{}/internal/billing", self.base))
+            .post(format!("{}{}", self.base, paths::BILLING))
             .header(INTERNAL_HEADER, &self.secret)
             .header("content-type", "application/json")
             .body(body)
@@ -372,14 +366,14 @@ impl Shipper {
     async fn put(&self, account: &str, object: &str, lines: &[u8]) -> Result<Put, Error> {
         let body = gzip(lines)?;
         let query: String = form_urlencoded::Serializer::new(String::new())
-            .append_pair("account", account)
-            .append_pair("object", object)
+            .append_pair(logs::PARAM_ACCOUNT, account)
+            .append_pair(logs::PARAM_OBJECT, object)
             .finish();
         let r = self
             .http
-            .put(format!("{}/internal/logs?{query}", self.base))
+            .put(format!("{}{}?{query}", self.base, paths::LOGS))
             .header(INTERNAL_HEADER, &self.secret)
-            .header("content-type", "application/gzip")
+            .header("content-type", logs::CONTENT_TYPE)
             .body(body)
             .send()
             .await
@@ -387,7 +381,7 @@ impl Shipper {
         match r.status().as_u16() {
             200..=299 => Ok(Put::Done),
             404 => Ok(Put::Gone),
-            s => Err(Error::Origin(format!("PUT /internal/logs: HTTP {s}"))),
+            s => Err(Error::Origin(format!("PUT {}: HTTP {s}", paths::LOGS))),
         }
     }
 }

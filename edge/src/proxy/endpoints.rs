@@ -8,9 +8,11 @@ use pingora::Result as PResult;
 
 use super::{client_ip, host_of, now_secs, Edge, DENY_HEADER};
 use crate::cors::{self, CorsOut, CorsRules};
-use crate::feed::INTERNAL_HEADER;
+use crate::feed::{PurgeTarget, INTERNAL_HEADER};
 use crate::routing;
 use crate::Error;
+use outpost_proto::feed::ChangeKind;
+use outpost_proto::headers;
 
 /// Writes a small complete response.
 pub(super) async fn send(
@@ -51,7 +53,7 @@ pub(super) async fn send_error_cors(
     e: &Error,
     cors: Option<&CorsOut>,
 ) -> PResult<bool> {
-    let mut headers = vec![("x-outpost-error", e.code().to_owned())];
+    let mut headers = vec![(headers::ERROR, e.code().to_owned())];
     if let Some(c) = cors {
         headers.extend(c.headers().iter().cloned());
     }
@@ -93,7 +95,7 @@ impl Edge {
             return send(
                 session,
                 401,
-                &[("x-outpost-error", "unauthorized".into())],
+                &[(headers::ERROR, "unauthorized".into())],
                 "purges need the X-Outpost-Internal secret\n",
             )
             .await;
@@ -110,11 +112,11 @@ impl Edge {
         let Some(account) = get("account") else {
             return send(session, 400, &[], "account is required\n").await;
         };
-        let (kind, container, object) = match (get("container"), get("object"), get("prefix")) {
-            (None, None, None) => ("purge-account", None, None),
-            (Some(c), None, None) => ("purge-container", Some(c), None),
-            (Some(c), Some(o), None) => ("purge-object", Some(c), Some(o)),
-            (Some(c), None, Some(pre)) => ("purge-prefix", Some(c), Some(pre)),
+        let target = match (get("container"), get("object"), get("prefix")) {
+            (None, None, None) => PurgeTarget::Account,
+            (Some(container), None, None) => PurgeTarget::Container { container },
+            (Some(container), Some(object), None) => PurgeTarget::Object { container, object },
+            (Some(container), None, Some(prefix)) => PurgeTarget::Prefix { container, prefix },
             _ => {
                 return send(
                     session,
@@ -125,20 +127,11 @@ impl Edge {
                 .await
             }
         };
-        let change = crate::feed::Change {
-            seq: 0,
-            kind: kind.to_owned(),
-            account,
-            container,
-            object,
-            etag: None,
-            ts: None,
-        };
         let purger = crate::feed::Purger {
             storage: self.storage,
             log: &self.purge_log,
         };
-        let n = crate::feed::purge_for(purger, &change);
+        let n = crate::feed::purge_for(purger, &account, &ChangeKind::from(target));
         self.metrics.purged("api", n);
         let body = format!("{{\"purged\":{n}}}\n");
         send(

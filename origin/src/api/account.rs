@@ -33,17 +33,9 @@ pub(super) async fn handle(st: &Shared, r: Req) -> Result<Response> {
         Method::HEAD | Method::GET => get(st, r, account).await,
         Method::POST => post(st, r, account).await,
         Method::PUT => {
-            let ts = super::req_ts(st, &r)?;
+            let ts = r.write_ts(&st.store)?;
             let updates = meta_updates(&r.headers, "x-account-meta-", &[])?;
-            let acct = account.clone();
-            let created = blocking(st, move |s| {
-                let created = s.db.ensure_account(&acct, ts)?;
-                if !updates.is_empty() {
-                    s.db.update_account(&acct, ts, &updates, None)?;
-                }
-                Ok(created)
-            })
-            .await?;
+            let created = st.store.put_account(&account, ts, updates).await?;
             tracing::info!(target: "audit", user = r.ident.label(), account, action = "account-put");
             Ok(status(if created {
                 StatusCode::CREATED
@@ -52,9 +44,8 @@ pub(super) async fn handle(st: &Shared, r: Req) -> Result<Response> {
             }))
         }
         Method::DELETE => {
-            let ts = super::req_ts(st, &r)?;
-            let acct = account.clone();
-            blocking(st, move |s| s.db.delete_account(&acct, ts)).await?;
+            let ts = r.write_ts(&st.store)?;
+            st.store.delete_account(&account, ts).await?;
             tracing::info!(target: "audit", user = r.ident.label(), account, action = "account-delete");
             Ok(status(StatusCode::NO_CONTENT))
         }
@@ -76,7 +67,7 @@ fn account_headers(h: &mut HeaderMap, a: &AccountRow) {
 
 async fn get(st: &Shared, r: Req, account: String) -> Result<Response> {
     let params = listing::params(&r.query)?;
-    let fmt = r.wants();
+    let fmt = super::wants(&r);
     let acct = account.clone();
     let list = r.method == Method::GET;
     let (row, entries) = blocking(st, move |s| {
@@ -180,7 +171,7 @@ fn check_quota_change(r: &Req, updates: &[(String, Option<String>)]) -> Result<(
     if !reseller
         && updates
             .iter()
-            .any(|(k, _)| k == super::object::ACCOUNT_QUOTA_BYTES)
+            .any(|(k, _)| k == crate::store::quota::ACCOUNT_QUOTA_BYTES)
     {
         return Err(Error::Forbidden {
             reason: "only a reseller admin may set the account quota",
@@ -190,12 +181,12 @@ fn check_quota_change(r: &Req, updates: &[(String, Option<String>)]) -> Result<(
 }
 
 async fn post(st: &Shared, r: Req, account: String) -> Result<Response> {
-    let ts = super::req_ts(st, &r)?;
+    let ts = r.write_ts(&st.store)?;
     let updates = meta_updates(&r.headers, "x-account-meta-", &[])?;
     check_quota_change(&r, &updates)?;
     let revoke = revocations(&r.headers)?;
     if !revoke.is_empty() {
-        let now = st.clock.wall_secs();
+        let now = st.store.clock.wall_secs();
         let acct = account.clone();
         let ids: Vec<String> = revoke
             .iter()
@@ -227,24 +218,9 @@ async fn post(st: &Shared, r: Req, account: String) -> Result<Response> {
             }
         }
     }
-    let acct = account.clone();
-    blocking(st, move |s| {
-        let Some(row) = s.db.get_account(&acct)? else {
-            return Err(Error::NotFound { what: "account" });
-        };
-        let keys = if key_changes.is_empty() {
-            None
-        } else {
-            let mut keys = row.token_keys;
-            for (id, spec) in key_changes {
-                keys.retain(|k| k.id != id);
-                keys.extend(spec);
-            }
-            Some(keys)
-        };
-        s.db.update_account(&acct, ts, &updates, keys.as_deref())
-    })
-    .await?;
+    st.store
+        .post_account(&account, ts, updates, key_changes)
+        .await?;
     tracing::info!(target: "audit", user = r.ident.label(), account, action = "account-post");
     Ok(status(StatusCode::NO_CONTENT))
 }

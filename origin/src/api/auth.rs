@@ -142,7 +142,7 @@ async fn auth(st: &Shared, headers: &HeaderMap) -> Result<Response> {
     };
     // Compare every configured key so timing does not reveal which users exist.
     let mut found = None;
-    for u in &st.cfg.users {
+    for u in &st.store.cfg.users {
         let key_ok = bool::from(u.key.as_bytes().ct_eq(key.as_bytes()));
         if key_ok && u.account == account && u.user == name {
             found = Some(u.clone());
@@ -155,13 +155,13 @@ async fn auth(st: &Shared, headers: &HeaderMap) -> Result<Response> {
         });
     };
     let acct = u.account.clone();
-    let ts = st.clock.now();
+    let ts = st.store.clock.now();
     let created = blocking(st, move |s| s.db.ensure_account(&acct, ts)).await?;
-    if created {
+    if let Some(cl) = st.cluster.as_ref().filter(|_| created) {
         // Cluster mode: the account row is on every node before the client's next request.
-        crate::cluster::proxy::broadcast_account(st, &u.account, ts).await;
+        crate::cluster::broadcast::account(cl, &u.account, ts).await;
     }
-    let ttl = st.cfg.token_ttl;
+    let ttl = st.store.cfg.token_ttl;
     let ident = Identity::User {
         account: u.account.clone(),
         name: user.clone(),
@@ -170,12 +170,12 @@ async fn auth(st: &Shared, headers: &HeaderMap) -> Result<Response> {
     // In a cluster the client's next request may reach another node: tokens are signed with
     // the cluster secret so every node can check them.
     let token = if st.cluster.is_some() {
-        let expires = st.clock.wall_secs() + ttl.as_secs();
-        issue_signed(&ident, expires, st.cfg.internal_secret.as_bytes()).ok_or(Error::Task)?
+        let expires = st.store.clock.wall_secs() + ttl.as_secs();
+        issue_signed(&ident, expires, st.store.cfg.internal_secret.as_bytes()).ok_or(Error::Task)?
     } else {
         st.tokens.issue(ident, ttl)?
     };
-    let base = match &st.cfg.public_url {
+    let base = match &st.store.cfg.public_url {
         Some(b) => b.clone(),
         None => {
             let host = headers

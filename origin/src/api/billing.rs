@@ -59,7 +59,7 @@ async fn read_body(req: Request, max: usize) -> Result<bytes::Bytes> {
 }
 
 fn store(st: &Shared) -> Result<std::sync::Arc<billing::BillingStore>> {
-    billing::store(&st.cfg.data_dir, st.metrics.registry())
+    billing::store(&st.store.cfg.data_dir, st.store.metrics.registry())
 }
 
 /// `POST /internal/billing`.
@@ -142,7 +142,7 @@ async fn put_log_inner(st: Shared, q: HashMap<String, String>, req: Request) -> 
         });
     }
     let a = account.clone();
-    let ts = st.clock.now();
+    let ts = st.store.clock.now();
     super::blocking(&st, move |st| {
         if st.db.get_account(&a)?.is_none() {
             return Err(Error::NotFound { what: "account" });
@@ -154,15 +154,9 @@ async fn put_log_inner(st: Shared, q: HashMap<String, String>, req: Request) -> 
     })
     .await?;
     let body = read_body(req, MAX_LOG_OBJECT_BYTES).await?;
-    super::put_bytes(
-        &st,
-        &account,
-        LOGS_CONTAINER,
-        &object,
-        logs::CONTENT_TYPE,
-        body,
-    )
-    .await?;
+    st.store
+        .put_bytes(&account, LOGS_CONTAINER, &object, logs::CONTENT_TYPE, body)
+        .await?;
     Ok(super::status(StatusCode::CREATED))
 }
 

@@ -22,7 +22,10 @@ use crate::cluster::replicator::{self, Hashes, MetaRows, Rows, View, FORMAT};
 use crate::db::ReplicaRow;
 use crate::{Error, Result};
 
-fn require<'a>(st: &'a Shared, h: &HeaderMap) -> Result<&'a crate::cluster::Cluster> {
+fn require<'a>(
+    st: &'a Shared,
+    h: &HeaderMap,
+) -> Result<&'a std::sync::Arc<crate::cluster::Cluster>> {
     if st.identify(h) != Identity::Internal {
         return Err(Error::Unauthorized {
             reason: "internal endpoints need the X-Outpost-Internal secret",
@@ -41,7 +44,7 @@ fn part_param(st: &Shared, q: &HashMap<String, String>) -> Result<u32> {
             name: "part",
             reason: "must be a partition number",
         })?;
-    if p >= (1u32 << st.part_power()) {
+    if p >= (1u32 << st.store.part_power()) {
         return Err(Error::BadQuery {
             name: "part",
             reason: "out of range for the ring",
@@ -138,8 +141,8 @@ pub async fn meta(State(st): State<Shared>, headers: HeaderMap) -> Response {
 pub async fn replicate(State(st): State<Shared>, headers: HeaderMap) -> Response {
     answer(
         async {
-            require(&st, &headers)?;
-            replicator::pass(&st).await
+            let cl = require(&st, &headers)?;
+            replicator::pass(&st.store, cl).await
         }
         .await,
     )
@@ -149,8 +152,8 @@ pub async fn replicate(State(st): State<Shared>, headers: HeaderMap) -> Response
 pub async fn audit(State(st): State<Shared>, headers: HeaderMap) -> Response {
     answer(
         async {
-            require(&st, &headers)?;
-            crate::cluster::auditor::pass(&st, None).await
+            let cl = require(&st, &headers)?;
+            crate::cluster::auditor::pass(&st.store, cl, None).await
         }
         .await,
     )

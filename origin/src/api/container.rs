@@ -6,6 +6,7 @@ use http::{Method, StatusCode};
 
 use super::{blocking, deny, listing, meta_updates, put_meta, set, status, Req, Shared};
 use crate::db::ContainerRow;
+use crate::store::validate::check_acl;
 use crate::{Error, Result};
 
 /// System headers stored with a container besides `X-Container-Meta-*`.
@@ -41,22 +42,6 @@ impl ReadAcl {
     }
 }
 
-fn validate_acl(updates: &[(String, Option<String>)]) -> Result<()> {
-    for (k, v) in updates {
-        if k == "x-container-read" || k == "x-container-write" {
-            if let Some(v) = v {
-                if v.len() > 4096 || v.chars().any(char::is_control) {
-                    return Err(Error::BadHeader {
-                        name: "x-container-read",
-                        reason: "ACL too long or contains control characters",
-                    });
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
 pub(super) async fn handle(st: &Shared, r: Req, container: &str) -> Result<Response> {
     let account = r.path.account().to_owned();
     let owner = r.ident.owns(&account);
@@ -66,16 +51,9 @@ pub(super) async fn handle(st: &Shared, r: Req, container: &str) -> Result<Respo
         _ if !owner => Err(deny(&r.ident)),
         Method::PUT => {
             let updates = meta_updates(&r.headers, "x-container-meta-", CONTAINER_SYS)?;
-            validate_acl(&updates)?;
-            let ts = super::req_ts(st, &r)?;
-            let (a, cc) = (account.clone(), c.clone());
-            let created = blocking(st, move |s| {
-                if s.db.get_account(&a)?.is_none() {
-                    s.db.ensure_account(&a, ts)?;
-                }
-                s.db.put_container(&a, &cc, ts, &updates)
-            })
-            .await?;
+            check_acl(&updates)?;
+            let ts = r.write_ts(&st.store)?;
+            let created = st.store.put_container(&account, &c, ts, updates).await?;
             tracing::info!(target: "audit", user = r.ident.label(), account, container = c, action = "container-put");
             Ok(status(if created {
                 StatusCode::CREATED
@@ -85,17 +63,15 @@ pub(super) async fn handle(st: &Shared, r: Req, container: &str) -> Result<Respo
         }
         Method::POST => {
             let updates = meta_updates(&r.headers, "x-container-meta-", CONTAINER_SYS)?;
-            validate_acl(&updates)?;
-            let ts = super::req_ts(st, &r)?;
-            let (a, cc) = (account.clone(), c.clone());
-            blocking(st, move |s| s.db.post_container(&a, &cc, ts, &updates)).await?;
+            check_acl(&updates)?;
+            let ts = r.write_ts(&st.store)?;
+            st.store.post_container(&account, &c, ts, updates).await?;
             tracing::info!(target: "audit", user = r.ident.label(), account, container = c, action = "container-post");
             Ok(status(StatusCode::NO_CONTENT))
         }
         Method::DELETE => {
-            let ts = super::req_ts(st, &r)?;
-            let (a, cc) = (account.clone(), c.clone());
-            blocking(st, move |s| s.db.delete_container(&a, &cc, ts)).await?;
+            let ts = r.write_ts(&st.store)?;
+            st.store.delete_container(&account, &c, ts).await?;
             tracing::info!(target: "audit", user = r.ident.label(), account, container = c, action = "container-delete");
             Ok(status(StatusCode::NO_CONTENT))
         }
@@ -111,8 +87,8 @@ async fn get(
     owner: bool,
 ) -> Result<Response> {
     let mut params = listing::params(&r.query)?;
-    params.live_at = Some(st.clock.wall_secs());
-    let fmt = r.wants();
+    params.live_at = Some(st.store.clock.wall_secs());
+    let fmt = super::wants(&r);
     let list = r.method == Method::GET;
     let (a, c) = (account.clone(), container.clone());
     let row = blocking(st, move |s| s.db.get_container(&a, &c)).await?;

@@ -64,8 +64,8 @@ async fn changes_inner(
     if let Some(edge) = q.get("edge").filter(|e| !e.is_empty() && e.len() <= 128) {
         st.subscribers.ack(edge, since);
     }
-    if !wait.is_zero() && st.db.last_seq() <= since {
-        let mut rx = st.db.feed_watch();
+    if !wait.is_zero() && st.store.db.last_seq() <= since {
+        let mut rx = st.store.db.feed_watch();
         let _ = tokio::time::timeout(wait, rx.wait_for(|s| *s > since)).await;
     }
     blocking(st, move |s| {

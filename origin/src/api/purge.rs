@@ -136,10 +136,11 @@ pub fn requested_wait(h: &HeaderMap) -> Result<Option<Duration>> {
 
 /// Waits for the edges to apply everything committed so far and says so in the response.
 pub async fn wait_and_annotate(st: &Shared, timeout: Duration, resp: &mut Response) {
-    let seq = st.db.last_seq();
+    let seq = st.store.db.last_seq();
     let started = Instant::now();
     let outcome = st.subscribers.wait_for(seq, timeout).await;
-    st.metrics
+    st.store
+        .metrics
         .purge_wait(started.elapsed(), outcome.pending.is_empty());
     let h = resp.headers_mut();
     let status = if outcome.pending.is_empty() {
@@ -200,13 +201,17 @@ async fn purge_inner(
             })
         }
     };
-    let ts = st.clock.now();
+    let ts = st.store.clock.now();
     let (t, a) = (target.clone(), account.clone());
     let seq = blocking(st, move |s| s.db.append_purge(ts, &a, t)).await?;
     tracing::info!(target: "audit", account, ?target, seq, action = "purge");
     // Cluster mode: every node's feed carries the purge, so an edge following any node sees it.
-    if !headers.contains_key(crate::cluster::DIRECT_HEADER) {
-        crate::cluster::proxy::broadcast_purge(st, q).await;
+    if let Some(cl) = st
+        .cluster
+        .as_ref()
+        .filter(|_| !headers.contains_key(crate::cluster::DIRECT_HEADER))
+    {
+        crate::cluster::broadcast::purge(cl, q).await;
     }
     let mut resp = axum::Json(serde_json::json!({ "seq": seq })).into_response();
     if let Some(timeout) = wait {

@@ -9,9 +9,9 @@ use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 
 use super::body::Piece;
-use super::object::{data_path, live_row, store, tombstone, write_ts, NewVersion};
 use super::{set, status, Req, Shared};
-use crate::db::{Applied, ContainerRow, Meta, ObjectRow};
+use crate::db::{Applied, ContainerRow, ObjectRow};
+use crate::store::NewVersion;
 use crate::{Error, Result};
 
 /// Most segments in one manifest (Swift's default).
@@ -60,7 +60,7 @@ pub(super) async fn put(
     object: String,
 ) -> Result<Response> {
     let body = r.take_body();
-    let idle = st.cfg.client_timeout;
+    let idle = st.store.cfg.client_timeout;
     let raw = tokio::time::timeout(idle, axum::body::to_bytes(body, MAX_MANIFEST_BYTES))
         .await
         .map_err(|_| Error::RequestTimeout {
@@ -86,7 +86,9 @@ pub(super) async fn put(
     for (i, s) in segs.iter().enumerate() {
         let (c, o) = split_segment_path(&s.path)
             .ok_or_else(|| bad(format!("segment {i}: path must be /<container>/<object>")))?;
-        let row = live_row(st, &account, c, o)
+        let row = st
+            .store
+            .live_row(&account, c, o)
             .await
             .map_err(|_| bad(format!("segment {i}: {} does not exist", s.path)))?;
         if row.slo {
@@ -116,8 +118,8 @@ pub(super) async fn put(
     }
     let slo_etag = hex::encode(etags.finalize());
     let json = serde_json::to_vec(&stored).map_err(|_| Error::Task)?;
-    let staged = st.files.stage_bytes(Bytes::from(json)).await?;
-    let ts = write_ts(st, &r)?;
+    let staged = st.store.files.stage_bytes(Bytes::from(json)).await?;
+    let ts = r.write_ts(&st.store)?;
     let ct = r
         .header("content-type")
         .filter(|c| !c.trim().is_empty())
@@ -128,29 +130,26 @@ pub(super) async fn put(
                 .unwrap_or("application/octet-stream")
                 .to_owned()
         });
-    let mut meta = Meta::new();
-    for (k, v) in super::meta_updates(&r.headers, "x-object-meta-", super::object::OBJECT_SYS)? {
-        if let Some(v) = v.filter(|v| !v.is_empty()) {
-            meta.insert(k, v);
-        }
-    }
-    let applied = store(
-        st,
-        staged,
-        NewVersion {
-            account,
-            container: crow.name,
-            name: object,
-            ts,
-            etag: slo_etag.clone(),
-            size: total,
-            content_type: ct,
-            meta,
-            delete_at: None,
-            slo: true,
-        },
-    )
-    .await?;
+    let meta =
+        crate::store::validate::version_meta(crate::request::object_meta_updates(&r.headers)?);
+    let applied = st
+        .store
+        .put_version(
+            staged,
+            NewVersion {
+                account,
+                container: crow.name,
+                name: object,
+                ts,
+                etag: slo_etag.clone(),
+                size: total,
+                content_type: ct,
+                meta,
+                delete_at: None,
+                slo: true,
+            },
+        )
+        .await?;
     if applied == Applied::Stale {
         return Ok(status(StatusCode::ACCEPTED));
     }
@@ -162,7 +161,7 @@ pub(super) async fn put(
 }
 
 async fn read_manifest(st: &Shared, row: &ObjectRow) -> Result<Vec<StoredSegment>> {
-    let raw = tokio::fs::read(data_path(st, row)).await?;
+    let raw = tokio::fs::read(st.store.data_path(row)).await?;
     serde_json::from_slice(&raw).map_err(|_| Error::Task)
 }
 
@@ -173,7 +172,9 @@ pub(super) async fn pieces(st: &Shared, row: &ObjectRow) -> Result<Vec<Piece>> {
     let mut out = Vec::with_capacity(segs.len());
     for s in segs {
         let (c, o) = split_segment_path(&s.name).ok_or(Error::Task)?;
-        let seg = live_row(st, &row.account, c, o)
+        let seg = st
+            .store
+            .live_row(&row.account, c, o)
             .await
             .map_err(|_| Error::Conflict {
                 reason: "a segment of this large object is missing",
@@ -184,7 +185,7 @@ pub(super) async fn pieces(st: &Shared, row: &ObjectRow) -> Result<Vec<Piece>> {
             });
         }
         out.push(Piece {
-            path: data_path(st, &seg),
+            path: st.store.data_path(&seg),
             file: None,
             offset: 0,
             len: s.bytes,
@@ -202,19 +203,19 @@ pub(super) async fn delete(st: &Shared, r: &Req, row: ObjectRow) -> Result<Respo
             not_found += 1;
             continue;
         };
-        match live_row(st, &row.account, c, o).await {
+        match st.store.live_row(&row.account, c, o).await {
             Ok(seg) => {
-                let ts = st.clock.now();
-                tombstone(st, &seg, ts).await?;
+                let ts = st.store.clock.now();
+                st.store.tombstone(&seg, ts).await?;
                 deleted += 1;
             }
             Err(_) => not_found += 1,
         }
     }
-    let ts = write_ts(st, r)?;
-    tombstone(st, &row, ts).await?;
+    let ts = r.write_ts(&st.store)?;
+    st.store.tombstone(&row, ts).await?;
     deleted += 1;
-    let json = r.wants() == super::listing::Format::Json
+    let json = super::wants(r) == super::listing::Format::Json
         || r.header("accept").is_some_and(|a| a.contains("json"));
     let body = if json {
         serde_json::json!({

@@ -145,7 +145,7 @@ fn rewrite(st: &Shared, req: Request) -> Result<Request> {
     ] {
         h.remove(name);
     }
-    let secret = HeaderValue::from_str(&st.cfg.internal_secret).map_err(|_| Error::Task)?;
+    let secret = HeaderValue::from_str(&st.store.cfg.internal_secret).map_err(|_| Error::Task)?;
     h.insert(INTERNAL_HEADER, secret);
     Ok(Request::from_parts(parts, Body::new(body)))
 }
@@ -158,7 +158,12 @@ pub async fn status(State(st): State<Shared>, headers: HeaderMap) -> Response {
         }
         .into_response();
     }
-    match blocking(&st, crate::xdc::status).await {
+    let x = st.xdc.clone();
+    let peers = blocking(&st, move |s| match x {
+        Some(x) => crate::xdc::status(s, &x),
+        None => Ok(Vec::new()),
+    });
+    match peers.await {
         Ok(peers) => axum::Json(peers).into_response(),
         Err(e) => e.into_response(),
     }

@@ -6,14 +6,16 @@
 //! SLO manifests are skipped (their ETag is not the MD5 of the stored bytes).
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 
-use crate::api::{self, Shared};
+use super::Cluster;
 use crate::db::ObjectRow;
+use crate::store::Store;
 use crate::{Error, Result};
 
 /// What one audit pass did (`POST /internal/cluster/audit` returns it).
@@ -28,15 +30,12 @@ pub struct AuditReport {
 }
 
 /// Runs forever: a rate-limited pass every `audit_interval`.
-pub async fn run(st: Shared) {
-    let Some(cl) = st.cluster.as_ref() else {
-        return;
-    };
+pub async fn run(st: Arc<Store>, cl: Arc<Cluster>) {
     let mut tick = tokio::time::interval(cl.cfg.audit_interval);
     tick.tick().await;
     loop {
         tick.tick().await;
-        if let Err(e) = pass(&st, Some(cl.cfg.audit_rate)).await {
+        if let Err(e) = pass(&st, &cl, Some(cl.cfg.audit_rate)).await {
             tracing::warn!(error = %e, "audit pass failed");
         }
     }
@@ -50,15 +49,16 @@ pub async fn run(st: Shared) {
 ///
 /// # Cancel safety
 /// Dropping the future stops the pass between files.
-pub async fn pass(st: &Shared, rate: Option<u64>) -> Result<AuditReport> {
-    let cl = st.cluster.as_ref().ok_or(Error::Task)?;
+pub async fn pass(st: &Arc<Store>, cl: &Cluster, rate: Option<u64>) -> Result<AuditReport> {
     let _one = cl.audit_lock.lock().await;
     let mut rep = AuditReport::default();
     let started = Instant::now();
     let mut after: Option<(String, String, String)> = None;
     loop {
         let a = after.clone();
-        let batch = api::blocking_pub(st, move |s| s.db.audit_batch(a.as_ref(), 200)).await?;
+        let batch = st
+            .blocking(move |s| s.db.audit_batch(a.as_ref(), 200))
+            .await?;
         let Some(last) = batch.last() else {
             break;
         };
@@ -96,8 +96,8 @@ pub async fn pass(st: &Shared, rate: Option<u64>) -> Result<AuditReport> {
 }
 
 /// Reads a version's file: (MD5 matches the ETag, bytes read).
-async fn check(st: &Shared, row: &ObjectRow) -> Result<(bool, u64)> {
-    let path = api::data_path_pub(st, row);
+async fn check(st: &Arc<Store>, row: &ObjectRow) -> Result<(bool, u64)> {
+    let path = st.data_path(row);
     let mut f = tokio::fs::File::open(&path).await?;
     let mut h = Md5::new();
     let mut buf = vec![0u8; 256 * 1024];
@@ -113,8 +113,8 @@ async fn check(st: &Shared, row: &ObjectRow) -> Result<(bool, u64)> {
     Ok((hex::encode(h.finalize()) == row.etag && n == row.size, n))
 }
 
-async fn quarantine(st: &Shared, row: &ObjectRow) -> Result<()> {
-    let path = api::data_path_pub(st, row);
+async fn quarantine(st: &Arc<Store>, row: &ObjectRow) -> Result<()> {
+    let path = st.data_path(row);
     let qdir = st.cfg.data_dir.join("quarantine");
     let name = format!(
         "{}-{}.data",
@@ -129,7 +129,7 @@ async fn quarantine(st: &Shared, row: &ObjectRow) -> Result<()> {
     .await
     .map_err(|_| Error::Task)??;
     let r = row.clone();
-    api::blocking_pub(st, move |s| s.db.forget_object(&r)).await?;
+    st.blocking(move |s| s.db.forget_object(&r)).await?;
     tracing::warn!(account = %row.account, container = %row.container, object = %row.name, ts = %row.ts, "auditor quarantined a corrupt copy");
     Ok(())
 }

@@ -21,6 +21,7 @@
 //! The ring file is polled; a new version takes effect without a restart.
 
 pub mod auditor;
+pub mod broadcast;
 pub mod proxy;
 pub mod replicator;
 pub mod status;
@@ -36,20 +37,19 @@ use outpost_ring::Ring;
 use crate::config::ClusterConfig;
 use crate::{Error, Result};
 
+/// On a direct 404: `listing` when the node has the version's row but not its data.
+pub use outpost_proto::headers::BACKEND_STATE as BACKEND_STATE_HEADER;
+/// On a direct 404: the timestamp of the tombstone (or listing row) the node holds.
+pub use outpost_proto::headers::BACKEND_TIMESTAMP as BACKEND_TS_HEADER;
 /// Header selecting the storage role: `data` (store the version with its data) or `row`
 /// (store only its listing row). Honoured only with the cluster secret.
 pub use outpost_proto::headers::DIRECT as DIRECT_HEADER;
-/// On a direct PUT: the version is an SLO manifest.
-pub use outpost_proto::headers::SLO as SLO_HEADER;
 /// On a listing-row PUT: the object's size.
 pub use outpost_proto::headers::SIZE as SIZE_HEADER;
-/// On a direct 404: the timestamp of the tombstone (or listing row) the node holds.
-pub use outpost_proto::headers::BACKEND_TIMESTAMP as BACKEND_TS_HEADER;
-/// On a direct 404: `listing` when the node has the version's row but not its data.
-pub use outpost_proto::headers::BACKEND_STATE as BACKEND_STATE_HEADER;
+/// On a direct PUT: the version is an SLO manifest.
+pub use outpost_proto::headers::SLO as SLO_HEADER;
 
-/// What a direct request asks the node to store (the wire type).
-pub use outpost_proto::direct::Direct;
+pub use crate::request::Direct;
 
 /// Counters shown by `/internal/cluster/status`, `outpost cluster status` and `/metrics`.
 #[derive(Debug, Default)]
@@ -228,7 +228,7 @@ impl Cluster {
         body: Option<reqwest::Body>,
     ) -> Result<reqwest::Response> {
         let _permit = self.permits.acquire().await.map_err(|_| Error::Task)?;
-        headers.insert(crate::api::INTERNAL_HEADER, self.secret.clone());
+        headers.insert(crate::request::INTERNAL_HEADER, self.secret.clone());
         let mut req = self.client.request(method, &url).headers(headers);
         if let Some(b) = body {
             req = req.body(b);
@@ -289,14 +289,14 @@ pub fn object_url(base: &str, account: &str, container: &str, object: &str) -> S
     )
 }
 
-/// Runs forever: reloads the ring when its file changes.
-pub async fn watch_ring(st: crate::api::Shared) {
-    let Some(cl) = st.cluster.as_ref() else {
-        return;
-    };
+/// Runs forever: reloads the ring when its file changes (the store follows its partition
+/// power).
+pub async fn watch_ring(st: Arc<crate::store::Store>, cl: Arc<Cluster>) {
     let mut tick = tokio::time::interval(cl.cfg.ring_poll);
     loop {
         tick.tick().await;
-        cl.reload_if_changed();
+        if cl.reload_if_changed() {
+            st.set_part_power(cl.ring().part_power);
+        }
     }
 }

@@ -21,9 +21,11 @@ use super::{
     object_url, Cluster, Direct, BACKEND_STATE_HEADER, BACKEND_TS_HEADER, DIRECT_HEADER,
     SIZE_HEADER,
 };
-use crate::api::{self, Req, Shared};
 use crate::db::ContainerRow;
 use crate::hlc::Timestamp;
+use crate::request::{self, status, Req, OBJECT_SYS};
+use crate::store::validate::resolve_expiry;
+use crate::store::Store;
 use crate::{Error, Result};
 
 /// Request headers a read forwards to the replica.
@@ -51,10 +53,6 @@ const HOP_HEADERS: &[&str] = &[
 /// from the staged file for each.
 const MEMORY_BODY: u64 = 4 << 20;
 
-fn cluster(st: &Shared) -> Result<&Cluster> {
-    st.cluster.as_ref().ok_or(Error::Task)
-}
-
 /// The quorum for `replicas` copies.
 pub fn quorum(replicas: usize) -> usize {
     replicas / 2 + 1
@@ -64,16 +62,17 @@ fn header_ts(h: &HeaderMap, name: &str) -> Option<Timestamp> {
     h.get(name)?.to_str().ok()?.parse().ok()
 }
 
-/// The timestamp of a proxied write: the authenticated peer's, or now.
-fn write_ts(st: &Shared, r: &Req) -> Result<Timestamp> {
-    crate::api::req_ts(st, r)
-}
-
 /// Handles an object request in cluster mode (after access was decided).
 ///
 /// # Errors
 /// [`Error::Unavailable`] without a quorum; the replicas' 4xx answers otherwise.
-pub async fn object(st: &Shared, r: Req, crow: ContainerRow, object: String) -> Result<Response> {
+pub async fn object(
+    st: &Arc<Store>,
+    cl: &Cluster,
+    r: Req,
+    crow: ContainerRow,
+    object: String,
+) -> Result<Response> {
     let multipart = r.query.get("multipart-manifest").map(String::as_str);
     match r.method {
         Method::GET | Method::HEAD => {
@@ -82,19 +81,19 @@ pub async fn object(st: &Shared, r: Req, crow: ContainerRow, object: String) -> 
                     what: "reading a static large object through its manifest",
                 });
             }
-            read(st, &r, &crow.name, &object).await
+            read(cl, &r, &crow.name, &object).await
         }
         Method::PUT => {
             if let Some(src) = r.header("x-copy-from").map(str::to_owned) {
-                let (sc, so) = crate::api::split_copy_path_pub(&src)?;
-                return copy(st, &r, &crow, object, (sc, so)).await;
+                let (sc, so) = request::split_copy_path(&src)?;
+                return copy(st, cl, &r, &crow, object, (sc, so)).await;
             }
             if multipart == Some("put") {
                 return Err(Error::NotInCluster {
                     what: "static large object manifests",
                 });
             }
-            put(st, r, &crow, object).await
+            put(st, cl, r, &crow, object).await
         }
         Method::DELETE => {
             if multipart == Some("delete") {
@@ -102,38 +101,29 @@ pub async fn object(st: &Shared, r: Req, crow: ContainerRow, object: String) -> 
                     what: "multipart-manifest=delete",
                 });
             }
-            fan_out_small(st, &r, &crow.name, &object, StatusCode::NO_CONTENT).await
+            fan_out_small(st, cl, &r, &crow.name, &object, StatusCode::NO_CONTENT).await
         }
-        Method::POST => fan_out_small(st, &r, &crow.name, &object, StatusCode::ACCEPTED).await,
+        Method::POST => fan_out_small(st, cl, &r, &crow.name, &object, StatusCode::ACCEPTED).await,
         ref m if m.as_str() == "COPY" => {
-            let dest = r.header("destination").ok_or(Error::BadHeader {
-                name: "destination",
-                reason: "COPY needs a Destination header: <container>/<object>",
-            })?;
-            let (dc, dobj) =
-                crate::api::split_copy_path_pub(dest).map_err(|_| Error::BadHeader {
-                    name: "destination",
-                    reason: "must be <container>/<object>",
-                })?;
-            crate::names::check_container(&dc)?;
-            crate::names::check_object(&dobj)?;
+            let (dc, dobj) = request::copy_destination(&r)?;
             let (a, c2) = (r.path.account().to_owned(), dc.clone());
-            let dest_row = api::blocking_pub(st, move |s| s.db.get_container(&a, &c2))
+            let dest_row = st
+                .blocking(move |s| s.db.get_container(&a, &c2))
                 .await?
                 .ok_or(Error::NotFound { what: "container" })?;
-            copy(st, &r, &dest_row, dobj, (crow.name.clone(), object)).await
+            copy(st, cl, &r, &dest_row, dobj, (crow.name.clone(), object)).await
         }
         _ => Err(Error::MethodNotAllowed),
     }
 }
 
-async fn is_slo(st: &Shared, r: &Req, container: &str, object: &str) -> bool {
+async fn is_slo(st: &Arc<Store>, r: &Req, container: &str, object: &str) -> bool {
     let (a, c, o) = (
         r.path.account().to_owned(),
         container.to_owned(),
         object.to_owned(),
     );
-    api::blocking_pub(st, move |s| s.db.get_object(&a, &c, &o))
+    st.blocking(move |s| s.db.get_object(&a, &c, &o))
         .await
         .ok()
         .flatten()
@@ -176,8 +166,7 @@ fn read_order(cl: &Cluster, part: u32) -> Vec<Device> {
     prim
 }
 
-async fn read(st: &Shared, r: &Req, container: &str, object: &str) -> Result<Response> {
-    let cl = cluster(st)?;
+async fn read(cl: &Cluster, r: &Req, container: &str, object: &str) -> Result<Response> {
     let account = r.path.account();
     let ring = cl.ring();
     let part = ring.partition(account, container, object);
@@ -263,6 +252,38 @@ async fn fetch(
             reason: "no replica of the object answered",
         })
     }
+}
+
+/// Reads the current version of an object with its data from the first replica that holds
+/// it (primaries first, this node first among them, then handoffs), as a read through the
+/// proxy does. Cross-DC sync uses it for versions whose data lives on other nodes.
+///
+/// # Errors
+/// [`Error::NotFound`] when no replica has it; [`Error::Unavailable`] when none answered.
+///
+/// # Cancel safety
+/// Dropping the future abandons the request.
+pub async fn read_data(
+    cl: &Cluster,
+    (account, container, object): (&str, &str, &str),
+    query: Option<&str>,
+) -> Result<reqwest::Response> {
+    let part = cl.ring().partition(account, container, object);
+    let order = read_order(cl, part);
+    let mut h = HeaderMap::new();
+    h.insert(
+        DIRECT_HEADER,
+        HeaderValue::from_static(Direct::Data.as_str()),
+    );
+    fetch(
+        cl,
+        &Method::GET,
+        &order,
+        h,
+        query,
+        (account, container, object),
+    )
+    .await
 }
 
 /// `X-Newest: true`: HEAD every candidate, then read from the one with the newest version.
@@ -478,9 +499,7 @@ async fn replicate_write(
 fn version_headers(src: &HeaderMap, out: &mut HeaderMap) {
     for (k, v) in src {
         let n = k.as_str();
-        if n.starts_with("x-object-meta-")
-            || n.starts_with("x-remove-")
-            || crate::api::OBJECT_SYS_HEADERS.contains(&n)
+        if n.starts_with("x-object-meta-") || n.starts_with("x-remove-") || OBJECT_SYS.contains(&n)
         {
             out.append(k.clone(), v.clone());
         }
@@ -493,35 +512,19 @@ fn set(h: &mut HeaderMap, name: &'static str, value: impl ToString) {
     }
 }
 
-async fn put(st: &Shared, mut r: Req, crow: &ContainerRow, object: String) -> Result<Response> {
-    let cl = cluster(st)?;
-    let expected = match r.header("content-length") {
-        Some(v) => Some(v.trim().parse::<u64>().map_err(|_| Error::BadHeader {
-            name: "content-length",
-            reason: "must be a number",
-        })?),
-        None => None,
-    };
-    let chunked = r
-        .header("transfer-encoding")
-        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
-    if expected.is_none() && !chunked {
-        return Err(Error::LengthRequired);
-    }
-    let max = st.cfg.max_object_size;
-    if expected.is_some_and(|e| e > max) {
-        return Err(Error::TooLarge { max });
-    }
+async fn put(
+    st: &Arc<Store>,
+    cl: &Cluster,
+    mut r: Req,
+    crow: &ContainerRow,
+    object: String,
+) -> Result<Response> {
     let account = r.path.account().to_owned();
-    crate::api::check_quota_pub(st, &account, crow, expected.unwrap_or(0)).await?;
-    let now = st.clock.wall_secs();
-    let delete_at = crate::api::delete_at_pub(&r.headers, now)?;
-    // Validate metadata here so a bad header is one 400, not three.
-    crate::api::meta_updates(&r.headers, "x-object-meta-", crate::api::OBJECT_SYS_HEADERS)?;
-    let ct = crate::api::content_type_pub(&r.headers, &object);
-    let client_etag = r
-        .header("etag")
-        .map(|e| e.trim().trim_matches('"').to_ascii_lowercase());
+    // The same validation as a single node's PUT, so a bad header is one 400, not three.
+    let new = st
+        .validate_put(&account, crow, &object, r.object_headers()?, true)
+        .await?;
+    let (expected, max) = (new.expected, st.cfg.max_object_size);
     let body = r.take_body();
     // Small bodies stay in memory; larger ones are staged to a temp file (not a data file:
     // it is removed when the PUT ends).
@@ -550,17 +553,17 @@ async fn put(st: &Shared, mut r: Req, crow: &ContainerRow, object: String) -> Re
             )
         }
     };
-    if client_etag.is_some_and(|e| e != etag) {
+    if new.etag.is_some_and(|e| e != etag) {
         return Err(Error::EtagMismatch);
     }
     let mut meta = HeaderMap::new();
     version_headers(&r.headers, &mut meta);
     let v = NewVersion {
-        ts: write_ts(st, &r)?,
+        ts: r.write_ts(st)?,
         path: (account, crow.name.clone(), object),
         meta,
-        content_type: ct,
-        delete_at,
+        content_type: new.content_type,
+        delete_at: new.delete_at,
         etag,
         size,
         if_none_match: r.headers.get("if-none-match").cloned(),
@@ -618,7 +621,7 @@ async fn store_version(cl: &Cluster, v: NewVersion, payload: Payload) -> Result<
         .filter(|a| matches!(a, Ack::Done(s) if s.is_success()))
         .count();
     if done >= quorum(replicas) {
-        let mut resp = api::status(StatusCode::CREATED);
+        let mut resp = status(StatusCode::CREATED);
         let h = resp.headers_mut();
         set(h, "etag", format!("\"{etag}\""));
         set(h, "last-modified", ts.http_date());
@@ -633,13 +636,13 @@ async fn store_version(cl: &Cluster, v: NewVersion, payload: Payload) -> Result<
 /// writes it as a new version like a PUT. Metadata comes from the source unless
 /// `X-Fresh-Metadata: true`, overridden by the request's.
 async fn copy(
-    st: &Shared,
+    st: &Arc<Store>,
+    cl: &Cluster,
     r: &Req,
     dest: &ContainerRow,
     object: String,
     (sc, so): (String, String),
 ) -> Result<Response> {
-    let cl = cluster(st)?;
     let account = r.path.account().to_owned();
     let part = cl.ring().partition(&account, &sc, &so);
     let order = read_order(cl, part);
@@ -668,8 +671,8 @@ async fn copy(
     if size > max {
         return Err(Error::TooLarge { max });
     }
-    crate::api::check_quota_pub(st, &account, dest, size).await?;
-    crate::api::meta_updates(&r.headers, "x-object-meta-", crate::api::OBJECT_SYS_HEADERS)?;
+    st.check_quota(&account, dest, size).await?;
+    request::object_meta_updates(&r.headers)?;
     let fresh = r
         .header("x-fresh-metadata")
         .is_some_and(|v| v.eq_ignore_ascii_case("true"));
@@ -692,7 +695,7 @@ async fn copy(
             .to_owned(),
     };
     let src_modified = src.headers().get("last-modified").cloned();
-    let delete_at = crate::api::delete_at_pub(&r.headers, st.clock.wall_secs())?;
+    let delete_at = resolve_expiry(request::expiry(&r.headers)?, st.clock.wall_secs())?;
     let stream = src.bytes_stream();
     let (payload, etag, staged) = if size <= MEMORY_BODY {
         let (bytes, md5) = collect(stream, size, st.cfg.client_timeout).await?;
@@ -706,7 +709,7 @@ async fn copy(
         (Payload::File(path), staged.md5.clone(), Some(staged))
     };
     let v = NewVersion {
-        ts: write_ts(st, r)?,
+        ts: r.write_ts(st)?,
         path: (account, dest.name.clone(), object),
         meta,
         content_type: ct,
@@ -728,7 +731,7 @@ async fn copy(
 
 fn refused_or_unavailable(acks: &[Ack]) -> Result<Response> {
     if let Some(Ack::Refused(s)) = acks.iter().find(|a| matches!(a, Ack::Refused(_))) {
-        return Ok(api::status(*s));
+        return Ok(status(*s));
     }
     Err(Error::Unavailable {
         reason: "too few replicas acknowledged the write",
@@ -739,23 +742,23 @@ fn refused_or_unavailable(acks: &[Ack]) -> Result<Response> {
 /// others update their listing row). Success on a quorum of primary answers; 404 only if no
 /// replica had the object.
 async fn fan_out_small(
-    st: &Shared,
+    st: &Arc<Store>,
+    cl: &Cluster,
     r: &Req,
     container: &str,
     object: &str,
     ok: StatusCode,
 ) -> Result<Response> {
-    let cl = cluster(st)?;
-    let ts = write_ts(st, r)?;
+    let ts = r.write_ts(st)?;
     let mut common = HeaderMap::new();
     if r.method == Method::POST {
-        crate::api::meta_updates(&r.headers, "x-object-meta-", crate::api::OBJECT_SYS_HEADERS)?;
+        request::object_meta_updates(&r.headers)?;
         version_headers(&r.headers, &mut common);
         if let Some(v) = r.headers.get("content-type") {
             common.insert("content-type", v.clone());
         }
         let now = st.clock.wall_secs();
-        if let Some(d) = crate::api::delete_at_pub(&r.headers, now)? {
+        if let Some(d) = resolve_expiry(request::expiry(&r.headers)?, now)? {
             set(&mut common, "x-delete-at", d);
         }
         common.remove("x-delete-after");
@@ -790,110 +793,9 @@ async fn fan_out_small(
         .collect();
     if done.len() >= quorum(replicas) {
         if done.iter().any(StatusCode::is_success) {
-            return Ok(api::status(ok));
+            return Ok(status(ok));
         }
         return Err(Error::NotFound { what: "object" });
     }
     refused_or_unavailable(&acks)
-}
-
-/// Account and container writes in cluster mode: applied here with a timestamp chosen here,
-/// then sent with that timestamp to every other node (each keeps every account and container
-/// row). Peers that miss it catch up in the replicator's metadata pull.
-///
-/// # Errors
-/// As the local handler.
-pub async fn broadcast_meta_write(st: &Shared, r: &Req, ts: Timestamp) {
-    let Some(cl) = st.cluster.as_ref() else {
-        return;
-    };
-    let ring = cl.ring();
-    let me = cl.me(&ring);
-    let mut headers = HeaderMap::new();
-    for (k, v) in &r.headers {
-        let n = k.as_str();
-        if n.starts_with("x-account-")
-            || n.starts_with("x-container-")
-            || n.starts_with("x-remove-")
-            || n.starts_with(outpost_proto::headers::REVOKE_PREFIX)
-        {
-            headers.append(k.clone(), v.clone());
-        }
-    }
-    set(&mut headers, "x-timestamp", ts);
-    set(&mut headers, DIRECT_HEADER, Direct::Data.as_str());
-    set(&mut headers, "content-length", 0);
-    let mut path = format!("/v1/AUTH_{}", r.path.account());
-    if let Some(c) = r.path.container() {
-        path.push('/');
-        path.push_str(
-            &percent_encoding::utf8_percent_encode(c, percent_encoding::NON_ALPHANUMERIC)
-                .to_string(),
-        );
-    }
-    let sends = ring.live_devices().filter(|d| Some(d.id) != me).map(|d| {
-        let url = format!("{}{path}", d.url());
-        let headers = headers.clone();
-        let method = r.method.clone();
-        async move {
-            if let Ok(resp) = cl.send(method, url, headers, None).await {
-                let _ = resp.bytes().await;
-            }
-        }
-    });
-    join_all(sends).await;
-}
-
-/// Creates an account on every other node (after a first login made it here), with the
-/// same timestamp.
-pub async fn broadcast_account(st: &Shared, account: &str, ts: Timestamp) {
-    let Some(cl) = st.cluster.as_ref() else {
-        return;
-    };
-    let ring = cl.ring();
-    let me = cl.me(&ring);
-    let mut headers = HeaderMap::new();
-    set(&mut headers, "x-timestamp", ts);
-    set(&mut headers, DIRECT_HEADER, Direct::Data.as_str());
-    set(&mut headers, "content-length", 0);
-    let path = format!(
-        "/v1/AUTH_{}",
-        percent_encoding::utf8_percent_encode(account, percent_encoding::NON_ALPHANUMERIC)
-    );
-    let sends = ring.live_devices().filter(|d| Some(d.id) != me).map(|d| {
-        let url = format!("{}{path}", d.url());
-        let headers = headers.clone();
-        async move {
-            if let Ok(resp) = cl.send(Method::PUT, url, headers, None).await {
-                let _ = resp.bytes().await;
-            }
-        }
-    });
-    join_all(sends).await;
-}
-
-/// Sends an explicit purge (`/internal/purge`) to every other node, so each node's change feed
-/// carries it. Best effort: a node that misses it is also missing from its edges' view only
-/// for this one purge.
-pub async fn broadcast_purge(st: &Shared, query: &std::collections::HashMap<String, String>) {
-    let Some(cl) = st.cluster.as_ref() else {
-        return;
-    };
-    let ring = cl.ring();
-    let me = cl.me(&ring);
-    let q: String = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(query.iter())
-        .finish();
-    let mut headers = HeaderMap::new();
-    set(&mut headers, DIRECT_HEADER, Direct::Data.as_str());
-    let sends = ring.live_devices().filter(|d| Some(d.id) != me).map(|d| {
-        let url = format!("{}{}?{q}", d.url(), outpost_proto::paths::PURGE);
-        let headers = headers.clone();
-        async move {
-            if let Ok(resp) = cl.send(Method::POST, url, headers, None).await {
-                let _ = resp.bytes().await;
-            }
-        }
-    });
-    join_all(sends).await;
 }

@@ -19,6 +19,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::StreamExt;
@@ -29,9 +30,9 @@ use outpost_ring::{Device, Ring};
 use serde::{Deserialize, Serialize};
 
 use super::{object_url, unix_now, Cluster, Direct, DIRECT_HEADER, SIZE_HEADER, SLO_HEADER};
-use crate::api::{self, Shared};
-use crate::db::{MetaRow, ObjectRow, ReplicaRow};
+use crate::db::{self, MetaRow, ObjectRow, ReplicaRow};
 use crate::hlc::Timestamp;
+use crate::store::Store;
 use crate::{Error, Result};
 
 /// Concurrent pushes to one peer within a partition.
@@ -132,15 +133,12 @@ pub fn suffix_hashes(rows: &[ObjectRow], view: View, as_primary: bool) -> BTreeM
 }
 
 /// Runs forever: a pass every `replication_interval`.
-pub async fn run(st: Shared) {
-    let Some(cl) = st.cluster.as_ref() else {
-        return;
-    };
+pub async fn run(st: Arc<Store>, cl: Arc<Cluster>) {
     let mut tick = tokio::time::interval(cl.cfg.replication_interval);
     tick.tick().await;
     loop {
         tick.tick().await;
-        if let Err(e) = pass(&st).await {
+        if let Err(e) = pass(&st, &cl).await {
             tracing::warn!(error = %e, "replication pass failed");
         }
     }
@@ -153,8 +151,7 @@ pub async fn run(st: Shared) {
 ///
 /// # Cancel safety
 /// Dropping the future stops the pass between pushes; every push is idempotent.
-pub async fn pass(st: &Shared) -> Result<PassReport> {
-    let cl = st.cluster.as_ref().ok_or(Error::Task)?;
+pub async fn pass(st: &Arc<Store>, cl: &Cluster) -> Result<PassReport> {
     let _one = cl.pass_lock.lock().await;
     let started = Instant::now();
     cl.stats
@@ -167,7 +164,9 @@ pub async fn pass(st: &Shared) -> Result<PassReport> {
     // 1. Tombstone reclamation.
     let age = cl.cfg.reclaim_age;
     let cutoff = Timestamp::from_secs(unix_now().saturating_sub(age.as_secs()));
-    rep.reclaimed = api::blocking_pub(st, move |s| s.db.reclaim_tombstones(cutoff)).await? as u64;
+    rep.reclaimed = st
+        .blocking(move |s| s.db.reclaim_tombstones(cutoff))
+        .await? as u64;
 
     let peers: Vec<Device> = ring
         .live_devices()
@@ -180,15 +179,14 @@ pub async fn pass(st: &Shared) -> Result<PassReport> {
         match fetch::<MetaRows>(cl, p, paths::REPLICATION_META).await {
             Ok(m) if m.format == FORMAT => {
                 let rows = m.rows;
-                rep.meta_merged +=
-                    api::blocking_pub(st, move |s| s.db.merge_meta(&rows)).await? as u64;
+                rep.meta_merged += st.blocking(move |s| s.db.merge_meta(&rows)).await? as u64;
             }
             _ => rep.errors += 1,
         }
     }
 
     // 3 and 4. Objects, partition by partition, a few at a time.
-    let parts = api::blocking_pub(st, |s| s.db.partitions()).await?;
+    let parts = st.blocking(|s| s.db.partitions()).await?;
     cl.stats
         .pass_total
         .store(parts.len() as u64, Ordering::Relaxed);
@@ -261,7 +259,7 @@ async fn fetch<T: serde::de::DeserializeOwned>(cl: &Cluster, d: &Device, path: &
 }
 
 async fn partition(
-    st: &Shared,
+    st: &Arc<Store>,
     cl: &Cluster,
     ring: &Ring,
     me: Option<u32>,
@@ -269,7 +267,7 @@ async fn partition(
     part: u32,
 ) -> Result<PartReport> {
     let mut rep = PartReport::default();
-    let rows = api::blocking_pub(st, move |s| s.db.rows_in_partition(part)).await?;
+    let rows = st.blocking(move |s| s.db.rows_in_partition(part)).await?;
     if rows.is_empty() {
         return Ok(rep);
     }
@@ -308,7 +306,7 @@ async fn partition(
 
 /// Compares with one peer and pushes what it lacks. Returns (pushed, failed pushes).
 async fn sync_peer(
-    st: &Shared,
+    st: &Arc<Store>,
     cl: &Cluster,
     peer: &Device,
     part: u32,
@@ -366,18 +364,7 @@ async fn sync_peer(
             row.name.as_str(),
         ));
         let i_have_data = !row.deleted && !row.listing_only;
-        let needed = match theirs {
-            None => true,
-            Some(t) => {
-                t.ts < row.ts.0
-                    || (view == View::Data
-                        && t.ts == row.ts.0
-                        && !t.has_data
-                        && !t.deleted
-                        && i_have_data)
-            }
-        };
-        if !needed {
+        if !db::merge::needs_push(row, theirs.copied(), view == View::Data) {
             continue;
         }
         // Towards a primary, a version whose data this node lacks is pushed as a listing
@@ -415,7 +402,7 @@ fn insert(h: &mut HeaderMap, name: &'static str, v: impl ToString) {
 
 /// Sends one version to a peer through the direct API.
 async fn push(
-    st: &Shared,
+    st: &Arc<Store>,
     cl: &Cluster,
     peer: &Device,
     row: &ObjectRow,
@@ -442,7 +429,7 @@ async fn push(
             insert(&mut h, SLO_HEADER, "1");
         }
         if with_data {
-            let path = api::data_path_pub(st, row);
+            let path = st.data_path(row);
             let f = tokio::fs::File::open(&path).await?;
             let len = f.metadata().await?.len();
             insert(&mut h, DIRECT_HEADER, Direct::Data.as_str());
@@ -472,12 +459,12 @@ async fn push(
 
 /// Drops the data of a partition every primary confirmed it holds; the rows stay as listing
 /// rows. Returns how many versions were handed home.
-async fn revert(st: &Shared, rows: &[ObjectRow]) -> Result<u64> {
+async fn revert(st: &Arc<Store>, rows: &[ObjectRow]) -> Result<u64> {
     let mut n = 0;
     for row in rows.iter().filter(|r| !r.deleted && !r.listing_only) {
         let r2 = row.clone();
-        if api::blocking_pub(st, move |s| s.db.mark_listing_only(&r2)).await? {
-            st.files.remove(api::data_path_pub(st, row)).await;
+        if st.blocking(move |s| s.db.mark_listing_only(&r2)).await? {
+            st.files.remove(st.data_path(row)).await;
             n += 1;
         }
     }

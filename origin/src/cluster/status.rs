@@ -173,7 +173,7 @@ pub async fn fetch_all(ring: &Ring, secret: &str) -> Vec<(String, Result<NodeSta
     };
     let mut headers = HeaderMap::new();
     if let Ok(v) = HeaderValue::from_str(secret) {
-        headers.insert(crate::api::INTERNAL_HEADER, v);
+        headers.insert(crate::request::INTERNAL_HEADER, v);
     }
     let futs = ring.live_devices().map(|d| {
         let client = client.clone();

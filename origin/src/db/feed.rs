@@ -47,7 +47,11 @@ impl<'a> Columns<'a> {
                 container,
                 object,
                 etag,
-            } => (Some(container), Some(object), Some(Cow::Borrowed(etag.as_str()))),
+            } => (
+                Some(container),
+                Some(object),
+                Some(Cow::Borrowed(etag.as_str())),
+            ),
             ChangeKind::ObjectDelete { container, object }
             | ChangeKind::PurgeObject { container, object }
             | ChangeKind::PurgePrefix {
@@ -107,9 +111,7 @@ pub(super) fn change_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<
         }
         ("container-put", ..) => c().map(|container| ChangeKind::ContainerPut { container }),
         ("container-post", ..) => c().map(|container| ChangeKind::ContainerPost { container }),
-        ("container-delete", ..) => {
-            c().map(|container| ChangeKind::ContainerDelete { container })
-        }
+        ("container-delete", ..) => c().map(|container| ChangeKind::ContainerDelete { container }),
         ("purge-container", ..) => c().map(|container| ChangeKind::PurgeContainer { container }),
         ("account-put", ..) => Some(ChangeKind::AccountPut),
         ("account-post", ..) => Some(ChangeKind::AccountPost),

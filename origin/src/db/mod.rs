@@ -2,10 +2,11 @@
 //! (WAL, `synchronous=FULL`: a commit is on disk when it returns).
 //!
 //! Every row carries a hybrid-logical-clock [`Timestamp`]; deletes are tombstones; a write
-//! older than the row it would replace is ignored (newest wins). Each write appends to the
-//! `changes` table in the same transaction, so the feed never misses or invents a change.
-//! Container counters are maintained in the same transaction as the object row, so listings
-//! and counts are read-your-writes.
+//! older than the row it would replace is ignored (newest wins, with the tie-breaks and laws
+//! documented in [`merge`]). Each write appends to the `changes` table in the same
+//! transaction, so the feed never misses or invents a change. Container counters are
+//! maintained in the same transaction as the object row, so listings and counts are
+//! read-your-writes.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -15,6 +16,7 @@ use std::sync::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 mod feed;
+pub mod merge;
 mod replica;
 mod scan;
 
@@ -807,8 +809,9 @@ impl Db {
     }
 }
 
-/// One object write inside a transaction: newest wins (and, with `base`, only over that
-/// exact version), container counters follow, the feed records it.
+/// One object write inside a transaction: newest wins by [`merge::supersedes`] (and, with
+/// `base`, only over that exact version: [`merge::derives_from`]), container counters follow,
+/// the feed records it.
 fn apply_object(
     tx: &rusqlite::Transaction<'_>,
     row: &ObjectRow,
@@ -829,21 +832,13 @@ fn apply_object(
         ))?
         .query_row([&row.account, &row.container, &row.name], object_from_row)
         .optional()?;
-    // Newest wins. The one exception: the same version arriving with its data where this node
-    // only had its listing row (a replicator completing a copy).
-    let completes = |o: &ObjectRow| {
-        o.ts == row.ts && o.listing_only && !o.deleted && !row.listing_only && !row.deleted
-    };
-    if old
-        .as_ref()
-        .is_some_and(|o| o.ts > row.ts || (o.ts == row.ts && !completes(o)))
-    {
+    // Newest wins, ties resolved as `merge` documents (a data row completes the listing row of
+    // its version; a tombstone beats a live row of the same tick).
+    if !merge::supersedes(row, old.as_ref()) {
         return Ok((Applied::Stale, None));
     }
-    if let Some(base) = base {
-        if old.as_ref().is_none_or(|o| o.ts != base || o.deleted) {
-            return Ok((Applied::Stale, None));
-        }
+    if base.is_some_and(|base| !merge::derives_from(old.as_ref(), base)) {
+        return Ok((Applied::Stale, None));
     }
     tx.prepare_cached(&format!(
         "INSERT OR REPLACE INTO objects ({OBJECT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"

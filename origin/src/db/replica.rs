@@ -6,9 +6,8 @@ use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    ChangeKind,
-    meta_json, object_from_row, parse_meta, record_change, to_i64, to_u64, Db, Meta, ObjectRow,
-    OBJECT_COLS,
+    merge, meta_json, object_from_row, parse_meta, record_change, to_i64, to_u64, ChangeKind, Db,
+    Meta, ObjectRow, OBJECT_COLS,
 };
 use crate::hlc::Timestamp;
 use crate::Result;
@@ -68,6 +67,30 @@ pub struct MetaRow {
     /// Account token keys, as stored (JSON); empty for containers.
     #[serde(default)]
     pub token_keys: String,
+}
+
+/// An account row as replicas exchange it (`name, ts, deleted, meta, token_keys`).
+fn account_meta_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MetaRow> {
+    Ok(MetaRow {
+        account: r.get(0)?,
+        container: None,
+        ts: to_u64(r.get(1)?),
+        deleted: r.get::<_, i64>(2)? != 0,
+        meta: parse_meta(&r.get::<_, String>(3)?),
+        token_keys: r.get(4)?,
+    })
+}
+
+/// A container row as replicas exchange it (`account, name, ts, deleted, meta`).
+fn container_meta_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MetaRow> {
+    Ok(MetaRow {
+        account: r.get(0)?,
+        container: Some(r.get(1)?),
+        ts: to_u64(r.get(2)?),
+        deleted: r.get::<_, i64>(3)? != 0,
+        meta: parse_meta(&r.get::<_, String>(4)?),
+        token_keys: String::new(),
+    })
 }
 
 impl Db {
@@ -190,36 +213,19 @@ impl Db {
             let mut out = Vec::new();
             let mut st =
                 c.prepare_cached("SELECT name, ts, deleted, meta, token_keys FROM accounts")?;
-            let rows = st.query_map([], |r| {
-                Ok(MetaRow {
-                    account: r.get(0)?,
-                    container: None,
-                    ts: to_u64(r.get(1)?),
-                    deleted: r.get::<_, i64>(2)? != 0,
-                    meta: parse_meta(&r.get::<_, String>(3)?),
-                    token_keys: r.get(4)?,
-                })
-            })?;
+            let rows = st.query_map([], account_meta_row)?;
             out.extend(rows.collect::<rusqlite::Result<Vec<_>>>()?);
             let mut st =
                 c.prepare_cached("SELECT account, name, ts, deleted, meta FROM containers")?;
-            let rows = st.query_map([], |r| {
-                Ok(MetaRow {
-                    account: r.get(0)?,
-                    container: Some(r.get(1)?),
-                    ts: to_u64(r.get(2)?),
-                    deleted: r.get::<_, i64>(3)? != 0,
-                    meta: parse_meta(&r.get::<_, String>(4)?),
-                    token_keys: String::new(),
-                })
-            })?;
+            let rows = st.query_map([], container_meta_row)?;
             out.extend(rows.collect::<rusqlite::Result<Vec<_>>>()?);
             Ok(out)
         })
     }
 
-    /// Applies account and container rows from a peer where they are newer than ours (newest
-    /// wins), recording each applied one in the feed. Returns how many applied.
+    /// Applies account and container rows from a peer where they win over ours
+    /// ([`merge::supersedes`]: newest wins, row-level, ties by tombstone then content),
+    /// recording each applied one in the feed. Returns how many applied.
     ///
     /// # Errors
     /// [`crate::Error::Db`].
@@ -231,10 +237,11 @@ impl Db {
                 let ts = Timestamp(m.ts);
                 match &m.container {
                     None => {
-                        let cur: Option<i64> = tx
-                            .query_row("SELECT ts FROM accounts WHERE name = ?1", [&m.account], |r| r.get(0))
+                        let cur = tx
+                            .prepare_cached("SELECT name, ts, deleted, meta, token_keys FROM accounts WHERE name = ?1")?
+                            .query_row([&m.account], account_meta_row)
                             .optional()?;
-                        if cur.is_some_and(|c| to_u64(c) >= m.ts) {
+                        if !merge::supersedes(m, cur.as_ref()) {
                             continue;
                         }
                         let keys = if m.token_keys.is_empty() { "[]" } else { m.token_keys.as_str() };
@@ -247,14 +254,11 @@ impl Db {
                         last = Some(record_change(tx, ts, &m.account, &kind)?);
                     }
                     Some(c) => {
-                        let cur: Option<i64> = tx
-                            .query_row(
-                                "SELECT ts FROM containers WHERE account = ?1 AND name = ?2",
-                                [&m.account, c],
-                                |r| r.get(0),
-                            )
+                        let cur = tx
+                            .prepare_cached("SELECT account, name, ts, deleted, meta FROM containers WHERE account = ?1 AND name = ?2")?
+                            .query_row([&m.account, c], container_meta_row)
                             .optional()?;
-                        if cur.is_some_and(|t| to_u64(t) >= m.ts) {
+                        if !merge::supersedes(m, cur.as_ref()) {
                             continue;
                         }
                         tx.execute(
@@ -328,18 +332,13 @@ mod tests {
     #[test]
     fn a_listing_row_is_completed_by_its_data_but_never_downgraded() {
         let (_d, db) = db();
-        db.put_object(&row("o", 100, false, true))
-            .unwrap();
+        db.put_object(&row("o", 100, false, true)).unwrap();
         // The same version with data completes the listing row.
-        let r = db
-            .put_object(&row("o", 100, false, false))
-            .unwrap();
+        let r = db.put_object(&row("o", 100, false, false)).unwrap();
         assert!(matches!(r, crate::db::Applied::Yes(_)));
         assert!(!db.get_object("a", "c", "o").unwrap().unwrap().listing_only);
         // The listing row of the same version does not replace the data row.
-        let r = db
-            .put_object(&row("o", 100, false, true))
-            .unwrap();
+        let r = db.put_object(&row("o", 100, false, true)).unwrap();
         assert_eq!(r, crate::db::Applied::Stale);
         // Counters count the object once.
         assert_eq!(db.get_container("a", "c").unwrap().unwrap().object_count, 1);
@@ -348,12 +347,9 @@ mod tests {
     #[test]
     fn tombstones_are_reclaimed_after_their_age_and_rows_forgotten() {
         let (_d, db) = db();
-        db.put_object(&row("old", 100, true, false))
-            .unwrap();
-        db.put_object(&row("new", 300, true, false))
-            .unwrap();
-        db.put_object(&row("live", 100, false, false))
-            .unwrap();
+        db.put_object(&row("old", 100, true, false)).unwrap();
+        db.put_object(&row("new", 300, true, false)).unwrap();
+        db.put_object(&row("live", 100, false, false)).unwrap();
         assert_eq!(db.reclaim_tombstones(Timestamp(200)).unwrap(), 1);
         assert!(db.get_object("a", "c", "old").unwrap().is_none());
         assert!(db.get_object("a", "c", "new").unwrap().is_some());

@@ -29,7 +29,6 @@
 //! applies, so a write made after seeing a peer's version always wins over it, whatever the
 //! clocks' skew.
 
-pub mod config;
 pub mod position;
 pub mod worker;
 
@@ -39,17 +38,18 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-pub use config::{Peer, RawSync, SyncConfig};
+pub use crate::config::sync::{Peer, RawSync, SyncConfig};
 
-use crate::api::Shared;
+use crate::cluster::Cluster;
 use crate::hlc::TICKS_PER_SEC;
+use crate::store::Store;
 
 /// Header naming the sending DC (its `[sync] name`).
 pub use outpost_proto::headers::SYNC_FROM as FROM_HEADER;
 /// Header carrying the realm key shared with the sending DC.
 pub use outpost_proto::headers::SYNC_KEY as KEY_HEADER;
 /// Container metadata naming the peers a container replicates to.
-pub const SYNC_TO_META: &str = "x-container-meta-outpost-sync-to";
+pub use outpost_proto::meta::CONTAINER_SYNC_TO as SYNC_TO_META;
 /// Wire format version of the sync messages.
 pub const FORMAT: u32 = 1;
 
@@ -195,10 +195,10 @@ pub struct PeerStatus {
 ///
 /// # Errors
 /// [`crate::Error::Db`].
-pub fn status(st: &crate::api::AppState) -> crate::Result<Vec<PeerStatus>> {
-    let Some(x) = st.xdc.as_ref().filter(|x| x.cfg.ship) else {
+pub fn status(st: &Store, x: &Xdc) -> crate::Result<Vec<PeerStatus>> {
+    if !x.cfg.ship {
         return Ok(Vec::new());
-    };
+    }
     let last = st.db.last_seq();
     let now = st.clock.wall_secs();
     let mut out = Vec::new();
@@ -295,14 +295,26 @@ pub fn prometheus(peers: &[PeerStatus], received: u64) -> String {
     s
 }
 
-/// Starts one shipping worker per peer (when `[sync] ship` is on). `self_url` is this node's
-/// own base URL: objects are read through it, so a cluster node reads data it does not hold.
-pub fn spawn(st: &Shared, self_url: String) -> Vec<tokio::task::JoinHandle<()>> {
-    let Some(x) = st.xdc.as_ref().filter(|x| x.cfg.ship) else {
+/// Starts one shipping worker per peer (when `[sync] ship` is on). Workers read versions
+/// from the local store; in a cluster, a version whose data this node does not hold is read
+/// from its replicas.
+pub fn spawn(
+    st: &Arc<Store>,
+    x: &Arc<Xdc>,
+    cluster: Option<&Arc<Cluster>>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    if !x.cfg.ship {
         return Vec::new();
-    };
+    }
     (0..x.cfg.peers.len())
-        .map(|i| tokio::spawn(worker::run(Arc::clone(st), i, self_url.clone())))
+        .map(|i| {
+            tokio::spawn(worker::run(
+                Arc::clone(st),
+                Arc::clone(x),
+                cluster.cloned(),
+                i,
+            ))
+        })
         .collect()
 }
 
@@ -341,7 +353,7 @@ pub async fn fetch_all(
             let r = async {
                 let resp = client
                     .get(format!("{url}{}", outpost_proto::paths::XDC_STATUS))
-                    .header(crate::api::INTERNAL_HEADER, secret)
+                    .header(crate::request::INTERNAL_HEADER, secret)
                     .send()
                     .await
                     .map_err(|e| format!("unreachable: {e}"))?;

@@ -4,16 +4,20 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use futures_util::{StreamExt, TryStreamExt};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use tokio::io::AsyncReadExt;
 
 use super::{
-    HaveRequest, HaveResponse, ObjectRef, Peer, PeerStats, FORMAT, FROM_HEADER, KEY_HEADER,
+    HaveRequest, HaveResponse, ObjectRef, Peer, PeerStats, Xdc, FORMAT, FROM_HEADER, KEY_HEADER,
     SYNC_TO_META,
 };
-use crate::api::{Shared, INTERNAL_HEADER};
+use crate::cluster::Cluster;
 use crate::db::{Change, ObjectRow};
 use crate::hlc::Timestamp;
+use crate::store::Store;
 use crate::{Error, Result};
 
 /// Why a batch (or one object of it) did not get through.
@@ -38,21 +42,22 @@ enum Outcome {
 }
 
 struct Ctx {
-    st: Shared,
+    st: Arc<Store>,
+    x: Arc<Xdc>,
+    /// Cluster mode: versions whose data this node does not hold are read from replicas.
+    cluster: Option<Arc<Cluster>>,
     peer: Peer,
     idx: usize,
-    self_url: String,
     client: reqwest::Client,
     from: HeaderValue,
     key: HeaderValue,
-    secret: HeaderValue,
     /// The peer URL that answered last (tried first).
     url: std::sync::atomic::AtomicUsize,
 }
 
 impl Ctx {
     fn stats(&self) -> &PeerStats {
-        &self.st.xdc.as_ref().expect("worker runs with [sync]").stats[self.idx]
+        &self.x.stats[self.idx]
     }
 
     fn base(&self) -> &str {
@@ -71,8 +76,7 @@ impl Ctx {
 }
 
 /// Runs forever: ships this node's feed to peer `idx`.
-pub async fn run(st: Shared, idx: usize, self_url: String) {
-    let Some(x) = st.xdc.as_ref() else { return };
+pub async fn run(st: Arc<Store>, x: Arc<Xdc>, cluster: Option<Arc<Cluster>>, idx: usize) {
     let cfg = x.cfg.clone();
     let peer = cfg.peers[idx].clone();
     let client = match reqwest::Client::builder()
@@ -87,10 +91,9 @@ pub async fn run(st: Shared, idx: usize, self_url: String) {
             return;
         }
     };
-    let (Ok(from), Ok(key), Ok(secret)) = (
+    let (Ok(from), Ok(key)) = (
         HeaderValue::from_str(&cfg.name),
         HeaderValue::from_str(&peer.realm_key),
-        HeaderValue::from_str(&st.cfg.internal_secret),
     ) else {
         tracing::error!(peer = %peer.name, "sync headers are not valid header values");
         return;
@@ -104,14 +107,14 @@ pub async fn run(st: Shared, idx: usize, self_url: String) {
         }
     };
     let ctx = Ctx {
-        st: std::sync::Arc::clone(&st),
+        st: Arc::clone(&st),
+        x: Arc::clone(&x),
+        cluster,
         peer,
         idx,
-        self_url,
         client,
         from,
         key,
-        secret,
         url: std::sync::atomic::AtomicUsize::new(0),
     };
     ctx.stats().position.store(pos, Ordering::Relaxed);
@@ -120,10 +123,9 @@ pub async fn run(st: Shared, idx: usize, self_url: String) {
     loop {
         let limit = cfg.batch;
         let since = pos;
-        let page = crate::api::blocking_pub(&st, move |s| {
-            Ok((s.db.first_seq()?, s.db.changes_since(since, limit)?))
-        })
-        .await;
+        let page = st
+            .blocking(move |s| Ok((s.db.first_seq()?, s.db.changes_since(since, limit)?)))
+            .await;
         let (first, batch) = match page {
             Ok(p) => p,
             Err(e) => {
@@ -193,36 +195,41 @@ fn failed(ctx: &Ctx, why: String) {
 /// Compares every replicated object (live or tombstone) with the peer, a partition at a
 /// time, and ships what it lacks.
 async fn resync(ctx: &Ctx) -> Step<()> {
-    let parts = crate::api::blocking_pub(&ctx.st, |s| s.db.partitions())
+    let parts = ctx
+        .st
+        .blocking(|s| s.db.partitions())
         .await
         .map_err(retry)?;
-    let batch = ctx.st.xdc.as_ref().map_or(256, |x| x.cfg.batch);
+    let batch = ctx.x.cfg.batch;
     for part in parts {
         let peer = ctx.peer.name.clone();
-        let rows = crate::api::blocking_pub(&ctx.st, move |s| {
-            let x = s.xdc.as_ref().ok_or(Error::Task)?;
-            let mut synced: HashMap<(String, String), bool> = HashMap::new();
-            let mut out = Vec::new();
-            for row in s.db.rows_in_partition(part)? {
-                let ck = (row.account.clone(), row.container.clone());
-                let on = match synced.get(&ck) {
-                    Some(v) => *v,
-                    None => {
-                        let v =
-                            s.db.get_container(&row.account, &row.container)?
+        let x = Arc::clone(&ctx.x);
+        let rows = ctx
+            .st
+            .blocking(move |s| {
+                let mut synced: HashMap<(String, String), bool> = HashMap::new();
+                let mut out = Vec::new();
+                for row in s.db.rows_in_partition(part)? {
+                    let ck = (row.account.clone(), row.container.clone());
+                    let on = match synced.get(&ck) {
+                        Some(v) => *v,
+                        None => {
+                            let v = s
+                                .db
+                                .get_container(&row.account, &row.container)?
                                 .is_some_and(|c| x.targets(&row.account, &c.meta).contains(&peer));
-                        synced.insert(ck, v);
-                        v
+                            synced.insert(ck, v);
+                            v
+                        }
+                    };
+                    if on {
+                        out.push(row);
                     }
-                };
-                if on {
-                    out.push(row);
                 }
-            }
-            Ok(out)
-        })
-        .await
-        .map_err(retry)?;
+                Ok(out)
+            })
+            .await
+            .map_err(retry)?;
         for chunk in rows.chunks(batch) {
             ship_rows(ctx, chunk.to_vec()).await?;
         }
@@ -233,15 +240,15 @@ async fn resync(ctx: &Ctx) -> Step<()> {
 /// The objects of a batch that replicate to this peer, each once, in feed order of their
 /// last change, with their current local rows.
 async fn select(ctx: &Ctx, batch: &[Change]) -> Result<Vec<ObjectRow>> {
-    let st = std::sync::Arc::clone(&ctx.st);
+    let st = Arc::clone(&ctx.st);
+    let x = Arc::clone(&ctx.x);
     let peer = ctx.peer.name.clone();
     let changes: Vec<Change> = batch
         .iter()
         .filter(|c| c.kind.written_object().is_some())
         .cloned()
         .collect();
-    crate::api::blocking_pub(&st, move |s| {
-        let x = s.xdc.as_ref().ok_or(Error::Task)?;
+    st.blocking(move |s| {
         let mut synced: HashMap<(String, String), bool> = HashMap::new();
         let mut last: HashMap<ObjectRef, usize> = HashMap::new();
         let mut order: Vec<ObjectRef> = Vec::new();
@@ -343,11 +350,7 @@ async fn send(
     headers: HeaderMap,
     body: Option<reqwest::Body>,
 ) -> Step<reqwest::Response> {
-    let timeout = ctx
-        .st
-        .xdc
-        .as_ref()
-        .map_or(Duration::from_secs(30), |x| x.cfg.timeout);
+    let timeout = ctx.x.cfg.timeout;
     let mut req = ctx.client.request(method, &url).headers(headers);
     if let Some(b) = body {
         req = req.body(b);
@@ -381,7 +384,7 @@ async fn ship_rows(ctx: &Ctx, rows: Vec<ObjectRow>) -> Step<()> {
             todo.push(row);
         }
     }
-    let concurrency = ctx.st.xdc.as_ref().map_or(8, |x| x.cfg.concurrency);
+    let concurrency = ctx.x.cfg.concurrency;
     // Manifests last: their segments must be at the peer before they become visible.
     let (manifests, plain): (Vec<_>, Vec<_>) = todo.into_iter().partition(|r| r.slo && !r.deleted);
     let results: Vec<Step<()>> = futures_util::stream::iter(plain)
@@ -447,28 +450,87 @@ fn version_headers(ctx: &Ctx, row: &ObjectRow) -> HeaderMap {
     h
 }
 
-/// Reads the local version through this node's own API (in a cluster the data may live on
-/// other nodes). `None` when the version is no longer current.
-async fn read_local(ctx: &Ctx, row: &ObjectRow, query: &str) -> Step<Option<reqwest::Response>> {
-    let url = format!(
-        "{}{query}",
-        crate::cluster::object_url(&ctx.self_url, &row.account, &row.container, &row.name)
+/// The data of a version to ship.
+enum Local {
+    /// This node's own data file, open.
+    File(std::fs::File),
+    /// Read from a replica (cluster mode, this node holds only the listing row).
+    Replica(reqwest::Response),
+}
+
+impl Local {
+    fn into_body(self) -> reqwest::Body {
+        match self {
+            Local::File(f) => reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(
+                tokio::fs::File::from_std(f),
+            )),
+            Local::Replica(resp) => {
+                reqwest::Body::wrap_stream(resp.bytes_stream().map_err(std::io::Error::other))
+            }
+        }
+    }
+
+    async fn bytes(self) -> Step<Vec<u8>> {
+        match self {
+            Local::File(f) => {
+                let mut buf = Vec::new();
+                tokio::fs::File::from_std(f)
+                    .read_to_end(&mut buf)
+                    .await
+                    .map_err(retry)?;
+                Ok(buf)
+            }
+            Local::Replica(resp) => Ok(resp.bytes().await.map_err(retry)?.to_vec()),
+        }
+    }
+}
+
+/// Opens the version `row` names through the store (in a cluster, a version whose data this
+/// node does not hold is read from its replicas, with `query`). `None` when it is no longer
+/// current.
+async fn read_local(ctx: &Ctx, row: &ObjectRow, query: Option<&str>) -> Step<Option<Local>> {
+    let (a, c, o) = (
+        row.account.as_str(),
+        row.container.as_str(),
+        row.name.as_str(),
     );
-    let mut h = HeaderMap::new();
-    h.insert(INTERNAL_HEADER, ctx.secret.clone());
-    let resp = send(ctx, Method::GET, url, h, None).await?;
-    if resp.status() == StatusCode::NOT_FOUND {
+    let live = match ctx.st.live_row(a, c, o).await {
+        Ok(r) => r,
+        Err(Error::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(retry(format!("local read: {e}"))),
+    };
+    if live.ts != row.ts {
         return Ok(None);
     }
-    if !resp.status().is_success() {
-        return Err(retry(format!("local read answered {}", resp.status())));
+    if live.listing_only {
+        let Some(cl) = ctx.cluster.as_ref() else {
+            return Err(retry("a listing row without data outside cluster mode"));
+        };
+        let resp = match crate::cluster::proxy::read_data(cl, (a, c, o), query).await {
+            Ok(r) => r,
+            Err(Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(retry(format!("replica read: {e}"))),
+        };
+        if !resp.status().is_success() {
+            return Err(retry(format!("replica read answered {}", resp.status())));
+        }
+        let ts: Option<Timestamp> = resp
+            .headers()
+            .get("x-timestamp")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        return Ok((ts == Some(row.ts)).then_some(Local::Replica(resp)));
     }
-    let ts: Option<Timestamp> = resp
-        .headers()
-        .get("x-timestamp")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok());
-    Ok((ts == Some(row.ts)).then_some(resp))
+    let v = match ctx.st.open_live(a, c, o).await {
+        Ok(v) => v,
+        Err(Error::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(retry(format!("local read: {e}"))),
+    };
+    if v.row.ts != row.ts {
+        return Ok(None);
+    }
+    let f = v.file.try_clone().map_err(retry)?;
+    Ok(Some(Local::File(f)))
 }
 
 async fn ship_one(ctx: &Ctx, row: &ObjectRow) -> Step<Outcome> {
@@ -483,13 +545,13 @@ async fn ship_one(ctx: &Ctx, row: &ObjectRow) -> Step<Outcome> {
         });
     }
     for attempt in 0..2 {
-        let Some(local) = read_local(ctx, row, "").await? else {
+        let Some(local) = read_local(ctx, row, None).await? else {
             return Ok(Outcome::Moved);
         };
         let mut h = version_headers(ctx, row);
         set(&mut h, "etag", &row.etag);
         set(&mut h, "content-length", row.size);
-        let body = reqwest::Body::wrap_stream(local.bytes_stream().map_err(std::io::Error::other));
+        let body = local.into_body();
         let resp = send(ctx, Method::PUT, peer_url(ctx, row, ""), h, Some(body)).await?;
         match resp.status() {
             s if s.is_success() => return Ok(Outcome::Shipped(row.size)),
@@ -509,7 +571,9 @@ fn rejected(row: &ObjectRow, s: StatusCode) -> Outcome {
 /// peers as this DC knows them).
 async fn ensure_container(ctx: &Ctx, row: &ObjectRow) -> Step<()> {
     let (a, c) = (row.account.clone(), row.container.clone());
-    let crow = crate::api::blocking_pub(&ctx.st, move |s| s.db.get_container(&a, &c))
+    let crow = ctx
+        .st
+        .blocking(move |s| s.db.get_container(&a, &c))
         .await
         .map_err(retry)?;
     let mut h = HeaderMap::new();
@@ -562,10 +626,11 @@ struct PutSegment<'a> {
 
 /// Ships an SLO manifest: first every segment the peer lacks, then the manifest.
 async fn ship_manifest(ctx: &Ctx, row: &ObjectRow) -> Step<()> {
-    let Some(local) = read_local(ctx, row, "?multipart-manifest=get").await? else {
+    // The stored data of a manifest is its segment list.
+    let Some(local) = read_local(ctx, row, Some("multipart-manifest=get")).await? else {
         return Ok(());
     };
-    let raw = local.bytes().await.map_err(retry)?;
+    let raw = local.bytes().await?;
     let Ok(segs) = serde_json::from_slice::<Vec<StoredSegment>>(&raw) else {
         ctx.stats().rejected.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(object = %row.name, "unreadable local SLO manifest; not shipped");
@@ -578,7 +643,9 @@ async fn ship_manifest(ctx: &Ctx, row: &ObjectRow) -> Step<()> {
             continue;
         };
         let (a, c, o) = (row.account.clone(), c.to_owned(), o.to_owned());
-        let r = crate::api::blocking_pub(&ctx.st, move |st| st.db.get_object(&a, &c, &o))
+        let r = ctx
+            .st
+            .blocking(move |st| st.db.get_object(&a, &c, &o))
             .await
             .map_err(retry)?;
         seg_rows.extend(r.filter(|r| !r.deleted && !r.slo));

@@ -1,0 +1,105 @@
+//! Account, container and purge writes in cluster mode: applied on the accepting node, then
+//! sent with the same timestamp to every other node (each keeps every account and container
+//! row and its own change feed). Best effort: the replicator's metadata pull repairs misses.
+
+use futures_util::future::join_all;
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
+
+use super::{Cluster, Direct, DIRECT_HEADER};
+use crate::hlc::Timestamp;
+use crate::request::Req;
+
+fn set(h: &mut HeaderMap, name: &'static str, value: impl ToString) {
+    if let Ok(v) = HeaderValue::from_str(&value.to_string()) {
+        h.insert(HeaderName::from_static(name), v);
+    }
+}
+
+/// Account and container writes in cluster mode: applied here with a timestamp chosen here,
+/// then sent with that timestamp to every other node (each keeps every account and container
+/// row). Peers that miss it catch up in the replicator's metadata pull.
+pub async fn meta_write(cl: &Cluster, r: &Req, ts: Timestamp) {
+    let ring = cl.ring();
+    let me = cl.me(&ring);
+    let mut headers = HeaderMap::new();
+    for (k, v) in &r.headers {
+        let n = k.as_str();
+        if n.starts_with("x-account-")
+            || n.starts_with("x-container-")
+            || n.starts_with("x-remove-")
+            || n.starts_with(outpost_proto::headers::REVOKE_PREFIX)
+        {
+            headers.append(k.clone(), v.clone());
+        }
+    }
+    set(&mut headers, "x-timestamp", ts);
+    set(&mut headers, DIRECT_HEADER, Direct::Data.as_str());
+    set(&mut headers, "content-length", 0);
+    let mut path = format!("/v1/AUTH_{}", r.path.account());
+    if let Some(c) = r.path.container() {
+        path.push('/');
+        path.push_str(
+            &percent_encoding::utf8_percent_encode(c, percent_encoding::NON_ALPHANUMERIC)
+                .to_string(),
+        );
+    }
+    let sends = ring.live_devices().filter(|d| Some(d.id) != me).map(|d| {
+        let url = format!("{}{path}", d.url());
+        let headers = headers.clone();
+        let method = r.method.clone();
+        async move {
+            if let Ok(resp) = cl.send(method, url, headers, None).await {
+                let _ = resp.bytes().await;
+            }
+        }
+    });
+    join_all(sends).await;
+}
+
+/// Creates an account on every other node (after a first login made it here), with the
+/// same timestamp.
+pub async fn account(cl: &Cluster, account: &str, ts: Timestamp) {
+    let ring = cl.ring();
+    let me = cl.me(&ring);
+    let mut headers = HeaderMap::new();
+    set(&mut headers, "x-timestamp", ts);
+    set(&mut headers, DIRECT_HEADER, Direct::Data.as_str());
+    set(&mut headers, "content-length", 0);
+    let path = format!(
+        "/v1/AUTH_{}",
+        percent_encoding::utf8_percent_encode(account, percent_encoding::NON_ALPHANUMERIC)
+    );
+    let sends = ring.live_devices().filter(|d| Some(d.id) != me).map(|d| {
+        let url = format!("{}{path}", d.url());
+        let headers = headers.clone();
+        async move {
+            if let Ok(resp) = cl.send(Method::PUT, url, headers, None).await {
+                let _ = resp.bytes().await;
+            }
+        }
+    });
+    join_all(sends).await;
+}
+
+/// Sends an explicit purge (`/internal/purge`) to every other node, so each node's change feed
+/// carries it. Best effort: a node that misses it is also missing from its edges' view only
+/// for this one purge.
+pub async fn purge(cl: &Cluster, query: &std::collections::HashMap<String, String>) {
+    let ring = cl.ring();
+    let me = cl.me(&ring);
+    let q: String = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(query.iter())
+        .finish();
+    let mut headers = HeaderMap::new();
+    set(&mut headers, DIRECT_HEADER, Direct::Data.as_str());
+    let sends = ring.live_devices().filter(|d| Some(d.id) != me).map(|d| {
+        let url = format!("{}{}?{q}", d.url(), outpost_proto::paths::PURGE);
+        let headers = headers.clone();
+        async move {
+            if let Ok(resp) = cl.send(Method::POST, url, headers, None).await {
+                let _ = resp.bytes().await;
+            }
+        }
+    });
+    join_all(sends).await;
+}
