@@ -12,11 +12,11 @@
 //! answer is final.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
-use outpost_ring::Ring;
+use outpost_ring::{Reload, Ring, RingFile};
 
 use crate::Error;
 
@@ -49,17 +49,7 @@ impl Upstream {
 /// The ring as the edge sees it.
 #[derive(Debug)]
 pub struct RingView {
-    path: PathBuf,
-    current: RwLock<(Arc<Ring>, Option<SystemTime>)>,
-}
-
-fn load(path: &Path) -> Result<(Ring, Option<SystemTime>), Error> {
-    let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
-    let ring = Ring::load(path).map_err(|e| Error::Config {
-        key: "origin.ring".into(),
-        reason: e.to_string(),
-    })?;
-    Ok((ring, mtime))
+    file: RingFile,
 }
 
 impl RingView {
@@ -68,59 +58,28 @@ impl RingView {
     /// # Errors
     /// [`Error::Config`] naming `origin.ring` when the file cannot be read or parsed.
     pub fn open(path: &Path) -> Result<Arc<RingView>, Error> {
-        let (ring, mtime) = load(path)?;
-        Ok(Arc::new(RingView {
-            path: path.to_path_buf(),
-            current: RwLock::new((Arc::new(ring), mtime)),
-        }))
+        let file = RingFile::open(path).map_err(|e| Error::Config {
+            key: "origin.ring".into(),
+            reason: e.to_string(),
+        })?;
+        Ok(Arc::new(RingView { file }))
     }
 
     /// The ring in use.
     pub fn ring(&self) -> Arc<Ring> {
-        self.current
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .0
-            .clone()
+        self.file.ring()
     }
 
     /// Reloads the file if it changed and holds a newer version; returns the version in use.
     pub fn refresh(&self) -> u64 {
-        let mtime = std::fs::metadata(&self.path)
-            .and_then(|m| m.modified())
-            .ok();
-        let (version, seen) = {
-            let cur = self
-                .current
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            (cur.0.version, cur.1)
-        };
-        if mtime.is_none() || mtime == seen {
-            return version;
+        match self.file.reload_if_changed() {
+            Reload::Loaded(r) => tracing::info!(version = r.version, "edge: new ring loaded"),
+            Reload::Failed(e) => {
+                tracing::warn!(error = %e, "edge: ring file unreadable; keeping the ring in use");
+            }
+            Reload::Unchanged | Reload::NotNewer => {}
         }
-        match load(&self.path) {
-            Ok((ring, mtime)) if ring.version > version => {
-                tracing::info!(version = ring.version, "edge: new ring loaded");
-                let v = ring.version;
-                *self
-                    .current
-                    .write()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = (Arc::new(ring), mtime);
-                v
-            }
-            Ok((_, mtime)) => {
-                self.current
-                    .write()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .1 = mtime;
-                version
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "edge: ring file unreadable; keeping version {version}");
-                version
-            }
-        }
+        self.file.ring().version
     }
 
     /// Polls the file once a second on a thread of its own, for the life of the process.

@@ -2,6 +2,9 @@
 //! re-serializes byte for byte (pretty JSON), and the same form with a version this build
 //! does not know is refused.
 
+// Test helpers panic on bad fixtures by design (clippy allows unwrap only inside #[test] fns).
+#![allow(clippy::unwrap_used)]
+
 use outpost_proto::billing::{BillingBatch, BillingReport};
 use outpost_proto::feed::{ChangeKind, FeedPage};
 use outpost_proto::snapshot::Snapshot;

@@ -7,6 +7,9 @@
 //! lines), and everything from a file's `#[cfg(test)]` on (unit-test fixtures spell the wire
 //! on purpose). The few legitimate literals left are in [`ALLOWED`], each with its reason.
 
+// Test helpers panic on bad fixtures by design (clippy allows unwrap only inside #[test] fns).
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 
 /// Substrings that mark a protocol literal.

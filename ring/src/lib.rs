@@ -20,7 +20,8 @@
 //!   share a zone while another zone has room are reassigned. It reports how many moved.
 //!
 //! ## What it is not
-//! No I/O besides [`Ring::load`] / [`Ring::save`], no network, no clock. It does not know
+//! No I/O besides [`Ring::load`] / [`Ring::save`] and [`RingFile`] (a loaded ring that
+//! re-reads its file when it changes, for the processes that follow it), no network, no clock. It does not know
 //! whether a device is up: callers skip devices they cannot reach and walk the handoffs.
 //! One device is one origin node (one data directory).
 //!
@@ -47,6 +48,7 @@
 //! assert_eq!(ring.handoffs(part).count(), 0); // three devices, all primaries
 //! ```
 
+mod file;
 mod rebalance;
 
 use std::path::Path;
@@ -54,6 +56,7 @@ use std::path::Path;
 use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 
+pub use file::{Reload, RingFile};
 pub use rebalance::{DeviceReport, RebalanceReport, Report};
 
 /// Version of the ring file format this crate reads and writes.

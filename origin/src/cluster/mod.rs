@@ -26,13 +26,12 @@ pub mod proxy;
 pub mod replicator;
 pub mod status;
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, HeaderValue, Method};
-use outpost_ring::Ring;
+use outpost_ring::{Reload, Ring, RingFile};
 
 use crate::config::ClusterConfig;
 use crate::{Error, Result};
@@ -92,8 +91,7 @@ pub struct Stats {
 pub struct Cluster {
     /// Validated settings.
     pub cfg: ClusterConfig,
-    ring: RwLock<Arc<Ring>>,
-    ring_stamp: Mutex<Option<SystemTime>>,
+    ring: RingFile,
     secret: HeaderValue,
     client: reqwest::Client,
     permits: tokio::sync::Semaphore,
@@ -105,10 +103,6 @@ pub struct Cluster {
     pub audit_lock: tokio::sync::Mutex<()>,
     /// Unix seconds when the node started.
     pub started: u64,
-}
-
-fn stamp(path: &PathBuf) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
 /// Now as Unix seconds.
@@ -126,12 +120,11 @@ impl Cluster {
     /// [`Error::Config`] naming `cluster.ring` when the ring cannot be loaded, or
     /// `internal_secret` when it is not a valid header value.
     pub fn open(cfg: ClusterConfig, secret: &str) -> Result<Cluster> {
-        let st = stamp(&cfg.ring);
-        let ring = Ring::load(&cfg.ring).map_err(|e| Error::Config {
+        let ring = RingFile::open(&cfg.ring).map_err(|e| Error::Config {
             key: "cluster.ring".into(),
             reason: e.to_string(),
         })?;
-        if ring.device_at(&cfg.node).is_none() {
+        if ring.ring().device_at(&cfg.node).is_none() {
             tracing::warn!(node = %cfg.node, "this node is not in the ring (yet): it proxies but holds no partitions");
         }
         let secret = HeaderValue::from_str(secret).map_err(|_| Error::Config {
@@ -151,8 +144,7 @@ impl Cluster {
         Ok(Cluster {
             permits: tokio::sync::Semaphore::new(cfg.max_peer_requests),
             cfg,
-            ring: RwLock::new(Arc::new(ring)),
-            ring_stamp: Mutex::new(st),
+            ring,
             secret,
             client,
             stats: Stats::default(),
@@ -164,12 +156,7 @@ impl Cluster {
 
     /// The current ring.
     pub fn ring(&self) -> Arc<Ring> {
-        Arc::clone(
-            &self
-                .ring
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        )
+        self.ring.ring()
     }
 
     /// This node's device id in `ring`, if it is in it.
@@ -179,36 +166,16 @@ impl Cluster {
 
     /// Reloads the ring if the file changed and holds a newer version. Returns true if it did.
     pub fn reload_if_changed(&self) -> bool {
-        let now = stamp(&self.cfg.ring);
-        {
-            let mut last = self
-                .ring_stamp
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if *last == now {
-                return false;
-            }
-            *last = now;
-        }
-        match Ring::load(&self.cfg.ring) {
-            Ok(r) if r.version > self.ring().version => {
+        match self.ring.reload_if_changed() {
+            Reload::Loaded(r) => {
                 tracing::info!(version = r.version, "loaded a new ring");
-                *self
-                    .ring
-                    .write()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(r);
                 true
             }
-            Ok(_) => false,
-            Err(e) => {
+            Reload::Failed(e) => {
                 tracing::warn!(error = %e, "cannot load the ring file; keeping the current ring");
-                // Try again next poll.
-                *self
-                    .ring_stamp
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
                 false
             }
+            Reload::Unchanged | Reload::NotNewer => false,
         }
     }
 
