@@ -279,9 +279,10 @@ fn main() {
     }
 }
 
-/// Sets up logging: `OUTPOST_LOG` (an `EnvFilter`, e.g. `info` or `warn,outpost_edge=debug`)
-/// or `default_level`, in `format`. Returns the hook a `SIGHUP` reload sets the level through:
-/// it does nothing (and says so) when `OUTPOST_LOG` is set, which always wins.
+/// Sets up logging: `OUTPOST_LOG` (an `EnvFilter`, e.g. `info` or `warn,outpost_edge=debug`;
+/// empty or unparsable counts as unset) or `default_level`, in `format`. Returns the hook a
+/// `SIGHUP` reload sets the level (`log_level`) through: it does nothing and returns `false`
+/// when `OUTPOST_LOG` is set, which always wins.
 ///
 /// pingora-cache warns once per process that no header compression dictionary is loaded. We
 /// silence that target on purpose rather than load one: a dictionary changes the encoding of
@@ -297,7 +298,11 @@ fn init_logs(format: LogFormat, default_level: &str) -> LogLevelHook {
                 .expect("static log directive"),
         )
     }
-    let from_env = EnvFilter::try_from_env("OUTPOST_LOG").ok();
+    // An empty OUTPOST_LOG counts as unset (so a container can clear the image's default).
+    let from_env = std::env::var("OUTPOST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .and_then(|v| EnvFilter::try_new(v).ok());
     let env_wins = from_env.is_some();
     let filter = quiet(from_env.unwrap_or_else(|| EnvFilter::new(default_level)));
     let fmt = tracing_subscriber::fmt()
