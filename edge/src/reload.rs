@@ -472,6 +472,47 @@ mod tests {
     }
 
     #[test]
+    fn the_sigv4_secret_file_is_read_again_and_a_missing_one_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, "first-secret\n").unwrap();
+        let text = format!(
+            "[generic]\naddress = \"127.0.0.1:9\"\n[generic.sigv4]\naccess_key_id = \"AK\"\n\
+             secret_access_key_file = \"{}\"\n",
+            secret.display()
+        );
+        let path = dir.path().join("edge.toml");
+        std::fs::write(&path, &text).unwrap();
+        let cfg = raw(&text).validate().unwrap();
+        let signer = Arc::new(ArcSwapOption::from(cfg.upstream_signer.map(Arc::new)));
+        let r = Reloader::new(
+            ReloadSource {
+                path,
+                raw: raw(&text),
+                log_level: None,
+            },
+            None,
+            Arc::clone(&signer),
+            Arc::new(EdgeMetrics::new()),
+        )
+        .unwrap();
+        let before = signer.load_full().unwrap();
+        std::fs::write(&secret, "second-secret\n").unwrap();
+        let a = r.reload().unwrap();
+        assert_eq!(a.changed, ["generic.sigv4 credentials (re-read)"]);
+        let after = signer.load_full().unwrap();
+        assert!(!Arc::ptr_eq(&before, &after), "a new signer is in force");
+        std::fs::remove_file(&secret).unwrap();
+        let e = r.reload().unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("generic.sigv4.secret_access_key_file"),
+            "{e}"
+        );
+        assert!(Arc::ptr_eq(&after, &signer.load_full().unwrap()), "kept");
+    }
+
+    #[test]
     fn a_log_level_change_goes_through_the_hook() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("edge.toml");
