@@ -142,6 +142,6 @@ pub fn run(data: &Path, origin_port: u16, edge_port: u16) -> Result<()> {
         print!("{b}");
         let _ = std::io::stdout().flush();
     });
-    outpost_edge::server::run(edge_cfg)?;
+    outpost_edge::server::run(edge_cfg, None)?;
     Ok(())
 }

@@ -279,31 +279,58 @@ fn main() {
     }
 }
 
-/// Sets up logging: `OUTPOST_LOG` (an `EnvFilter`, e.g. `info` or `warn,outpost_edge=debug`)
-/// or `default_level`, in `format`.
+/// Sets up logging: `OUTPOST_LOG` (an `EnvFilter`, e.g. `info` or `warn,outpost_edge=debug`;
+/// empty or unparsable counts as unset) or `default_level`, in `format`. Returns the hook a
+/// `SIGHUP` reload sets the level (`log_level`) through: it does nothing and returns `false`
+/// when `OUTPOST_LOG` is set, which always wins.
 ///
 /// pingora-cache warns once per process that no header compression dictionary is loaded. We
 /// silence that target on purpose rather than load one: a dictionary changes the encoding of
 /// every header stored in the disk tier, and the edge decodes a stored header once per cached
 /// version (the fast path keeps the decoded form), so the dictionary would save a few bytes
 /// per entry and cost a format migration.
-fn init_logs(format: LogFormat, default_level: &str) {
+fn init_logs(format: LogFormat, default_level: &str) -> LogLevelHook {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("OUTPOST_LOG")
-        .unwrap_or_else(|_| EnvFilter::new(default_level))
-        .add_directive(
+    fn quiet(f: EnvFilter) -> EnvFilter {
+        f.add_directive(
             "pingora_cache::meta=error"
                 .parse()
                 .expect("static log directive"),
-        );
+        )
+    }
+    // An empty OUTPOST_LOG counts as unset (so a container can clear the image's default).
+    let from_env = std::env::var("OUTPOST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .and_then(|v| EnvFilter::try_new(v).ok());
+    let env_wins = from_env.is_some();
+    let filter = quiet(from_env.unwrap_or_else(|| EnvFilter::new(default_level)));
     let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
+    // The handle types differ by format; each arm wraps its own in the same hook.
+    macro_rules! hook {
+        ($builder:expr) => {{
+            let builder = $builder.with_filter_reloading();
+            let handle = builder.reload_handle();
+            builder.init();
+            std::sync::Arc::new(move |level: tracing_subscriber::filter::LevelFilter| {
+                !env_wins
+                    && handle
+                        .reload(quiet(EnvFilter::new(level.to_string())))
+                        .is_ok()
+            }) as LogLevelHook
+        }};
+    }
     match format {
-        LogFormat::Json => fmt.json().init(),
-        LogFormat::Text => fmt.compact().with_target(false).init(),
+        LogFormat::Json => hook!(fmt.json()),
+        LogFormat::Text => hook!(fmt.compact().with_target(false)),
     }
 }
+
+/// One hook type for both servers (`outpost_edge::reload::LogLevelHook` and the origin's are
+/// the same type).
+type LogLevelHook = outpost_edge::reload::LogLevelHook;
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
@@ -313,16 +340,24 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 fn run(cli: Cli) -> Result<()> {
     let log_format = cli.log_format;
-    let service_logs = || init_logs(log_format.unwrap_or(LogFormat::Json), "info");
+    let service_logs = |level: tracing_subscriber::filter::LevelFilter| {
+        init_logs(log_format.unwrap_or(LogFormat::Json), &level.to_string())
+    };
     match cli.command {
         Command::Origin { config, check } => {
-            let cfg = outpost_origin::config::RawConfig::load(&config)?.validate()?;
+            let raw = outpost_origin::config::RawConfig::load(&config)?;
+            let cfg = raw.clone().validate()?;
             if check {
                 println!("{}: ok", config.display());
                 return Ok(());
             }
-            service_logs();
-            runtime()?.block_on(outpost_origin::server::run(cfg))?;
+            let hook = service_logs(cfg.log_level);
+            let reload = outpost_origin::reload::ReloadSource {
+                path: config,
+                raw,
+                log_level: Some(hook),
+            };
+            runtime()?.block_on(outpost_origin::server::run(cfg, Some(reload)))?;
         }
         Command::Dev {
             data,
@@ -330,17 +365,23 @@ fn run(cli: Cli) -> Result<()> {
             edge_port,
         } => {
             // A terminal: warnings and errors only, unless OUTPOST_LOG asks for more.
-            init_logs(log_format.unwrap_or(LogFormat::Text), "warn");
+            let _no_reload = init_logs(log_format.unwrap_or(LogFormat::Text), "warn");
             dev::run(&data, origin_port, edge_port)?;
         }
         Command::Edge { config, check } => {
-            let cfg = outpost_edge::config::RawConfig::load(&config)?.validate()?;
+            let raw = outpost_edge::config::RawConfig::load(&config)?;
+            let cfg = raw.clone().validate()?;
             if check {
                 println!("{}: ok", config.display());
                 return Ok(());
             }
-            service_logs();
-            outpost_edge::server::run(cfg)?;
+            let hook = service_logs(cfg.log_level);
+            let reload = outpost_edge::reload::ReloadSource {
+                path: config,
+                raw,
+                log_level: Some(hook),
+            };
+            outpost_edge::server::run(cfg, Some(reload))?;
         }
         Command::Sign(SignCommand::Url(a)) => println!("{}", sign_url(&a, now()?)?),
         Command::Sign(SignCommand::SwiftTempurl(a)) => println!("{}", sign_tempurl(&a, now()?)?),

@@ -24,6 +24,11 @@ pub struct RawConfig {
     /// Name of this edge in logs and purge acknowledgements. Default: the listen address.
     #[serde(default)]
     pub edge_id: Option<String>,
+    /// Level of the process log on stderr: `off`, `error`, `warn`, `info`, `debug` or
+    /// `trace`. Default `info`. The `OUTPOST_LOG` environment variable (a full filter such as
+    /// `warn,outpost_edge=debug`), when set, wins over this key. Applied again on `SIGHUP`.
+    #[serde(default)]
+    pub log_level: Option<String>,
     /// `[origin]`: where the Outpost origin is. Required unless `[generic]` is set.
     #[serde(default)]
     pub origin: Option<RawOrigin>,
@@ -256,6 +261,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Edge id.
     pub edge_id: String,
+    /// Process log level (`log_level`).
+    pub log_level: tracing::level_filters::LevelFilter,
     /// Origin (or generic upstream) address.
     pub origin: SocketAddr,
     /// Generic upstream mode: the `Host` to send (`None`: the client's).
@@ -455,11 +462,13 @@ impl RawConfig {
             }
         }
         let logs = crate::logs::LogSettings::validate(&self.log, &self.billing)?;
+        let log_level = parse_log_level(self.log_level.as_deref())?;
         let policy = cache_policy(&self.cache, generic.is_some())?;
         let limits = self.limits.validate()?;
         Ok(Config {
             limits,
             logs,
+            log_level,
             tls: self.tls,
             listen: self.listen,
             edge_id: self.edge_id.unwrap_or_else(|| self.listen.to_string()),
@@ -499,6 +508,23 @@ impl RawConfig {
         })
     }
 }
+
+/// Resolves `log_level` (default `info`).
+///
+/// # Errors
+/// [`Error::Config`] naming `log_level` for anything but a level name.
+pub fn parse_log_level(level: Option<&str>) -> Result<tracing::level_filters::LevelFilter, Error> {
+    let Some(level) = level else {
+        return Ok(tracing::level_filters::LevelFilter::INFO);
+    };
+    // LevelFilter's parser also takes digits; the key documents names only.
+    if level.is_empty() || !level.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return Err(err("log_level", LOG_LEVEL_NAMES));
+    }
+    level.parse().map_err(|_| err("log_level", LOG_LEVEL_NAMES))
+}
+
+const LOG_LEVEL_NAMES: &str = "must be one of off, error, warn, info, debug, trace";
 
 /// Resolves `[[generic.cors]]` into rules by host.
 fn cors_rules(raw: &[RawCors]) -> Result<HashMap<String, Arc<CorsRules>>, Error> {
@@ -602,6 +628,28 @@ mod tests {
         assert_eq!(c.memory_bytes, 256 << 20);
         assert_eq!(c.base_domain, "localhost");
         assert_eq!(c.verify.leeway, 5);
+        assert_eq!(c.log_level, tracing::level_filters::LevelFilter::INFO);
+    }
+
+    #[test]
+    fn log_level_is_a_level_name() {
+        let level = |v: &str| {
+            RawConfig::parse(&format!("log_level = \"{v}\"\n{OK}"))
+                .and_then(RawConfig::validate)
+                .map(|c| c.log_level)
+        };
+        assert_eq!(
+            level("debug").unwrap(),
+            tracing::level_filters::LevelFilter::DEBUG
+        );
+        assert_eq!(
+            level("WARN").unwrap(),
+            tracing::level_filters::LevelFilter::WARN
+        );
+        for bad in ["loud", "3", "", "info,outpost_edge=debug"] {
+            let e = level(bad).unwrap_err();
+            assert!(e.to_string().contains("log_level"), "{bad}: {e}");
+        }
     }
 
     #[test]

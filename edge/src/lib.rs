@@ -23,6 +23,9 @@
 //!   timeouts, connections per process), enforced before pingora parses a head.
 //! - [`sigv4`]: AWS Signature V4 for generic-mode upstream requests (`[generic.sigv4]`), so an
 //!   edge can front a private S3 bucket.
+//! - [`reload`]: `SIGHUP` re-reads the config file and applies certificates, key files and
+//!   the log level in place (swappable [`tls::CertStore`] and upstream signer); keys that need a
+//!   restart are kept and named in a warning.
 //! - [`logs`]: JSON access logs, per-account per-minute billing shipped to the origin, and
 //!   delivery of each account's logs into its `.outpost_logs` container.
 //!
@@ -52,6 +55,7 @@ pub mod logs;
 pub mod metrics;
 pub mod proxy;
 pub mod purgelog;
+pub mod reload;
 pub mod ring;
 pub mod routing;
 pub mod server;

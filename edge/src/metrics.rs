@@ -39,6 +39,9 @@ pub struct EdgeMetrics {
     disk_bytes: IntGauge,
     feed_seq: IntGauge,
     purge_delay: Histogram,
+    /// `outpost_edge_config_reloads_total{result}`: `[ok, error]`.
+    reloads: [IntCounter; 2],
+    last_reload: IntGauge,
 }
 
 impl Default for EdgeMetrics {
@@ -136,7 +139,29 @@ impl EdgeMetrics {
             )
             .expect("static metric definition"),
         );
+        let reloads = reg(
+            &r,
+            IntCounterVec::new(
+                Opts::new(
+                    "outpost_edge_config_reloads_total",
+                    "Config reloads (SIGHUP) by result: ok (applied) or error (refused)",
+                ),
+                &["result"],
+            )
+            .expect("static metric definition"),
+        );
+        let reloads = ["ok", "error"].map(|r| reloads.with_label_values(&[r]));
+        let last_reload = reg(
+            &r,
+            IntGauge::new(
+                "outpost_edge_config_last_reload_success_timestamp_seconds",
+                "When the config was last loaded successfully (start or reload), Unix seconds",
+            )
+            .expect("static metric definition"),
+        );
         EdgeMetrics {
+            reloads,
+            last_reload,
             purge_delay,
             registry: r,
             requests,
@@ -172,6 +197,20 @@ impl EdgeMetrics {
             c.inc();
         }
         self.latency.observe(dur.as_secs_f64());
+    }
+
+    /// Records a config reload (`ok`: applied) and, when applied, its time (Unix seconds).
+    pub fn config_reload(&self, ok: bool, unix_secs: u64) {
+        self.reloads[usize::from(!ok)].inc();
+        if ok {
+            self.config_loaded(unix_secs);
+        }
+    }
+
+    /// Records when the config in force was loaded (at start, or by a reload).
+    pub fn config_loaded(&self, unix_secs: u64) {
+        self.last_reload
+            .set(i64::try_from(unix_secs).unwrap_or(i64::MAX));
     }
 
     /// The registry, for modules that keep their own collectors (`logs`).

@@ -80,6 +80,9 @@ pub struct Edge {
     pub slicer: crate::slice::Slicer,
     /// The origin cluster's ring, when misses read from storage nodes directly.
     pub ring: Option<Arc<crate::ring::RingView>>,
+    /// The SigV4 signer of generic-mode upstream requests in force: `cfg.upstream_signer` at
+    /// start, replaced by a reload (`crate::reload`).
+    pub signer: Arc<arc_swap::ArcSwapOption<crate::sigv4::UpstreamSigner>>,
 }
 
 impl Edge {
@@ -94,6 +97,9 @@ impl Edge {
         purge_log: Arc<PurgeLog>,
     ) -> Edge {
         Edge {
+            signer: Arc::new(arc_swap::ArcSwapOption::from(
+                cfg.upstream_signer.clone().map(Arc::new),
+            )),
             slicer: crate::slice::Slicer::new(&cfg),
             range_grace: access::EdgeRangeGrace::new(cfg.range_grace),
             cfg,
@@ -564,7 +570,7 @@ impl ProxyHttp for Edge {
             }
             upstream.remove_header(outpost_auth::TOKEN_HEADER);
             // Last: the signature covers the request exactly as it is sent.
-            if let Some(signer) = &self.cfg.upstream_signer {
+            if let Some(signer) = &*self.signer.load() {
                 signer.sign(upstream).map_err(|e| {
                     PError::because(ErrorType::InternalError, "sigv4 upstream signing", e)
                 })?;

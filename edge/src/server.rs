@@ -18,15 +18,18 @@ use crate::head::LimitedApp;
 use crate::metrics::EdgeMetrics;
 use crate::proxy::Edge;
 use crate::purgelog::PurgeLog;
+use crate::reload::{ReloadSource, Reloader};
+use crate::tls::CertStore;
 use crate::Error;
 
 /// Runs an edge until SIGTERM (graceful) or SIGINT. Prints its address once the catalog is
-/// loaded and the listener is configured.
+/// loaded and the listener is configured. With `reload`, `SIGHUP` re-reads its config file
+/// ([`crate::reload`]); the handler is in place before the address is printed.
 ///
 /// # Errors
 /// [`Error::Origin`] when the origin never answers the initial snapshot, [`Error::Cache`] when
 /// the disk tier cannot be opened.
-pub fn run(cfg: Config) -> Result<(), Error> {
+pub fn run(cfg: Config, reload: Option<ReloadSource>) -> Result<(), Error> {
     let cfg = Arc::new(cfg);
     let client = OriginClient::new(cfg.origin, &cfg.internal_secret)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -116,11 +119,12 @@ pub fn run(cfg: Config) -> Result<(), Error> {
         catalog,
         storage,
         lock,
-        metrics,
+        Arc::clone(&metrics),
         revocations,
         purge_log,
     );
     edge.logs = Some(logs);
+    let signer = Arc::clone(&edge.signer);
     if let Some(path) = &cfg.ring {
         let ring = crate::ring::RingView::open(path)?;
         ring.watch()?;
@@ -134,20 +138,30 @@ pub fn run(cfg: Config) -> Result<(), Error> {
         LimitedApp::new(proxy, cfg.limits),
     );
     svc.add_tcp(&cfg.listen.to_string());
+    let mut certs = None;
     if let Some(tls) = &cfg.tls {
-        let resolver = crate::tls::SniResolver::load(&tls.certs)?;
+        let store = Arc::new(CertStore::new(crate::tls::SniResolver::load(&tls.certs)?));
+        certs = Some(Arc::clone(&store));
         // The paths are ignored once a resolver is set.
         let mut settings = TlsSettings::intermediate("", "").map_err(|e| Error::Config {
             key: "tls".into(),
             reason: e.to_string(),
         })?;
-        settings.set_cert_resolver(Arc::new(resolver));
+        settings.set_cert_resolver(store);
         if tls.h2 {
             settings.enable_h2();
         }
         svc.add_tls_with_settings(&tls.listen.to_string(), None, settings);
     }
     server.add_service(svc);
+    match reload {
+        Some(src) => crate::reload::spawn_on_sighup(Reloader::new(src, certs, signer, metrics)?)?,
+        None => metrics.config_loaded(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        ),
+    }
     println!("outpost edge listening on http://{}", cfg.listen);
     if let Some(tls) = &cfg.tls {
         println!("outpost edge listening on https://{}", tls.listen);

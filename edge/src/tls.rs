@@ -1,10 +1,15 @@
 //! TLS for the downstream listener: per-domain certificates chosen by SNI (exact names and
 //! `*.` wildcards of one label), with a default for clients that send no SNI.
+//!
+//! The listener holds a [`CertStore`], not a resolver: a reload (`SIGHUP`, see
+//! [`crate::reload`]) loads a whole new [`SniResolver`] and swaps it in, so new handshakes get
+//! the new certificates while established connections keep the ones they negotiated.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use pingora::tls::{
     load_certs_and_key_files, sign::CertifiedKey, ClientHello, CryptoProvider, ResolvesServerCert,
 };
@@ -108,6 +113,38 @@ impl SniResolver {
 }
 
 impl ResolvesServerCert for SniResolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.pick(hello.server_name())
+    }
+}
+
+/// The listener's certificates, swappable while it runs: every handshake resolves through the
+/// [`SniResolver`] stored last.
+#[derive(Debug)]
+pub struct CertStore {
+    current: ArcSwap<SniResolver>,
+}
+
+impl CertStore {
+    /// A store serving `resolver`.
+    pub fn new(resolver: SniResolver) -> CertStore {
+        CertStore {
+            current: ArcSwap::from_pointee(resolver),
+        }
+    }
+
+    /// Serves `resolver` from the next handshake on.
+    pub fn replace(&self, resolver: SniResolver) {
+        self.current.store(Arc::new(resolver));
+    }
+
+    /// The certificate a handshake for `name` gets now.
+    pub fn pick(&self, name: Option<&str>) -> Option<Arc<CertifiedKey>> {
+        self.current.load().pick(name)
+    }
+}
+
+impl ResolvesServerCert for CertStore {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         self.pick(hello.server_name())
     }

@@ -22,6 +22,11 @@ pub struct RawConfig {
     pub listen: SocketAddr,
     /// Directory for objects, metadata and the change feed. Required.
     pub data_dir: PathBuf,
+    /// Level of the process log on stderr: `off`, `error`, `warn`, `info`, `debug` or
+    /// `trace`. Default `info`. The `OUTPOST_LOG` environment variable (a full filter such as
+    /// `warn,outpost_origin=debug`), when set, wins over this key. Applied again on `SIGHUP`.
+    #[serde(default)]
+    pub log_level: Option<String>,
     /// Base URL clients reach this node at, used for `X-Storage-Url`. Default: derived from
     /// the request's `Host` header.
     #[serde(default)]
@@ -153,6 +158,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Data directory.
     pub data_dir: PathBuf,
+    /// Process log level (`log_level`).
+    pub log_level: tracing::level_filters::LevelFilter,
     /// Public base URL, if fixed.
     pub public_url: Option<String>,
     /// Max object size in bytes.
@@ -198,6 +205,22 @@ pub struct ClusterConfig {
     pub audit_rate: u64,
     /// Concurrent outgoing peer requests.
     pub max_peer_requests: usize,
+}
+
+/// Resolves `log_level` (default `info`).
+///
+/// # Errors
+/// [`Error::Config`] naming `log_level` for anything but a level name.
+pub fn parse_log_level(level: Option<&str>) -> Result<tracing::level_filters::LevelFilter, Error> {
+    const NAMES: &str = "must be one of off, error, warn, info, debug, trace";
+    let Some(level) = level else {
+        return Ok(tracing::level_filters::LevelFilter::INFO);
+    };
+    // LevelFilter's parser also takes digits; the key documents names only.
+    if level.is_empty() || !level.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return Err(err("log_level", NAMES));
+    }
+    level.parse().map_err(|_| err("log_level", NAMES))
 }
 
 fn err(key: impl Into<String>, reason: impl Into<String>) -> Error {
@@ -279,7 +302,9 @@ impl RawConfig {
             Some(s) => Some(s.validate()?),
         };
         let limits = self.limits.validate()?;
+        let log_level = parse_log_level(self.log_level.as_deref())?;
         Ok(Config {
+            log_level,
             limits,
             cluster,
             sync,

@@ -74,6 +74,7 @@ impl DevSecrets {
         let raw = RawConfig {
             listen,
             data_dir: data_dir.join("origin"),
+            log_level: None,
             public_url: None,
             max_object_size: bytesize::ByteSize::gib(5),
             client_timeout: None,

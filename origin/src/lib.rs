@@ -31,6 +31,8 @@
 //! - **Billing** ([`billing`]): per-edge, per-minute egress records stored idempotently.
 //! - **Limits** ([`limits`], `[limits]` in the config): request head size and time and
 //!   connections per process, enforced by the accept loop in [`server`].
+//! - **Reload** ([`reload`]): `SIGHUP` re-reads the config file and applies the log level;
+//!   other changed keys are named in a warning and need a restart.
 //!
 //! ## What it is not (yet)
 //! In cluster mode, SLO manifests answer 501 (assembling segments would read other objects'
@@ -66,6 +68,7 @@ pub mod hlc;
 pub mod limits;
 pub mod metrics;
 pub mod names;
+pub mod reload;
 pub mod request;
 pub mod server;
 pub mod store;

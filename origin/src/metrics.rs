@@ -15,6 +15,8 @@ pub struct Metrics {
     latency: HistogramVec,
     edge_lag: prometheus::IntGaugeVec,
     purge_wait: HistogramVec,
+    reloads: IntCounterVec,
+    last_reload: prometheus::IntGauge,
 }
 
 impl Default for Metrics {
@@ -67,8 +69,26 @@ impl Metrics {
             &["outcome"],
         )
         .expect("static metric definition");
+        let reloads = IntCounterVec::new(
+            Opts::new(
+                "outpost_origin_config_reloads_total",
+                "Config reloads (SIGHUP) by result: ok (applied) or error (refused)",
+            ),
+            &["result"],
+        )
+        .expect("static metric definition");
+        for r in ["ok", "error"] {
+            reloads.with_label_values(&[r]);
+        }
+        let last_reload = prometheus::IntGauge::new(
+            "outpost_origin_config_last_reload_success_timestamp_seconds",
+            "When the config was last loaded successfully (start or reload), Unix seconds",
+        )
+        .expect("static metric definition");
         for c in [
-            Box::new(edge_lag.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(reloads.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(last_reload.clone()),
+            Box::new(edge_lag.clone()),
             Box::new(purge_wait.clone()),
             Box::new(requests.clone()),
             Box::new(bytes_out.clone()),
@@ -83,7 +103,24 @@ impl Metrics {
             latency,
             edge_lag,
             purge_wait,
+            reloads,
+            last_reload,
         }
+    }
+
+    /// Records a config reload (`ok`: applied) and, when applied, its time (Unix seconds).
+    pub fn config_reload(&self, ok: bool, unix_secs: u64) {
+        let result = if ok { "ok" } else { "error" };
+        self.reloads.with_label_values(&[result]).inc();
+        if ok {
+            self.config_loaded(unix_secs);
+        }
+    }
+
+    /// Records when the config in force was loaded (at start, or by a reload).
+    pub fn config_loaded(&self, unix_secs: u64) {
+        self.last_reload
+            .set(i64::try_from(unix_secs).unwrap_or(i64::MAX));
     }
 
     /// Records one request.

@@ -18,6 +18,7 @@ use crate::files::Files;
 use crate::hlc::{Clock, Timestamp};
 use crate::limits::{Limits, RefusalLog};
 use crate::metrics::Metrics;
+use crate::reload::{ReloadSource, Reloader};
 use crate::store::Store;
 use crate::{Error, Result};
 
@@ -279,15 +280,42 @@ async fn trim_feed(st: Arc<Store>) {
     }
 }
 
-/// Runs a node until SIGTERM or Ctrl-C, printing its address first.
+/// Runs a node until SIGTERM or Ctrl-C, printing its address first. With `reload`, `SIGHUP`
+/// re-reads its config file ([`crate::reload`]); the handler is in place before the address
+/// is printed.
 ///
 /// # Errors
-/// As [`start`].
-pub async fn run(cfg: Config) -> Result<()> {
+/// As [`start`]; [`Error::Io`] when the `SIGHUP` handler cannot be installed.
+pub async fn run(cfg: Config, reload: Option<ReloadSource>) -> Result<()> {
     let node = start(cfg).await?;
+    let reloader = match reload {
+        Some(src) => Some(Reloader::new(src, node.state.store.metrics.clone())?),
+        None => None,
+    };
+    #[cfg(unix)]
+    let reloads = match reloader {
+        Some(r) => {
+            let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+            let r = Arc::new(r);
+            Some(tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    let r = Arc::clone(&r);
+                    // Reading and validating the file is blocking work.
+                    let _ = tokio::task::spawn_blocking(move || r.reload_and_log()).await;
+                }
+            }))
+        }
+        None => None,
+    };
+    #[cfg(not(unix))]
+    drop(reloader);
     println!("outpost origin listening on {}", node.url());
     wait_for_signal().await;
     tracing::info!("shutting down");
+    #[cfg(unix)]
+    if let Some(t) = reloads {
+        t.abort();
+    }
     node.stop().await;
     Ok(())
 }

@@ -25,17 +25,26 @@ pub fn free_port() -> u16 {
 
 // The child is returned to OriginProc/EdgeProc, whose Drop kills and waits for it.
 #[allow(clippy::zombie_processes)]
-fn spawn_and_wait(args: &[&str], banner: &str, log: Option<&Path>) -> (Child, String) {
+fn spawn_and_wait(
+    args: &[&str],
+    banner: &str,
+    log: Option<&Path>,
+    log_env: LogEnv,
+) -> (Child, String) {
     let stderr = match log {
         Some(p) => Stdio::from(std::fs::File::create(p).expect("create the log file")),
         None => Stdio::inherit(),
     };
-    let mut child = Command::new(outpost_bin())
-        .args(args)
-        .env(
+    let mut cmd = Command::new(outpost_bin());
+    match log_env {
+        LogEnv::Harness => cmd.env(
             "OUTPOST_LOG",
             std::env::var("OUTPOST_TEST_LOG").unwrap_or_else(|_| "warn".into()),
-        )
+        ),
+        LogEnv::Unset => cmd.env_remove("OUTPOST_LOG"),
+    };
+    let mut child = cmd
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(stderr)
         .spawn()
@@ -64,12 +73,30 @@ fn spawn_and_wait(args: &[&str], banner: &str, log: Option<&Path>) -> (Child, St
     }
 }
 
+/// How a harness process gets its log filter.
+#[derive(Debug, Clone, Copy)]
+enum LogEnv {
+    /// `OUTPOST_LOG` = `$OUTPOST_TEST_LOG` or `warn`.
+    Harness,
+    /// No `OUTPOST_LOG`: the config's `log_level` decides (and a reload can change it).
+    Unset,
+}
+
 /// Starts `outpost <role> --config <config>`, waits for its banner and `/healthz`. Its
 /// stderr (the JSON log) goes to `log` if given, else to the test's.
 fn launch(role: &str, config: &Path, log: Option<&Path>) -> (Child, String, SocketAddr) {
+    launch_with(role, config, log, LogEnv::Harness)
+}
+
+fn launch_with(
+    role: &str,
+    config: &Path,
+    log: Option<&Path>,
+    log_env: LogEnv,
+) -> (Child, String, SocketAddr) {
     let cfg = config.to_str().expect("utf-8 path");
     let banner = format!("outpost {role} listening on");
-    let (child, url) = spawn_and_wait(&[role, "--config", cfg], &banner, log);
+    let (child, url) = spawn_and_wait(&[role, "--config", cfg], &banner, log, log_env);
     must_become_healthy(&format!("{url}/healthz"), Duration::from_secs(20));
     let addr = url
         .trim_start_matches("http://")
@@ -157,6 +184,26 @@ key = "{USER_KEY}"
             config,
             log,
         }
+    }
+
+    /// Starts an origin from a config file the test wrote (and may rewrite before a reload),
+    /// with its data in `data`, its log in `log` and no `OUTPOST_LOG`, so the file's
+    /// `log_level` decides what is logged.
+    pub fn start_file(data: &Path, config: &Path, log: &Path) -> OriginProc {
+        let (child, url, addr) = launch_with("origin", config, Some(log), LogEnv::Unset);
+        OriginProc {
+            child,
+            url,
+            addr,
+            data: data.to_path_buf(),
+            config: config.to_path_buf(),
+            log: Some(log.to_path_buf()),
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Kills the process (SIGKILL) and waits for it.
@@ -323,6 +370,20 @@ disk_dir = "{}"
         Self::spawn(config, None)
     }
 
+    /// Starts an edge from a config file the test wrote (and may rewrite before a reload),
+    /// its log in `log` and no `OUTPOST_LOG`, so the file's `log_level` decides what is
+    /// logged.
+    pub fn start_file(config: &Path, log: &Path) -> EdgeProc {
+        let (child, url, addr) = launch_with("edge", config, Some(log), LogEnv::Unset);
+        EdgeProc {
+            child,
+            url,
+            addr,
+            config: config.to_path_buf(),
+            log: Some(log.to_path_buf()),
+        }
+    }
+
     /// Peak resident memory of the process (VmHWM), in bytes.
     pub fn peak_rss(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
@@ -378,6 +439,24 @@ disk_dir = "{}"
 impl Drop for EdgeProc {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// Sends `SIGHUP` (reload the config) to a process the harness started.
+pub fn must_send_sighup(pid: u32) {
+    let status = Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -HUP {pid}: {status}");
+}
+
+/// Polls `cond` every 20 ms until it holds; panics with `what` after `timeout`.
+pub fn must_become(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < timeout, "not within {timeout:?}: {what}");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
