@@ -88,10 +88,13 @@ pub async fn start(cfg: Config) -> Result<RunningOrigin> {
         })?;
     let addr = listener.local_addr()?;
     let cluster = match cfg.cluster.clone() {
-        Some(c) => Some(Arc::new(crate::cluster::Cluster::open(
-            c,
-            &cfg.internal_secret,
-        )?)),
+        Some(c) => {
+            let secret = cfg.credentials.peer_secret().ok_or(Error::Config {
+                key: "credentials.peer".into(),
+                reason: "is required with [cluster]".into(),
+            })?;
+            Some(Arc::new(crate::cluster::Cluster::open(c, secret)?))
+        }
         None => None,
     };
     let xdc = cfg.sync.clone().map(|c| Arc::new(crate::xdc::Xdc::new(c)));
@@ -284,6 +287,12 @@ async fn trim_feed(st: Arc<Store>) {
 /// # Errors
 /// As [`start`].
 pub async fn run(cfg: Config) -> Result<()> {
+    if cfg.legacy_secret {
+        tracing::warn!(
+            "internal_secret gives every edge, peer and operator tool every right (writes with any \
+             timestamp included); give each role its own secret in [credentials] (deploy/README.md)"
+        );
+    }
     let node = start(cfg).await?;
     println!("outpost origin listening on {}", node.url());
     wait_for_signal().await;
