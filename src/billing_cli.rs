@@ -31,7 +31,8 @@ pub struct ReportArgs {
     /// The origin's base URL. Default: `http://<listen>` from `--config`.
     #[arg(long, env = "OUTPOST_ORIGIN")]
     origin: Option<String>,
-    /// The origin's config file: its internal secret authenticates the request.
+    /// The origin's config file: its `[credentials]` admin (or peer) secret authenticates
+    /// the request.
     #[arg(long)]
     config: Option<PathBuf>,
     /// A reseller admin's auth token (from `/auth/v1.0`) instead of the internal secret.
@@ -51,6 +52,7 @@ pub fn run(cmd: BillingCommand) -> Result<()> {
     let cfg = match &a.config {
         Some(p) => Some(
             outpost_origin::config::RawConfig::load(p)
+                .and_then(outpost_origin::config::RawConfig::validate)
                 .with_context(|| format!("--config {}", p.display()))?,
         ),
         None => None,
@@ -78,8 +80,14 @@ pub fn run(cmd: BillingCommand) -> Result<()> {
         ]);
     req = match (&a.token, &cfg) {
         (Some(t), _) => req.header("x-auth-token", t),
-        (None, Some(c)) => req.header(headers::INTERNAL, &c.internal_secret),
-        (None, None) => bail!("give --config (internal secret) or --token (reseller admin)"),
+        (None, Some(c)) => match c.credentials.operator_secret() {
+            Some(s) => req.header(headers::INTERNAL, s),
+            None => bail!(
+                "--config: the origin config has no [credentials] admin (or peer) secret; \
+                 add one, or give --token (reseller admin)"
+            ),
+        },
+        (None, None) => bail!("give --config (admin credential) or --token (reseller admin)"),
     };
     let resp = req.send().with_context(|| format!("asking {origin}"))?;
     let status = resp.status();

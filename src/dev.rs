@@ -63,7 +63,7 @@ pub fn run(data: &Path, origin_port: u16, edge_port: u16) -> Result<()> {
         disk = "1 GiB"
         memory = "128 MiB"
         "#,
-        secrets.internal_secret,
+        secrets.edge_secret,
         data.join("edge-cache").display()
     ))?
     .validate()?;

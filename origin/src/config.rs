@@ -38,9 +38,13 @@ pub struct RawConfig {
     /// nothing is stored (Swift's `client_timeout`). Default `60s`.
     #[serde(default, with = "humantime_serde")]
     pub client_timeout: Option<Duration>,
-    /// Secret shared by origin nodes and edges for `/internal/*` and internal reads. Required,
-    /// at least 16 bytes.
-    pub internal_secret: String,
+    /// Legacy: one secret for every service role (edges, peers, operators). Prefer
+    /// `[credentials]`; exactly one of the two is required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub internal_secret: Option<String>,
+    /// `[credentials]`: a secret per service role (see [`crate::credentials`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<crate::credentials::RawCredentials>,
     /// Authentication (Swift auth v1).
     #[serde(default)]
     pub auth: RawAuth,
@@ -166,8 +170,10 @@ pub struct Config {
     pub max_object_size: u64,
     /// Longest pause allowed inside a request body.
     pub client_timeout: Duration,
-    /// Internal secret.
-    pub internal_secret: String,
+    /// Service credentials (edges, peers, operators).
+    pub credentials: crate::credentials::Credentials,
+    /// The legacy single `internal_secret` is in use (the server warns at start).
+    pub legacy_secret: bool,
     /// Token lifetime.
     pub token_ttl: Duration,
     /// Users.
@@ -260,9 +266,13 @@ impl RawConfig {
     /// # Errors
     /// [`Error::Config`] naming the first bad key.
     pub fn validate(self) -> Result<Config, Error> {
-        if self.internal_secret.len() < 16 {
-            return Err(err("internal_secret", "must be at least 16 bytes"));
-        }
+        let legacy_secret =
+            crate::credentials::RawCredentials::is_legacy(&self.credentials, &self.internal_secret);
+        let credentials = crate::credentials::RawCredentials::validate(
+            self.credentials,
+            self.internal_secret,
+            self.cluster.is_some(),
+        )?;
         if let Some(u) = &self.public_url {
             if !(u.starts_with("http://") || u.starts_with("https://")) {
                 return Err(err("public_url", "must start with http:// or https://"));
@@ -313,7 +323,8 @@ impl RawConfig {
             public_url: self.public_url.map(|u| u.trim_end_matches('/').to_owned()),
             max_object_size: max,
             client_timeout,
-            internal_secret: self.internal_secret,
+            credentials,
+            legacy_secret,
             token_ttl: self
                 .auth
                 .token_ttl

@@ -24,8 +24,16 @@ pub const DEMO_KEY_ID: &str = "dev1";
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DevSecrets {
-    /// Internal secret (origin ↔ edge).
-    pub internal_secret: String,
+    /// The edge's credential (`[credentials] edge`).
+    #[serde(default)]
+    pub edge_secret: String,
+    /// The operator's credential (`[credentials] admin`): `outpost billing report`, purges.
+    #[serde(default)]
+    pub admin_secret: String,
+    /// The single secret of installations made before `[credentials]`; replaced by the two
+    /// above on the next start.
+    #[serde(default, skip_serializing)]
+    pub internal_secret: Option<String>,
     /// Key of the `demo:demo` user.
     pub user_key: String,
     /// Account tempurl key.
@@ -50,13 +58,22 @@ impl DevSecrets {
         let path = data_dir.join("dev-secrets.toml");
         if path.exists() {
             let text = std::fs::read_to_string(&path)?;
-            return toml::from_str(&text).map_err(|e| Error::Config {
+            let mut s: DevSecrets = toml::from_str(&text).map_err(|e| Error::Config {
                 key: path.display().to_string(),
                 reason: e.message().to_owned(),
-            });
+            })?;
+            if s.edge_secret.is_empty() || s.admin_secret.is_empty() {
+                s.edge_secret = random_hex(24)?;
+                s.admin_secret = random_hex(24)?;
+                let text = toml::to_string(&s).map_err(|_| Error::Task)?;
+                std::fs::write(&path, text)?;
+            }
+            return Ok(s);
         }
         let s = DevSecrets {
-            internal_secret: random_hex(24)?,
+            edge_secret: random_hex(24)?,
+            admin_secret: random_hex(24)?,
+            internal_secret: None,
             user_key: random_hex(12)?,
             tempurl_key: random_hex(16)?,
             token_secret: random_hex(32)?,
@@ -78,7 +95,16 @@ impl DevSecrets {
             public_url: None,
             max_object_size: bytesize::ByteSize::gib(5),
             client_timeout: None,
-            internal_secret: self.internal_secret.clone(),
+            internal_secret: None,
+            credentials: Some(crate::credentials::RawCredentials {
+                edge: Some(crate::credentials::RawSecrets::One(
+                    self.edge_secret.clone(),
+                )),
+                peer: None,
+                admin: Some(crate::credentials::RawSecrets::One(
+                    self.admin_secret.clone(),
+                )),
+            }),
             auth: crate::config::RawAuth {
                 token_ttl: None,
                 users: vec![crate::config::User {

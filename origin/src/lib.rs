@@ -60,6 +60,7 @@ pub mod api;
 pub mod billing;
 pub mod cluster;
 pub mod config;
+pub mod credentials;
 pub mod db;
 pub mod dev;
 mod error;

@@ -12,6 +12,7 @@ use axum::response::Response;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use outpost_auth::StoragePath;
 
+pub use crate::credentials::{Capability, Role};
 use crate::hlc::Timestamp;
 use crate::store::validate::check_meta;
 use crate::store::{Expiry, MetaUpdate, ObjectHeaders, Store};
@@ -46,8 +47,9 @@ pub enum Identity {
         /// Reseller admin.
         reseller: bool,
     },
-    /// An edge or another origin node holding the internal secret.
-    Internal,
+    /// A service holding one of the `[credentials]` secrets: an edge, a peer node, an
+    /// operator's tool. What it may do is [`Role::can`].
+    Service(Role),
 }
 
 impl Identity {
@@ -60,8 +62,13 @@ impl Identity {
                 reseller,
                 ..
             } => *reseller || a == account,
-            Identity::Internal => true,
+            Identity::Service(_) => true,
         }
+    }
+
+    /// True for a service whose role has capability `c` ([`Role::can`], the one table).
+    pub fn can(&self, c: Capability) -> bool {
+        matches!(self, Identity::Service(r) if r.can(c))
     }
 
     /// Name for logs.
@@ -69,7 +76,9 @@ impl Identity {
         match self {
             Identity::Anonymous => "-",
             Identity::User { name, .. } => name,
-            Identity::Internal => ".internal",
+            Identity::Service(Role::Edge) => ".edge",
+            Identity::Service(Role::Peer) => ".peer",
+            Identity::Service(Role::Admin) => ".admin",
         }
     }
 }
@@ -126,7 +135,7 @@ impl Req {
             return Ok(ts);
         }
         let given = match self.header("x-timestamp") {
-            Some(v) if self.ident == Identity::Internal => Some(v.parse::<Timestamp>()?),
+            Some(v) if self.ident.can(Capability::Storage) => Some(v.parse::<Timestamp>()?),
             _ => None,
         };
         Ok(st.write_ts(given))

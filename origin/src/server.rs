@@ -89,10 +89,13 @@ pub async fn start(cfg: Config) -> Result<RunningOrigin> {
         })?;
     let addr = listener.local_addr()?;
     let cluster = match cfg.cluster.clone() {
-        Some(c) => Some(Arc::new(crate::cluster::Cluster::open(
-            c,
-            &cfg.internal_secret,
-        )?)),
+        Some(c) => {
+            let secret = cfg.credentials.peer_secret().ok_or(Error::Config {
+                key: "credentials.peer".into(),
+                reason: "is required with [cluster]".into(),
+            })?;
+            Some(Arc::new(crate::cluster::Cluster::open(c, secret)?))
+        }
         None => None,
     };
     let xdc = cfg.sync.clone().map(|c| Arc::new(crate::xdc::Xdc::new(c)));
@@ -287,6 +290,12 @@ async fn trim_feed(st: Arc<Store>) {
 /// # Errors
 /// As [`start`]; [`Error::Io`] when the `SIGHUP` handler cannot be installed.
 pub async fn run(cfg: Config, reload: Option<ReloadSource>) -> Result<()> {
+    if cfg.legacy_secret {
+        tracing::warn!(
+            "internal_secret gives every edge, peer and operator tool every right (writes with any \
+             timestamp included); give each role its own secret in [credentials] (deploy/README.md)"
+        );
+    }
     let node = start(cfg).await?;
     let reloader = match reload {
         Some(src) => Some(Reloader::new(src, node.state.store.metrics.clone())?),

@@ -9,8 +9,13 @@ use std::time::{Duration, Instant};
 
 use crate::outpost_bin;
 
-/// The internal secret every harness origin and edge share.
+/// The internal secret every harness origin and edge share (the legacy single secret); in a
+/// [`crate::ring_cluster::RingCluster`], the nodes' `[credentials] peer` secret.
 pub const SECRET: &str = "harness-internal-secret-0123456789";
+/// `[credentials] edge` of ring clusters: what their edges hold.
+pub const EDGE_SECRET: &str = "harness-edge-secret-0123456789";
+/// `[credentials] admin` of ring clusters.
+pub const ADMIN_SECRET: &str = "harness-admin-secret-0123456789";
 /// The demo user of harness origins: `demo:demo` with this key.
 pub const USER_KEY: &str = "demo-key";
 
@@ -153,6 +158,12 @@ impl OriginProc {
     /// As [`OriginProc::start`], with `extra` appended to the config (e.g. a `[limits]`
     /// section) and its stderr (the JSON log) written to `log` if given.
     pub fn start_with(dir: &Path, extra: &str, log: Option<&Path>) -> OriginProc {
+        Self::start_secured(dir, &format!("internal_secret = \"{SECRET}\""), extra, log)
+    }
+
+    /// As [`OriginProc::start_with`], with `secrets` (the legacy `internal_secret = ...` line
+    /// or a `[credentials]` table) instead of the harness secret.
+    pub fn start_secured(dir: &Path, secrets: &str, extra: &str, log: Option<&Path>) -> OriginProc {
         let data = dir.join("origin");
         let config = dir.join("origin.toml");
         std::fs::write(
@@ -160,7 +171,7 @@ impl OriginProc {
             format!(
                 r#"listen = "127.0.0.1:0"
 data_dir = "{}"
-internal_secret = "{SECRET}"
+{secrets}
 [[auth.users]]
 account = "demo"
 user = "demo"
@@ -216,6 +227,11 @@ key = "{USER_KEY}"
         self.kill();
         let next = Self::spawn(self.data.clone(), self.config.clone(), self.log.clone());
         *self = next;
+    }
+
+    /// The config file (a test may rewrite it before a restart).
+    pub fn config_path(&self) -> &Path {
+        &self.config
     }
 
     /// Restarts on a fixed address (so edges configured with it reconnect).

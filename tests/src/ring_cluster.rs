@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::cluster::{free_port, must_become_healthy, SECRET, USER_KEY};
+use crate::cluster::{free_port, must_become_healthy, ADMIN_SECRET, EDGE_SECRET, SECRET, USER_KEY};
 use crate::{must_run_outpost, outpost_bin};
 
 /// One origin node of the ring.
@@ -173,7 +173,10 @@ impl RingCluster {
             format!(
                 r#"listen = "127.0.0.1:{port}"
 data_dir = "{data}"
-internal_secret = "{SECRET}"
+[credentials]
+edge = "{EDGE_SECRET}"
+peer = "{SECRET}"
+admin = "{ADMIN_SECRET}"
 [[auth.users]]
 account = "demo"
 user = "demo"

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use outpost_tests::clients::pseudo_random;
-use outpost_tests::cluster::{EdgeProc, SECRET};
+use outpost_tests::cluster::{EdgeProc, EDGE_SECRET};
 use outpost_tests::ring_cluster::{partition, path_hash, RingCluster};
 
 const HOST: &str = "public.demo.cdn.test";
@@ -88,7 +88,7 @@ fn edge_reads_replicas_directly_and_fails_over() {
             r#"base_domain = "cdn.test"
 [origin]
 address = "{}"
-internal_secret = "{SECRET}"
+internal_secret = "{EDGE_SECRET}"
 ring = "{}"
 [cache]
 disk_dir = "{}"

@@ -20,7 +20,7 @@ pub(super) async fn handle(st: &Shared, r: Req) -> Result<Response> {
     let account = r.path.account().to_owned();
     let reseller = matches!(
         &r.ident,
-        Identity::User { reseller: true, .. } | Identity::Internal
+        Identity::User { reseller: true, .. } | Identity::Service(_)
     );
     match r.method {
         Method::PUT | Method::DELETE if !reseller => Err(match r.ident {
@@ -166,7 +166,7 @@ fn revocations(h: &http::HeaderMap) -> Result<Vec<(RevocationKind, String)>> {
 fn check_quota_change(r: &Req, updates: &[(String, Option<String>)]) -> Result<()> {
     let reseller = matches!(
         &r.ident,
-        Identity::User { reseller: true, .. } | Identity::Internal
+        Identity::User { reseller: true, .. } | Identity::Service(_)
     );
     if !reseller
         && updates

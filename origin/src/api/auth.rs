@@ -171,7 +171,8 @@ async fn auth(st: &Shared, headers: &HeaderMap) -> Result<Response> {
     // the cluster secret so every node can check them.
     let token = if st.cluster.is_some() {
         let expires = st.store.clock.wall_secs() + ttl.as_secs();
-        issue_signed(&ident, expires, st.store.cfg.internal_secret.as_bytes()).ok_or(Error::Task)?
+        let key = st.store.cfg.credentials.peer_secret().ok_or(Error::Task)?;
+        issue_signed(&ident, expires, key.as_bytes()).ok_or(Error::Task)?
     } else {
         st.tokens.issue(ident, ttl)?
     };
@@ -233,6 +234,6 @@ mod tests {
             None
         );
         assert_eq!(verify_signed("AUTH_tks.zz", 1, b"x"), None);
-        assert!(issue_signed(&Identity::Internal, 1, b"x").is_none());
+        assert!(issue_signed(&Identity::Service(crate::request::Role::Peer), 1, b"x").is_none());
     }
 }

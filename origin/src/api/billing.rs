@@ -17,7 +17,7 @@ use http::StatusCode;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use super::{Identity, Shared};
+use super::{Capability, Identity, Shared};
 use outpost_proto::billing::{BillingBatch, BillingReport, ReportMinute};
 use outpost_proto::{logs, meta::LOGS_CONTAINER};
 
@@ -32,15 +32,7 @@ const MAX_LOG_OBJECT_BYTES: usize = 256 << 20;
 const MAX_RECORDS: usize = 200_000;
 
 fn internal_only(st: &Shared, headers: &http::HeaderMap) -> Result<()> {
-    match st.identify(headers) {
-        Identity::Internal => Ok(()),
-        Identity::Anonymous => Err(Error::Unauthorized {
-            reason: "internal endpoints need the X-Outpost-Internal secret",
-        }),
-        Identity::User { .. } => Err(Error::Forbidden {
-            reason: "internal endpoints need the X-Outpost-Internal secret",
-        }),
-    }
+    st.require(headers, Capability::Usage).map(drop)
 }
 
 fn bad(code: &'static str, msg: String) -> Response {
@@ -200,10 +192,16 @@ async fn report_inner(
     headers: http::HeaderMap,
 ) -> Result<Response> {
     match st.identify(&headers) {
-        Identity::Internal | Identity::User { reseller: true, .. } => {}
+        Identity::User { reseller: true, .. } => {}
+        ref i if i.can(Capability::Operate) => {}
+        Identity::Service(_) => {
+            return Err(Error::Forbidden {
+                reason: Capability::Operate.denial(),
+            })
+        }
         Identity::Anonymous => {
             return Err(Error::Unauthorized {
-                reason: "billing reports need the internal secret or a reseller admin token",
+                reason: "billing reports need the admin credential or a reseller admin token",
             })
         }
         Identity::User { .. } => {

@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use http::HeaderMap;
 
-use super::{blocking, Identity, Shared};
+use super::{blocking, Capability, Shared};
 use crate::cluster::replicator::{self, Hashes, MetaRows, Rows, View, FORMAT};
 use crate::db::ReplicaRow;
 use crate::{Error, Result};
@@ -25,12 +25,9 @@ use crate::{Error, Result};
 fn require<'a>(
     st: &'a Shared,
     h: &HeaderMap,
+    need: Capability,
 ) -> Result<&'a std::sync::Arc<crate::cluster::Cluster>> {
-    if st.identify(h) != Identity::Internal {
-        return Err(Error::Unauthorized {
-            reason: "internal endpoints need the X-Outpost-Internal secret",
-        });
-    }
+    st.require(h, need)?;
     st.cluster.as_ref().ok_or(Error::NotFound {
         what: "cluster mode (this node has no [cluster] config)",
     })
@@ -68,7 +65,7 @@ pub async fn hashes(
 ) -> Response {
     answer(
         async {
-            require(&st, &headers)?;
+            require(&st, &headers, Capability::Storage)?;
             let part = part_param(&st, &q)?;
             let view = match q.get("view").map(String::as_str) {
                 Some("data") => View::Data,
@@ -98,7 +95,7 @@ pub async fn rows(
 ) -> Response {
     answer(
         async {
-            require(&st, &headers)?;
+            require(&st, &headers, Capability::Storage)?;
             let part = part_param(&st, &q)?;
             let suffixes: Vec<String> = q
                 .get("suffixes")
@@ -126,7 +123,7 @@ pub async fn rows(
 pub async fn meta(State(st): State<Shared>, headers: HeaderMap) -> Response {
     answer(
         async {
-            require(&st, &headers)?;
+            require(&st, &headers, Capability::Storage)?;
             let rows = blocking(&st, |s| s.db.meta_rows()).await?;
             Ok(MetaRows {
                 format: FORMAT,
@@ -141,7 +138,7 @@ pub async fn meta(State(st): State<Shared>, headers: HeaderMap) -> Response {
 pub async fn replicate(State(st): State<Shared>, headers: HeaderMap) -> Response {
     answer(
         async {
-            let cl = require(&st, &headers)?;
+            let cl = require(&st, &headers, Capability::Operate)?;
             replicator::pass(&st.store, cl).await
         }
         .await,
@@ -152,7 +149,7 @@ pub async fn replicate(State(st): State<Shared>, headers: HeaderMap) -> Response
 pub async fn audit(State(st): State<Shared>, headers: HeaderMap) -> Response {
     answer(
         async {
-            let cl = require(&st, &headers)?;
+            let cl = require(&st, &headers, Capability::Operate)?;
             crate::cluster::auditor::pass(&st.store, cl, None).await
         }
         .await,
@@ -163,7 +160,7 @@ pub async fn audit(State(st): State<Shared>, headers: HeaderMap) -> Response {
 pub async fn status(State(st): State<Shared>, headers: HeaderMap) -> Response {
     answer(
         async {
-            let cl = require(&st, &headers)?;
+            let cl = require(&st, &headers, Capability::Operate)?;
             let objects = blocking(&st, |s| s.db.object_row_count()).await?;
             Ok(crate::cluster::status::of(cl, objects))
         }

@@ -8,7 +8,7 @@ use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use http::HeaderMap;
 
-use super::{blocking, Identity, Shared};
+use super::{blocking, Capability, Shared};
 use outpost_proto::feed::FeedPage;
 use outpost_proto::snapshot::{AccountSnapshot, ContainerSnapshot, Snapshot, TokenKey};
 
@@ -19,13 +19,7 @@ use crate::{Error, Result};
 const MAX_WAIT: Duration = Duration::from_secs(60);
 
 fn require_internal(st: &Shared, h: &HeaderMap) -> Result<()> {
-    if st.identify(h) == Identity::Internal {
-        Ok(())
-    } else {
-        Err(Error::Unauthorized {
-            reason: "internal endpoints need the X-Outpost-Internal secret",
-        })
-    }
+    st.require(h, Capability::Feed).map(drop)
 }
 
 /// `GET /internal/changes?since=SEQ&limit=N&wait=SECS`: changes after `since`; with `wait`,

@@ -26,14 +26,15 @@ use axum::routing::get;
 use axum::Router;
 use http::{HeaderMap, HeaderValue, Method};
 use outpost_auth::StoragePath;
-use subtle::ConstantTimeEq;
 
 use crate::cluster::Cluster;
 use crate::store::Store;
 use crate::xdc::Xdc;
 use crate::{Error, Result};
 
-pub use crate::request::{meta_updates, set, status, Identity, Req, INTERNAL_HEADER};
+pub use crate::request::{
+    meta_updates, set, status, Capability, Identity, Req, Role, INTERNAL_HEADER,
+};
 pub use auth::AuthTokens;
 use outpost_proto::paths;
 pub use purge::Subscribers;
@@ -61,10 +62,11 @@ impl AppState {
     /// Works out who sent the request.
     pub fn identify(&self, headers: &HeaderMap) -> Identity {
         let cfg = &self.store.cfg;
-        if let Some(v) = headers.get(INTERNAL_HEADER) {
-            if bool::from(v.as_bytes().ct_eq(cfg.internal_secret.as_bytes())) {
-                return Identity::Internal;
-            }
+        if let Some(role) = headers
+            .get(INTERNAL_HEADER)
+            .and_then(|v| cfg.credentials.role_of(v.as_bytes()))
+        {
+            return Identity::Service(role);
         }
         let token = headers
             .get("x-auth-token")
@@ -76,11 +78,11 @@ impl AppState {
                 .lookup(t)
                 .or_else(|| {
                     self.cluster.as_ref().and_then(|_| {
-                        auth::verify_signed(
-                            t,
-                            self.store.clock.wall_secs(),
-                            cfg.internal_secret.as_bytes(),
-                        )
+                        let now = self.store.clock.wall_secs();
+                        cfg.credentials
+                            .peer_secrets()
+                            .iter()
+                            .find_map(|k| auth::verify_signed(t, now, k.as_bytes()))
                     })
                 })
                 .unwrap_or(Identity::Anonymous),
@@ -301,14 +303,31 @@ fn build_req(st: &AppState, req: Request, client_ip: std::net::IpAddr) -> Result
                 .or_insert_with(|| v.into_owned());
         }
     }
-    let ident = st.identify(&parts.headers);
-    let direct = if ident == Identity::Internal {
-        parts
-            .headers
-            .get(crate::cluster::DIRECT_HEADER)
-            .and_then(|v| crate::cluster::Direct::parse(v.as_bytes()))
-    } else {
-        None
+    // A peer DC's change (`xdc::apply`) arrives already authenticated by its realm key.
+    let ident = match parts.extensions.get::<Identity>() {
+        Some(i) => i.clone(),
+        None => st.identify(&parts.headers),
+    };
+    let direct = match &ident {
+        Identity::Service(role) => {
+            let direct = parts
+                .headers
+                .get(crate::cluster::DIRECT_HEADER)
+                .and_then(|v| crate::cluster::Direct::parse(v.as_bytes()));
+            let read = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+            let need = Capability::of_swift_request(
+                read,
+                direct.is_some(),
+                parts.headers.contains_key("x-timestamp"),
+            );
+            if !role.can(need) {
+                return Err(Error::Forbidden {
+                    reason: need.denial(),
+                });
+            }
+            direct
+        }
+        _ => None,
     };
     Ok(Req {
         direct,
@@ -382,6 +401,25 @@ pub fn put_meta(h: &mut HeaderMap, meta: &crate::db::Meta) {
             HeaderValue::from_str(v),
         ) {
             h.insert(name, val);
+        }
+    }
+}
+
+impl AppState {
+    /// The one check of a service endpoint: the request's credential must have `need`.
+    ///
+    /// # Errors
+    /// [`Error::Unauthorized`] without a credential, [`Error::Forbidden`] for a user or a
+    /// service whose role lacks `need`.
+    pub fn require(&self, headers: &HeaderMap, need: Capability) -> Result<Role> {
+        match self.identify(headers) {
+            Identity::Service(role) if role.can(need) => Ok(role),
+            Identity::Anonymous => Err(Error::Unauthorized {
+                reason: "service endpoints need an X-Outpost-Internal credential",
+            }),
+            _ => Err(Error::Forbidden {
+                reason: need.denial(),
+            }),
         }
     }
 }

@@ -11,7 +11,7 @@ use outpost_auth::{AccessRequest, KeySet, KeyStore, NoRevocations, TempUrlKeys, 
 use super::body::{self, Piece};
 use super::container::ReadAcl;
 use super::range::{self, RangeOutcome};
-use super::{blocking, deny, put_meta, set, slo, status, Identity, Req, Shared};
+use super::{blocking, deny, put_meta, set, slo, status, Capability, Req, Shared};
 use crate::db::{Applied, ContainerRow, Meta, ObjectRow};
 use crate::hlc::Timestamp;
 use crate::request::{copy_destination, object_meta_updates, split_copy_path, strip_quotes};
@@ -598,7 +598,7 @@ async fn delete(st: &Shared, r: Req, container: String, object: String) -> Resul
         // A replicated delete (internal, with its timestamp) leaves a tombstone even where the
         // object is unknown, so an older version arriving later from a third DC stays deleted.
         Err(Error::NotFound { .. })
-            if r.ident == Identity::Internal && r.headers.contains_key("x-timestamp") =>
+            if r.ident.can(Capability::Storage) && r.headers.contains_key("x-timestamp") =>
         {
             let ts = r.write_ts(&st.store)?;
             let base = st.store.blank_row(r.path.account(), &container, &object);

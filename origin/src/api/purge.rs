@@ -9,7 +9,7 @@ use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue};
 
-use super::{blocking, Identity, Shared};
+use super::{blocking, Capability, Shared};
 use crate::db::PurgeTarget;
 use crate::{Error, Result};
 
@@ -177,11 +177,7 @@ async fn purge_inner(
     headers: &HeaderMap,
     q: &HashMap<String, String>,
 ) -> Result<Response> {
-    if st.identify(headers) != Identity::Internal {
-        return Err(Error::Unauthorized {
-            reason: "purges need the X-Outpost-Internal secret",
-        });
-    }
+    st.require(headers, Capability::Purge)?;
     let wait = requested_wait(headers)?;
     let get = |k: &str| q.get(k).filter(|v| !v.is_empty()).cloned();
     let account = get("account").ok_or(Error::BadQuery {

@@ -7,7 +7,7 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, Method};
 
-use super::{blocking, Shared, INTERNAL_HEADER};
+use super::{blocking, Capability, Identity, Role, Shared, INTERNAL_HEADER};
 use crate::xdc::{HaveRequest, HaveResponse, FORMAT, FROM_HEADER, KEY_HEADER};
 use crate::{Error, Result};
 
@@ -145,18 +145,16 @@ fn rewrite(st: &Shared, req: Request) -> Result<Request> {
     ] {
         h.remove(name);
     }
-    let secret = HeaderValue::from_str(&st.store.cfg.internal_secret).map_err(|_| Error::Task)?;
-    h.insert(INTERNAL_HEADER, secret);
+    h.remove(INTERNAL_HEADER);
+    // Applied as a peer's write (it keeps its timestamp); the realm key authenticated it.
+    parts.extensions.insert(Identity::Service(Role::Peer));
     Ok(Request::from_parts(parts, Body::new(body)))
 }
 
 /// `GET /internal/xdc/status` (internal secret): this node's per-peer replication state.
 pub async fn status(State(st): State<Shared>, headers: HeaderMap) -> Response {
-    if st.identify(&headers) != super::Identity::Internal {
-        return Error::Unauthorized {
-            reason: "the internal secret is required",
-        }
-        .into_response();
+    if let Err(e) = st.require(&headers, Capability::Operate) {
+        return e.into_response();
     }
     let x = st.xdc.clone();
     let peers = blocking(&st, move |s| match x {
