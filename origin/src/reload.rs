@@ -6,8 +6,8 @@
 //!
 //! Applied in place: `log_level` (through the [`LogLevelHook`] the binary gives; `OUTPOST_LOG`,
 //! when set, wins). Everything else needs a restart and gets one warning line per changed key,
-//! keeping its running value: `listen`, `data_dir`, `internal_secret`, `[[auth.users]]`,
-//! `[limits]` (the accept loop sizes its connection gate and hyper's head limits once),
+//! keeping its running value: `listen`, `data_dir`, `[credentials]`, `internal_secret`,
+//! `[[auth.users]]`, `[limits]` (the accept loop sizes its connection gate and hyper's head limits once),
 //! `[cluster]`, `[sync]`, ... They are read from the one `Config` the store, the handlers and
 //! the background tasks share; making them swappable is future work.
 
@@ -202,7 +202,7 @@ fn lookup<'a>(v: &'a toml::Value, key: &str) -> Option<&'a toml::Value> {
 
 /// The running value of `key` for a log line: short scalars only, never a secret.
 fn printable(key: &str, v: Option<&toml::Value>) -> Option<String> {
-    if key.contains("secret") || key.contains("key") {
+    if key.contains("secret") || key.contains("key") || key.starts_with("credentials") {
         return None;
     }
     match v? {
@@ -245,6 +245,15 @@ key = "k"
             log_level: hook,
         };
         (Reloader::new(src, Metrics::new()).unwrap(), path)
+    }
+
+    #[test]
+    fn credentials_are_never_printed() {
+        let v = toml::Value::String("peer-secret-0123456789".into());
+        for k in ["credentials.peer", "credentials.edge", "internal_secret"] {
+            assert_eq!(printable(k, Some(&v)), None, "{k}");
+        }
+        assert!(printable("listen", Some(&v)).is_some());
     }
 
     #[test]
