@@ -167,7 +167,7 @@ fn every_example_config_passes_check() {
     let edge = yaml_block(&read(&root().join("deploy/k8s/edge.yaml")), "edge.toml.in")
         .replace("@EDGE_ID@", "outpost-edge-5d9c7-x2x7q")
         .replace("@ORIGIN_ADDRESS@", "10.244.1.7:8080")
-        .replace("@INTERNAL_SECRET@", "k8s-internal-secret-0123456789");
+        .replace("@EDGE_SECRET@", "k8s-edge-secret-0123456789");
     std::fs::write(tmp.path().join("edge.toml"), edge).unwrap();
     must_check("edge", &tmp.path().join("edge.toml"));
 
@@ -519,7 +519,7 @@ fn kubernetes_manifests_validate() {
         "service/outpost-edge-pods",
         "service/outpost-edge",
         "poddisruptionbudget/outpost-edge",
-        "secret/outpost-internal",
+        "secret/outpost-edge-credential",
         "secret/outpost-origin-config",
     ] {
         assert!(
@@ -660,14 +660,14 @@ fn scripts_inside_compose_and_manifests_work() {
             ),
             ("ORIGIN_NODES", "3"),
             ("ORIGIN_PORT", "8080"),
-            ("INTERNAL_SECRET", "k8s-internal-secret-0123456789"),
+            ("EDGE_SECRET", "k8s-edge-secret-0123456789"),
         ],
     );
     assert!(out.contains("edge.toml: ok"), "{out}");
     let edge = read(&run.join("edge.toml"));
     assert!(edge.contains("edge_id = \"outpost-edge-4\""), "{edge}");
     assert!(edge.contains("address = \"10.96.0.12:8080\""), "{edge}");
-    assert!(edge.contains("k8s-internal-secret-0123456789"), "{edge}");
+    assert!(edge.contains("k8s-edge-secret-0123456789"), "{edge}");
 }
 
 fn must_run(bin: &Path, args: &[&str]) -> String {
