@@ -182,7 +182,7 @@ pub fn replication_line(s: &NodeStatus) -> String {
     format!(
         "last pass {} ago, took {} ({} partitions, {} rows, {} pushed, {})",
         progress::duration(s.lag_secs),
-        progress::duration(s.last_pass_ms.div_ceil(1000)),
+        progress::millis(s.last_pass_ms),
         s.last_pass_partitions,
         progress::count(s.last_pass_rows as f64),
         s.last_pass_pushed,
@@ -288,7 +288,7 @@ mod tests {
     fn a_finished_pass_shows_when_and_how_long() {
         assert_eq!(
             replication_line(&idle()),
-            "last pass 41s ago, took 12s (1024 partitions, 9.1k rows, 12 pushed, 1.2 MB)"
+            "last pass 41s ago, took 11s (1024 partitions, 9.1k rows, 12 pushed, 1.2 MB)"
         );
         let mut s = idle();
         s.passes = 0;

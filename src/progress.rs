@@ -6,7 +6,7 @@
 //! a file, a log shipper or another program, a command prints exactly what it printed before:
 //! no escape codes, no carriage returns.
 //!
-//! The formatters ([`count`], [`bytes`], [`duration`], [`eta`]) turn the figures of
+//! The formatters ([`count`], [`bytes`], [`duration`], [`millis`], [`eta`]) turn the figures of
 //! `/internal/cluster/status` and `/internal/xdc/status` into the short forms of
 //! `outpost cluster status` (`3.1k rows/s`, `1.2 MB`, `ETA 2m10s`).
 
@@ -133,6 +133,16 @@ pub fn duration(secs: u64) -> String {
     }
 }
 
+/// A duration given in milliseconds: `340ms` and `2.5s` below ten seconds, then as
+/// [`duration`] (`12s`, `2m10s`).
+pub fn millis(ms: u64) -> String {
+    match ms {
+        0..=999 => format!("{ms}ms"),
+        1_000..=9_999 => format!("{:.1}s", ms as f64 / 1000.0),
+        _ => duration((ms + 500) / 1000),
+    }
+}
+
 /// `ETA 2m10s`, or `ETA ?` when the rate is zero (stalled or not measured yet).
 pub fn eta(secs: Option<u64>) -> String {
     match secs {
@@ -173,6 +183,10 @@ mod tests {
         assert_eq!(duration(130), "2m10s");
         assert_eq!(duration(3_900), "1h05m");
         assert_eq!(duration(3 * 86_400 + 4 * 3_600 + 5), "3d04h");
+        assert_eq!(millis(340), "340ms");
+        assert_eq!(millis(2_540), "2.5s");
+        assert_eq!(millis(11_600), "12s");
+        assert_eq!(millis(130_000), "2m10s");
         assert_eq!(eta(Some(130)), "ETA 2m10s");
         assert_eq!(eta(None), "ETA ?");
     }
