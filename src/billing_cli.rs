@@ -89,9 +89,12 @@ pub fn run(cmd: BillingCommand) -> Result<()> {
         },
         (None, None) => bail!("give --config (admin credential) or --token (reseller admin)"),
     };
+    // One request: the origin sums every edge's minutes before it answers.
+    let asking = crate::progress::spinner(format!("asking {origin} for the billing report"));
     let resp = req.send().with_context(|| format!("asking {origin}"))?;
     let status = resp.status();
     let body = resp.text()?;
+    asking.finish();
     if !status.is_success() {
         bail!("origin answered {status}: {}", body.trim());
     }

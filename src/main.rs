@@ -403,6 +403,7 @@ fn run(cli: Cli) -> Result<()> {
 mod billing_cli;
 mod cluster_cli;
 mod dev;
+mod progress;
 mod ring_cli;
 
 fn now() -> Result<u64> {

@@ -137,9 +137,12 @@ pub fn run(cmd: RingCommand) -> Result<()> {
             println!("device {id} weight {weight}");
         }
         RingCommand::Rebalance { ring } => {
+            // Large rings (2^20 partitions) take seconds to place.
+            let placing = crate::progress::spinner(format!("rebalancing {}", ring.display()));
             let mut r = load(&ring)?;
             let rep = r.rebalance()?;
             r.save(&ring)?;
+            placing.finish();
             println!(
                 "rebalanced {} to version {}: moved {} partition replicas, {} unassigned",
                 ring.display(),

@@ -69,6 +69,7 @@ pub mod hlc;
 pub mod limits;
 pub mod metrics;
 pub mod names;
+pub mod progress;
 pub mod reload;
 pub mod request;
 pub mod server;

@@ -71,6 +71,12 @@ fn ten_thousand_objects_written_during_a_cut_converge_in_both_dcs() {
         st[0]["lag_entries"].as_u64().unwrap() >= per_dc() as u64,
         "{st}"
     );
+    // A catch-up is pending: it covers at least the writes made during the cut.
+    let (done, total) = (
+        st[0]["catchup_done"].as_u64().unwrap(),
+        st[0]["catchup_total"].as_u64().unwrap(),
+    );
+    assert!(total >= per_dc() as u64 && done < total, "{st}");
     // `outpost cluster status` shows the shipper's lag and the link as down.
     let ring = dcs.dc1.ring.as_ref().expect("dc1 is a ring");
     let out = outpost_tests::must_run_outpost(&[
@@ -88,6 +94,14 @@ fn ten_thousand_objects_written_during_a_cut_converge_in_both_dcs() {
     assert!(line.contains("DOWN"), "{out}");
     let behind: u64 = line.split_whitespace().nth(2).unwrap().parse().unwrap();
     assert!(behind >= per_dc() as u64, "{out}");
+    // The catch-up column: done/total feed entries.
+    let catchup_total: u64 = line
+        .split_whitespace()
+        .nth(8)
+        .and_then(|c| c.split_once('/'))
+        .and_then(|(_, t)| t.parse().ok())
+        .unwrap_or_else(|| panic!("no catch-up in {line:?}"));
+    assert!(catchup_total >= per_dc() as u64, "{out}");
 
     dcs.restore();
     let (took, all) = dcs.must_converge(C, Duration::from_secs(300));
@@ -129,6 +143,10 @@ fn ten_thousand_objects_written_during_a_cut_converge_in_both_dcs() {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+        // Caught up: no catch-up is running and nothing is left.
+        let st = dc.sync_status();
+        assert_eq!(st[0]["catchup_total"], 0, "{st}");
+        assert_eq!(st[0]["eta_secs"], 0, "{st}");
     }
     eprintln!("[{:?}] done", t0.elapsed());
 }

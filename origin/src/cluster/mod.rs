@@ -26,7 +26,7 @@ pub mod proxy;
 pub mod replicator;
 pub mod status;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -67,12 +67,30 @@ pub struct Stats {
     pub pass_progress: AtomicU64,
     /// Partitions the current pass will examine.
     pub pass_total: AtomicU64,
+    /// True while a pass runs.
+    pub pass_running: AtomicBool,
+    /// Unix milliseconds when the current (or last) pass started.
+    pub pass_start_ms: AtomicU64,
+    /// Object rows the current pass has examined so far.
+    pub pass_rows: AtomicU64,
+    /// Versions the current pass has pushed so far.
+    pub pass_pushed: AtomicU64,
+    /// Data bytes the current pass has pushed so far.
+    pub pass_bytes: AtomicU64,
+    /// Object rows the last completed pass examined.
+    pub last_pass_rows: AtomicU64,
+    /// Versions the last completed pass pushed.
+    pub last_pass_pushed: AtomicU64,
+    /// Data bytes the last completed pass pushed.
+    pub last_pass_bytes: AtomicU64,
     /// Versions pushed to peers, ever.
     pub pushed: AtomicU64,
     /// Failed pushes or peer queries, ever.
     pub errors: AtomicU64,
-    /// Partitions whose data this node holds without being a primary (handoff backlog),
-    /// as of the last pass.
+    /// Partitions whose data this node holds without being a primary (the handoff backlog:
+    /// what a rebalance still has to move away from here). Counted when a ring loads and
+    /// when a pass starts, lowered as the pass hands partitions home, and set to what is left
+    /// when it ends.
     pub handoff_partitions: AtomicU64,
     /// Versions whose data moved home and was dropped here, ever.
     pub reverted: AtomicU64,
@@ -103,6 +121,14 @@ pub struct Cluster {
     pub audit_lock: tokio::sync::Mutex<()>,
     /// Unix seconds when the node started.
     pub started: u64,
+}
+
+/// Now as Unix milliseconds.
+pub(crate) fn unix_now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }
 
 /// Now as Unix seconds.
@@ -264,6 +290,10 @@ pub async fn watch_ring(st: Arc<crate::store::Store>, cl: Arc<Cluster>) {
         tick.tick().await;
         if cl.reload_if_changed() {
             st.set_part_power(cl.ring().part_power);
+            // A rebalance shows its data movement at once, not only after the next pass.
+            if let Err(e) = replicator::count_handoff_backlog(&st, &cl).await {
+                tracing::warn!(error = %e, "cannot count the handoff backlog");
+            }
         }
     }
 }

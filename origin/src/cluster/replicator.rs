@@ -16,6 +16,14 @@
 //!    version, the local data is dropped and the rows kept as listing rows.
 //!
 //! Pushes are the same direct requests the proxy sends, so the receiving side is one code path.
+//!
+//! ## Progress
+//! While a pass runs, [`super::Stats`] holds its partitions done / to do, the rows examined
+//! and the versions and bytes pushed so far, and its start time; when it ends, the same
+//! figures of the last pass. The handoff backlog (partitions whose data is here although
+//! this node is not a primary: a rebalance's data movement still to do) is counted when a
+//! ring loads and when a pass starts ([`count_handoff_backlog`]) and lowered as partitions
+//! are handed home.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
@@ -29,7 +37,9 @@ use outpost_proto::paths;
 use outpost_ring::{Device, Ring};
 use serde::{Deserialize, Serialize};
 
-use super::{object_url, unix_now, Cluster, Direct, DIRECT_HEADER, SIZE_HEADER, SLO_HEADER};
+use super::{
+    object_url, unix_now, unix_now_ms, Cluster, Direct, DIRECT_HEADER, SIZE_HEADER, SLO_HEADER,
+};
 use crate::db::{self, MetaRow, ObjectRow, ReplicaRow};
 use crate::hlc::Timestamp;
 use crate::store::Store;
@@ -97,6 +107,12 @@ pub struct PassReport {
     pub handoff_partitions: u64,
     /// Milliseconds.
     pub duration_ms: u64,
+    /// Object rows examined.
+    #[serde(default)]
+    pub rows: u64,
+    /// Data bytes pushed.
+    #[serde(default)]
+    pub bytes: u64,
 }
 
 /// The suffix of an object path hash.
@@ -144,6 +160,35 @@ pub async fn run(st: Arc<Store>, cl: Arc<Cluster>) {
     }
 }
 
+/// Counts the partitions whose data this node holds without being their primary in the
+/// current ring (the handoff backlog) and stores the count in the stats.
+///
+/// # Errors
+/// [`Error::Db`] when the local store cannot be read.
+///
+/// # Cancel safety
+/// Dropping the future leaves the previous count.
+pub async fn count_handoff_backlog(st: &Arc<Store>, cl: &Cluster) -> Result<u64> {
+    let ring = cl.ring();
+    let me = cl.me(&ring);
+    let parts = st.blocking(|s| s.db.data_partitions()).await?;
+    let n = parts
+        .iter()
+        .filter(|&&p| !me.is_some_and(|m| ring.is_primary(p, m)))
+        .count() as u64;
+    cl.stats.handoff_partitions.store(n, Ordering::Relaxed);
+    Ok(n)
+}
+
+/// Clears `pass_running` however the pass ends (done, failed or dropped).
+struct Running<'a>(&'a super::Stats);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.pass_running.store(false, Ordering::Relaxed);
+    }
+}
+
 /// One replication pass (waits for a running one to finish first).
 ///
 /// # Errors
@@ -154,12 +199,24 @@ pub async fn run(st: Arc<Store>, cl: Arc<Cluster>) {
 pub async fn pass(st: &Arc<Store>, cl: &Cluster) -> Result<PassReport> {
     let _one = cl.pass_lock.lock().await;
     let started = Instant::now();
-    cl.stats
-        .last_pass_start
-        .store(unix_now(), Ordering::Relaxed);
+    let s = &cl.stats;
+    s.last_pass_start.store(unix_now(), Ordering::Relaxed);
+    s.pass_start_ms.store(unix_now_ms(), Ordering::Relaxed);
+    for c in [
+        &s.pass_progress,
+        &s.pass_total,
+        &s.pass_rows,
+        &s.pass_pushed,
+        &s.pass_bytes,
+    ] {
+        c.store(0, Ordering::Relaxed);
+    }
+    s.pass_running.store(true, Ordering::Relaxed);
+    let _running = Running(s);
     let mut rep = PassReport::default();
     let ring = cl.ring();
     let me = cl.me(&ring);
+    count_handoff_backlog(st, cl).await?;
 
     // 1. Tombstone reclamation.
     let age = cl.cfg.reclaim_age;
@@ -187,10 +244,7 @@ pub async fn pass(st: &Arc<Store>, cl: &Cluster) -> Result<PassReport> {
 
     // 3 and 4. Objects, partition by partition, a few at a time.
     let parts = st.blocking(|s| s.db.partitions()).await?;
-    cl.stats
-        .pass_total
-        .store(parts.len() as u64, Ordering::Relaxed);
-    cl.stats.pass_progress.store(0, Ordering::Relaxed);
+    s.pass_total.store(parts.len() as u64, Ordering::Relaxed);
     let results: Vec<Result<PartReport>> = futures_util::stream::iter(parts)
         .map(|part| {
             let ring = &ring;
@@ -210,10 +264,11 @@ pub async fn pass(st: &Arc<Store>, cl: &Cluster) -> Result<PassReport> {
         rep.pushed += r.pushed;
         rep.errors += r.errors;
         rep.reverted += r.reverted;
+        rep.rows += r.rows;
+        rep.bytes += r.bytes;
         rep.handoff_partitions += u64::from(r.still_handoff);
     }
     rep.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    let s = &cl.stats;
     s.passes.fetch_add(1, Ordering::Relaxed);
     s.pushed.fetch_add(rep.pushed, Ordering::Relaxed);
     s.errors.fetch_add(rep.errors, Ordering::Relaxed);
@@ -224,13 +279,18 @@ pub async fn pass(st: &Arc<Store>, cl: &Cluster) -> Result<PassReport> {
     s.last_pass_partitions
         .store(rep.partitions, Ordering::Relaxed);
     s.last_pass_ms.store(rep.duration_ms, Ordering::Relaxed);
+    s.last_pass_rows.store(rep.rows, Ordering::Relaxed);
+    s.last_pass_pushed.store(rep.pushed, Ordering::Relaxed);
+    s.last_pass_bytes.store(rep.bytes, Ordering::Relaxed);
     s.last_pass_end.store(unix_now(), Ordering::Relaxed);
     Ok(rep)
 }
 
 #[derive(Default)]
 struct PartReport {
+    rows: u64,
     pushed: u64,
+    bytes: u64,
     errors: u64,
     reverted: u64,
     still_handoff: bool,
@@ -271,6 +331,8 @@ async fn partition(
     if rows.is_empty() {
         return Ok(rep);
     }
+    rep.rows = rows.len() as u64;
+    cl.stats.pass_rows.fetch_add(rep.rows, Ordering::Relaxed);
     let i_am_primary = me.is_some_and(|m| ring.is_primary(part, m));
     let holds_data = rows.iter().any(|r| !r.deleted && !r.listing_only);
     let mut primaries_synced = true;
@@ -278,8 +340,13 @@ async fn partition(
         let primary = ring.is_primary(part, peer.id);
         let view = if primary { View::Data } else { View::Listing };
         match sync_peer(st, cl, peer, part, &rows, view).await {
-            Ok((pushed, failed)) => {
+            Ok(Pushed {
+                pushed,
+                failed,
+                bytes,
+            }) => {
                 rep.pushed += pushed;
+                rep.bytes += bytes;
                 rep.errors += failed;
                 if primary && failed > 0 {
                     primaries_synced = false;
@@ -297,6 +364,12 @@ async fn partition(
     if !i_am_primary && holds_data {
         if primaries_synced && primaries > 0 {
             rep.reverted = revert(st, &rows).await?;
+            // One partition of the backlog moved home.
+            let _ = cl.stats.handoff_partitions.fetch_update(
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+                |n| Some(n.saturating_sub(1)),
+            );
         } else {
             rep.still_handoff = true;
         }
@@ -304,7 +377,15 @@ async fn partition(
     Ok(rep)
 }
 
-/// Compares with one peer and pushes what it lacks. Returns (pushed, failed pushes).
+/// What [`sync_peer`] pushed to one peer.
+#[derive(Default)]
+struct Pushed {
+    pushed: u64,
+    failed: u64,
+    bytes: u64,
+}
+
+/// Compares with one peer and pushes what it lacks.
 async fn sync_peer(
     st: &Arc<Store>,
     cl: &Cluster,
@@ -312,7 +393,7 @@ async fn sync_peer(
     part: u32,
     rows: &[ObjectRow],
     view: View,
-) -> Result<(u64, u64)> {
+) -> Result<Pushed> {
     let v = match view {
         View::Data => "data",
         View::Listing => "listing",
@@ -330,7 +411,7 @@ async fn sync_peer(
         .map(|(s, _)| s.as_str())
         .collect();
     if differ.is_empty() {
-        return Ok((0, 0));
+        return Ok(Pushed::default());
     }
     let peer_rows: Rows = fetch(
         cl,
@@ -372,22 +453,35 @@ async fn sync_peer(
         todo.push((row, view == View::Data && i_have_data));
     }
     // Pushes are independent and mostly wait on the peer's fsyncs: several at a time.
-    let mut results: Vec<bool> = Vec::with_capacity(todo.len());
+    let mut out = Pushed::default();
     for chunk in todo.chunks(PUSHES_PER_PEER) {
         let batch = futures_util::future::join_all(chunk.iter().map(|&(row, with_data)| async move {
             match push(st, cl, peer, row, with_data).await {
-                Ok(()) => true,
+                Ok(bytes) => Some(bytes),
                 Err(e) => {
                     tracing::debug!(error = %e, peer = %peer.addr(), object = %row.name, "push failed");
-                    false
+                    None
                 }
             }
         }))
         .await;
-        results.extend(batch);
+        let (mut pushed, mut bytes) = (0, 0);
+        for r in batch {
+            match r {
+                Some(b) => {
+                    pushed += 1;
+                    bytes += b;
+                }
+                None => out.failed += 1,
+            }
+        }
+        // Progress is visible while the pass runs, a chunk at a time.
+        cl.stats.pass_pushed.fetch_add(pushed, Ordering::Relaxed);
+        cl.stats.pass_bytes.fetch_add(bytes, Ordering::Relaxed);
+        out.pushed += pushed;
+        out.bytes += bytes;
     }
-    let pushed = results.iter().filter(|ok| **ok).count() as u64;
-    Ok((pushed, results.len() as u64 - pushed))
+    Ok(out)
 }
 
 fn hv(v: impl ToString) -> Option<HeaderValue> {
@@ -400,15 +494,16 @@ fn insert(h: &mut HeaderMap, name: &'static str, v: impl ToString) {
     }
 }
 
-/// Sends one version to a peer through the direct API.
+/// Sends one version to a peer through the direct API; returns the data bytes sent.
 async fn push(
     st: &Arc<Store>,
     cl: &Cluster,
     peer: &Device,
     row: &ObjectRow,
     with_data: bool,
-) -> Result<()> {
+) -> Result<u64> {
     let url = object_url(&peer.url(), &row.account, &row.container, &row.name);
+    let mut sent = 0;
     let mut h = HeaderMap::new();
     insert(&mut h, "x-timestamp", row.ts);
     let (method, body) = if row.deleted {
@@ -432,6 +527,7 @@ async fn push(
             let path = st.data_path(row);
             let f = tokio::fs::File::open(&path).await?;
             let len = f.metadata().await?.len();
+            sent = len;
             insert(&mut h, DIRECT_HEADER, Direct::Data.as_str());
             insert(&mut h, "content-length", len);
             insert(&mut h, "etag", &row.etag);
@@ -449,7 +545,7 @@ async fn push(
     let s = resp.status();
     let _ = resp.bytes().await;
     if s.is_success() || (row.deleted && s == StatusCode::NOT_FOUND) {
-        Ok(())
+        Ok(sent)
     } else {
         Err(Error::Unavailable {
             reason: "a peer refused a replicated version",

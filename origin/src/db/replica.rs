@@ -108,6 +108,24 @@ impl Db {
         })
     }
 
+    /// Partitions in which this node holds the data of at least one live version (not only
+    /// its listing row): with the ring, the ones it is not a primary for are its handoff
+    /// backlog.
+    ///
+    /// # Errors
+    /// [`crate::Error::Db`].
+    pub fn data_partitions(&self) -> Result<Vec<u32>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT DISTINCT part FROM objects WHERE deleted = 0 AND listing_only = 0 ORDER BY part",
+            )?;
+            let rows = st.query_map([], |r| r.get::<_, i64>(0))?;
+            Ok(rows
+                .filter_map(|r| r.ok().and_then(|p| u32::try_from(p).ok()))
+                .collect())
+        })
+    }
+
     /// Number of object rows (live, listing-only and tombstones).
     ///
     /// # Errors
@@ -358,6 +376,25 @@ mod tests {
         assert_eq!(db.rows_in_partition(7).unwrap().len(), 2);
         assert!(db.forget_object(&row("live", 100, false, false)).unwrap());
         assert_eq!(db.get_container("a", "c").unwrap().unwrap().object_count, 0);
+    }
+
+    #[test]
+    fn data_partitions_skip_tombstones_and_listing_rows() {
+        let (_d, db) = db();
+        let mut r = row("dead", 100, true, false);
+        r.part = 1;
+        db.put_object(&r).unwrap();
+        let mut r = row("listed", 100, false, true);
+        r.part = 2;
+        db.put_object(&r).unwrap();
+        let mut r = row("held", 100, false, false);
+        r.part = 3;
+        db.put_object(&r).unwrap();
+        assert_eq!(db.data_partitions().unwrap(), vec![3]);
+        // Handed home: the data is gone, the row stays.
+        assert!(db.mark_listing_only(&r).unwrap());
+        assert!(db.data_partitions().unwrap().is_empty());
+        assert_eq!(db.partitions().unwrap(), vec![1, 2, 3]);
     }
 
     #[test]

@@ -23,6 +23,11 @@
 //! - **Progress**: after a batch is fully at the peer, the feed position is stored durably
 //!   ([`position`]); a failed batch is retried whole with exponential backoff. A restart on
 //!   either side resumes from the stored position.
+//! - **Catch-up**: the shipper is *catching up* from the moment it finds entries after the
+//!   position it last stood caught up at (`catchup_from`) until it reaches the end of the
+//!   feed again. [`status`] shows done / total of that catch-up (the total grows while
+//!   writes keep coming), the position's rate over the last minute and the ETA at that rate;
+//!   a full comparison after a trimmed feed shows its partitions done / total.
 //!
 //! Concurrent writes of one name in two DCs converge: both sides keep the version with the
 //! larger hybrid-clock timestamp, and the receiver's clock moves past every timestamp it
@@ -36,12 +41,15 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use std::time::Instant;
+
 use serde::{Deserialize, Serialize};
 
 pub use crate::config::sync::{Peer, RawSync, SyncConfig};
 
 use crate::cluster::Cluster;
 use crate::hlc::TICKS_PER_SEC;
+use crate::progress::{eta_secs, RateWindow};
 use crate::store::Store;
 
 /// Header naming the sending DC (its `[sync] name`).
@@ -104,6 +112,25 @@ pub struct PeerStats {
     pub truncated: AtomicU64,
     /// Last error, for the status.
     pub last_error: Mutex<String>,
+    /// The position the worker last stood caught up at (the start of the current catch-up).
+    pub catchup_from: AtomicU64,
+    /// Samples of the position, for its rate over the last minute.
+    pub rate: Mutex<RateWindow>,
+    /// Partitions a running full comparison (after a trimmed feed) has done.
+    pub resync_done: AtomicU64,
+    /// Partitions a running full comparison will do (0: none runs).
+    pub resync_total: AtomicU64,
+}
+
+impl PeerStats {
+    /// Records that the position is `pos` now (after a batch, a comparison or at start).
+    pub fn moved_to(&self, pos: u64) {
+        self.position.store(pos, Ordering::Relaxed);
+        self.rate
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .record(Instant::now(), pos);
+    }
 }
 
 /// Cross-DC replication state of a node.
@@ -189,6 +216,39 @@ pub struct PeerStatus {
     pub failing: bool,
     /// Last error seen.
     pub last_error: String,
+    /// Feed entries the current catch-up has shipped (0 when caught up).
+    #[serde(default)]
+    pub catchup_done: u64,
+    /// Feed entries the current catch-up covers so far (0 when caught up; grows while
+    /// writes keep coming).
+    #[serde(default)]
+    pub catchup_total: u64,
+    /// Feed entries shipped per second over the last minute.
+    #[serde(default)]
+    pub rate_per_sec: f64,
+    /// Seconds until caught up at that rate; absent when the rate is zero.
+    #[serde(default)]
+    pub eta_secs: Option<u64>,
+    /// Partitions a running full comparison (after a trimmed feed) has done.
+    #[serde(default)]
+    pub resync_done: u64,
+    /// Partitions that comparison covers (0: none runs).
+    #[serde(default)]
+    pub resync_total: u64,
+}
+
+impl PeerStatus {
+    /// The catch-up figures of a shipper at `pos` that stood caught up at `from`, with the
+    /// feed ending at `last` and the position moving at `rate` entries per second:
+    /// `(done, total, eta_secs)`.
+    pub fn catchup(from: u64, pos: u64, last: u64, rate: f64) -> (u64, u64, Option<u64>) {
+        let behind = last.saturating_sub(pos);
+        if behind == 0 {
+            return (0, 0, Some(0));
+        }
+        let from = from.min(pos);
+        (pos - from, last - from, eta_secs(behind, rate))
+    }
 }
 
 /// Every peer's state as seen from this node (empty without `[sync]` or shipping).
@@ -205,6 +265,14 @@ pub fn status(st: &Store, x: &Xdc) -> crate::Result<Vec<PeerStatus>> {
     for (p, s) in x.cfg.peers.iter().zip(&x.stats) {
         let ld = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let pos = ld(&s.position);
+        let rate = s
+            .rate
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .per_sec(Instant::now())
+            .unwrap_or(0.0);
+        let (catchup_done, catchup_total, eta) =
+            PeerStatus::catchup(ld(&s.catchup_from), pos, last, rate);
         let lag_secs = if pos < last {
             st.db
                 .changes_since(pos, 1)?
@@ -230,6 +298,12 @@ pub fn status(st: &Store, x: &Xdc) -> crate::Result<Vec<PeerStatus>> {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .clone(),
+            catchup_done,
+            catchup_total,
+            rate_per_sec: rate,
+            eta_secs: eta,
+            resync_done: ld(&s.resync_done),
+            resync_total: ld(&s.resync_total),
         });
     }
     Ok(out)
@@ -239,7 +313,7 @@ pub fn status(st: &Store, x: &Xdc) -> crate::Result<Vec<PeerStatus>> {
 pub fn prometheus(peers: &[PeerStatus], received: u64) -> String {
     let mut s = String::new();
     type Metric = (&'static str, &'static str, fn(&PeerStatus) -> u64);
-    let metrics: [Metric; 7] = [
+    let metrics: [Metric; 11] = [
         (
             "outpost_xdc_lag_entries",
             "Feed entries not yet shipped to the peer",
@@ -275,6 +349,26 @@ pub fn prometheus(peers: &[PeerStatus], received: u64) -> String {
             "Failed (retried) batches",
             |p| p.errors,
         ),
+        (
+            "outpost_xdc_catchup_done_entries",
+            "Feed entries the current catch-up has shipped",
+            |p| p.catchup_done,
+        ),
+        (
+            "outpost_xdc_catchup_entries",
+            "Feed entries the current catch-up covers so far",
+            |p| p.catchup_total,
+        ),
+        (
+            "outpost_xdc_resync_done_partitions",
+            "Partitions a running full comparison has done",
+            |p| p.resync_done,
+        ),
+        (
+            "outpost_xdc_resync_partitions",
+            "Partitions a running full comparison covers",
+            |p| p.resync_total,
+        ),
     ];
     for (name, help, f) in metrics {
         let _ = writeln!(s, "# HELP {name} {help}");
@@ -286,6 +380,26 @@ pub fn prometheus(peers: &[PeerStatus], received: u64) -> String {
         let _ = writeln!(s, "# TYPE {name} {kind}");
         for p in peers {
             let _ = writeln!(s, "{name}{{peer=\"{}\"}} {}", p.peer, f(p));
+        }
+    }
+    let _ = writeln!(
+        s,
+        "# HELP outpost_xdc_rate_entries_per_second Feed entries shipped per second over the last minute\n# TYPE outpost_xdc_rate_entries_per_second gauge"
+    );
+    for p in peers {
+        let _ = writeln!(
+            s,
+            "outpost_xdc_rate_entries_per_second{{peer=\"{}\"}} {}",
+            p.peer, p.rate_per_sec
+        );
+    }
+    let _ = writeln!(
+        s,
+        "# HELP outpost_xdc_eta_seconds Seconds until caught up at the last minute's rate (absent when stalled)\n# TYPE outpost_xdc_eta_seconds gauge"
+    );
+    for p in peers {
+        if let Some(eta) = p.eta_secs {
+            let _ = writeln!(s, "outpost_xdc_eta_seconds{{peer=\"{}\"}} {eta}", p.peer);
         }
     }
     let _ = writeln!(
@@ -371,4 +485,46 @@ pub async fn fetch_all(
         }
     });
     futures_util::future::join_all(futs).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catchup_counts_from_where_the_shipper_last_stood_caught_up() {
+        // Caught up: no catch-up, nothing left.
+        assert_eq!(PeerStatus::catchup(40, 100, 100, 0.0), (0, 0, Some(0)));
+        // Stood caught up at 100, the feed grew to 1100, 400 shipped at 50/s: 600 left.
+        assert_eq!(
+            PeerStatus::catchup(100, 500, 1_100, 50.0),
+            (400, 1_000, Some(12))
+        );
+        // Stalled (the link is down): no ETA.
+        assert_eq!(PeerStatus::catchup(100, 100, 1_100, 0.0), (0, 1_000, None));
+        // A start position past the current one (cannot happen, but never underflows).
+        assert_eq!(PeerStatus::catchup(900, 500, 1_100, 0.0), (0, 600, None));
+    }
+
+    #[test]
+    fn older_peer_status_reads_and_progress_is_exported() {
+        let old = r#"[{"peer":"dc2","position":5,"lag_entries":3,"lag_secs":1,"shipped":5,
+            "bytes":50,"skipped":0,"rejected":0,"errors":0,"failing":false,"last_error":""}]"#;
+        let mut peers: Vec<PeerStatus> = serde_json::from_str(old).unwrap();
+        assert_eq!(peers[0].eta_secs, None);
+        assert_eq!(peers[0].catchup_total, 0);
+        peers[0].catchup_done = 2;
+        peers[0].catchup_total = 5;
+        peers[0].rate_per_sec = 2.5;
+        peers[0].eta_secs = Some(2);
+        let text = prometheus(&peers, 0);
+        for want in [
+            "outpost_xdc_catchup_done_entries{peer=\"dc2\"} 2\n",
+            "outpost_xdc_catchup_entries{peer=\"dc2\"} 5\n",
+            "outpost_xdc_rate_entries_per_second{peer=\"dc2\"} 2.5\n",
+            "outpost_xdc_eta_seconds{peer=\"dc2\"} 2\n",
+        ] {
+            assert!(text.contains(want), "{want:?} missing from\n{text}");
+        }
+    }
 }

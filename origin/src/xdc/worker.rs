@@ -117,7 +117,8 @@ pub async fn run(st: Arc<Store>, x: Arc<Xdc>, cluster: Option<Arc<Cluster>>, idx
         key,
         url: std::sync::atomic::AtomicUsize::new(0),
     };
-    ctx.stats().position.store(pos, Ordering::Relaxed);
+    ctx.stats().moved_to(pos);
+    ctx.stats().catchup_from.store(pos, Ordering::Relaxed);
     let mut delay = cfg.retry_min;
     let mut rx = st.db.feed_watch();
     loop {
@@ -135,6 +136,8 @@ pub async fn run(st: Arc<Store>, x: Arc<Xdc>, cluster: Option<Arc<Cluster>>, idx
             }
         };
         if batch.is_empty() {
+            // Caught up: a later catch-up counts from here.
+            ctx.stats().catchup_from.store(pos, Ordering::Relaxed);
             let _ = tokio::time::timeout(cfg.interval, rx.wait_for(|s| *s > pos)).await;
             continue;
         }
@@ -144,13 +147,16 @@ pub async fn run(st: Arc<Store>, x: Arc<Xdc>, cluster: Option<Arc<Cluster>>, idx
             ctx.stats().truncated.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(peer = %ctx.peer.name, from = pos, first, "sync position is older than the change feed; comparing every replicated object with the peer");
             let upto = st.db.last_seq();
-            match resync(&ctx).await {
+            let compared = resync(&ctx).await;
+            ctx.stats().resync_total.store(0, Ordering::Relaxed);
+            ctx.stats().resync_done.store(0, Ordering::Relaxed);
+            match compared {
                 Ok(()) => {
                     pos = upto;
                     if let Err(e) = super::position::store(&pos_file, pos) {
                         tracing::warn!(error = %e, "cannot store the sync position");
                     }
-                    ctx.stats().position.store(pos, Ordering::Relaxed);
+                    ctx.stats().moved_to(pos);
                     delay = cfg.retry_min;
                 }
                 Err(Fail::Retry(why)) => {
@@ -168,7 +174,7 @@ pub async fn run(st: Arc<Store>, x: Arc<Xdc>, cluster: Option<Arc<Cluster>>, idx
                 if let Err(e) = super::position::store(&pos_file, pos) {
                     tracing::warn!(error = %e, "cannot store the sync position");
                 }
-                ctx.stats().position.store(pos, Ordering::Relaxed);
+                ctx.stats().moved_to(pos);
                 ctx.stats().failing.store(0, Ordering::Relaxed);
                 delay = cfg.retry_min;
             }
@@ -201,6 +207,9 @@ async fn resync(ctx: &Ctx) -> Step<()> {
         .await
         .map_err(retry)?;
     let batch = ctx.x.cfg.batch;
+    let s = ctx.stats();
+    s.resync_done.store(0, Ordering::Relaxed);
+    s.resync_total.store(parts.len() as u64, Ordering::Relaxed);
     for part in parts {
         let peer = ctx.peer.name.clone();
         let x = Arc::clone(&ctx.x);
@@ -233,6 +242,7 @@ async fn resync(ctx: &Ctx) -> Step<()> {
         for chunk in rows.chunks(batch) {
             ship_rows(ctx, chunk.to_vec()).await?;
         }
+        s.resync_done.fetch_add(1, Ordering::Relaxed);
     }
     Ok(())
 }
