@@ -114,8 +114,8 @@ fn rebalance_shows_pass_progress_and_the_backlog_draining_to_zero() {
     );
     let (ok, out) = cluster_status(&c);
     assert!(ok, "{out}");
-    for i in 0..3 {
-        assert_eq!(backlog_of(&out, c.nodes[i].port), before[i], "{out}");
+    for (node, want) in c.nodes.iter().zip(&before).take(3) {
+        assert_eq!(backlog_of(&out, node.port), *want, "{out}");
     }
     let moving = (0..3)
         .find(|&i| before[i] > 0)
