@@ -28,6 +28,8 @@
 //!   (`X-Container-Meta-Outpost-Sync-To`) or whole accounts replicate to peer DCs, both ways,
 //!   from the change feed, each version with its original timestamp (newest wins), with a
 //!   durable per-peer position and lag metrics.
+//! - **Progress** ([`progress`]): rate over the last minute and ETA of long background work
+//!   (replication passes, cross-DC catch-up), shown by the status endpoints and `/metrics`.
 //! - **Billing** ([`billing`]): per-edge, per-minute egress records stored idempotently.
 //! - **Limits** ([`limits`], `[limits]` in the config): request head size and time and
 //!   connections per process, enforced by the accept loop in [`server`].
