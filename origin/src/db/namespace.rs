@@ -1,0 +1,311 @@
+//! Accounts and containers: their rows, metadata, counters and listings (every node of a
+//! cluster keeps all of them; objects are in `db/mod.rs`).
+
+use rusqlite::{params, OptionalExtension};
+
+use super::*;
+
+impl Db {
+    // ---- accounts ----
+
+    /// An account with its counters, if it exists and is not deleted.
+    ///
+    /// # Errors
+    /// [`Error::Db`].
+    pub fn get_account(&self, name: &str) -> Result<Option<AccountRow>> {
+        self.read(|c| {
+            let row = c
+                .query_row(
+                    "SELECT ts, deleted, meta, token_keys FROM accounts WHERE name = ?1",
+                    [name],
+                    |r| {
+                        Ok((
+                            to_u64(r.get(0)?),
+                            r.get::<_, i64>(1)? != 0,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, String>(3)?,
+                        ))
+                    },
+                )
+                .optional()?;
+            let Some((ts, deleted, meta, keys)) = row else {
+                return Ok(None);
+            };
+            if deleted {
+                return Ok(None);
+            }
+            let (cc, oc, bu): (i64, i64, i64) = c.query_row(
+                "SELECT COUNT(*), COALESCE(SUM(object_count), 0), COALESCE(SUM(bytes_used), 0) FROM containers WHERE account = ?1 AND deleted = 0",
+                [name],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?;
+            Ok(Some(AccountRow {
+                name: name.to_owned(),
+                ts: Timestamp(ts),
+                meta: parse_meta(&meta),
+                token_keys: serde_json::from_str(&keys).unwrap_or_default(),
+                container_count: to_u64(cc),
+                object_count: to_u64(oc),
+                bytes_used: to_u64(bu),
+            }))
+        })
+    }
+
+    /// Creates the account if missing (or deleted); returns true if it was created.
+    ///
+    /// # Errors
+    /// [`Error::Db`].
+    pub fn ensure_account(&self, name: &str, ts: Timestamp) -> Result<bool> {
+        self.write(|tx| {
+            let existing: Option<i64> = tx
+                .query_row("SELECT deleted FROM accounts WHERE name = ?1", [name], |r| r.get(0))
+                .optional()?;
+            if existing == Some(0) {
+                return Ok((false, None));
+            }
+            tx.execute(
+                "INSERT INTO accounts (name, ts, deleted) VALUES (?1, ?2, 0)
+                 ON CONFLICT(name) DO UPDATE SET ts = excluded.ts, deleted = 0, meta = '{}', token_keys = '[]'",
+                params![name, to_i64(ts.0)],
+            )?;
+            let seq = record_change(tx, ts, name, &ChangeKind::AccountPut)?;
+            Ok((true, Some(seq)))
+        })
+    }
+
+    /// Applies metadata updates (value `None` removes) and token key changes to an account.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for a missing account, [`Error::Db`].
+    pub fn update_account(
+        &self,
+        name: &str,
+        ts: Timestamp,
+        updates: &[(String, Option<String>)],
+        keys: Option<&[outpost_auth::TokenKeySpec]>,
+    ) -> Result<()> {
+        self.write(|tx| {
+            let row: Option<(String, String)> = tx
+                .query_row(
+                    "SELECT meta, token_keys FROM accounts WHERE name = ?1 AND deleted = 0",
+                    [name],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let Some((meta, old_keys)) = row else {
+                return Err(Error::NotFound { what: "account" });
+            };
+            let mut meta = parse_meta(&meta);
+            apply_updates(&mut meta, updates);
+            let keys_json = match keys {
+                Some(k) => serde_json::to_string(k).unwrap_or_else(|_| "[]".into()),
+                None => old_keys,
+            };
+            tx.execute(
+                "UPDATE accounts SET meta = ?2, token_keys = ?3, ts = MAX(ts, ?4) WHERE name = ?1",
+                params![name, meta_json(&meta), keys_json, to_i64(ts.0)],
+            )?;
+            let seq = record_change(tx, ts, name, &ChangeKind::AccountPost)?;
+            Ok(((), Some(seq)))
+        })
+    }
+
+    /// Tombstones an account. Refuses while it holds containers.
+    ///
+    /// # Errors
+    /// [`Error::Conflict`] when not empty, [`Error::NotFound`], [`Error::Db`].
+    pub fn delete_account(&self, name: &str, ts: Timestamp) -> Result<()> {
+        self.write(|tx| {
+            let n: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM containers WHERE account = ?1 AND deleted = 0",
+                [name],
+                |r| r.get(0),
+            )?;
+            if n > 0 {
+                return Err(Error::Conflict {
+                    reason: "account still has containers",
+                });
+            }
+            let changed = tx.execute(
+                "UPDATE accounts SET deleted = 1, ts = ?2 WHERE name = ?1 AND deleted = 0",
+                params![name, to_i64(ts.0)],
+            )?;
+            if changed == 0 {
+                return Err(Error::NotFound { what: "account" });
+            }
+            let seq = record_change(tx, ts, name, &ChangeKind::AccountDelete)?;
+            Ok(((), Some(seq)))
+        })
+    }
+
+    /// Every live account name.
+    ///
+    /// # Errors
+    /// [`Error::Db`].
+    pub fn account_names(&self) -> Result<Vec<String>> {
+        self.read(|c| {
+            let mut st = c.prepare("SELECT name FROM accounts WHERE deleted = 0 ORDER BY name")?;
+            let rows = st.query_map([], |r| r.get(0))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
+        })
+    }
+
+    // ---- containers ----
+
+    /// A live container.
+    ///
+    /// # Errors
+    /// [`Error::Db`].
+    pub fn get_container(&self, account: &str, name: &str) -> Result<Option<ContainerRow>> {
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT name, ts, meta, object_count, bytes_used FROM containers WHERE account = ?1 AND name = ?2 AND deleted = 0",
+                [account, name],
+                container_from_row,
+            )
+            .optional()?)
+        })
+    }
+
+    /// Creates a container (or updates its metadata if it exists). Returns true if created.
+    ///
+    /// # Errors
+    /// [`Error::Db`].
+    pub fn put_container(
+        &self,
+        account: &str,
+        name: &str,
+        ts: Timestamp,
+        updates: &[(String, Option<String>)],
+    ) -> Result<bool> {
+        self.write(|tx| {
+            let row: Option<(i64, String)> = tx
+                .query_row(
+                    "SELECT deleted, meta FROM containers WHERE account = ?1 AND name = ?2",
+                    [account, name],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let (created, mut meta) = match row {
+                Some((0, m)) => (false, parse_meta(&m)),
+                _ => (true, Meta::new()),
+            };
+            apply_updates(&mut meta, updates);
+            tx.execute(
+                "INSERT INTO containers (account, name, ts, deleted, meta) VALUES (?1, ?2, ?3, 0, ?4)
+                 ON CONFLICT(account, name) DO UPDATE SET ts = excluded.ts, deleted = 0, meta = excluded.meta",
+                params![account, name, to_i64(ts.0), meta_json(&meta)],
+            )?;
+            let container = name.to_owned();
+            let kind = if created {
+                ChangeKind::ContainerPut { container }
+            } else {
+                ChangeKind::ContainerPost { container }
+            };
+            let seq = record_change(tx, ts, account, &kind)?;
+            Ok((created, Some(seq)))
+        })
+    }
+
+    /// Applies metadata updates to a live container.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`], [`Error::Db`].
+    pub fn post_container(
+        &self,
+        account: &str,
+        name: &str,
+        ts: Timestamp,
+        updates: &[(String, Option<String>)],
+    ) -> Result<()> {
+        self.write(|tx| {
+            let meta: Option<String> = tx
+                .query_row(
+                    "SELECT meta FROM containers WHERE account = ?1 AND name = ?2 AND deleted = 0",
+                    [account, name],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(meta) = meta else {
+                return Err(Error::NotFound { what: "container" });
+            };
+            let mut meta = parse_meta(&meta);
+            apply_updates(&mut meta, updates);
+            tx.execute(
+                "UPDATE containers SET meta = ?3, ts = MAX(ts, ?4) WHERE account = ?1 AND name = ?2",
+                params![account, name, meta_json(&meta), to_i64(ts.0)],
+            )?;
+            let seq = record_change(tx, ts, account, &ChangeKind::ContainerPost { container: name.to_owned() })?;
+            Ok(((), Some(seq)))
+        })
+    }
+
+    /// Tombstones an empty container.
+    ///
+    /// # Errors
+    /// [`Error::Conflict`] when it holds objects, [`Error::NotFound`], [`Error::Db`].
+    pub fn delete_container(&self, account: &str, name: &str, ts: Timestamp) -> Result<()> {
+        self.write(|tx| {
+            let count: Option<i64> = tx
+                .query_row(
+                    "SELECT object_count FROM containers WHERE account = ?1 AND name = ?2 AND deleted = 0",
+                    [account, name],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            match count {
+                None => return Err(Error::NotFound { what: "container" }),
+                Some(n) if n > 0 => {
+                    return Err(Error::Conflict {
+                        reason: "there was a conflict when trying to complete your request: container not empty",
+                    })
+                }
+                Some(_) => {}
+            }
+            tx.execute(
+                "UPDATE containers SET deleted = 1, ts = ?3, meta = '{}' WHERE account = ?1 AND name = ?2",
+                params![account, name, to_i64(ts.0)],
+            )?;
+            let seq = record_change(tx, ts, account, &ChangeKind::ContainerDelete { container: name.to_owned() })?;
+            Ok(((), Some(seq)))
+        })
+    }
+
+    /// Lists containers of an account.
+    ///
+    /// # Errors
+    /// [`Error::Db`].
+    pub fn list_containers(
+        &self,
+        account: &str,
+        p: &ListParams,
+    ) -> Result<Vec<Entry<ContainerRow>>> {
+        self.read(|c| {
+            list(p, |lower, upper, n| {
+                let (sql, args) = range_query(
+                    "SELECT name, ts, meta, object_count, bytes_used FROM containers WHERE account = ?1 AND deleted = 0",
+                    2,
+                    lower,
+                    upper,
+                    p.reverse,
+                    n,
+                );
+                let mut st = c.prepare_cached(&sql)?;
+                let mut all: Vec<&dyn rusqlite::ToSql> = vec![&account];
+                all.extend(args.iter().map(|s| s as &dyn rusqlite::ToSql));
+                let rows = st.query_map(all.as_slice(), container_from_row)?;
+                Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            }, |r: &ContainerRow| r.name.as_str())
+        })
+    }
+}
+
+fn container_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ContainerRow> {
+    Ok(ContainerRow {
+        name: r.get(0)?,
+        ts: Timestamp(to_u64(r.get(1)?)),
+        meta: parse_meta(&r.get::<_, String>(2)?),
+        object_count: to_u64(r.get(3)?),
+        bytes_used: to_u64(r.get(4)?),
+    })
+}
