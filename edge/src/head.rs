@@ -31,6 +31,7 @@ use pingora::server::ShutdownWatch;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::limits::{ConnectionGate, Limits};
+use crate::proxy::{Front, FrontOutcome};
 use crate::Error;
 
 /// Which part of a request head went over its limit.
@@ -274,6 +275,8 @@ pub struct LimitedApp<A> {
     app: Arc<A>,
     limits: Limits,
     gate: Arc<ConnectionGate>,
+    /// Plain cached hits answered before pingora sees them (`crate::proxy::Front`).
+    front: Option<Front>,
 }
 
 impl<A> LimitedApp<A> {
@@ -283,7 +286,14 @@ impl<A> LimitedApp<A> {
             app: Arc::new(app),
             gate: ConnectionGate::new(limits.max_connections),
             limits,
+            front: None,
         }
+    }
+
+    /// Answers plain cached hits with `front` before handing requests to the app.
+    pub fn with_front(mut self, front: Option<Front>) -> Self {
+        self.front = front;
+        self
     }
 }
 
@@ -317,6 +327,9 @@ where
         }
         let mut settings: Option<HttpPersistentSettings> = None;
         let mut wait = HeadWait::First { since };
+        let client_ip = stream
+            .get_socket_digest()
+            .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
         loop {
             let mut buf = BytesMut::with_capacity(4096);
             match read_head(&mut stream, &mut buf, &self.limits, wait, shutdown).await {
@@ -326,6 +339,17 @@ where
                     tracing::debug!(error = %e, "request head refused");
                     refuse(&mut stream, &e).await;
                     return None;
+                }
+            }
+            let stopping = *shutdown.borrow();
+            if let (Some(front), false) = (&self.front, stopping) {
+                match front.serve(&buf, &mut stream, client_ip).await {
+                    FrontOutcome::Served => {
+                        wait = HeadWait::Next;
+                        continue;
+                    }
+                    FrontOutcome::Closed => return None,
+                    FrontOutcome::Pass => {}
                 }
             }
             let mut session = ServerSession::new_http1(stream);

@@ -32,6 +32,7 @@ pub struct EdgeMetrics {
     /// `outpost_edge_requests_total` handles, resolved once: `[class * OUTCOMES.len() + outcome]`.
     requests: Vec<IntCounter>,
     hot_hits: IntCounter,
+    front_hits: IntCounter,
     denials: IntCounterVec,
     purged: IntCounterVec,
     latency: Histogram,
@@ -81,6 +82,14 @@ impl EdgeMetrics {
             IntCounter::new(
                 "outpost_edge_hot_hits_total",
                 "Hits answered by the fast path (also counted as HIT in outpost_edge_requests_total)",
+            )
+            .expect("static metric definition"),
+        );
+        let front_hits = reg(
+            &r,
+            IntCounter::new(
+                "outpost_edge_front_hits_total",
+                "Fast-path hits answered before pingora's session (the front path; also counted in outpost_edge_hot_hits_total)",
             )
             .expect("static metric definition"),
         );
@@ -166,6 +175,7 @@ impl EdgeMetrics {
             registry: r,
             requests,
             hot_hits,
+            front_hits,
             denials,
             purged,
             latency,
@@ -178,6 +188,11 @@ impl EdgeMetrics {
     /// Counts a hit answered by the fast path.
     pub fn hot_hit(&self) {
         self.hot_hits.inc();
+    }
+
+    /// Counts a hit answered by the front path (call beside [`EdgeMetrics::hot_hit`]).
+    pub fn front_hit(&self) {
+        self.front_hits.inc();
     }
 
     /// Records a finished request.

@@ -23,13 +23,18 @@ use crate::cors::{self, CorsOut};
 use crate::feed::INTERNAL_HEADER;
 use crate::metrics::EdgeMetrics;
 use crate::purgelog::PurgeLog;
-use crate::routing::{self, Route};
+use crate::routing::Route;
 use crate::Error;
 
 mod endpoints;
+mod front;
+mod gate;
 mod generic_mode;
 mod hot;
 mod sliced;
+
+pub use front::{Front, Outcome as FrontOutcome};
+use gate::{Gate, Incoming, Routed};
 
 use endpoints::{send, send_error, send_error_cors};
 
@@ -83,6 +88,8 @@ pub struct Edge {
     /// The SigV4 signer of generic-mode upstream requests in force: `cfg.upstream_signer` at
     /// start, replaced by a reload (`crate::reload`).
     pub signer: Arc<arc_swap::ArcSwapOption<crate::sigv4::UpstreamSigner>>,
+    /// Routing and the access decision (shared with the front path).
+    gate: Gate,
 }
 
 impl Edge {
@@ -96,7 +103,14 @@ impl Edge {
         revocations: EdgeRevocations,
         purge_log: Arc<PurgeLog>,
     ) -> Edge {
+        let tokens = EdgeTokenCache::default();
         Edge {
+            gate: Gate {
+                cfg: Arc::clone(&cfg),
+                catalog: Arc::clone(&catalog),
+                revocations: revocations.clone(),
+                tokens: tokens.clone(),
+            },
             signer: Arc::new(arc_swap::ArcSwapOption::from(
                 cfg.upstream_signer.clone().map(Arc::new),
             )),
@@ -109,7 +123,7 @@ impl Edge {
             revocations,
             purge_log,
             seen: EdgeSeenGrants::default(),
-            tokens: EdgeTokenCache::default(),
+            tokens,
             metrics,
             logs: None,
             ring: None,
@@ -303,52 +317,40 @@ impl ProxyHttp for Edge {
             ctx.outcome = "method";
             return send_error(session, &Error::MethodNotAllowed).await;
         }
-        let catalog = self.catalog.get();
         let host = host_of(session);
-        let route = match routing::route(&catalog, &self.cfg.base_domain, &host, &path) {
+        let query = session.req_header().uri.query().map(str::to_owned);
+        let now = now_secs();
+        let req = Incoming {
+            method: &method,
+            path: &path,
+            query: query.as_deref(),
+            host: &host,
+            headers: &session.req_header().headers,
+            client_ip: client_ip(session),
+        };
+        let Routed { route, rules } = match self.gate.route(&req) {
             Ok(r) => r,
             Err(e) => {
                 ctx.outcome = "route";
                 return send_error(session, &e).await;
             }
         };
-        let rules = route
-            .path
-            .container()
-            .and_then(|c| catalog.container(route.path.account(), c))
-            .and_then(|c| c.cors.clone());
         if preflight {
             // Preflights carry no credentials: answered from the container's rules alone.
             ctx.outcome = "preflight";
             ctx.route = Some(route);
             return self.preflight(session, rules.as_deref()).await;
         }
-        ctx.cors = rules.map(|r| CorsOut::new(r, header_str(session, "origin")));
-        let now = now_secs();
-        let query = session.req_header().uri.query().map(str::to_owned);
-        let decision = access::check(
-            &catalog,
-            &route,
-            method.as_str(),
-            query.as_deref(),
-            &session.req_header().headers,
-            client_ip(session),
-            now,
-            &self.cfg.verify,
-            &self.revocations,
-            &self.tokens,
-        );
+        ctx.cors = Gate::cors(&req, rules);
+        let decision = self.gate.access(&req, &route, now);
         // Ranges of an object may go on for a while past the expiry of the credential that
         // authorized an earlier range of it (see `EdgeRangeGrace`).
         let grace_fp = (self.range_grace.enabled()
             && route.path.object().is_some()
-            && session
-                .req_header()
-                .headers
-                .contains_key(http::header::RANGE))
+            && req.headers.contains_key(http::header::RANGE))
         .then(|| {
             self.range_grace
-                .fingerprint(&route, query.as_deref(), &session.req_header().headers)
+                .fingerprint(&route, query.as_deref(), req.headers)
         });
         let decision = match (decision, grace_fp) {
             (Ok(Access::Granted(g)), Some(fp)) => {
@@ -381,18 +383,7 @@ impl ProxyHttp for Edge {
                 return send_error_cors(session, &e, ctx.cors.as_ref()).await;
             }
         };
-        if let Access::Granted(g) = &access {
-            if g.mechanism() == outpost_auth::Mechanism::SessionCookie {
-                let key = catalog
-                    .account(g.account())
-                    .and_then(|a| a.keys.signing_key(now));
-                if let Some(Ok(Some(s))) = key.map(|k| outpost_auth::pubcookie::reissue(g, k, now))
-                {
-                    ctx.set_cookie =
-                        Some(s.cookie(&self.cfg.verify.cookie_name, "/", now).to_string());
-                }
-            }
-        }
+        ctx.set_cookie = self.gate.reissued_cookie(&access, now);
         let (key, uri) = key_and_uri(&route, query.as_deref());
         ctx.cache_primary = key;
         ctx.upstream_uri = uri;

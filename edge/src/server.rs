@@ -132,10 +132,11 @@ pub fn run(cfg: Config, reload: Option<ReloadSource>) -> Result<(), Error> {
     }
     // Our HTTP/1 connection loop around pingora's, for the `[limits]` pingora has no knob
     // for (see head.rs).
+    let front = edge.front();
     let proxy = pingora::proxy::http_proxy(&server.configuration, edge);
     let mut svc = Service::new(
         "Outpost edge".to_owned(),
-        LimitedApp::new(proxy, cfg.limits),
+        LimitedApp::new(proxy, cfg.limits).with_front(front),
     );
     svc.add_tcp(&cfg.listen.to_string());
     let mut certs = None;

@@ -67,14 +67,23 @@ fn fetch(c: &reqwest::blocking::Client, method: &str, url: &str, hs: &[(&str, &s
     }
 }
 
-fn hot_hits(edge: &EdgeProc) -> u64 {
+fn counter(edge: &EdgeProc, name: &str) -> u64 {
     let text = reqwest::blocking::get(format!("{}/metrics", edge.url))
         .and_then(|r| r.text())
         .expect("metrics");
     text.lines()
-        .find_map(|l| l.strip_prefix("outpost_edge_hot_hits_total "))
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0)
+}
+
+fn hot_hits(edge: &EdgeProc) -> u64 {
+    counter(edge, "outpost_edge_hot_hits_total")
+}
+
+/// Hits answered before pingora's session (the front path, a part of the hot hits).
+fn front_hits(edge: &EdgeProc) -> u64 {
+    counter(edge, "outpost_edge_front_hits_total")
 }
 
 /// Method, host, path with query, request headers.
@@ -202,6 +211,7 @@ fn the_fast_path_answers_exactly_like_the_slow_path() {
         ("GET", host, "/?format=json".into(), vec![]),
     ];
     let before = hot_hits(&fast);
+    let front_before = front_hits(&fast);
     for (m, h, p, hs) in &cases {
         // Twice on each edge: the first may fill, the second is the hit under test.
         fetch(&cs, m, &u(&slow, h, p), hs);
@@ -226,6 +236,14 @@ fn the_fast_path_answers_exactly_like_the_slow_path() {
         "most of the forms above took the fast path"
     );
     assert_eq!(hot_hits(&slow), 0);
+    // The plain forms (GET and HEAD of a.bin, cc.txt, the signed GET and HEAD, the listing)
+    // were answered before pingora's session; the others by the hot path inside it.
+    let front = front_hits(&fast) - front_before;
+    assert!(
+        (6..=12).contains(&front),
+        "plain hits took the front path: {front}"
+    );
+    assert_eq!(front_hits(&slow), 0);
 
     // A purge (overwrite) acts on the very next request once the edge applied it.
     let url_a = u(&fast, host, "/a.bin");
@@ -332,4 +350,117 @@ fn stale_and_no_cache_entries_never_take_the_fast_path() {
         "only the fresh entry took the fast path"
     );
     assert_eq!(origin.must_count("/nc"), 3);
+}
+
+/// One answer read off a raw connection: status, lower-cased headers, body.
+fn read_answer(
+    r: &mut std::io::BufReader<std::net::TcpStream>,
+    head_only: bool,
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    use std::io::{BufRead, Read};
+    let mut line = String::new();
+    r.read_line(&mut line).expect("status line");
+    let status = line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    let mut headers = Vec::new();
+    loop {
+        line.clear();
+        r.read_line(&mut line).expect("header line");
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        let (k, v) = l.split_once(':').expect("field");
+        headers.push((k.to_ascii_lowercase(), v.trim().to_owned()));
+    }
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .map_or(0, |(_, v)| v.parse().expect("length"));
+    let mut body = vec![0; if head_only || status == 304 { 0 } else { len }];
+    r.read_exact(&mut body).expect("body");
+    (status, headers, body)
+}
+
+/// Front-path answers and pingora's alternate on one keep-alive connection without either
+/// leaving the connection in a state the other misreads; a client's `Connection: close` and
+/// HTTP/1.0 go to pingora, which honours them.
+#[test]
+fn one_connection_mixes_front_path_and_proxy_answers() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let origin = OriginProc::start(dir.path());
+    let api = Session::must_login(&origin.url, "demo:demo", USER_KEY);
+    api.must("PUT", "/pub", &[("x-container-read", ".r:*")], vec![]);
+    let body: Vec<u8> = (0..3000u32).map(|i| (i % 253) as u8).collect();
+    api.must_put("/pub/k.bin", body.clone(), &[], 201);
+    let edge = EdgeProc::start(dir.path(), "e", origin.addr, "");
+    let c = edge.client(&["pub.demo.cdn.test"]);
+    let url = format!("http://pub.demo.cdn.test:{}/k.bin", edge.addr.port());
+    // Fill, then the entry is a memory-tier hit.
+    assert_eq!(fetch(&c, "GET", &url, &[]).body, body);
+    let etag = fetch(&c, "GET", &url, &[])
+        .headers
+        .into_iter()
+        .find(|(k, _)| k == "etag")
+        .map(|(_, v)| v)
+        .expect("etag");
+    let before = front_hits(&edge);
+    let sock = std::net::TcpStream::connect(edge.addr).expect("connect");
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut w = sock.try_clone().expect("clone");
+    let mut r = std::io::BufReader::new(sock);
+    let mut ask = |extra: &str, method: &str| {
+        write!(
+            w,
+            "{method} /k.bin HTTP/1.1\r\nHost: pub.demo.cdn.test\r\n{extra}\r\n"
+        )
+        .expect("write");
+        read_answer(&mut r, method == "HEAD")
+    };
+    let full = ask("", "GET");
+    assert_eq!((full.0, &full.2), (200, &body));
+    let cache = |h: &[(String, String)]| {
+        h.iter()
+            .find(|(k, _)| k == "x-outpost-cache")
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(cache(&full.1).as_deref(), Some("HIT"));
+    for k in ["date", "age", "connection", "etag", "content-length"] {
+        assert!(full.1.iter().any(|(n, _)| n == k), "{k} in {:?}", full.1);
+    }
+    let range = ask("Range: bytes=10-19\r\n", "GET");
+    assert_eq!((range.0, &range.2[..]), (206, &body[10..20]));
+    let head = ask("", "HEAD");
+    assert_eq!((head.0, head.2.len()), (200, 0));
+    let not_modified = ask(&format!("If-None-Match: {etag}\r\n"), "GET");
+    assert_eq!(not_modified.0, 304);
+    let again = ask("User-Agent: raw\r\n", "GET");
+    assert_eq!((again.0, &again.2), (200, &body));
+    assert_eq!(
+        front_hits(&edge) - before,
+        3,
+        "the plain GETs and the HEAD took the front path"
+    );
+    let closing = ask("Connection: close\r\n", "GET");
+    assert_eq!(closing.0, 200);
+    assert!(closing
+        .1
+        .iter()
+        .any(|(k, v)| k == "connection" && v.eq_ignore_ascii_case("close")));
+    assert_eq!(front_hits(&edge) - before, 3, "Connection: close is pingora's");
+    // HTTP/1.0 on a fresh connection: pingora's, closed after the answer.
+    let mut old = std::net::TcpStream::connect(edge.addr).expect("connect");
+    old.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(old, "GET /k.bin HTTP/1.0\r\nHost: pub.demo.cdn.test\r\n\r\n").expect("write");
+    let mut all = Vec::new();
+    std::io::Read::read_to_end(&mut old, &mut all).expect("read to close");
+    assert!(all.starts_with(b"HTTP/1.1 200") || all.starts_with(b"HTTP/1.0 200"));
+    assert!(all.ends_with(&body));
+    assert_eq!(front_hits(&edge) - before, 3);
 }

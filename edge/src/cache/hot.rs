@@ -25,6 +25,8 @@ pub struct HotEntry {
     pub epoch: SystemTime,
     /// The whole body.
     pub body: Bytes,
+    /// The head as the front path writes it, public and private variant, made on first use.
+    wire: [std::sync::OnceLock<Option<Bytes>>; 2],
 }
 
 impl HotEntry {
@@ -43,7 +45,21 @@ impl HotEntry {
             fresh_until: meta.fresh_until(),
             epoch: meta.epoch(),
             body: entry.body.clone(),
+            wire: Default::default(),
         })
+    }
+
+    /// The head of a plain full hit as wire bytes, for the public (`false`) or the private
+    /// (`true`) variant, made by `build` once per stored version; `None` when `build` says the
+    /// entry cannot be written that way.
+    pub fn wire(
+        &self,
+        private: bool,
+        build: impl FnOnce(&ResponseHeader, bool) -> Option<Bytes>,
+    ) -> Option<&Bytes> {
+        self.wire[usize::from(private)]
+            .get_or_init(|| build(&self.header, private))
+            .as_ref()
     }
 
     /// Whether the entry is fresh at `now`.

@@ -33,7 +33,7 @@ use bytesize::ByteSize;
 use serde::{Deserialize, Serialize};
 
 pub use billing::{Billing, BillingRecord};
-pub use record::{IpMode, RequestFacts};
+pub use record::{IpMode, RequestFacts, Seen};
 pub use spool::Spool;
 
 use crate::config::Config;
@@ -226,15 +226,18 @@ impl Logs {
     /// Logs and bills one finished request. Called from pingora's `logging` hook: builds one
     /// line and hands it to the writer without blocking.
     pub fn finish(&self, session: &pingora::proxy::Session, facts: &RequestFacts<'_>) {
-        let sent = record::bytes_sent(session);
-        if let (Some(account), Some(status)) = (facts.account, sent.status) {
+        self.finish_seen(&record::Seen::of(session), facts);
+    }
+
+    /// [`Logs::finish`] for an exchange answered outside pingora's session (the front path).
+    pub fn finish_seen(&self, seen: &record::Seen<'_>, facts: &RequestFacts<'_>) {
+        if let (Some(account), Some(status)) = (facts.account, seen.sent.status) {
             if record::billable(status) {
-                self.billing.record(account, sent.total());
+                self.billing.record(account, seen.sent.total());
             }
         }
         if let Some(spool) = &self.spool {
-            let line = record::line(session, facts, &sent, &self.edge_id, self.client_ip);
-            spool.try_log(line);
+            spool.try_log(record::line(seen, facts, &self.edge_id, self.client_ip));
         }
     }
 

@@ -302,55 +302,77 @@ impl JsonLine {
     }
 }
 
-fn req_header(session: &Session, name: http::HeaderName) -> Option<&str> {
-    session
-        .req_header()
-        .headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
+/// What the access line reads from the exchange itself, whichever path answered it.
+#[derive(Debug, Clone, Copy)]
+pub struct Seen<'a> {
+    /// Request method.
+    pub method: &'a str,
+    /// `Host` (or the target's authority), as sent.
+    pub host: &'a str,
+    /// `Range`, as sent.
+    pub range: Option<&'a str>,
+    /// `User-Agent`, as sent.
+    pub user_agent: Option<&'a str>,
+    /// The client's address.
+    pub client_ip: Option<IpAddr>,
+    /// The response's `X-Outpost-Cache`.
+    pub cache: Option<&'a str>,
+    /// Status and bytes written.
+    pub sent: Sent,
+}
+
+impl<'a> Seen<'a> {
+    /// The exchange of a pingora session.
+    pub fn of(session: &'a Session) -> Seen<'a> {
+        let req = session.req_header();
+        let header = |name: http::HeaderName| req.headers.get(name).and_then(|v| v.to_str().ok());
+        Seen {
+            method: req.method.as_str(),
+            host: header(http::header::HOST)
+                .or_else(|| req.uri.host())
+                .unwrap_or(""),
+            range: header(http::header::RANGE),
+            user_agent: header(http::header::USER_AGENT),
+            client_ip: session
+                .client_addr()
+                .and_then(|a| a.as_inet())
+                .map(|a| a.ip()),
+            cache: session
+                .response_written()
+                .and_then(|r| r.headers.get(crate::proxy::CACHE_STATUS_HEADER))
+                .and_then(|v| v.to_str().ok()),
+            sent: bytes_sent(session),
+        }
+    }
 }
 
 /// Builds the JSON line (with its newline) for a finished request. Only parsed fields go in:
 /// never the query string, cookies, `Authorization`, or a `/.op/<token>/` prefix.
-pub fn line(
-    session: &Session,
-    facts: &RequestFacts<'_>,
-    sent: &Sent,
-    edge: &str,
-    ip_mode: IpMode,
-) -> Vec<u8> {
-    let req = session.req_header();
-    let cache = session
-        .response_written()
-        .and_then(|r| r.headers.get(crate::proxy::CACHE_STATUS_HEADER))
-        .and_then(|v| v.to_str().ok())
-        .map(Lower);
-    let host = req_header(session, http::header::HOST)
-        .or_else(|| req.uri.host())
-        .unwrap_or("");
-    let ip = session
-        .client_addr()
-        .and_then(|a| a.as_inet())
-        .and_then(|a| anonymize(a.ip(), ip_mode));
+pub fn line(seen: &Seen<'_>, facts: &RequestFacts<'_>, edge: &str, ip_mode: IpMode) -> Vec<u8> {
+    let sent = &seen.sent;
+    let ip = seen.client_ip.and_then(|ip| anonymize(ip, ip_mode));
     // Field order is the order written (the shipper reads `kind` and `account` by position).
     let mut l = JsonLine::new();
     l.str("kind", Some("access"));
     l.display("time", Some(&Rfc3339(SystemTime::now())));
     l.str("edge", Some(edge));
-    l.display("domain", Some(&Domain(host)));
+    l.display("domain", Some(&Domain(seen.host)));
     l.str("account", facts.account);
     l.str("container", facts.container);
     l.str("object", facts.object);
-    l.str("method", Some(req.method.as_str()));
+    l.str("method", Some(seen.method));
     l.uint("status", u64::from(sent.status.unwrap_or(0)));
     l.uint("bytes", sent.total());
     l.uint("body_bytes", sent.body);
-    l.str("range", req_header(session, http::header::RANGE));
-    l.display("cache", cache.as_ref().map(|c| c as &dyn fmt::Display));
+    l.str("range", seen.range);
+    l.display(
+        "cache",
+        seen.cache.map(Lower).as_ref().map(|c| c as &dyn fmt::Display),
+    );
     l.str("auth", facts.auth);
     l.str("deny", facts.deny);
     l.display("client_ip", ip.as_ref().map(|i| i as &dyn fmt::Display));
-    l.str("user_agent", req_header(session, http::header::USER_AGENT));
+    l.str("user_agent", seen.user_agent);
     l.float(
         "duration_ms",
         (facts.started.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,

@@ -23,7 +23,7 @@ use crate::access::Access;
 /// What every fast-path hit of a stored version carries, added once when it is decoded: the
 /// cache status, no origin-internal headers, and `Accept-Ranges` where pingora's range filter
 /// would add it (a `200` with a length), so requests without `Range` skip that filter.
-fn prepare_hit(h: &mut ResponseHeader) {
+pub(super) fn prepare_hit(h: &mut ResponseHeader) {
     let _ = h.insert_header(CACHE_STATUS_HEADER, "HIT");
     strip_internal(h);
     let length = h
