@@ -452,12 +452,20 @@ fn one_connection_mixes_front_path_and_proxy_answers() {
         .1
         .iter()
         .any(|(k, v)| k == "connection" && v.eq_ignore_ascii_case("close")));
-    assert_eq!(front_hits(&edge) - before, 3, "Connection: close is pingora's");
+    assert_eq!(
+        front_hits(&edge) - before,
+        3,
+        "Connection: close is pingora's"
+    );
     // HTTP/1.0 on a fresh connection: pingora's, closed after the answer.
     let mut old = std::net::TcpStream::connect(edge.addr).expect("connect");
     old.set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
-    write!(old, "GET /k.bin HTTP/1.0\r\nHost: pub.demo.cdn.test\r\n\r\n").expect("write");
+    write!(
+        old,
+        "GET /k.bin HTTP/1.0\r\nHost: pub.demo.cdn.test\r\n\r\n"
+    )
+    .expect("write");
     let mut all = Vec::new();
     std::io::Read::read_to_end(&mut old, &mut all).expect("read to close");
     assert!(all.starts_with(b"HTTP/1.1 200") || all.starts_with(b"HTTP/1.0 200"));

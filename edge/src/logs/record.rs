@@ -367,7 +367,10 @@ pub fn line(seen: &Seen<'_>, facts: &RequestFacts<'_>, edge: &str, ip_mode: IpMo
     l.str("range", seen.range);
     l.display(
         "cache",
-        seen.cache.map(Lower).as_ref().map(|c| c as &dyn fmt::Display),
+        seen.cache
+            .map(Lower)
+            .as_ref()
+            .map(|c| c as &dyn fmt::Display),
     );
     l.str("auth", facts.auth);
     l.str("deny", facts.deny);

@@ -111,7 +111,11 @@ fn wire_head(stored: &ResponseHeader, private: bool, body_len: usize) -> Option<
 
 /// `h` in HTTP/1.1 form without its final blank line, minus the per-response fields.
 fn serialize(h: &mut ResponseHeader) -> Bytes {
-    for name in [http::header::AGE, http::header::DATE, http::header::CONNECTION] {
+    for name in [
+        http::header::AGE,
+        http::header::DATE,
+        http::header::CONNECTION,
+    ] {
         h.remove_header(&name);
     }
     let mut buf = BytesMut::with_capacity(512);
