@@ -209,7 +209,11 @@ impl Front {
                 None => return Outcome::Pass,
             }
         } else {
-            if wire_head(&hot.header, false, hot.body.len()).is_none() {
+            // Eligibility, from the (cached) public variant: no serialization per request.
+            if hot
+                .wire(false, |h, p| wire_head(h, p, hot.body.len()))
+                .is_none()
+            {
                 return Outcome::Pass;
             }
             let mut h = hot.header.clone();
