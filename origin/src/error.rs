@@ -310,8 +310,10 @@ pub fn swift_defaults(resp: &mut Response) {
                 .insert(http::header::CONTENT_LENGTH, HeaderValue::from(b.len()));
         }
     }
-    resp.headers_mut()
-        .insert(http::header::CONTENT_TYPE, HeaderValue::from_static(SWIFT_HTML));
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(SWIFT_HTML),
+    );
 }
 
 /// Whose fault an error is.
@@ -473,7 +475,9 @@ impl IntoResponse for Error {
             HeaderValue::from_static(content_type),
         );
         // Ours says why in a header where Swift's body does not.
-        if !matches!(self, Error::Refused(_) | Error::LengthRequired) && self.blame() == Blame::Downstream {
+        if !matches!(self, Error::Refused(_) | Error::LengthRequired)
+            && self.blame() == Blame::Downstream
+        {
             if let Ok(v) = HeaderValue::from_str(&self.to_string()) {
                 h.insert(outpost_proto::headers::REASON, v);
             }

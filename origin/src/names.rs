@@ -34,8 +34,7 @@ pub const MAX_META_OVERALL: usize = 4096;
 /// (`..`, `%2F`, control bytes, malformed escapes).
 pub fn storage_path(raw: &str) -> Result<StoragePath, Error> {
     let canonical = CanonicalPath::parse(raw).map_err(|e| match e {
-        outpost_auth::Error::PathInvalidUtf8
-        | outpost_auth::Error::PathControlByte { byte: 0 } => {
+        outpost_auth::Error::PathInvalidUtf8 | outpost_auth::Error::PathControlByte { byte: 0 } => {
             Error::Refused(Refusal::InvalidUtf8OrNul)
         }
         e => Error::BadPath(e),
@@ -48,7 +47,9 @@ pub fn storage_path(raw: &str) -> Result<StoragePath, Error> {
     let mut parts = s.splitn(5, '/').skip(3);
     if let Some(c) = parts.next().filter(|_| s.starts_with("/v1/")) {
         if c.len() > MAX_CONTAINER {
-            return Err(Error::Refused(Refusal::ContainerNameTooLong { len: c.len() }));
+            return Err(Error::Refused(Refusal::ContainerNameTooLong {
+                len: c.len(),
+            }));
         }
         if let Some(o) = parts.next().filter(|o| o.len() > MAX_OBJECT) {
             return Err(Error::Refused(Refusal::ObjectNameTooLong { len: o.len() }));
@@ -157,8 +158,14 @@ mod tests {
             _ => None,
         };
         assert_eq!(refused("/v1/AUTH_a/c/%FF"), Some(Refusal::InvalidUtf8OrNul));
-        assert_eq!(refused("/v1/AUTH_a/c/a%00"), Some(Refusal::InvalidUtf8OrNul));
-        assert_eq!(refused("/v1/AUTH_a/c%C0%AF"), Some(Refusal::InvalidUtf8OrNul));
+        assert_eq!(
+            refused("/v1/AUTH_a/c/a%00"),
+            Some(Refusal::InvalidUtf8OrNul)
+        );
+        assert_eq!(
+            refused("/v1/AUTH_a/c%C0%AF"),
+            Some(Refusal::InvalidUtf8OrNul)
+        );
         assert_eq!(refused("/v1"), Some(Refusal::BadUrl));
         assert_eq!(refused("/v1/"), Some(Refusal::BadUrl));
         let long = format!("/v1/AUTH_a/c/{}", "o".repeat(1025));
@@ -173,14 +180,21 @@ mod tests {
             Some(Refusal::ContainerNameTooLong { len: 257 })
         );
         // Ambiguities stay refused, with 400.
-        for bad in ["/v1/AUTH_a/c/a%2Fb", "/v1/AUTH_a/c/../x", "/v1/AUTH_a/c/a%0A"] {
+        for bad in [
+            "/v1/AUTH_a/c/a%2Fb",
+            "/v1/AUTH_a/c/../x",
+            "/v1/AUTH_a/c/a%0A",
+        ] {
             assert!(matches!(storage_path(bad), Err(Error::BadPath(_))), "{bad}");
         }
     }
 
     #[test]
     fn title_cases_like_webob() {
-        assert_eq!(title_case("x-object-meta-big-name"), "X-Object-Meta-Big-Name");
+        assert_eq!(
+            title_case("x-object-meta-big-name"),
+            "X-Object-Meta-Big-Name"
+        );
         assert_eq!(title_case("etag"), "Etag");
         assert_eq!(title_case("nnn"), "Nnn");
         assert_eq!(title_case("X-MIXED"), "X-Mixed");

@@ -132,7 +132,9 @@ fn swift_answer(v: &Value) -> Answer {
             .map(|h| {
                 (
                     h[0].as_str().expect("name").to_owned(),
-                    h[1].as_str().unwrap_or("").replace("AUTH_test", "AUTH_demo"),
+                    h[1].as_str()
+                        .unwrap_or("")
+                        .replace("AUTH_test", "AUTH_demo"),
                 )
             })
             .collect(),
@@ -214,10 +216,7 @@ fn prune(v: Value, drop: &[String]) -> Value {
 fn json_same(o: Value, s: Value, ignore: &[String]) -> bool {
     match (o, s) {
         (Value::Array(o), Value::Array(s)) => {
-            o.len() == s.len()
-                && o.into_iter()
-                    .zip(s)
-                    .all(|(o, s)| json_same(o, s, ignore))
+            o.len() == s.len() && o.into_iter().zip(s).all(|(o, s)| json_same(o, s, ignore))
         }
         (Value::Object(o), Value::Object(s)) => {
             o.len() == s.len()
@@ -305,7 +304,10 @@ fn info_diffs(ours: &Value, swift: &Value, diffs: &mut Vec<String>) -> bool {
 
 /// Replays one fixture against a fresh origin; panics with every difference found.
 fn must_match_swift(fixture: &str) {
-    let path = format!("{}/fixtures/swift/{fixture}.json", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/fixtures/swift/{fixture}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let spec: Value =
         serde_json::from_str(&std::fs::read_to_string(&path).expect("fixture")).expect("json");
     let dir = tempfile::tempdir().expect("tempdir");
@@ -377,4 +379,111 @@ fn object_headers_as_swift() {
 #[test]
 fn info_as_swift() {
     must_match_swift("info");
+}
+
+/// A name holding a literal `%2F` (sent as `%252F`) is one segment: an Outpost token scope
+/// `/private/a%2Fb` covers exactly it, `/private/a` covers the object `a/b` and never it; a
+/// Swift tempurl signs the decoded name (docs/tokens.md, "Names with literal escapes").
+#[test]
+fn literal_percent_names_through_scopes_and_tempurls() {
+    use outpost_auth::tempurl::{self, Digest, TempUrlSpec};
+    use outpost_auth::token::{self, Claims};
+    use outpost_auth::{Secret, TokenKey, TokenKeySpec, TokenKind};
+    use outpost_tests::cluster::EdgeProc;
+
+    const KEY: &str = "fidelity-token-secret-0123456789";
+    const HOST: &str = "private.demo.cdn.test";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let origin = OriginProc::start(dir.path());
+    let (storage, auth) = origin.must_login();
+    let http = reqwest::blocking::Client::new();
+    let must = |method: &str, path: &str, headers: &[(&str, &str)], body: &'static [u8]| {
+        let mut rb = http
+            .request(method.parse().expect("method"), format!("{storage}{path}"))
+            .header("x-auth-token", &auth)
+            .body(body);
+        for (k, v) in headers {
+            rb = rb.header(*k, *v);
+        }
+        let r = rb.send().expect("origin");
+        assert!(r.status().is_success(), "{method} {path}: {}", r.status());
+    };
+    must("PUT", "/private", &[], b"");
+    must(
+        "POST",
+        "",
+        &[
+            ("x-account-outpost-key-k1", KEY),
+            ("x-account-meta-temp-url-key", "tempurl-key"),
+        ],
+        b"",
+    );
+    must("PUT", "/private/a%252Fb", &[], b"literal");
+    must("PUT", "/private/a/b", &[], b"nested");
+
+    let key = TokenKey::new(TokenKeySpec {
+        id: "k1".into(),
+        secret: Secret::new(KEY),
+        not_before: None,
+        not_after: None,
+    })
+    .expect("key");
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let url_token = |scope: &str| {
+        token::sign(&Claims::new("demo", TokenKind::Url, scope, now + 60), &key).expect("sign")
+    };
+    let edge = EdgeProc::start(dir.path(), "e1", origin.addr, "");
+    let c = edge.client(&[HOST]);
+    let get = |path: &str, t: &str| {
+        let r = c
+            .get(format!(
+                "http://{HOST}:{}{path}?op_token={t}",
+                edge.addr.port()
+            ))
+            .send()
+            .expect("edge");
+        let code = r.status().as_u16();
+        (code, r.text().unwrap_or_default())
+    };
+    let literal = url_token("/private/a%2Fb");
+    assert_eq!(get("/a%252Fb", &literal), (200, "literal".to_owned()));
+    assert_eq!(get("/a/b", &literal).0, 403, "a literal %2F is not a slash");
+    let dir_scope = url_token("/private/a");
+    assert_eq!(get("/a/b", &dir_scope), (200, "nested".to_owned()));
+    assert_eq!(
+        get("/a%252Fb", &dir_scope).0,
+        403,
+        "/private/a covers what is below a/, not the name a%2Fb"
+    );
+    let glob = url_token("/private/*");
+    assert_eq!(get("/a%252Fb", &glob).0, 200, "one segment for *");
+    assert_eq!(get("/a/b", &glob).0, 403, "a/b is two segments");
+
+    // A Swift tempurl signs the decoded path; the URL carries it encoded once more.
+    let signed = tempurl::sign(
+        &TempUrlSpec {
+            method: "GET",
+            path: "/v1/AUTH_demo/private/a%2Fb",
+            expires: now + 60,
+            prefix: false,
+            ip_range: None,
+            iso8601: false,
+            digest: Digest::Sha256,
+        },
+        b"tempurl-key",
+    )
+    .expect("tempurl");
+    let query = signed.split_once('?').expect("query").1;
+    let anon = |path: &str| {
+        let r = reqwest::blocking::get(format!("{}{path}?{query}", origin.url)).expect("get");
+        (r.status().as_u16(), r.text().unwrap_or_default())
+    };
+    assert_eq!(
+        anon("/v1/AUTH_demo/private/a%252Fb"),
+        (200, "literal".to_owned())
+    );
+    assert_eq!(anon("/v1/AUTH_demo/private/a/b").0, 401);
 }

@@ -187,7 +187,6 @@ async fn info(State(st): State<Shared>) -> Response {
             "max_meta_name_length": crate::names::MAX_META_NAME,
             "max_meta_value_length": crate::names::MAX_META_VALUE,
             "max_meta_overall_size": crate::names::MAX_META_OVERALL,
-            "strict_cors_mode": true,
             "policies": [{"name": "default", "default": true}],
         },
         "tempurl": {

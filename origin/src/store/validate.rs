@@ -118,7 +118,10 @@ pub fn check_meta(items: Vec<MetaUpdate>) -> Result<Vec<(String, Option<String>)
 fn swift_meta_header(name: &str, key_len: usize) -> String {
     // Header names are ASCII, so any split is at a character boundary.
     let split = name.len().saturating_sub(key_len);
-    let (prefix, key) = (name.get(..split).unwrap_or(""), name.get(split..).unwrap_or(name));
+    let (prefix, key) = (
+        name.get(..split).unwrap_or(""),
+        name.get(split..).unwrap_or(name),
+    );
     format!("{prefix}{}", crate::names::title_case(key))
 }
 
