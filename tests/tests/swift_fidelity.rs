@@ -97,11 +97,9 @@ fn parse(buf: &[u8], head_only: bool) -> Answer {
     });
     let mut body = Vec::new();
     if head_only {
+        // A HEAD answer has no body, whatever its Content-Length says.
     } else if is_chunked {
-        loop {
-            let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") else {
-                break;
-            };
+        while let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") {
             let size = String::from_utf8_lossy(&rest[..eol]);
             let n = usize::from_str_radix(size.split(';').next().unwrap_or("0").trim(), 16)
                 .expect("chunk size");
