@@ -30,9 +30,6 @@ pub enum Error {
     /// `%2F` inside a segment: it would change the segment structure after decoding.
     #[error("path contains an encoded slash (%2F) inside a segment")]
     PathEncodedSlash,
-    /// A `%` escape that decodes to another escape, such as `%252F`.
-    #[error("path contains a double-encoded escape (%25 followed by hex digits)")]
-    PathDoubleEncoded,
     /// `%` not followed by two hex digits.
     #[error("path contains a malformed percent escape at byte {at}")]
     PathBadEscape {
@@ -206,7 +203,6 @@ impl Error {
                 | Error::PathTooLong { .. }
                 | Error::PathDotSegment
                 | Error::PathEncodedSlash
-                | Error::PathDoubleEncoded
                 | Error::PathBadEscape { .. }
                 | Error::PathInvalidUtf8
                 | Error::PathControlByte { .. }

@@ -8,8 +8,9 @@
 //! with keys they loaded themselves through the [`KeyStore`] trait.
 //!
 //! ## Key types
-//! - [`CanonicalPath`], [`StoragePath`]: request paths with every ambiguity (`..`, `%2F`,
-//!   double encoding, bad UTF-8, control bytes) rejected by a typed [`Error`].
+//! - [`CanonicalPath`], [`StoragePath`]: request paths decoded exactly once (`%2520` is the
+//!   name `%20`), with every ambiguity (`..`, `%2F`, bad UTF-8, control bytes) rejected by a
+//!   typed [`Error`].
 //! - [`PathPattern`]: segment-aware globs; `/videos` never covers `/videos-private`.
 //! - [`tempurl`]: Swift tempurls, byte-compatible with OpenStack Swift.
 //! - [`token`]: Outpost tokens `op1.<kid>.<payload>.<sig>` (see `docs/tokens.md`).

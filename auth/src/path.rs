@@ -2,6 +2,11 @@
 //!
 //! Every decision about access is taken on a [`CanonicalPath`]: the percent-decoded path with
 //! every ambiguity rejected, so that two spellings of one path can never get two answers.
+//!
+//! The path is decoded exactly once and the result is the name, as in Swift: `%2520` is the
+//! three characters `%20` of a name, never a space. Whatever holds a decoded path and sends it
+//! on re-encodes it ([`CanonicalPath::to_encoded`] escapes `%`), so no later decoder sees
+//! another path. Scope patterns are literal decoded text: `%` in a pattern is a `%`.
 
 use std::fmt;
 
@@ -34,8 +39,9 @@ const PATH_ENCODE: &AsciiSet = &CONTROLS
 /// A percent-decoded, validated absolute path.
 ///
 /// Invariants (enforced by the constructors): starts with `/`; valid UTF-8; no NUL, control
-/// bytes or DEL; no `.` or `..` segment; was not spelled with `%2F` inside a segment nor with a
-/// double-encoded escape. Empty segments (`a//b`) are kept: Swift object names may contain them.
+/// bytes or DEL; no `.` or `..` segment; was not spelled with `%2F` inside a segment. Empty
+/// segments (`a//b`) are kept: Swift object names may contain them. The decoded text may hold
+/// `%` followed by hex digits (a name such as `a%2Fb`, sent as `a%252Fb`): it is literal.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CanonicalPath(String);
 
@@ -90,11 +96,6 @@ impl CanonicalPath {
             out.push(decoded);
         }
         check_segment(&out[seg_start..])?;
-        // Double encoding, however it was spelled (`%252F`, `%25%32%46`, ...): the decoded path
-        // must not itself contain an escape, or a second decoder would see another path.
-        if has_escape(&out) {
-            return Err(Error::PathDoubleEncoded);
-        }
         let s = String::from_utf8(out).map_err(|_| Error::PathInvalidUtf8)?;
         Ok(CanonicalPath(s))
     }
@@ -102,7 +103,7 @@ impl CanonicalPath {
     /// Validates a path that is already decoded (such as a signed path from a client library).
     ///
     /// # Errors
-    /// As [`CanonicalPath::parse`], except that `%` is taken literally.
+    /// As [`CanonicalPath::parse`]; `%` is taken literally.
     pub fn from_decoded(path: &str) -> Result<Self, Error> {
         if path.len() > MAX_PATH_BYTES {
             return Err(Error::PathTooLong {
@@ -118,9 +119,6 @@ impl CanonicalPath {
         }
         for seg in path.split('/') {
             check_segment(seg.as_bytes())?;
-        }
-        if has_escape(path.as_bytes()) {
-            return Err(Error::PathDoubleEncoded);
         }
         Ok(CanonicalPath(path.to_owned()))
     }
@@ -164,13 +162,6 @@ fn check_segment(seg: &[u8]) -> Result<(), Error> {
         return Err(Error::PathDotSegment);
     }
     Ok(())
-}
-
-/// True when decoded bytes still hold a percent escape.
-fn has_escape(decoded: &[u8]) -> bool {
-    decoded
-        .windows(3)
-        .any(|w| w[0] == b'%' && hex_val(w[1]).is_some() && hex_val(w[2]).is_some())
 }
 
 fn hex_val(b: u8) -> Option<u8> {
@@ -388,12 +379,6 @@ mod tests {
         assert_eq!(p("/a/%2E"), Err(Error::PathDotSegment));
         assert_eq!(p("/a%2Fb"), Err(Error::PathEncodedSlash));
         assert_eq!(p("/a%2fb"), Err(Error::PathEncodedSlash));
-        assert_eq!(p("/a%252Fb"), Err(Error::PathDoubleEncoded));
-        assert_eq!(p("/a%2541"), Err(Error::PathDoubleEncoded));
-        // Regression: double encoding spelled with escapes for the hex digits too.
-        assert_eq!(p("/a%25%32%46b"), Err(Error::PathDoubleEncoded));
-        assert_eq!(p("/a%25%34%31"), Err(Error::PathDoubleEncoded));
-        assert_eq!(p("/%25a%41"), Err(Error::PathDoubleEncoded));
         assert_eq!(p("/a%zz"), Err(Error::PathBadEscape { at: 2 }));
         assert_eq!(p("/a%4"), Err(Error::PathBadEscape { at: 2 }));
         assert_eq!(p("/a%00b"), Err(Error::PathControlByte { byte: 0 }));
@@ -409,6 +394,26 @@ mod tests {
         assert_eq!(p("/a%FF"), Err(Error::PathInvalidUtf8));
         let long = format!("/{}", "a".repeat(MAX_PATH_BYTES));
         assert!(matches!(p(&long), Err(Error::PathTooLong { .. })));
+    }
+
+    /// Swift decodes once and keeps what results: names with literal escapes are names.
+    #[test]
+    fn decodes_exactly_once() {
+        assert_eq!(p("/c/a%252Fb").unwrap(), "/c/a%2Fb");
+        assert_eq!(p("/c/x%2520y").unwrap(), "/c/x%20y");
+        assert_eq!(p("/c/a%25%32%46b").unwrap(), "/c/a%2Fb");
+        assert_eq!(p("/%25a%41").unwrap(), "/%aA");
+        // A literal `%2F` is one segment, never a separator.
+        let s = StoragePath::parse("/v1/AUTH_t/c/a%252Fb").unwrap();
+        assert_eq!(s.object(), Some("a%2Fb"));
+        assert_eq!(s.canonical().segments().count(), 4);
+        // Re-encoding escapes the `%`, so the next decoder sees the same name.
+        let c = CanonicalPath::parse("/c/a%252Fb").unwrap();
+        assert_eq!(c.to_encoded(), "/c/a%252Fb");
+        assert_eq!(CanonicalPath::parse(&c.to_encoded()).unwrap(), c);
+        assert_eq!(CanonicalPath::from_decoded("/c/a%2Fb").unwrap(), c);
+        // Decoded once, `%252e%252e` is the literal name `%2e%2e`, not a dot segment.
+        assert_eq!(p("/a/%252e%252e/b").unwrap(), "/a/%2e%2e/b");
     }
 
     #[test]

@@ -149,6 +149,9 @@ pub enum Error {
         /// The feature.
         what: &'static str,
     },
+    /// A request Swift refuses with a sentence of its own; the body is that sentence.
+    #[error("{0}")]
+    Refused(Refusal),
     /// A request line or header line over its `[limits]` bound.
     #[error("{part} longer than {limit} bytes (limits.{})", part.key())]
     HeadTooLarge {
@@ -163,6 +166,154 @@ pub enum Error {
         /// The limit.
         max: usize,
     },
+}
+
+/// Requests Swift refuses with its own words, which clients and their tests match: the
+/// status and body are Swift 2.38's (`tests/fixtures/swift/` holds the recorded answers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// `X-Delete-At` is not an integer.
+    NonIntegerDeleteAt,
+    /// `X-Delete-At` is not in the future.
+    DeleteAtInPast,
+    /// `X-Delete-After` is not an integer.
+    NonIntegerDeleteAfter,
+    /// `X-Delete-After` is not positive.
+    DeleteAfterInPast,
+    /// A metadata header with an empty name (`X-Container-Meta-`).
+    MetaNameEmpty,
+    /// A metadata name over 128 bytes; `header` as Swift prints it.
+    MetaNameTooLong {
+        /// `x-<type>-meta-` and the title-cased key.
+        header: String,
+    },
+    /// A metadata value over 256 bytes.
+    MetaValueTooLong {
+        /// `x-<type>-meta-` and the title-cased key.
+        header: String,
+    },
+    /// More than 90 metadata items.
+    MetaTooMany,
+    /// More than 4096 bytes of metadata names and values.
+    MetaTooLarge,
+    /// An object name over 1024 bytes.
+    ObjectNameTooLong {
+        /// Its length.
+        len: usize,
+    },
+    /// A container name over 256 bytes.
+    ContainerNameTooLong {
+        /// Its length.
+        len: usize,
+    },
+    /// The decoded path is not UTF-8 or holds a NUL.
+    InvalidUtf8OrNul,
+    /// The path names no account (`/v1`, `/v1/`).
+    BadUrl,
+    /// A transfer coding other than `chunked`.
+    UnsupportedTransferCoding,
+    /// A PUT with neither `Content-Length` nor chunked encoding.
+    MissingContentLength,
+}
+
+impl Refusal {
+    fn status(&self) -> StatusCode {
+        match self {
+            Refusal::InvalidUtf8OrNul | Refusal::BadUrl => StatusCode::PRECONDITION_FAILED,
+            Refusal::UnsupportedTransferCoding => StatusCode::NOT_IMPLEMENTED,
+            Refusal::MissingContentLength => StatusCode::LENGTH_REQUIRED,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// Swift answers some of these from the proxy's WSGI layer (HTML content type) and the
+    /// rest from its constraint checks (`text/plain`).
+    fn content_type(&self) -> &'static str {
+        match self {
+            Refusal::InvalidUtf8OrNul | Refusal::BadUrl | Refusal::ContainerNameTooLong { .. } => {
+                SWIFT_HTML
+            }
+            _ => "text/plain",
+        }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::NonIntegerDeleteAt => f.write_str("Non-integer X-Delete-At"),
+            Refusal::DeleteAtInPast => f.write_str("X-Delete-At in past"),
+            Refusal::NonIntegerDeleteAfter => f.write_str("Non-integer X-Delete-After"),
+            Refusal::DeleteAfterInPast => f.write_str("X-Delete-After in past"),
+            Refusal::MetaNameEmpty => f.write_str("Metadata name cannot be empty"),
+            Refusal::MetaNameTooLong { header } => write!(f, "Metadata name too long: {header}"),
+            Refusal::MetaValueTooLong { header } => {
+                write!(f, "Metadata value longer than 256: {header}")
+            }
+            Refusal::MetaTooMany => f.write_str("Too many metadata items; max 90"),
+            Refusal::MetaTooLarge => f.write_str("Total metadata too large; max 4096"),
+            Refusal::ObjectNameTooLong { len } => {
+                write!(f, "Object name length of {len} longer than 1024")
+            }
+            Refusal::ContainerNameTooLong { len } => {
+                write!(f, "Container name length of {len} longer than 256")
+            }
+            Refusal::InvalidUtf8OrNul => f.write_str("Invalid UTF8 or contains NULL"),
+            Refusal::BadUrl => f.write_str("Bad URL"),
+            Refusal::UnsupportedTransferCoding => f.write_str(
+                "Unsupported Transfer-Coding header value specified in Transfer-Encoding header",
+            ),
+            Refusal::MissingContentLength => f.write_str("Missing Content-Length header."),
+        }
+    }
+}
+
+/// The content type of Swift's empty and standard answers.
+pub const SWIFT_HTML: &str = "text/html; charset=UTF-8";
+
+/// Swift's standard body for a status it answers without a sentence of its own (webob's
+/// title and explanation), or `None` where ours says more.
+fn swift_standard_body(status: StatusCode) -> Option<&'static str> {
+    Some(match status.as_u16() {
+        202 => "<html><h1>Accepted</h1><p>The request is accepted for processing.</p></html>",
+        401 => "<html><h1>Unauthorized</h1><p>This server could not verify that you are authorized to access the document you requested.</p></html>",
+        403 => "<html><h1>Forbidden</h1><p>Access was denied to this resource.</p></html>",
+        404 => "<html><h1>Not Found</h1><p>The resource could not be found.</p></html>",
+        405 => "<html><h1>Method Not Allowed</h1><p>The method is not allowed for the requested URL.</p></html>",
+        408 => "<html><h1>Request Timeout</h1><p>The server has waited too long for the request to be sent by the client.</p></html>",
+        409 => "<html><h1>Conflict</h1><p>There was a conflict when trying to complete your request.</p></html>",
+        412 => "<html><h1>Precondition Failed</h1><p>A precondition for this request was not met.</p></html>",
+        413 => "<html><h1>Request Entity Too Large</h1><p>The body of your request was too large for this server.</p></html>",
+        416 => "<html><h1>Requested Range Not Satisfiable</h1><p>The Range requested is not available.</p></html>",
+        422 => "<html><h1>Unprocessable Entity</h1><p>Unable to process the contained instructions</p></html>",
+        499 => "<html><h1>Client Disconnect</h1><p>The client was disconnected during request.</p></html>",
+        500 => "<html><h1>Internal Error</h1><p>The server has either erred or is incapable of performing the requested operation.</p></html>",
+        503 => "<html><h1>Service Unavailable</h1><p>The server is currently unavailable. Please try again at a later time.</p></html>",
+        507 => "<html><h1>Insufficient Storage</h1><p>There was not enough space to save the resource.</p></html>",
+        _ => return None,
+    })
+}
+
+/// Gives an answer Swift's body and content type when it has none: the standard body of its
+/// status, or an empty `text/html; charset=UTF-8` one (Swift's 201, 204, ...).
+pub fn swift_defaults(resp: &mut Response) {
+    use axum::body::HttpBody as _;
+    if resp.headers().contains_key(http::header::CONTENT_TYPE) {
+        return;
+    }
+    let empty = resp.body().size_hint().exact() == Some(0);
+    if empty {
+        if let Some(b) = swift_standard_body(resp.status()) {
+            *resp.body_mut() = axum::body::Body::from(b);
+            resp.headers_mut()
+                .insert(http::header::CONTENT_LENGTH, HeaderValue::from(b.len()));
+        }
+    }
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(SWIFT_HTML),
+    );
 }
 
 /// Whose fault an error is.
@@ -228,6 +379,7 @@ impl Error {
             } => StatusCode::URI_TOO_LONG,
             Error::HeadTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Error::TooManyConnections { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Refused(r) => r.status(),
         }
     }
 
@@ -262,6 +414,7 @@ impl Error {
             Error::NotInCluster { .. } => "not-in-cluster",
             Error::HeadTooLarge { .. } => "head-too-large",
             Error::TooManyConnections { .. } => "too-many-connections",
+            Error::Refused(_) => "refused",
         }
     }
 
@@ -296,13 +449,20 @@ impl IntoResponse for Error {
         if self.blame() == Blame::Internal {
             tracing::error!(error = %self, code = self.code(), "internal error");
         }
-        // Internal details stay in the log; clients get the code.
-        let body = match self.blame() {
-            Blame::Internal if !matches!(self, Error::NotInCluster { .. }) => {
-                format!("{}\n", self.code())
+        // Swift's words where Swift has them (its own sentence, or the standard body of the
+        // status); otherwise ours. Internal details stay in the log; clients get the code.
+        let (body, content_type) = match (&self, swift_standard_body(status)) {
+            (Error::Refused(r), _) => (r.to_string(), r.content_type()),
+            (Error::LengthRequired, _) => {
+                let r = Refusal::MissingContentLength;
+                (r.to_string(), r.content_type())
             }
-            Blame::Internal => format!("{self}\n"),
-            Blame::Downstream => format!("{self}\n"),
+            (Error::NotInCluster { .. }, _) => (format!("{self}\n"), "text/plain; charset=utf-8"),
+            (_, Some(b)) => (b.to_owned(), SWIFT_HTML),
+            _ if self.blame() == Blame::Internal => {
+                (format!("{}\n", self.code()), "text/plain; charset=utf-8")
+            }
+            _ => (format!("{self}\n"), "text/plain; charset=utf-8"),
         };
         let mut resp = (status, body).into_response();
         let h = resp.headers_mut();
@@ -312,8 +472,16 @@ impl IntoResponse for Error {
         );
         h.insert(
             http::header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
+            HeaderValue::from_static(content_type),
         );
+        // Ours says why in a header where Swift's body does not.
+        if !matches!(self, Error::Refused(_) | Error::LengthRequired)
+            && self.blame() == Blame::Downstream
+        {
+            if let Ok(v) = HeaderValue::from_str(&self.to_string()) {
+                h.insert(outpost_proto::headers::REASON, v);
+            }
+        }
         if let Error::RangeNotSatisfiable { len } = self {
             if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {
                 h.insert(http::header::CONTENT_RANGE, v);

@@ -78,7 +78,7 @@ pub mod server;
 pub mod store;
 pub mod xdc;
 
-pub use error::{Blame, Error, Result};
+pub use error::{Blame, Error, Refusal, Result};
 
 /// Name reported in logs.
 pub const NAME: &str = "outpost-origin";

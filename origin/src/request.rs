@@ -16,7 +16,7 @@ pub use crate::credentials::{Capability, Role};
 use crate::hlc::Timestamp;
 use crate::store::validate::check_meta;
 use crate::store::{Expiry, MetaUpdate, ObjectHeaders, Store};
-use crate::{Error, Result};
+use crate::{Error, Refusal, Result};
 
 /// Header carrying the internal (cluster/edge) secret.
 pub use outpost_proto::headers::INTERNAL as INTERNAL_HEADER;
@@ -161,17 +161,18 @@ fn text<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// [`Error::BadHeader`] for a value that is not a number.
 pub fn expiry(h: &HeaderMap) -> Result<Option<Expiry>> {
     if let Some(v) = text(h, "x-delete-at") {
-        let t: u64 = v.parse().map_err(|_| Error::BadHeader {
-            name: "x-delete-at",
-            reason: "must be epoch seconds",
-        })?;
+        // Swift takes any integer; a negative one is simply in the past.
+        let t: i64 = v
+            .parse()
+            .map_err(|_| Error::Refused(Refusal::NonIntegerDeleteAt))?;
+        let t = u64::try_from(t).map_err(|_| Error::Refused(Refusal::DeleteAtInPast))?;
         return Ok(Some(Expiry::At(t)));
     }
     if let Some(v) = text(h, "x-delete-after") {
-        let d: u64 = v.parse().map_err(|_| Error::BadHeader {
-            name: "x-delete-after",
-            reason: "must be a number of seconds",
-        })?;
+        let d: i64 = v
+            .parse()
+            .map_err(|_| Error::Refused(Refusal::NonIntegerDeleteAfter))?;
+        let d = u64::try_from(d).map_err(|_| Error::Refused(Refusal::DeleteAfterInPast))?;
         return Ok(Some(Expiry::After(d)));
     }
     Ok(None)

@@ -169,7 +169,10 @@ async fn serve(
     let gate = Arc::new(Semaphore::new(max));
     let refusals = Arc::new(RefusalLog::default());
     let mut http = hyper::server::conn::http1::Builder::new();
+    // Swift (webob) writes header names title-cased (`Etag`, `X-Object-Meta-Color`); some
+    // Swift clients compare them case-sensitively.
     http.timer(hyper_util::rt::TokioTimer::new())
+        .title_case_headers(true)
         .header_read_timeout(limits.header_timeout)
         .max_header_size(limits.max_header_total);
     let (closing_tx, closing) = tokio::sync::watch::channel(false);

@@ -35,6 +35,9 @@ pub const SYNC_KEY: &str = "x-outpost-sync-key";
 
 /// A stable machine-readable error code on every error answer (origin and edge).
 pub const ERROR: &str = "x-outpost-error";
+/// The origin's reason for a refusal whose body is Swift's standard one (`container not
+/// empty` behind Swift's `409 Conflict` page).
+pub const REASON: &str = "x-outpost-reason";
 /// The edge's reason for a 403 (`invalid`, `expired`, `revoked`, ...).
 pub const DENY: &str = "x-outpost-deny";
 /// The edge's cache status (`HIT`, `MISS`, `STALE`, ...).

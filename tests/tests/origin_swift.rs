@@ -365,17 +365,19 @@ fn ranges_and_conditional_requests() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.bytes().expect("body").len(), 3000);
 
-    // Conditionals.
+    // Conditionals. Swift sends the MD5 unquoted and accepts it quoted or not.
     let quoted = format!("\"{etag}\"");
     let head = api.send("HEAD", "/c/o.bin", &[]);
-    assert_eq!(head.headers()["etag"].to_str().expect("ascii"), quoted);
+    assert_eq!(head.headers()["etag"].to_str().expect("ascii"), etag);
     let last_modified = head.headers()["last-modified"]
         .to_str()
         .expect("ascii")
         .to_owned();
     let status = |h: &[(&str, &str)]| api.send("GET", "/c/o.bin", h).status().as_u16();
     assert_eq!(status(&[("if-none-match", &quoted)]), 304);
+    assert_eq!(status(&[("if-none-match", &etag)]), 304);
     assert_eq!(status(&[("if-none-match", "\"other\"")]), 200);
+    assert_eq!(status(&[("if-match", &etag)]), 200);
     assert_eq!(status(&[("if-match", &quoted)]), 200);
     assert_eq!(status(&[("if-match", "\"other\"")]), 412);
     assert_eq!(status(&[("if-modified-since", &last_modified)]), 304);
@@ -466,21 +468,22 @@ fn bad_input_is_refused_and_nothing_partial_is_stored() {
     let auth = format!("X-Auth-Token: {}", api.token);
     let raw = |head: String| raw_http(origin.addr, &head, b"", false);
 
-    // Paths: dot segments, encoded slashes, NUL, overlong UTF-8, double encoding, length.
-    for path in [
-        "/v1/AUTH_demo/c/../c/keep.txt",
-        "/v1/AUTH_demo/c/a/./b",
-        "/v1/AUTH_demo/c/a%2Fb",
-        "/v1/AUTH_demo/c/a%2fb",
-        "/v1/AUTH_demo/c/a%00b",
-        "/v1/AUTH_demo/c/%C0%AE%C0%AE",
-        "/v1/AUTH_demo/c/a%252Fb",
-        "/v1/AUTH_demo/c/%zz",
+    // Paths: dot segments, encoded slashes, NUL, overlong UTF-8, length. NUL and invalid
+    // UTF-8 get Swift's 412; a literal `%2F` (sent as `%252F`) is a name like any other.
+    for (path, code) in [
+        ("/v1/AUTH_demo/c/../c/keep.txt", 400),
+        ("/v1/AUTH_demo/c/a/./b", 400),
+        ("/v1/AUTH_demo/c/a%2Fb", 400),
+        ("/v1/AUTH_demo/c/a%2fb", 400),
+        ("/v1/AUTH_demo/c/a%00b", 412),
+        ("/v1/AUTH_demo/c/%C0%AE%C0%AE", 412),
+        ("/v1/AUTH_demo/c/a%252Fb", 404),
+        ("/v1/AUTH_demo/c/%zz", 400),
     ] {
         let r = raw(format!("GET {path} HTTP/1.1\nHost: x\n{auth}"));
         assert_eq!(
             r.status,
-            400,
+            code,
             "{path}: {}",
             String::from_utf8_lossy(&r.body)
         );

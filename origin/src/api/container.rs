@@ -120,6 +120,9 @@ async fn get(
     set(h, "x-container-object-count", row.object_count);
     set(h, "x-container-bytes-used", row.bytes_used);
     set(h, "x-timestamp", row.ts);
+    // Swift: the container's last PUT/POST, rounded up to the second.
+    set(h, "last-modified", row.ts.http_date());
+    set(h, "accept-ranges", "bytes");
     // One policy for now; `swift list --lh` shows it per container.
     set(h, "x-storage-policy", "default");
     set(h, "content-type", fmt.content_type());

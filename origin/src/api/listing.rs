@@ -198,20 +198,22 @@ pub fn containers(entries: &[Entry<ContainerRow>], fmt: Format, account: &str) -
         }
         Format::Xml => {
             let mut s = format!(
-                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<account name=\"AUTH_{}\">",
+                // Swift's account XML puts each element on its own line (its container XML
+                // does not).
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<account name=\"AUTH_{}\">\n",
                 xml_escape(account)
             );
             for e in entries {
                 match e {
                     Entry::Item(c) => s.push_str(&format!(
-                        "<container><name>{}</name><count>{}</count><bytes>{}</bytes><last_modified>{}</last_modified></container>",
+                        "<container><name>{}</name><count>{}</count><bytes>{}</bytes><last_modified>{}</last_modified></container>\n",
                         xml_escape(&c.name),
                         c.object_count,
                         c.bytes_used,
                         c.ts.iso()
                     )),
                     Entry::Subdir(d) => s.push_str(&format!(
-                        "<subdir name=\"{0}\"><name>{0}</name></subdir>",
+                        "<subdir name=\"{0}\"><name>{0}</name></subdir>\n",
                         xml_escape(d)
                     )),
                 }

@@ -25,7 +25,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use http::{HeaderMap, HeaderValue, Method};
-use outpost_auth::StoragePath;
 
 use crate::cluster::Cluster;
 use crate::store::Store;
@@ -188,7 +187,6 @@ async fn info(State(st): State<Shared>) -> Response {
             "max_meta_name_length": crate::names::MAX_META_NAME,
             "max_meta_value_length": crate::names::MAX_META_VALUE,
             "max_meta_overall_size": crate::names::MAX_META_OVERALL,
-            "strict_cors_mode": true,
             "policies": [{"name": "default", "default": true}],
         },
         "tempurl": {
@@ -211,7 +209,7 @@ async fn info(State(st): State<Shared>) -> Response {
     (
         [(
             http::header::CONTENT_TYPE,
-            "application/json; charset=utf-8",
+            "application/json; charset=UTF-8",
         )],
         body.to_string(),
     )
@@ -281,6 +279,7 @@ fn log_access(
 }
 
 fn with_common_headers(mut resp: Response) -> Response {
+    crate::error::swift_defaults(&mut resp);
     let h = resp.headers_mut();
     let mut id = [0u8; 10];
     let _ = getrandom::fill(&mut id);
@@ -293,7 +292,18 @@ fn with_common_headers(mut resp: Response) -> Response {
 
 fn build_req(st: &AppState, req: Request, client_ip: std::net::IpAddr) -> Result<Req> {
     let (parts, body) = req.into_parts();
-    let path = StoragePath::parse(parts.uri.path())?;
+    // hyper decodes `chunked` (and refuses a body whose last coding is another); Swift answers
+    // 501 for any coding but `chunked`.
+    let other_coding = parts
+        .headers
+        .get_all(http::header::TRANSFER_ENCODING)
+        .iter()
+        .flat_map(|v| v.to_str().unwrap_or("?").split(','))
+        .any(|c| !c.trim().eq_ignore_ascii_case("chunked"));
+    if other_coding {
+        return Err(Error::Refused(crate::Refusal::UnsupportedTransferCoding));
+    }
+    let path = crate::names::storage_path(parts.uri.path())?;
     let raw_query = parts.uri.query().map(str::to_owned);
     let mut query = HashMap::new();
     if let Some(q) = &raw_query {

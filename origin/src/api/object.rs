@@ -4,7 +4,7 @@
 use std::time::UNIX_EPOCH;
 
 use axum::body::Body;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, Method, StatusCode};
 use outpost_auth::{AccessRequest, KeySet, KeyStore, NoRevocations, TempUrlKeys, VerifyOptions};
 
@@ -228,6 +228,8 @@ async fn get(
         .query
         .get("multipart-manifest")
         .is_some_and(|v| v == "get");
+    // Swift sends an object's MD5 unquoted and an SLO's ETag (MD5 of its segments' ETags)
+    // quoted; conditionals compare without the quotes.
     let (pieces, len, etag_header, cond_etag) = if row.slo && !manifest_get {
         let pieces = slo::pieces(st, &row).await?;
         (
@@ -238,12 +240,7 @@ async fn get(
         )
     } else {
         let len = data.len;
-        (
-            vec![data],
-            len,
-            format!("\"{}\"", row.etag),
-            row.etag.clone(),
-        )
+        (vec![data], len, row.etag.clone(), row.etag.clone())
     };
     let mut resp = Response::new(Body::empty());
     object_headers(resp.headers_mut(), &row, &crow, &etag_header);
@@ -271,9 +268,23 @@ async fn get(
             set(resp.headers_mut(), "content-disposition", "inline");
         }
     }
-    if let Some(code) = preconditions(&r.headers, &r.method, &cond_etag, row.ts.ceil_secs())? {
+    let checked = preconditions(&r.headers, &r.method, &cond_etag, row.ts.ceil_secs());
+    let not_modified = match checked {
+        Ok(code) => code,
+        // Swift's 412 has no body and still names the current version.
+        Err(e) => {
+            let mut failed = e.into_response();
+            *failed.body_mut() = Body::empty();
+            let h = failed.headers_mut();
+            set(h, "content-length", 0);
+            set(h, "etag", &etag_header);
+            set(h, "last-modified", row.ts.http_date());
+            return Ok(failed);
+        }
+    };
+    if let Some(code) = not_modified {
+        // Swift's 304 keeps the object's headers, Content-Type included.
         *resp.status_mut() = code;
-        resp.headers_mut().remove("content-type");
         return Ok(resp);
     }
     let head = r.method == Method::HEAD;
@@ -335,8 +346,8 @@ fn if_range_ok(h: &HeaderMap, etag: &str, modified: u64) -> bool {
 fn created(etag: &str, ts: Timestamp) -> Response {
     let mut resp = status(StatusCode::CREATED);
     let h = resp.headers_mut();
-    // Quoted, as HTTP requires and Swift sends (clients strip the quotes).
-    set(h, "etag", format!("\"{etag}\""));
+    // Unquoted, as Swift sends it (the edge quotes it for browsers).
+    set(h, "etag", etag);
     set(h, "last-modified", ts.http_date());
     set(h, "x-timestamp", ts);
     set(h, "content-length", 0);

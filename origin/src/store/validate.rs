@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::Store;
 use crate::db::{ContainerRow, Meta};
 use crate::names::{MAX_META_COUNT, MAX_META_NAME, MAX_META_OVERALL, MAX_META_VALUE};
-use crate::{Error, Result};
+use crate::{Error, Refusal, Result};
 
 /// A requested expiry (`X-Delete-At` or `X-Delete-After`), not yet resolved against the
 /// clock.
@@ -23,19 +23,13 @@ pub enum Expiry {
 /// Resolves an expiry to epoch seconds.
 ///
 /// # Errors
-/// [`Error::BadHeader`] for a time in the past or a zero delay.
+/// [`Error::Refused`] for a time in the past or a zero delay.
 pub fn resolve_expiry(e: Option<Expiry>, now: u64) -> Result<Option<u64>> {
     match e {
         None => Ok(None),
-        Some(Expiry::At(t)) if t <= now => Err(Error::BadHeader {
-            name: "x-delete-at",
-            reason: "is in the past",
-        }),
+        Some(Expiry::At(t)) if t <= now => Err(Error::Refused(Refusal::DeleteAtInPast)),
         Some(Expiry::At(t)) => Ok(Some(t)),
-        Some(Expiry::After(0)) => Err(Error::BadHeader {
-            name: "x-delete-after",
-            reason: "must be positive",
-        }),
+        Some(Expiry::After(0)) => Err(Error::Refused(Refusal::DeleteAfterInPast)),
         Some(Expiry::After(d)) => Ok(Some(now + d)),
     }
 }
@@ -66,10 +60,13 @@ pub enum MetaUpdate {
 /// Checks metadata items against Swift's limits and returns them as (name, value or removal).
 ///
 /// # Errors
-/// [`Error::BadHeader`] naming the first limit broken, in request order.
+/// [`Error::Refused`] naming the first limit broken, in request order, with Swift's words;
+/// [`Error::BadHeader`] for a value that is not UTF-8.
 pub fn check_meta(items: Vec<MetaUpdate>) -> Result<Vec<(String, Option<String>)>> {
     let mut out = Vec::with_capacity(items.len());
     let mut overall = 0usize;
+    // Swift counts user metadata only, not system headers or removals.
+    let mut count = 0usize;
     for item in items {
         let (name, key_len, value) = match item {
             MetaUpdate::Remove(name) => {
@@ -90,40 +87,42 @@ pub fn check_meta(items: Vec<MetaUpdate>) -> Result<Vec<(String, Option<String>)
         })?;
         if let Some(key_len) = key_len {
             if key_len == 0 {
-                return Err(Error::BadHeader {
-                    name: "metadata",
-                    reason: "metadata name is empty",
-                });
+                return Err(Error::Refused(Refusal::MetaNameEmpty));
             }
             if key_len > MAX_META_NAME {
-                return Err(Error::BadHeader {
-                    name: "metadata",
-                    reason: "metadata name too long (max 128)",
-                });
+                return Err(Error::Refused(Refusal::MetaNameTooLong {
+                    header: swift_meta_header(&name, key_len),
+                }));
             }
             if v.len() > MAX_META_VALUE {
-                return Err(Error::BadHeader {
-                    name: "metadata",
-                    reason: "metadata value too long (max 256)",
-                });
+                return Err(Error::Refused(Refusal::MetaValueTooLong {
+                    header: swift_meta_header(&name, key_len),
+                }));
             }
             overall += key_len + v.len();
+            count += 1;
         }
         out.push((name, Some(v.trim().to_owned())));
     }
-    if out.len() > MAX_META_COUNT {
-        return Err(Error::BadHeader {
-            name: "metadata",
-            reason: "too many metadata items (max 90)",
-        });
+    if count > MAX_META_COUNT {
+        return Err(Error::Refused(Refusal::MetaTooMany));
     }
     if overall > MAX_META_OVERALL {
-        return Err(Error::BadHeader {
-            name: "metadata",
-            reason: "metadata too large (max 4096 bytes)",
-        });
+        return Err(Error::Refused(Refusal::MetaTooLarge));
     }
     Ok(out)
+}
+
+/// A metadata header as Swift's refusals print it: the lower-case prefix, then the key
+/// title-cased (`x-container-meta-Color`), as webob hands it to Swift's checks.
+fn swift_meta_header(name: &str, key_len: usize) -> String {
+    // Header names are ASCII, so any split is at a character boundary.
+    let split = name.len().saturating_sub(key_len);
+    let (prefix, key) = (
+        name.get(..split).unwrap_or(""),
+        name.get(split..).unwrap_or(name),
+    );
+    format!("{prefix}{}", crate::names::title_case(key))
 }
 
 /// The metadata a new version stores: the items set to a non-empty value.
