@@ -46,10 +46,16 @@ fn refused(r: Response, what: &str) {
         .headers()
         .get("x-outpost-error")
         .map(|v| v.to_str().unwrap_or("").to_owned());
+    // Swift's HTML body for every 403; the specific reason travels in X-Outpost-Reason.
+    let reason = r
+        .headers()
+        .get(outpost_proto::headers::REASON)
+        .map(|v| v.to_str().unwrap_or("").to_owned())
+        .unwrap_or_default();
     let body = r.text().unwrap_or_default();
     assert_eq!(status, 403, "{what}: {status} {body}");
     assert!(code.is_some(), "{what}: no X-Outpost-Error");
-    assert!(body.contains("credential"), "{what}: {body}");
+    assert!(reason.contains("credential"), "{what}: reason {reason:?}");
 }
 
 #[test]
