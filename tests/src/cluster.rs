@@ -282,6 +282,26 @@ key = "{USER_KEY}"
         }
     }
 
+    /// Waits until `n` edges follow this origin's change feed and each has applied every
+    /// change (lag 0): their next feed request is a long poll, so counts of the origin's GETs
+    /// taken after this see only what the edges fetch for clients.
+    pub fn must_see_edges_caught_up(&self, n: usize) {
+        must_become(
+            "edges caught up with the feed",
+            Duration::from_secs(20),
+            || {
+                let text = reqwest::blocking::get(format!("{}/metrics", self.url))
+                    .and_then(|r| r.text())
+                    .expect("metrics");
+                let lags: Vec<&str> = text
+                    .lines()
+                    .filter(|l| l.starts_with("outpost_origin_feed_edge_lag{"))
+                    .collect();
+                lags.len() >= n && lags.iter().all(|l| l.ends_with(" 0"))
+            },
+        );
+    }
+
     /// Response body bytes the origin has sent for `GET`s (Content-Length of each answer, from
     /// `/metrics`): what edges pulled from it.
     pub fn must_count_get_bytes(&self) -> u64 {
