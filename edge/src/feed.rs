@@ -10,6 +10,7 @@ use outpost_proto::{paths, Wire};
 
 use crate::access::EdgeRevocations;
 use crate::cache::TieredStorage;
+use crate::cache_key;
 use crate::catalog::{Catalog, CatalogHandle, Snapshot};
 use crate::metrics::EdgeMetrics;
 use crate::purgelog::PurgeLog;
@@ -95,11 +96,6 @@ impl OriginClient {
     }
 }
 
-/// The primary cache key of an object (see `proxy::cache_primary`).
-pub fn object_key(account: &str, container: &str, object: &str) -> String {
-    format!("/v1/AUTH_{account}/{container}/{object}")
-}
-
 /// The cache and the log of what was purged (see [`crate::purgelog`]).
 #[derive(Clone, Copy)]
 pub struct Purger<'a> {
@@ -133,13 +129,13 @@ pub fn purge_for(p: Purger<'_>, account: &str, kind: &ChangeKind) -> usize {
     let mut n = 0;
     if let Some(cn) = kind.container() {
         // Listings of the container (every query variant).
-        let base = format!("/v1/AUTH_{account}/{cn}");
+        let base = cache_key::container_listing(account, cn);
         n += p.primary(&base);
-        n += p.prefix(&format!("{base}?"));
+        n += p.prefix(&cache_key::listing_variants(&base));
     }
     match kind {
         ChangeKind::PurgePrefix { container, prefix } => {
-            n += p.prefix(&object_key(account, container, prefix));
+            n += p.prefix(&cache_key::object(account, container, prefix));
         }
         ChangeKind::ObjectPut {
             container, object, ..
@@ -149,19 +145,19 @@ pub fn purge_for(p: Purger<'_>, account: &str, kind: &ChangeKind) -> usize {
         }
         | ChangeKind::ObjectDelete { container, object }
         | ChangeKind::PurgeObject { container, object } => {
-            let key = object_key(account, container, object);
+            let key = cache_key::object(account, container, object);
             n += p.primary(&key);
             // Slices and other derived entries of the object.
-            n += p.prefix(&format!("{key}#"));
+            n += p.prefix(&cache_key::derived(&key));
         }
         ChangeKind::ContainerDelete { container } | ChangeKind::PurgeContainer { container } => {
-            n += p.prefix(&format!("/v1/AUTH_{account}/{container}/"));
+            n += p.prefix(&cache_key::container_objects(account, container));
         }
         ChangeKind::PurgeAccount => {
-            let base = format!("/v1/AUTH_{account}");
+            let base = cache_key::account(account);
             n += p.primary(&base);
             n += p.prefix(&format!("{base}/"));
-            n += p.prefix(&format!("{base}?"));
+            n += p.prefix(&cache_key::listing_variants(&base));
         }
         ChangeKind::ContainerPut { .. }
         | ChangeKind::ContainerPost { .. }

@@ -42,6 +42,7 @@
 
 pub mod access;
 pub mod cache;
+pub mod cache_key;
 pub mod cache_policy;
 pub mod catalog;
 pub mod config;
@@ -62,6 +63,7 @@ pub mod server;
 pub mod sigv4;
 pub mod slice;
 pub mod tls;
+pub mod upstream;
 
 pub use error::Error;
 

@@ -2,7 +2,7 @@
 //! storage, the origin as upstream with the edge's own credential, downstream headers.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use pingora::cache::lock::CacheKeyLockImpl;
@@ -16,14 +16,16 @@ use pingora::{Error as PError, ErrorType, Result as PResult};
 
 use crate::access::{self, Access, EdgeRevocations, EdgeSeenGrants, EdgeTokenCache};
 use crate::cache::TieredStorage;
+use crate::cache_key;
 use crate::cache_policy::{self, Exchange, HitDecision, RequestDirectives};
 use crate::catalog::CatalogHandle;
 use crate::config::Config;
 use crate::cors::{self, CorsOut};
-use crate::feed::INTERNAL_HEADER;
 use crate::metrics::EdgeMetrics;
 use crate::purgelog::PurgeLog;
+use crate::ring::Upstream;
 use crate::routing::Route;
+use crate::upstream::Upstreams;
 use crate::Error;
 
 mod endpoints;
@@ -44,18 +46,6 @@ pub use outpost_proto::headers::CACHE as CACHE_STATUS_HEADER;
 pub const PURGE_PATH: &str = "/.outpost/purge";
 /// Header carrying the machine-readable denial reason.
 pub use outpost_proto::headers::DENY as DENY_HEADER;
-
-/// Listing query parameters forwarded upstream and part of the cache key; everything else
-/// (tokens, signatures, cache busters) is dropped.
-const LISTING_PARAMS: &[&str] = &[
-    "delimiter",
-    "end_marker",
-    "format",
-    "limit",
-    "marker",
-    "prefix",
-    "reverse",
-];
 
 /// The edge proxy.
 pub struct Edge {
@@ -144,8 +134,8 @@ pub struct Ctx {
     started: Instant,
     outcome: &'static str,
     /// Where a miss may read from, in order, and which one is being tried.
-    upstreams: Vec<crate::ring::Upstream>,
-    upstream_try: usize,
+    /// The upstreams of a miss, chosen at the first `upstream_peer` (failover moves along it).
+    upstreams: Option<Upstreams>,
     /// `X-Outpost-Deny` reason of a denied request, for the access log.
     deny: Option<&'static str>,
     /// The request's cache directives (RFC 9111 §5.2.1).
@@ -194,24 +184,6 @@ fn client_ip(session: &Session) -> std::net::IpAddr {
 
 /// The cache key and upstream URI of a route: objects ignore the query; listings keep only
 /// listing parameters, sorted.
-fn key_and_uri(route: &Route, query: Option<&str>) -> (String, String) {
-    let encoded = route.path.canonical().to_encoded();
-    if route.path.object().is_some() {
-        return (route.path.as_str().to_owned(), encoded);
-    }
-    let mut params: Vec<(String, String)> = form_urlencoded::parse(query.unwrap_or("").as_bytes())
-        .filter(|(k, _)| LISTING_PARAMS.contains(&k.as_ref()))
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    params.sort();
-    let q: String = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(params)
-        .finish();
-    let base = route.path.as_str().trim_end_matches('/').to_owned();
-    let enc = encoded.trim_end_matches('/').to_owned();
-    (format!("{base}?{q}"), format!("{enc}?{q}"))
-}
-
 fn content_length(resp: &ResponseHeader) -> Option<u64> {
     resp.headers
         .get(http::header::CONTENT_LENGTH)?
@@ -278,8 +250,7 @@ impl ProxyHttp for Edge {
             purge_epoch: 0,
             cacheable: false,
             started: Instant::now(),
-            upstreams: Vec::new(),
-            upstream_try: 0,
+            upstreams: None,
             outcome: "",
             deny: None,
             directives: RequestDirectives::default(),
@@ -384,7 +355,7 @@ impl ProxyHttp for Edge {
             }
         };
         ctx.set_cookie = self.gate.reissued_cookie(&access, now);
-        let (key, uri) = key_and_uri(&route, query.as_deref());
+        let (key, uri) = cache_key::for_route(&route, query.as_deref());
         ctx.cache_primary = key;
         ctx.upstream_uri = uri;
         ctx.purge_epoch = self.purge_log.current();
@@ -413,7 +384,7 @@ impl ProxyHttp for Edge {
     }
 
     fn cache_key_callback(&self, _session: &Session, ctx: &mut Ctx) -> PResult<CacheKey> {
-        Ok(CacheKey::new(ctx.cache_primary.clone(), ""))
+        Ok(cache_key::key(&ctx.cache_primary))
     }
 
     /// `Vary`: one cache entry per combination of the named request headers (`Vary: *` is not
@@ -527,17 +498,12 @@ impl ProxyHttp for Edge {
                 "only-if-cached and no usable stored response",
             ));
         }
-        if ctx.upstreams.is_empty() {
-            ctx.upstreams = self.upstreams_of(ctx);
-        }
-        let addr = ctx
-            .upstreams
-            .get(ctx.upstream_try)
-            .map_or(self.cfg.origin, |u| u.addr());
-        let mut peer = HttpPeer::new(addr, false, String::new());
-        peer.options.connection_timeout = Some(self.cfg.connect_timeout);
-        peer.options.read_timeout = Some(self.cfg.read_timeout);
-        peer.options.idle_timeout = Some(Duration::from_secs(60));
+        let upstreams = match ctx.upstreams.take() {
+            Some(u) => u,
+            None => self.upstreams_of(ctx),
+        };
+        let peer = upstreams.peer(&self.cfg);
+        ctx.upstreams = Some(upstreams);
         Ok(Box::new(peer))
     }
 
@@ -568,17 +534,6 @@ impl ProxyHttp for Edge {
             }
             return Ok(());
         }
-        let to = ctx.upstreams.get(ctx.upstream_try).copied();
-        match to {
-            Some(u @ crate::ring::Upstream::Replica(_)) => {
-                upstream.insert_header("host", u.addr().to_string())?;
-                upstream.insert_header(
-                    crate::ring::DIRECT_HEADER,
-                    outpost_proto::direct::Direct::Data.as_str(),
-                )?;
-            }
-            _ => upstream.insert_header("host", self.cfg.origin.to_string())?,
-        }
         for h in [
             "cookie",
             "authorization",
@@ -588,8 +543,11 @@ impl ProxyHttp for Edge {
         ] {
             upstream.remove_header(h);
         }
-        upstream.insert_header(INTERNAL_HEADER, self.cfg.internal_secret.as_str())?;
-        Ok(())
+        let to = ctx
+            .upstreams
+            .as_ref()
+            .map_or(Upstream::Origin(self.cfg.origin), Upstreams::current);
+        crate::upstream::address(upstream, to, &self.cfg)
     }
 
     async fn upstream_response_filter(
@@ -598,16 +556,12 @@ impl ProxyHttp for Edge {
         upstream: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> PResult<()> {
-        let replica = ctx
+        if ctx
             .upstreams
-            .get(ctx.upstream_try)
-            .is_some_and(|u| u.is_replica());
-        if replica
-            && ctx.upstream_try + 1 < ctx.upstreams.len()
-            && (upstream.status == http::StatusCode::NOT_FOUND || upstream.status.is_server_error())
+            .as_mut()
+            .is_some_and(|u| u.skip_answer(upstream.status))
         {
             // This replica lacks the object (or failed): read it from the next one.
-            ctx.upstream_try += 1;
             let mut e = PError::explain(
                 ErrorType::HTTPStatus(upstream.status.as_u16()),
                 "replica could not serve the object",
@@ -732,10 +686,9 @@ impl ProxyHttp for Edge {
         ctx: &mut Ctx,
         mut e: Box<PError>,
     ) -> Box<PError> {
-        if ctx.upstream_try + 1 < ctx.upstreams.len() {
+        if ctx.upstreams.as_mut().is_some_and(Upstreams::skip_failure) {
             // A replica is down: the next one (the origin proxy last) is tried.
             tracing::debug!(peer = %peer, "edge: upstream unreachable, trying the next");
-            ctx.upstream_try += 1;
             e.set_retry(true);
         }
         e

@@ -67,7 +67,6 @@ use pingora::{Error as PError, ErrorType, Result as PResult};
 use crate::cache::{CacheHit, CacheTier, TieredStorage};
 use crate::cache_policy::{CachePolicy, Exchange};
 use crate::config::Config;
-use crate::feed::INTERNAL_HEADER;
 use crate::purgelog::PurgeLog;
 use crate::ring::Upstream;
 
@@ -203,7 +202,7 @@ pub(crate) struct SliceEnv<'a> {
     pub purge_log: &'a PurgeLog,
     pub policy: &'a CachePolicy,
     /// Where the object may be read from, in order (see [`crate::ring`]).
-    pub upstreams: &'a [crate::ring::Upstream],
+    pub upstreams: &'a crate::upstream::Upstreams,
 }
 
 /// Adds the proxy's downstream headers (cache status, privacy, cookies, CORS) to a head the
@@ -226,11 +225,6 @@ pub(crate) enum Served {
 
 fn span() -> SpanHandle {
     Span::inactive().handle()
-}
-
-fn slice_key(primary: &str, index: u64, etag: Option<&str>) -> CacheKey {
-    let etag = etag.unwrap_or("").trim_matches('"');
-    CacheKey::new(format!("{primary}#s{index}@{etag}"), "")
 }
 
 /// Parses `Content-Range: bytes a-b/len` (or `bytes */len`): `(Some((a, b)), len)`.

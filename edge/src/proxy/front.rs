@@ -21,7 +21,6 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use bytes::{BufMut, Bytes, BytesMut};
-use pingora::cache::CacheKey;
 use pingora::http::ResponseHeader;
 use pingora::protocols::http::date::get_cached_date;
 use pingora::protocols::Stream;
@@ -29,7 +28,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::gate::{Gate, Incoming, Routed};
 use super::hot::prepare_hit;
-use super::{key_and_uri, now_secs, per_request_headers, Edge, PURGE_PATH};
+use super::{now_secs, per_request_headers, Edge, PURGE_PATH};
 use crate::access::Access;
 use crate::cache::TieredStorage;
 use crate::cache_policy::RequestDirectives;
@@ -187,8 +186,8 @@ impl Front {
         let Ok(Routed { route, rules }) = self.gate.route(&req) else {
             return Outcome::Pass;
         };
-        let (key, _) = key_and_uri(&route, query);
-        let Some(hot) = self.storage.hot(&CacheKey::new(key, ""), prepare_hit) else {
+        let (key, _) = crate::cache_key::for_route(&route, query);
+        let Some(hot) = self.storage.hot(&crate::cache_key::key(&key), prepare_hit) else {
             return Outcome::Pass;
         };
         let now = SystemTime::now();

@@ -40,7 +40,7 @@ impl Edge {
             .map_or_else(|| path.to_owned(), |p| p.as_str().to_owned());
         ctx.authorization = req.headers.contains_key(http::header::AUTHORIZATION);
         if matches!(req.method, http::Method::GET | http::Method::HEAD) {
-            ctx.cache_primary = crate::generic::cache_key(scheme, &host, &pq, ctx.authorization);
+            ctx.cache_primary = crate::cache_key::generic(scheme, &host, &pq, ctx.authorization);
             ctx.purge_epoch = self.purge_log.current();
             ctx.cacheable = true;
         }

@@ -11,7 +11,6 @@
 
 use std::time::SystemTime;
 
-use pingora::cache::CacheKey;
 use pingora::http::ResponseHeader;
 use pingora::protocols::http::conditional_filter::{not_modified_filter, to_304};
 use pingora::proxy::{RangeType, Session};
@@ -47,7 +46,7 @@ impl Edge {
             http::Method::HEAD => true,
             _ => return Ok(false),
         };
-        let key = CacheKey::new(ctx.cache_primary.as_str(), "");
+        let key = crate::cache_key::key(&ctx.cache_primary);
         let Some(hot) = self.storage.hot(&key, prepare_hit) else {
             return Ok(false);
         };

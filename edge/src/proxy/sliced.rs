@@ -2,13 +2,13 @@
 //! [`crate::slice`]): which requests take it, where their misses read from, and the
 //! downstream headers of what it serves.
 
-use pingora::cache::CacheKey;
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 use pingora::Result as PResult;
 
 use super::{downstream_headers, send_error, Ctx, Edge};
 use crate::access::Access;
+use crate::upstream::Upstreams;
 use crate::Error;
 
 impl Edge {
@@ -28,22 +28,23 @@ impl Edge {
         // for every miss of an unknown object here).
         !self
             .storage
-            .contains(&CacheKey::new(ctx.cache_primary.as_str(), ""))
+            .contains(&crate::cache_key::key(&ctx.cache_primary))
     }
 
     /// Where a miss of this request may read from: with a ring, the object's replicas and
     /// then the origin; otherwise the origin.
-    pub(super) fn upstreams_of(&self, ctx: &Ctx) -> Vec<crate::ring::Upstream> {
+    pub(super) fn upstreams_of(&self, ctx: &Ctx) -> Upstreams {
         let object = ctx.route.as_ref().and_then(|r| {
             let p = &r.path;
             Some((p.account(), p.container()?, p.object()?))
         });
-        match (&self.ring, object) {
+        let list = match (&self.ring, object) {
             (Some(ring), Some((a, c, o))) if self.cfg.generic.is_none() => {
                 ring.upstreams(a, c, o, self.cfg.origin)
             }
-            _ => vec![crate::ring::Upstream::Origin(self.cfg.origin)],
-        }
+            _ => Vec::new(),
+        };
+        Upstreams::new(list, self.cfg.origin)
     }
 
     /// Serves an object from slices (see [`crate::slice`]).

@@ -5,11 +5,7 @@ use super::*;
 
 impl SliceEnv<'_> {
     pub(super) fn peer_at(&self, addr: SocketAddr) -> HttpPeer {
-        let mut peer = HttpPeer::new(addr, false, String::new());
-        peer.options.connection_timeout = Some(self.cfg.connect_timeout);
-        peer.options.read_timeout = Some(self.cfg.read_timeout);
-        peer.options.idle_timeout = Some(Duration::from_secs(60));
-        peer
+        crate::upstream::peer(self.cfg, addr)
     }
 
     /// Sends `GET uri` with `Range: bytes=first-last` (and `If-Match`) to the request's
@@ -25,30 +21,23 @@ impl SliceEnv<'_> {
         last: u64,
         if_match: Option<&str>,
     ) -> PResult<(HttpSession, ResponseHeader, SocketAddr)> {
-        let mut last_err = None;
-        for (i, up) in self.upstreams.iter().enumerate() {
-            let more = i + 1 < self.upstreams.len();
+        let mut ups = self.upstreams.clone();
+        loop {
+            let up = ups.current();
             match self
-                .upstream_try(slicer, *up, uri, first, last, if_match)
+                .upstream_try(slicer, up, uri, first, last, if_match)
                 .await
             {
-                Ok((_, resp))
-                    if up.is_replica()
-                        && more
-                        && (resp.status == http::StatusCode::NOT_FOUND
-                            || resp.status.is_server_error()) =>
-                {
+                Ok((_, resp)) if ups.skip_answer(resp.status) => {
                     tracing::debug!(replica = %up.addr(), status = %resp.status, "slice: next replica");
                 }
                 Ok((s, resp)) => return Ok((s, resp, up.addr())),
-                Err(e) if more => {
+                Err(e) if ups.skip_failure() => {
                     tracing::debug!(upstream = %up.addr(), error = %e, "slice: upstream failed; next");
-                    last_err = Some(e);
                 }
                 Err(e) => return Err(e),
             }
         }
-        Err(last_err.unwrap_or_else(|| upstream_error("no upstream")))
     }
 
     pub(super) async fn upstream_try(
@@ -70,11 +59,7 @@ impl SliceEnv<'_> {
                 .await
                 .map_err(PError::into_up)?;
             let mut req = RequestHeader::build(http::Method::GET, uri.as_bytes(), Some(6))?;
-            req.insert_header(http::header::HOST, up.addr().to_string())?;
-            req.insert_header(INTERNAL_HEADER, self.cfg.internal_secret.as_str())?;
-            if up.is_replica() {
-                req.insert_header(crate::ring::DIRECT_HEADER, "data")?;
-            }
+            crate::upstream::address(&mut req, up, self.cfg)?;
             req.insert_header(http::header::RANGE, format!("bytes={first}-{last}"))?;
             if let Some(e) = if_match {
                 req.insert_header(http::header::IF_MATCH, e)?;
@@ -147,7 +132,7 @@ impl SliceEnv<'_> {
             match filled {
                 Ok(()) => {
                     connector
-                        .release_http_session(session, &peer, Some(Duration::from_secs(60)))
+                        .release_http_session(session, &peer, crate::upstream::idle())
                         .await;
                 }
                 // Dropping the miss handler aborts the fill: its readers get an error.
@@ -220,7 +205,7 @@ impl SliceEnv<'_> {
         if !info.cacheable {
             return self.direct(slicer, req, info, first, last).await;
         }
-        let key = slice_key(req.primary, index, info.etag.as_deref());
+        let key = crate::cache_key::slice(req.primary, index, info.etag.as_deref());
         for _ in 0..SLICE_ATTEMPTS {
             if let Some((_, hit)) = self.storage.lookup(&key, &span()).await? {
                 return Ok(Source::Hit(hit));
@@ -336,7 +321,7 @@ impl SliceEnv<'_> {
         passthrough(session, &mut up, resp, finish).await?;
         slicer
             .connector
-            .release_http_session(up, &self.peer_at(from), Some(Duration::from_secs(60)))
+            .release_http_session(up, &self.peer_at(from), crate::upstream::idle())
             .await;
         Ok(())
     }

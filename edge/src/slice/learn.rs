@@ -21,7 +21,7 @@ impl SliceEnv<'_> {
         req: &SliceRequest<'_>,
         finish: &Finish<'_>,
     ) -> PResult<Learned> {
-        let info_key = CacheKey::new(format!("{}#info", req.primary), "");
+        let info_key = crate::cache_key::info(req.primary);
         let permit = match self.lock.lock(&info_key, false) {
             Locked::Write(p) => Some(p),
             Locked::Read(r) => {
@@ -155,7 +155,7 @@ impl SliceEnv<'_> {
             if info.len <= size {
                 // A small object: this answer is all of it. Cache it as pingora's own entry
                 // of the object, so the next requests are ordinary hits.
-                let whole = CacheKey::new(req.primary.to_owned(), "");
+                let whole = crate::cache_key::key(req.primary);
                 let cacheable = self
                     .policy
                     .admit(&info.header, &Exchange::at(SystemTime::now()));
@@ -181,7 +181,7 @@ impl SliceEnv<'_> {
                 let src = self.follow_fill(&whole, &tag).await?;
                 return Ok(Learned::Info(info, src.map(|s| (0, s))));
             }
-            let key = slice_key(req.primary, index, info.etag.as_deref());
+            let key = crate::cache_key::slice(req.primary, index, info.etag.as_deref());
             let meta = Self::slice_meta(&info, body_len)?;
             let tag = self
                 .spawn_fill(slicer, &key, meta, up, from, body_len)
