@@ -11,7 +11,7 @@ mod internal;
 mod listing;
 mod object;
 mod purge;
-pub mod range;
+pub use crate::range;
 mod slo;
 mod xdc;
 

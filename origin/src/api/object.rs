@@ -323,13 +323,8 @@ async fn get(
 
 /// `If-Range`: ranges apply only if the validator still matches (strong ETag or exact date).
 fn if_range_ok(h: &HeaderMap, etag: &str, modified: u64) -> bool {
-    let Some(v) = h.get("if-range").and_then(|v| v.to_str().ok()) else {
-        return true;
-    };
-    if let Ok(t) = httpdate::parse_http_date(v) {
-        return t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).ok() == Some(modified);
-    }
-    !v.starts_with("W/") && strip_quotes(v) == etag
+    let v = h.get("if-range").and_then(|v| v.to_str().ok());
+    range::if_range_applies(v, etag, modified)
 }
 
 fn created(etag: &str, ts: Timestamp) -> Response {

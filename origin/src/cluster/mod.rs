@@ -24,6 +24,7 @@ pub mod auditor;
 pub mod broadcast;
 pub mod proxy;
 pub mod replicator;
+pub mod slo;
 pub mod status;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
