@@ -18,10 +18,10 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use outpost_ring::Device;
 
 use super::{
-    object_url, Cluster, Direct, BACKEND_STATE_HEADER, BACKEND_TS_HEADER, DIRECT_HEADER,
-    SIZE_HEADER,
+    object_url, slo, Cluster, Direct, BACKEND_STATE_HEADER, BACKEND_TS_HEADER, DIRECT_HEADER,
+    SIZE_HEADER, SLO_HEADER,
 };
-use crate::db::ContainerRow;
+use crate::db::{ContainerRow, ObjectRow};
 use crate::hlc::Timestamp;
 use crate::request::{self, status, Req, OBJECT_SYS};
 use crate::store::validate::resolve_expiry;
@@ -29,7 +29,7 @@ use crate::store::Store;
 use crate::{Error, Result};
 
 /// Request headers a read forwards to the replica.
-const READ_HEADERS: &[&str] = &[
+pub(super) const READ_HEADERS: &[&str] = &[
     "range",
     "if-match",
     "if-none-match",
@@ -39,7 +39,7 @@ const READ_HEADERS: &[&str] = &[
 ];
 
 /// Response headers not copied from a replica's answer.
-const HOP_HEADERS: &[&str] = &[
+pub(super) const HOP_HEADERS: &[&str] = &[
     "connection",
     "keep-alive",
     "transfer-encoding",
@@ -58,7 +58,7 @@ pub fn quorum(replicas: usize) -> usize {
     replicas / 2 + 1
 }
 
-fn header_ts(h: &HeaderMap, name: &str) -> Option<Timestamp> {
+pub(super) fn header_ts(h: &HeaderMap, name: &str) -> Option<Timestamp> {
     h.get(name)?.to_str().ok()?.parse().ok()
 }
 
@@ -68,7 +68,7 @@ fn header_ts(h: &HeaderMap, name: &str) -> Option<Timestamp> {
 /// [`Error::Unavailable`] without a quorum; the replicas' 4xx answers otherwise.
 pub async fn object(
     st: &Arc<Store>,
-    cl: &Cluster,
+    cl: &Arc<Cluster>,
     r: Req,
     crow: ContainerRow,
     object: String,
@@ -76,10 +76,10 @@ pub async fn object(
     let multipart = r.query.get("multipart-manifest").map(String::as_str);
     match r.method {
         Method::GET | Method::HEAD => {
-            if multipart != Some("get") && is_slo(st, &r, &crow.name, &object).await {
-                return Err(Error::NotInCluster {
-                    what: "reading a static large object through its manifest",
-                });
+            if multipart != Some("get") {
+                if let Some(row) = slo_row(st, &r, &crow.name, &object).await {
+                    return slo::read(st, cl, &r, &row).await;
+                }
             }
             read(cl, &r, &crow.name, &object).await
         }
@@ -89,17 +89,15 @@ pub async fn object(
                 return copy(st, cl, &r, &crow, object, (sc, so)).await;
             }
             if multipart == Some("put") {
-                return Err(Error::NotInCluster {
-                    what: "static large object manifests",
-                });
+                return slo::put(st, cl, r, &crow, object).await;
             }
             put(st, cl, r, &crow, object).await
         }
         Method::DELETE => {
             if multipart == Some("delete") {
-                return Err(Error::NotInCluster {
-                    what: "multipart-manifest=delete",
-                });
+                if let Some(row) = slo_row(st, &r, &crow.name, &object).await {
+                    return slo::delete(st, cl, &r, &row).await;
+                }
             }
             fan_out_small(st, cl, &r, &crow.name, &object, StatusCode::NO_CONTENT).await
         }
@@ -117,7 +115,8 @@ pub async fn object(
     }
 }
 
-async fn is_slo(st: &Arc<Store>, r: &Req, container: &str, object: &str) -> bool {
+/// This node's row of the object if it is a live SLO manifest (every node holds every row).
+async fn slo_row(st: &Arc<Store>, r: &Req, container: &str, object: &str) -> Option<ObjectRow> {
     let (a, c, o) = (
         r.path.account().to_owned(),
         container.to_owned(),
@@ -127,7 +126,7 @@ async fn is_slo(st: &Arc<Store>, r: &Req, container: &str, object: &str) -> bool
         .await
         .ok()
         .flatten()
-        .is_some_and(|row| row.slo && !row.deleted)
+        .filter(|row| row.slo && !row.deleted)
 }
 
 fn url_with_query(base: String, r: &Req) -> String {
@@ -138,7 +137,7 @@ fn url_with_query(base: String, r: &Req) -> String {
 }
 
 /// Turns a replica's answer into ours, streaming the body.
-fn relay(resp: reqwest::Response, head: bool) -> Response {
+pub(super) fn relay(resp: reqwest::Response, head: bool) -> Response {
     let mut out = Response::new(Body::empty());
     *out.status_mut() = resp.status();
     for (k, v) in resp.headers() {
@@ -154,7 +153,7 @@ fn relay(resp: reqwest::Response, head: bool) -> Response {
 
 /// The order reads try devices in: primaries (this node first if it is one), then as many
 /// handoffs as there are replicas.
-fn read_order(cl: &Cluster, part: u32) -> Vec<Device> {
+pub(super) fn read_order(cl: &Cluster, part: u32) -> Vec<Device> {
     let ring = cl.ring();
     let me = cl.me(&ring);
     let mut prim: Vec<Device> = ring.primaries(part).into_iter().cloned().collect();
@@ -202,7 +201,7 @@ async fn read(cl: &Cluster, r: &Req, container: &str, object: &str) -> Result<Re
 }
 
 /// Reads from the first replica in `order` that has the object (see the module docs).
-async fn fetch(
+pub(super) async fn fetch(
     cl: &Cluster,
     method: &Method,
     order: &[Device],
@@ -351,7 +350,7 @@ async fn read_newest(
 
 /// A body that can be sent to several replicas.
 #[derive(Clone)]
-enum Payload {
+pub(super) enum Payload {
     Empty,
     Memory(Bytes),
     File(Arc<std::path::PathBuf>),
@@ -496,7 +495,7 @@ async fn replicate_write(
 }
 
 /// Copies the headers a new version stores (metadata and system headers).
-fn version_headers(src: &HeaderMap, out: &mut HeaderMap) {
+pub(super) fn version_headers(src: &HeaderMap, out: &mut HeaderMap) {
     for (k, v) in src {
         let n = k.as_str();
         if n.starts_with("x-object-meta-") || n.starts_with("x-remove-") || OBJECT_SYS.contains(&n)
@@ -506,7 +505,7 @@ fn version_headers(src: &HeaderMap, out: &mut HeaderMap) {
     }
 }
 
-fn set(h: &mut HeaderMap, name: &'static str, value: impl ToString) {
+pub(super) fn set(h: &mut HeaderMap, name: &'static str, value: impl ToString) {
     if let Ok(v) = HeaderValue::from_str(&value.to_string()) {
         h.insert(HeaderName::from_static(name), v);
     }
@@ -566,6 +565,7 @@ async fn put(
         delete_at: new.delete_at,
         etag,
         size,
+        slo_size: None,
         if_none_match: r.headers.get("if-none-match").cloned(),
     };
     let resp = store_version(cl, v, payload).await;
@@ -574,19 +574,23 @@ async fn put(
 }
 
 /// A new version, ready to be sent to the replicas.
-struct NewVersion {
-    ts: Timestamp,
-    path: (String, String, String),
-    meta: HeaderMap,
-    content_type: String,
-    delete_at: Option<u64>,
-    etag: String,
-    size: u64,
-    if_none_match: Option<HeaderValue>,
+pub(super) struct NewVersion {
+    pub(super) ts: Timestamp,
+    pub(super) path: (String, String, String),
+    pub(super) meta: HeaderMap,
+    pub(super) content_type: String,
+    pub(super) delete_at: Option<u64>,
+    pub(super) etag: String,
+    /// Bytes of the body sent to the data holders.
+    pub(super) size: u64,
+    /// `Some(total)` for an SLO manifest: the object's size (the segments'), which listings
+    /// show; the body is the manifest.
+    pub(super) slo_size: Option<u64>,
+    pub(super) if_none_match: Option<HeaderValue>,
 }
 
 /// Sends a version to its replicas; 201 on a quorum.
-async fn store_version(cl: &Cluster, v: NewVersion, payload: Payload) -> Result<Response> {
+pub(super) async fn store_version(cl: &Cluster, v: NewVersion, payload: Payload) -> Result<Response> {
     let NewVersion {
         ts,
         path,
@@ -595,9 +599,13 @@ async fn store_version(cl: &Cluster, v: NewVersion, payload: Payload) -> Result<
         delete_at,
         etag,
         size,
+        slo_size,
         if_none_match,
     } = v;
     set(&mut common, "content-type", &ct);
+    if slo_size.is_some() {
+        set(&mut common, SLO_HEADER, "1");
+    }
     set(&mut common, "x-timestamp", ts);
     set(&mut common, "etag", &etag);
     if let Some(d) = delete_at {
@@ -612,7 +620,7 @@ async fn store_version(cl: &Cluster, v: NewVersion, payload: Payload) -> Result<
     }
     let mut row_headers = common;
     set(&mut row_headers, "content-length", 0);
-    set(&mut row_headers, SIZE_HEADER, size);
+    set(&mut row_headers, SIZE_HEADER, slo_size.unwrap_or(size));
     set(&mut row_headers, DIRECT_HEADER, Direct::Row.as_str());
     let acks = replicate_write(cl, Method::PUT, path, data_headers, row_headers, payload).await;
     let replicas = cl.ring().replicas as usize;
@@ -716,6 +724,7 @@ async fn copy(
         delete_at,
         etag,
         size,
+        slo_size: None,
         if_none_match: None,
     };
     let mut resp = store_version(cl, v, payload).await?;
@@ -764,25 +773,45 @@ async fn fan_out_small(
         common.remove("x-delete-after");
     }
     set(&mut common, "x-timestamp", ts);
-    set(&mut common, "content-length", 0);
-    let mut data_headers = common.clone();
-    set(&mut data_headers, DIRECT_HEADER, Direct::Data.as_str());
-    let mut row_headers = common;
-    set(&mut row_headers, DIRECT_HEADER, Direct::Row.as_str());
     let path = (
         r.path.account().to_owned(),
         container.to_owned(),
         object.to_owned(),
     );
-    let acks = replicate_write(
-        cl,
-        r.method.clone(),
-        path,
-        data_headers,
-        row_headers,
-        Payload::Empty,
-    )
-    .await;
+    match small_write(cl, r.method.clone(), path, common).await? {
+        Small::Applied => Ok(status(ok)),
+        Small::NotFound => Err(Error::NotFound { what: "object" }),
+        Small::Refused(s) => Ok(status(s)),
+    }
+}
+
+/// What a quorum of replicas answered to a small write.
+pub(super) enum Small {
+    /// At least one replica applied it.
+    Applied,
+    /// No replica had the object.
+    NotFound,
+    /// A replica refused it (no quorum formed).
+    Refused(StatusCode),
+}
+
+/// Sends a body-less write (`common` carries its `X-Timestamp`) to every node: data holders
+/// first, listing rows elsewhere.
+///
+/// # Errors
+/// [`Error::Unavailable`] without a quorum.
+pub(super) async fn small_write(
+    cl: &Cluster,
+    method: Method,
+    path: (String, String, String),
+    mut common: HeaderMap,
+) -> Result<Small> {
+    set(&mut common, "content-length", 0);
+    let mut data_headers = common.clone();
+    set(&mut data_headers, DIRECT_HEADER, Direct::Data.as_str());
+    let mut row_headers = common;
+    set(&mut row_headers, DIRECT_HEADER, Direct::Row.as_str());
+    let acks = replicate_write(cl, method, path, data_headers, row_headers, Payload::Empty).await;
     let replicas = cl.ring().replicas as usize;
     let done: Vec<StatusCode> = acks
         .iter()
@@ -793,9 +822,14 @@ async fn fan_out_small(
         .collect();
     if done.len() >= quorum(replicas) {
         if done.iter().any(StatusCode::is_success) {
-            return Ok(status(ok));
+            return Ok(Small::Applied);
         }
-        return Err(Error::NotFound { what: "object" });
+        return Ok(Small::NotFound);
     }
-    refused_or_unavailable(&acks)
+    if let Some(Ack::Refused(s)) = acks.iter().find(|a| matches!(a, Ack::Refused(_))) {
+        return Ok(Small::Refused(*s));
+    }
+    Err(Error::Unavailable {
+        reason: "too few replicas acknowledged the write",
+    })
 }
