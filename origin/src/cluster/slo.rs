@@ -131,9 +131,13 @@ pub async fn put(
         })?;
     let segs = manifest::parse_put(&raw)?;
     let account = r.path.account().to_owned();
-    let versions: Vec<Result<Option<SegmentVersion>>> = stream::iter(segs.iter().enumerate())
-        .map(|(i, s)| head_segment(cl, &account, s, i))
-        .buffered(SEGMENT_HEADS)
+    let versions: Vec<Result<Option<SegmentVersion>>> =
+        stream::iter(segs.iter().cloned().enumerate())
+            .map(|(i, s)| {
+                let account = account.clone();
+                async move { head_segment(cl, &account, &s, i).await }
+            })
+            .buffered(SEGMENT_HEADS)
         .collect()
         .await;
     let mut segments = Vec::with_capacity(segs.len());

@@ -192,6 +192,17 @@ impl Manifest {
     }
 }
 
+/// The ETag and size of the SLO whose stored manifest is the file at `path` (a replica
+/// receiving a manifest derives them from the data, see the module's invariant).
+///
+/// # Errors
+/// [`Error::BadManifest`] when the file is not a stored manifest; I/O errors.
+pub async fn summary_of(path: &std::path::Path) -> Result<(String, u64)> {
+    let raw = tokio::fs::read(path).await?;
+    let m = Manifest::parse(&raw).map_err(|_| bad("the data is not a stored manifest"))?;
+    Ok((m.etag(), m.size()))
+}
+
 /// The content type of a new manifest: the client's, else guessed from the object name.
 pub fn manifest_content_type(given: Option<&str>, object: &str) -> String {
     given
