@@ -83,6 +83,7 @@ fn node_config(
     let text = format!(
         r#"# Written by `outpost dev --nodes`: node {i} of the dev ring.
 listen = "{addr}"
+log_level = "warn"
 data_dir = "{data}"
 [credentials]
 edge = "{edge}"
