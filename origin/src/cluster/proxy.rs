@@ -5,7 +5,9 @@
 //! byte- and name-identical. An object PUT is staged locally first (MD5 checked once), then
 //! sent to the primaries concurrently; a primary that cannot be reached or does not answer
 //! within `node_timeout` is replaced by the next handoff. Every other node gets the listing
-//! row. The PUT succeeds on a quorum of durable acks from data holders.
+//! row. The PUT is answered once a quorum of data holders acknowledged durably and this node
+//! applied its own copy; the other replicas finish in the background (a handoff replaces one
+//! that fails).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -353,7 +355,8 @@ async fn read_newest(
 pub(super) enum Payload {
     Empty,
     Memory(Bytes),
-    File(Arc<std::path::PathBuf>),
+    /// A staged temp file, kept until the last replica has read it.
+    File(Arc<crate::files::Staged>),
 }
 
 impl Payload {
@@ -362,7 +365,7 @@ impl Payload {
             Payload::Empty => None,
             Payload::Memory(b) => Some(reqwest::Body::from(b.clone())),
             Payload::File(p) => {
-                let f = tokio::fs::File::open(p.as_ref()).await?;
+                let f = tokio::fs::File::open(p.path().ok_or(Error::Task)?).await?;
                 Some(reqwest::Body::wrap_stream(
                     tokio_util::io::ReaderStream::new(f),
                 ))
@@ -446,10 +449,27 @@ async fn send_write(
     }
 }
 
+/// Which copy an answer was for.
+#[derive(Debug, Clone, Copy)]
+struct Answer {
+    /// A data holder's (else a listing row's).
+    data: bool,
+    /// This node's own copy.
+    mine: bool,
+    ack: Ack,
+}
+
 /// Sends a write to every primary (replacing failed ones with handoffs from a shared queue)
-/// and its listing row to every other node. Returns the data holders' acks.
+/// and its listing row to every other node, and returns the data holders' acks as soon as a
+/// quorum of them succeeded and this node applied its own copy (so its change feed already
+/// holds the write: `X-Purge-Wait` waits for it, and listings here show it); without a quorum,
+/// once every data holder answered. The rest finishes in the background: a slow or failed
+/// replica still gets its copy, or a handoff does.
+///
+/// # Cancel safety
+/// The write runs in its own task: dropping the future does not abandon it.
 async fn replicate_write(
-    cl: &Cluster,
+    cl: &Arc<Cluster>,
     method: Method,
     path: (String, String, String),
     data_headers: HeaderMap,
@@ -457,40 +477,69 @@ async fn replicate_write(
     payload: Payload,
 ) -> Vec<Ack> {
     let ring = cl.ring();
-    let part = ring.partition(&path.0, &path.1, &path.2);
-    let primaries: Vec<Device> = ring.primaries(part).into_iter().cloned().collect();
-    let handoffs: VecDeque<Device> = ring.handoffs(part).cloned().collect();
-    let others: Vec<Device> = handoffs.iter().cloned().collect();
-    let queue = tokio::sync::Mutex::new(handoffs);
-    let used = std::sync::Mutex::new(Vec::<u32>::new());
-    let data = primaries.iter().map(|p| {
-        let (method, path, headers, payload, queue, used) =
-            (&method, &path, &data_headers, &payload, &queue, &used);
-        async move {
-            let mut dev = p.clone();
-            loop {
-                let ack = send_write(cl, method, &dev, path, headers, payload).await;
-                if !matches!(ack, Ack::Failed) {
-                    if dev.id != p.id {
-                        cl.count(&cl.stats.handoff_writes, 1);
-                        used.lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .push(dev.id);
+    let me = cl.me(&ring);
+    let need = quorum(ring.replicas as usize);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Answer>();
+    let cl = Arc::clone(cl);
+    tokio::spawn(async move {
+        let cl = &cl;
+        let part = ring.partition(&path.0, &path.1, &path.2);
+        let primaries: Vec<Device> = ring.primaries(part).into_iter().cloned().collect();
+        let handoffs: VecDeque<Device> = ring.handoffs(part).cloned().collect();
+        let others: Vec<Device> = handoffs.iter().cloned().collect();
+        let queue = tokio::sync::Mutex::new(handoffs);
+        let data = primaries.iter().map(|p| {
+            let (method, path, headers, payload, queue, tx) =
+                (&method, &path, &data_headers, &payload, &queue, &tx);
+            async move {
+                let mut dev = p.clone();
+                let ack = loop {
+                    let ack = send_write(cl, method, &dev, path, headers, payload).await;
+                    if !matches!(ack, Ack::Failed) {
+                        if dev.id != p.id {
+                            cl.count(&cl.stats.handoff_writes, 1);
+                        }
+                        break ack;
                     }
-                    return ack;
-                }
-                match queue.lock().await.pop_front() {
-                    Some(next) => dev = next,
-                    None => return Ack::Failed,
-                }
+                    match queue.lock().await.pop_front() {
+                        Some(next) => dev = next,
+                        None => break Ack::Failed,
+                    }
+                };
+                let mine = Some(p.id) == me;
+                let _ = tx.send(Answer {
+                    data: true,
+                    mine,
+                    ack,
+                });
             }
+        });
+        let rows = others.iter().map(|d| {
+            let (method, path, headers, tx) = (&method, &path, &row_headers, &tx);
+            async move {
+                let ack = send_write(cl, method, d, path, headers, &Payload::Empty).await;
+                let mine = Some(d.id) == me;
+                let _ = tx.send(Answer {
+                    data: false,
+                    mine,
+                    ack,
+                });
+            }
+        });
+        futures_util::join!(join_all(data), join_all(rows));
+    });
+    let mut acks = Vec::new();
+    let (mut ok, mut mine_done) = (0, me.is_none());
+    while let Some(a) = rx.recv().await {
+        mine_done |= a.mine;
+        if a.data {
+            ok += usize::from(matches!(a.ack, Ack::Done(s) if s.is_success()));
+            acks.push(a.ack);
         }
-    });
-    let rows = others.iter().map(|d| {
-        let (method, path, headers) = (&method, &path, &row_headers);
-        async move { send_write(cl, method, d, path, headers, &Payload::Empty).await }
-    });
-    let (acks, _) = futures_util::join!(join_all(data), join_all(rows));
+        if ok >= need && mine_done {
+            break;
+        }
+    }
     acks
 }
 
@@ -513,7 +562,7 @@ pub(super) fn set(h: &mut HeaderMap, name: &'static str, value: impl ToString) {
 
 async fn put(
     st: &Arc<Store>,
-    cl: &Cluster,
+    cl: &Arc<Cluster>,
     mut r: Req,
     crow: &ContainerRow,
     object: String,
@@ -527,11 +576,11 @@ async fn put(
     let body = r.take_body();
     // Small bodies stay in memory; larger ones are staged to a temp file (not a data file:
     // it is removed when the PUT ends).
-    let (payload, etag, size, staged) = match expected {
+    let (payload, etag, size) = match expected {
         Some(n) if n <= MEMORY_BODY => {
             let (bytes, md5) = collect(body.into_data_stream(), n, st.cfg.client_timeout).await?;
             let size = bytes.len() as u64;
-            (Payload::Memory(bytes), md5, size, None)
+            (Payload::Memory(bytes), md5, size)
         }
         _ => {
             let staged = st
@@ -543,13 +592,8 @@ async fn put(
                     st.cfg.client_timeout,
                 )
                 .await?;
-            let path = Arc::new(staged.path().ok_or(Error::Task)?.to_owned());
-            (
-                Payload::File(path),
-                staged.md5.clone(),
-                staged.size,
-                Some(staged),
-            )
+            let (md5, size) = (staged.md5.clone(), staged.size);
+            (Payload::File(Arc::new(staged)), md5, size)
         }
     };
     if new.etag.is_some_and(|e| e != etag) {
@@ -568,9 +612,7 @@ async fn put(
         slo_size: None,
         if_none_match: r.headers.get("if-none-match").cloned(),
     };
-    let resp = store_version(cl, v, payload).await;
-    drop(staged);
-    resp
+    store_version(cl, v, payload).await
 }
 
 /// A new version, ready to be sent to the replicas.
@@ -590,7 +632,7 @@ pub(super) struct NewVersion {
 }
 
 /// Sends a version to its replicas; 201 on a quorum.
-pub(super) async fn store_version(cl: &Cluster, v: NewVersion, payload: Payload) -> Result<Response> {
+pub(super) async fn store_version(cl: &Arc<Cluster>, v: NewVersion, payload: Payload) -> Result<Response> {
     let NewVersion {
         ts,
         path,
@@ -645,7 +687,7 @@ pub(super) async fn store_version(cl: &Cluster, v: NewVersion, payload: Payload)
 /// `X-Fresh-Metadata: true`, overridden by the request's.
 async fn copy(
     st: &Arc<Store>,
-    cl: &Cluster,
+    cl: &Arc<Cluster>,
     r: &Req,
     dest: &ContainerRow,
     object: String,
@@ -705,16 +747,16 @@ async fn copy(
     let src_modified = src.headers().get("last-modified").cloned();
     let delete_at = resolve_expiry(request::expiry(&r.headers)?, st.clock.wall_secs())?;
     let stream = src.bytes_stream();
-    let (payload, etag, staged) = if size <= MEMORY_BODY {
+    let (payload, etag) = if size <= MEMORY_BODY {
         let (bytes, md5) = collect(stream, size, st.cfg.client_timeout).await?;
-        (Payload::Memory(bytes), md5, None)
+        (Payload::Memory(bytes), md5)
     } else {
         let staged = st
             .files
             .stage(stream, max, Some(size), st.cfg.client_timeout)
             .await?;
-        let path = Arc::new(staged.path().ok_or(Error::Task)?.to_owned());
-        (Payload::File(path), staged.md5.clone(), Some(staged))
+        let md5 = staged.md5.clone();
+        (Payload::File(Arc::new(staged)), md5)
     };
     let v = NewVersion {
         ts: r.write_ts(st)?,
@@ -728,7 +770,6 @@ async fn copy(
         if_none_match: None,
     };
     let mut resp = store_version(cl, v, payload).await?;
-    drop(staged);
     if resp.status() == StatusCode::CREATED {
         set(resp.headers_mut(), "x-copied-from", format!("{sc}/{so}"));
         if let Some(m) = src_modified {
@@ -752,7 +793,7 @@ fn refused_or_unavailable(acks: &[Ack]) -> Result<Response> {
 /// replica had the object.
 async fn fan_out_small(
     st: &Arc<Store>,
-    cl: &Cluster,
+    cl: &Arc<Cluster>,
     r: &Req,
     container: &str,
     object: &str,
@@ -801,7 +842,7 @@ pub(super) enum Small {
 /// # Errors
 /// [`Error::Unavailable`] without a quorum.
 pub(super) async fn small_write(
-    cl: &Cluster,
+    cl: &Arc<Cluster>,
     method: Method,
     path: (String, String, String),
     mut common: HeaderMap,

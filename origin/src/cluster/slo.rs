@@ -113,7 +113,7 @@ async fn head_segment(
 /// segment or a quorum of the manifest's replicas cannot be reached.
 pub async fn put(
     st: &Arc<Store>,
-    cl: &Cluster,
+    cl: &Arc<Cluster>,
     mut r: Req,
     crow: &ContainerRow,
     object: String,
@@ -387,7 +387,7 @@ async fn segment_part(
 /// [`Error::NotFound`]; [`Error::Unavailable`] without a quorum for the manifest.
 pub async fn delete(
     st: &Arc<Store>,
-    cl: &Cluster,
+    cl: &Arc<Cluster>,
     r: &Req,
     row: &ObjectRow,
 ) -> Result<Response> {
