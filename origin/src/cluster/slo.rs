@@ -322,7 +322,7 @@ fn parts(segs: &[StoredSegment], r: ByteRange) -> Vec<SegmentPart> {
     for (index, s) in segs.iter().enumerate() {
         let (a, b) = (pos, pos + s.bytes);
         pos = b;
-        if b <= r.start || a >= r.end {
+        if s.bytes == 0 || b <= r.start || a >= r.end {
             continue;
         }
         let start = r.start.max(a);
