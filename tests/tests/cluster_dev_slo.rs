@@ -90,7 +90,14 @@ fn swift(node: &str, key: &str, dir: &Path, args: &[&str]) {
     must_run_within(
         Command::new("swift")
             .current_dir(dir)
-            .args(["-A", &format!("{node}/auth/v1.0"), "-U", "demo:demo", "-K", key])
+            .args([
+                "-A",
+                &format!("{node}/auth/v1.0"),
+                "-U",
+                "demo:demo",
+                "-K",
+                key,
+            ])
             .args(args),
         Duration::from_secs(120),
     );
@@ -198,9 +205,15 @@ fn dev_cluster_serves_large_objects_through_any_node_and_survives_a_kill() {
             &["upload", "--segment-size", "5M", "public", f],
         );
     }
-    assert!(must_download(&n1, &key, work, "big.bin") == big, "through node 1");
+    assert!(
+        must_download(&n1, &key, work, "big.bin") == big,
+        "through node 1"
+    );
     let edge_url = |o: &str| format!("{}/v1/AUTH_demo/public/{o}", dev.edge);
-    assert!(must_get(&edge_url("big.bin"), None) == big, "through the edge");
+    assert!(
+        must_get(&edge_url("big.bin"), None) == big,
+        "through the edge"
+    );
     // A range across segments, through the third node.
     let r = must_get(
         &format!("{n2}/v1/AUTH_demo/public/big.bin"),
@@ -214,7 +227,10 @@ fn dev_cluster_serves_large_objects_through_any_node_and_survives_a_kill() {
         .status()
         .expect("kill");
     assert!(status.success());
-    assert!(must_download(&n1, &key, work, "big.bin") == big, "node 2 down");
+    assert!(
+        must_download(&n1, &key, work, "big.bin") == big,
+        "node 2 down"
+    );
     assert!(
         must_get(&edge_url("second.bin"), None) == second,
         "edge, node 2 down"

@@ -632,7 +632,11 @@ pub(super) struct NewVersion {
 }
 
 /// Sends a version to its replicas; 201 on a quorum.
-pub(super) async fn store_version(cl: &Arc<Cluster>, v: NewVersion, payload: Payload) -> Result<Response> {
+pub(super) async fn store_version(
+    cl: &Arc<Cluster>,
+    v: NewVersion,
+    payload: Payload,
+) -> Result<Response> {
     let NewVersion {
         ts,
         path,

@@ -30,8 +30,7 @@ use crate::db::{ContainerRow, ObjectRow};
 use crate::range::{self, ByteRange, RangeOutcome};
 use crate::request::{self, strip_quotes, Req};
 use crate::store::slo::{
-    self as manifest, bad, Manifest, PutSegment, SegmentVersion, StoredSegment,
-    MAX_MANIFEST_BYTES,
+    self as manifest, bad, Manifest, PutSegment, SegmentVersion, StoredSegment, MAX_MANIFEST_BYTES,
 };
 use crate::store::Store;
 use crate::{Error, Result};
@@ -119,16 +118,19 @@ pub async fn put(
     object: String,
 ) -> Result<Response> {
     let idle = st.cfg.client_timeout;
-    let raw = tokio::time::timeout(idle, axum::body::to_bytes(r.take_body(), MAX_MANIFEST_BYTES))
-        .await
-        .map_err(|_| Error::RequestTimeout {
-            secs: idle.as_secs(),
-        })?
-        .map_err(|_| {
-            bad(format!(
-                "manifest larger than {MAX_MANIFEST_BYTES} bytes or body aborted"
-            ))
-        })?;
+    let raw = tokio::time::timeout(
+        idle,
+        axum::body::to_bytes(r.take_body(), MAX_MANIFEST_BYTES),
+    )
+    .await
+    .map_err(|_| Error::RequestTimeout {
+        secs: idle.as_secs(),
+    })?
+    .map_err(|_| {
+        bad(format!(
+            "manifest larger than {MAX_MANIFEST_BYTES} bytes or body aborted"
+        ))
+    })?;
     let segs = manifest::parse_put(&raw)?;
     let account = r.path.account().to_owned();
     let versions: Vec<Result<Option<SegmentVersion>>> =
@@ -138,8 +140,8 @@ pub async fn put(
                 async move { head_segment(cl, &account, &s, i).await }
             })
             .buffered(SEGMENT_HEADS)
-        .collect()
-        .await;
+            .collect()
+            .await;
     let mut segments = Vec::with_capacity(segs.len());
     for ((i, s), v) in segs.iter().enumerate().zip(versions) {
         segments.push(s.check(i, v?.as_ref())?);
@@ -171,7 +173,11 @@ async fn read_manifest(
     r: &Req,
     row: &ObjectRow,
 ) -> Result<std::result::Result<(HeaderMap, Manifest), reqwest::Response>> {
-    let path = (row.account.as_str(), row.container.as_str(), row.name.as_str());
+    let path = (
+        row.account.as_str(),
+        row.container.as_str(),
+        row.name.as_str(),
+    );
     let order = read_order(cl, cl.ring().partition(path.0, path.1, path.2));
     let mut h = direct_headers();
     for name in CONDITIONS {
@@ -212,7 +218,11 @@ pub async fn read(
         Err(resp) if !resp.status().is_success() => return Ok(relay(resp, true)),
         Err(_) => {
             // The replica holds a plain object there (this node's row is behind): read it.
-            let path = (row.account.as_str(), row.container.as_str(), row.name.as_str());
+            let path = (
+                row.account.as_str(),
+                row.container.as_str(),
+                row.name.as_str(),
+            );
             let order = read_order(cl, cl.ring().partition(path.0, path.1, path.2));
             let resp = fetch(cl, &r.method, &order, direct_headers(), None, path).await?;
             return Ok(relay(resp, head));
@@ -220,7 +230,10 @@ pub async fn read(
     };
     check_segments(st, &row.account, &m.segments).await?;
     let len = m.size();
-    let etag = header(&src, "etag").map(strip_quotes).unwrap_or("").to_owned();
+    let etag = header(&src, "etag")
+        .map(strip_quotes)
+        .unwrap_or("")
+        .to_owned();
     let modified = header_ts(&src, "x-timestamp").map_or(row.ts.ceil_secs(), |t| t.ceil_secs());
     let mut resp = Response::new(Body::empty());
     for (k, v) in &src {

@@ -277,7 +277,10 @@ mod tests {
         assert!(parse_put(b"{}").is_err());
         assert!(parse_put(br#"[{"path":"/only"}]"#).is_err());
         assert!(parse_put(br#"[{"path":"/c/o","extra":1}]"#).is_err());
-        let many = format!("[{}]", vec![r#"{"path":"/c/o"}"#; MAX_SEGMENTS + 1].join(","));
+        let many = format!(
+            "[{}]",
+            vec![r#"{"path":"/c/o"}"#; MAX_SEGMENTS + 1].join(",")
+        );
         assert!(parse_put(many.as_bytes()).is_err());
     }
 }
