@@ -8,6 +8,8 @@
 //!   row: listings, counters, ACLs and the change feed are local everywhere. Reads go to one
 //!   primary and fall back to the others and the handoffs on error or 404; a newer tombstone
 //!   beats older data; `X-Newest: true` asks every primary.
+//!   The write path ([`write`]) answers at quorum and finishes the other copies in the
+//!   background; SLO manifests ([`slo`]) are assembled from segments on their own replicas.
 //! - **Storage**: requests carrying the cluster secret and `X-Outpost-Direct: data|row` are
 //!   applied to this node's own store only, with the sender's `X-Timestamp`. This is the one
 //!   internal write API: the proxy, the replicator and (later) cross-datacenter sync use it.
@@ -26,6 +28,7 @@ pub mod proxy;
 pub mod replicator;
 pub mod slo;
 pub mod status;
+pub mod write;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;

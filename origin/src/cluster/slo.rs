@@ -22,9 +22,10 @@ use futures_util::{StreamExt, TryStreamExt};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 
 use super::proxy::{
-    fetch, header_ts, read_order, relay, set, small_write, store_version, version_headers,
-    NewVersion, Payload, Small, HOP_HEADERS,
+    fetch, header_ts, read_order, relay, set, store_version, version_headers, NewVersion,
+    HOP_HEADERS,
 };
+use super::write::{small_write, Payload, Small};
 use super::{Cluster, Direct, DIRECT_HEADER};
 use crate::db::{ContainerRow, ObjectRow};
 use crate::range::{self, ByteRange, RangeOutcome};
