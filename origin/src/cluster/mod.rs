@@ -25,6 +25,7 @@
 pub mod auditor;
 pub mod broadcast;
 pub mod proxy;
+pub mod purge_wait;
 pub mod replicator;
 pub mod slo;
 pub mod status;
@@ -221,16 +222,41 @@ impl Cluster {
         &self,
         method: Method,
         url: String,
-        mut headers: HeaderMap,
+        headers: HeaderMap,
         body: Option<reqwest::Body>,
     ) -> Result<reqwest::Response> {
-        let _permit = self.permits.acquire().await.map_err(|_| Error::Task)?;
+        self.send_within(method, url, headers, body, Duration::ZERO)
+            .await
+    }
+
+    /// As [`Cluster::send`], for a request the peer answers only after waiting up to `extra`:
+    /// the answer may take `node_timeout + extra`. Such a wait takes none of the
+    /// `max_peer_requests` permits (it loads neither side, and must not starve the writes).
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] when the peer cannot be reached or does not answer in time.
+    ///
+    /// # Cancel safety
+    /// Dropping the future abandons the request.
+    pub async fn send_within(
+        &self,
+        method: Method,
+        url: String,
+        mut headers: HeaderMap,
+        body: Option<reqwest::Body>,
+        extra: Duration,
+    ) -> Result<reqwest::Response> {
+        let _permit = if extra.is_zero() {
+            Some(self.permits.acquire().await.map_err(|_| Error::Task)?)
+        } else {
+            None
+        };
         headers.insert(crate::request::INTERNAL_HEADER, self.secret.clone());
         let mut req = self.client.request(method, &url).headers(headers);
         if let Some(b) = body {
             req = req.body(b);
         }
-        match tokio::time::timeout(self.cfg.node_timeout, req.send()).await {
+        match tokio::time::timeout(self.cfg.node_timeout + extra, req.send()).await {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(e)) => {
                 tracing::debug!(%url, error = %e, "peer request failed");

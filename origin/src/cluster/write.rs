@@ -4,7 +4,7 @@
 //! quorum of data holders acknowledged and this node applied its own copy; a background task
 //! finishes the rest, so a slow replica costs the client nothing and still gets its copy.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -146,21 +146,36 @@ pub(super) async fn replicate_write(
     let me = cl.me(&ring);
     let need = quorum(ring.replicas as usize);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Answer>();
+    let report = super::purge_wait::note_write();
     let cl = Arc::clone(cl);
     tokio::spawn(async move {
         let cl = &cl;
+        // Which nodes' feeds hold the write (for `X-Purge-Wait`): a node that took neither
+        // its data (a failed primary or handoff) nor its listing row missed it.
+        let reached = std::sync::Mutex::new((BTreeSet::new(), BTreeSet::new()));
+        let note = |id: u32, ok: bool| {
+            let mut r = reached
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if ok {
+                r.0.insert(id)
+            } else {
+                r.1.insert(id)
+            };
+        };
         let part = ring.partition(&path.0, &path.1, &path.2);
         let primaries: Vec<Device> = ring.primaries(part).into_iter().cloned().collect();
         let handoffs: VecDeque<Device> = ring.handoffs(part).cloned().collect();
         let others: Vec<Device> = handoffs.iter().cloned().collect();
         let queue = tokio::sync::Mutex::new(handoffs);
         let data = primaries.iter().map(|p| {
-            let (method, path, headers, payload, queue, tx) =
-                (&method, &path, &data_headers, &payload, &queue, &tx);
+            let (method, path, headers, payload, queue, tx, note) =
+                (&method, &path, &data_headers, &payload, &queue, &tx, &note);
             async move {
                 let mut dev = p.clone();
                 let ack = loop {
                     let ack = send_write(cl, method, &dev, path, headers, payload).await;
+                    note(dev.id, matches!(ack, Ack::Done(_)));
                     if !matches!(ack, Ack::Failed) {
                         if dev.id != p.id {
                             cl.count(&cl.stats.handoff_writes, 1);
@@ -181,9 +196,10 @@ pub(super) async fn replicate_write(
             }
         });
         let rows = others.iter().map(|d| {
-            let (method, path, headers, tx) = (&method, &path, &row_headers, &tx);
+            let (method, path, headers, tx, note) = (&method, &path, &row_headers, &tx, &note);
             async move {
                 let ack = send_write(cl, method, d, path, headers, &Payload::Empty).await;
+                note(d.id, matches!(ack, Ack::Done(_)));
                 let mine = Some(d.id) == me;
                 let _ = tx.send(Answer {
                     data: false,
@@ -193,6 +209,12 @@ pub(super) async fn replicate_write(
             }
         });
         futures_util::join!(join_all(data), join_all(rows));
+        if let Some(report) = report {
+            let (ok, failed) = reached
+                .into_inner()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let _ = report.send(failed.difference(&ok).copied().collect());
+        }
     });
     let mut acks = Vec::new();
     let (mut ok, mut mine_done) = (0, me.is_none());
