@@ -37,6 +37,9 @@ pub const XDC: &str = "/internal/xdc";
 pub const XDC_HAVE: &str = "/internal/xdc/have";
 /// `GET`: this node's per-peer replication state.
 pub const XDC_STATUS: &str = "/internal/xdc/status";
+/// `POST`: a peer DC's account and container rows (`MetaBatch`); also from another node of
+/// this cluster (peer secret) sending them on.
+pub const XDC_META: &str = "/internal/xdc/meta";
 /// A peer DC's change: `XDC_APPLY` + `/AUTH_<account>/<container>[/<object>]`.
 pub const XDC_APPLY: &str = "/internal/xdc/v1";
 

@@ -130,6 +130,7 @@ pub fn router(state: Shared) -> Router {
         .route(paths::REPLICATION_META, get(cluster::meta))
         .route(paths::XDC_HAVE, axum::routing::post(xdc::have))
         .route(paths::XDC_STATUS, get(xdc::status))
+        .route(paths::XDC_META, axum::routing::post(xdc::meta))
         .route(
             &format!("{}/{{*rest}}", paths::XDC_APPLY),
             axum::routing::any(xdc::apply),
