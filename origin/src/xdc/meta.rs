@@ -127,7 +127,7 @@ pub async fn apply(st: &Arc<Store>, rows: Vec<MetaRow>) -> Result<Vec<MetaRow>> 
             if m.deleted {
                 // Only deletes of containers this DC holds: not a tombstone for every
                 // container name of every peer.
-                if m.container.is_none() || !cur.as_ref().is_some_and(|c| !c.deleted) {
+                if m.container.is_none() || cur.as_ref().is_none_or(|c| c.deleted) {
                     continue;
                 }
             } else if m.container.is_some() {
