@@ -50,14 +50,30 @@ pub fn run(data: &Path, origin_port: u16, edge_port: u16) -> Result<()> {
     });
 
     let edge_port = free_port(edge_port)?;
-    let edge_cfg = outpost_edge::config::RawConfig::parse(&format!(
+    let edge_cfg = edge_config(data, edge_port, origin_addr, None, &secrets)?;
+    let b = banner(data, edge_port, &secrets, &origin_url, "")?;
+    serve_edge(edge_cfg, b, edge_port)
+}
+
+/// The dev edge's config: in front of `origin`, reading storage nodes directly when `ring`
+/// names the cluster's ring.
+pub(crate) fn edge_config(
+    data: &Path,
+    edge_port: u16,
+    origin: SocketAddr,
+    ring: Option<&Path>,
+    secrets: &DevSecrets,
+) -> Result<outpost_edge::config::Config> {
+    let ring = ring.map_or_else(String::new, |r| format!("ring = \"{}\"", r.display()));
+    Ok(outpost_edge::config::RawConfig::parse(&format!(
         r#"
         listen = "127.0.0.1:{edge_port}"
         edge_id = "dev-edge"
         base_domain = "localhost"
         [origin]
-        address = "{origin_addr}"
+        address = "{origin}"
         internal_secret = "{}"
+        {ring}
         [cache]
         disk_dir = "{}"
         disk = "1 GiB"
@@ -66,8 +82,18 @@ pub fn run(data: &Path, origin_port: u16, edge_port: u16) -> Result<()> {
         secrets.edge_secret,
         data.join("edge-cache").display()
     ))?
-    .validate()?;
+    .validate()?)
+}
 
+/// The banner `outpost dev` prints: working URLs of the demo content; `nodes` (lines about
+/// the cluster's nodes, possibly empty) comes after the origin's.
+pub(crate) fn banner(
+    data: &Path,
+    edge_port: u16,
+    secrets: &DevSecrets,
+    origin_url: &str,
+    nodes: &str,
+) -> Result<String> {
     let now = super::now()?;
     let edge = format!("http://127.0.0.1:{edge_port}");
     let tempurl_path = format!("/v1/AUTH_{DEMO_ACCOUNT}/{PRIVATE_CONTAINER}/secret.txt");
@@ -125,8 +151,18 @@ pub fn run(data: &Path, origin_port: u16, edge_port: u16) -> Result<()> {
         "Token key:            id {DEMO_KEY_ID}, secret in {}",
         data.join("dev-secrets.toml").display()
     );
+    b.push_str(nodes);
     b.push('\n');
     let _ = writeln!(b, "Stop with Ctrl-C.");
+    Ok(b)
+}
+
+/// Runs the edge on this thread; prints `b` once it accepts connections.
+pub(crate) fn serve_edge(
+    edge_cfg: outpost_edge::config::Config,
+    b: String,
+    edge_port: u16,
+) -> Result<()> {
     // The banner comes last, once the edge accepts connections, so the URLs are the last thing
     // on the terminal and every one of them already works.
     let edge_addr = SocketAddr::from(([127, 0, 0, 1], edge_port));

@@ -53,6 +53,10 @@ enum Command {
         /// Edge port (0 picks a free one).
         #[arg(long, default_value_t = 8081)]
         edge_port: u16,
+        /// Origin nodes: 1 runs a single origin; more run a ring of that many nodes (as many
+        /// replicas, at most 3) as child processes on free ports, the edge reading from them.
+        #[arg(long, default_value_t = 1)]
+        nodes: u16,
     },
     /// Run an edge node.
     Edge {
@@ -71,6 +75,9 @@ enum Command {
         /// Only load and validate the config, then exit.
         #[arg(long)]
         check: bool,
+        /// Exit when stdin closes (how `outpost dev --nodes N` ties its nodes to itself).
+        #[arg(long, hide = true)]
+        exit_with_stdin: bool,
     },
     /// Sign URLs, Swift tempurls, login grants and session cookies.
     #[command(subcommand)]
@@ -344,12 +351,19 @@ fn run(cli: Cli) -> Result<()> {
         init_logs(log_format.unwrap_or(LogFormat::Json), &level.to_string())
     };
     match cli.command {
-        Command::Origin { config, check } => {
+        Command::Origin {
+            config,
+            check,
+            exit_with_stdin,
+        } => {
             let raw = outpost_origin::config::RawConfig::load(&config)?;
             let cfg = raw.clone().validate()?;
             if check {
                 println!("{}: ok", config.display());
                 return Ok(());
+            }
+            if exit_with_stdin {
+                dev_cluster::exit_when_stdin_closes();
             }
             let hook = service_logs(cfg.log_level);
             let reload = outpost_origin::reload::ReloadSource {
@@ -363,10 +377,15 @@ fn run(cli: Cli) -> Result<()> {
             data,
             origin_port,
             edge_port,
+            nodes,
         } => {
             // A terminal: warnings and errors only, unless OUTPOST_LOG asks for more.
             let _no_reload = init_logs(log_format.unwrap_or(LogFormat::Text), "warn");
-            dev::run(&data, origin_port, edge_port)?;
+            if nodes > 1 {
+                dev_cluster::run(&data, nodes, edge_port)?;
+            } else {
+                dev::run(&data, origin_port, edge_port)?;
+            }
         }
         Command::Edge { config, check } => {
             let raw = outpost_edge::config::RawConfig::load(&config)?;
@@ -403,6 +422,7 @@ fn run(cli: Cli) -> Result<()> {
 mod billing_cli;
 mod cluster_cli;
 mod dev;
+mod dev_cluster;
 mod progress;
 mod ring_cli;
 

@@ -30,6 +30,10 @@ pub struct DevSecrets {
     /// The operator's credential (`[credentials] admin`): `outpost billing report`, purges.
     #[serde(default)]
     pub admin_secret: String,
+    /// The nodes' credential (`[credentials] peer`) of `outpost dev --nodes N`; generated on
+    /// the first start that needs it.
+    #[serde(default)]
+    pub peer_secret: String,
     /// The single secret of installations made before `[credentials]`; replaced by the two
     /// above on the next start.
     #[serde(default, skip_serializing)]
@@ -62,9 +66,17 @@ impl DevSecrets {
                 key: path.display().to_string(),
                 reason: e.message().to_owned(),
             })?;
+            let mut changed = false;
             if s.edge_secret.is_empty() || s.admin_secret.is_empty() {
                 s.edge_secret = random_hex(24)?;
                 s.admin_secret = random_hex(24)?;
+                changed = true;
+            }
+            if s.peer_secret.is_empty() {
+                s.peer_secret = random_hex(24)?;
+                changed = true;
+            }
+            if changed {
                 let text = toml::to_string(&s).map_err(|_| Error::Task)?;
                 std::fs::write(&path, text)?;
             }
@@ -73,6 +85,7 @@ impl DevSecrets {
         let s = DevSecrets {
             edge_secret: random_hex(24)?,
             admin_secret: random_hex(24)?,
+            peer_secret: random_hex(24)?,
             internal_secret: None,
             user_key: random_hex(12)?,
             tempurl_key: random_hex(16)?,

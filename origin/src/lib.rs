@@ -72,6 +72,7 @@ pub mod limits;
 pub mod metrics;
 pub mod names;
 pub mod progress;
+pub mod range;
 pub mod reload;
 pub mod request;
 pub mod server;

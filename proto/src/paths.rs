@@ -26,6 +26,10 @@ pub const CLUSTER_STATUS: &str = "/internal/cluster/status";
 pub const CLUSTER_REPLICATE: &str = "/internal/cluster/replicate";
 /// `POST`: run one audit pass now.
 pub const CLUSTER_AUDIT: &str = "/internal/cluster/audit";
+/// `GET ?timeout=SECS[&missed=1]`: waits until every edge following this node applied its
+/// feed as it stands now (the barrier behind `X-Purge-Wait` in a cluster); answers which
+/// edges did. `missed=1`: the write did not reach this node, list its edges as pending.
+pub const CLUSTER_PURGE_WAIT: &str = "/internal/cluster/purge-wait";
 
 /// Prefix of the cross-DC endpoints; what follows it is a Swift path (`/v1/AUTH_a/c/o`).
 pub const XDC: &str = "/internal/xdc";
@@ -33,6 +37,9 @@ pub const XDC: &str = "/internal/xdc";
 pub const XDC_HAVE: &str = "/internal/xdc/have";
 /// `GET`: this node's per-peer replication state.
 pub const XDC_STATUS: &str = "/internal/xdc/status";
+/// `POST`: a peer DC's account and container rows (`MetaBatch`); also from another node of
+/// this cluster (peer secret) sending them on.
+pub const XDC_META: &str = "/internal/xdc/meta";
 /// A peer DC's change: `XDC_APPLY` + `/AUTH_<account>/<container>[/<object>]`.
 pub const XDC_APPLY: &str = "/internal/xdc/v1";
 

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use outpost_tests::cluster::must_become;
 use outpost_tests::ring_cluster::{partition, path_hash, RingCluster};
 
 #[test]
@@ -147,11 +148,13 @@ fn handoff_takes_writes_for_a_dead_primary_and_hands_them_home() {
             .send()
             .unwrap();
         assert_eq!(r.status(), 201, "{o}");
-        // Node 0 is the only non-primary alive: it took the handoff copy.
+        // Node 0 is the only non-primary alive: it takes the handoff copy (after the answer:
+        // the proxy answers at quorum and finishes the third copy in the background).
         let h = path_hash("demo", "inbox", o);
-        assert!(
-            c.read_data(0, partition(&h, PP), &h).is_some(),
-            "{o} not on the handoff"
+        must_become(
+            &format!("{o} on the handoff"),
+            Duration::from_secs(30),
+            || c.read_data(0, partition(&h, PP), &h).is_some(),
         );
     }
     assert!(c.must_status(0)["handoff_writes"].as_u64().unwrap() >= 10);

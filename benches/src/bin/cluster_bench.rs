@@ -1,4 +1,4 @@
-//! Cluster bench: PUT and GET requests/s of 1 KiB objects on one origin node and on a 3-node,
+//! Cluster bench: PUT and GET requests/s and p50/p99 latency of 1 KiB objects on one origin node and on a 3-node,
 //! 3-replica ring cluster, side by side; plus GETs sent straight to a replica's storage role
 //! (what an edge that reads the ring will do, saving the proxy hop).
 //!
@@ -46,14 +46,22 @@ struct Target {
     headers: Vec<(&'static str, String)>,
 }
 
+/// Throughput and latency of one run.
+struct Run {
+    per_sec: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
 /// Runs `total` requests spread over `clients` threads, thread `t` using
-/// `targets[t % targets.len()]`; returns requests per second. Panics on any failure.
+/// `targets[t % targets.len()]`; returns requests per second and the p50/p99 latency of one
+/// request. Panics on any failure.
 fn rate(
     clients: usize,
     total: usize,
     targets: &[Target],
     f: impl Fn(&reqwest::blocking::Client, &Target, usize) -> bool + Sync + Send + 'static,
-) -> f64 {
+) -> Run {
     let f = Arc::new(f);
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
@@ -66,20 +74,34 @@ fn rate(
                     .timeout(Duration::from_secs(30))
                     .build()
                     .expect("client");
+                let mut took = Vec::new();
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     if i >= total {
-                        return;
+                        return took;
                     }
+                    let t0 = Instant::now();
                     assert!(f(&http, &target, i), "request {i} failed");
+                    took.push(t0.elapsed());
                 }
             })
         })
         .collect();
-    for t in threads {
-        t.join().expect("client thread");
+    let mut took: Vec<Duration> = threads
+        .into_iter()
+        .flat_map(|t| t.join().expect("client thread"))
+        .collect();
+    let per_sec = total as f64 / start.elapsed().as_secs_f64();
+    took.sort_unstable();
+    let at = |q: f64| {
+        let i = ((took.len() as f64 * q).ceil() as usize).clamp(1, took.len()) - 1;
+        took[i].as_secs_f64() * 1000.0
+    };
+    Run {
+        per_sec,
+        p50_ms: at(0.50),
+        p99_ms: at(0.99),
     }
-    total as f64 / start.elapsed().as_secs_f64()
 }
 
 fn put(http: &reqwest::blocking::Client, t: &Target, i: usize) -> bool {
@@ -173,19 +195,27 @@ fn main() {
     let direct_get = rate(a.clients, a.objects, &direct, get);
 
     println!();
-    println!("{:<40} {:>12} {:>12}", "setup", "PUT req/s", "GET req/s");
     println!(
-        "{:<40} {:>12.0} {:>12.0}",
-        "outpost, 1 node", single_put, single_get
+        "{:<40} {:>10} {:>8} {:>8} {:>10} {:>8} {:>8}",
+        "setup", "PUT req/s", "p50 ms", "p99 ms", "GET req/s", "p50 ms", "p99 ms"
     );
-    println!(
-        "{:<40} {:>12.0} {:>12.0}",
-        "outpost, 3 nodes x 3 replicas (proxy)", cluster_put, cluster_get
+    let row = |name: &str, put: Option<&Run>, get: &Run| {
+        let put = put.map_or_else(
+            || format!("{:>10} {:>8} {:>8}", "-", "-", "-"),
+            |p| format!("{:>10.0} {:>8.2} {:>8.2}", p.per_sec, p.p50_ms, p.p99_ms),
+        );
+        println!(
+            "{name:<40} {put} {:>10.0} {:>8.2} {:>8.2}",
+            get.per_sec, get.p50_ms, get.p99_ms
+        );
+    };
+    row("outpost, 1 node", Some(&single_put), &single_get);
+    row(
+        "outpost, 3 nodes x 3 replicas (proxy)",
+        Some(&cluster_put),
+        &cluster_get,
     );
-    println!(
-        "{:<40} {:>12} {:>12.0}",
-        "outpost, 3 replicas, GET to replica", "-", direct_get
-    );
+    row("outpost, 3 replicas, GET to replica", None, &direct_get);
     if outpost_tests::which("swift-proxy-server").is_some() {
         println!(
             "swift-proxy-server is installed, but this bench does not set up a Swift ring; no Swift figures"

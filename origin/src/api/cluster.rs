@@ -7,6 +7,7 @@
 //! - `POST /internal/cluster/replicate` → runs one replication pass, answers its report
 //! - `POST /internal/cluster/audit` → runs one unthrottled audit pass, answers its report
 //! - `GET /internal/cluster/status` → [`crate::cluster::status::NodeStatus`]
+//! - `GET /internal/cluster/purge-wait` → [`crate::cluster::purge_wait::NodeAcks`]
 //!
 //! Every answer carries `format` 1.
 
@@ -163,6 +164,43 @@ pub async fn status(State(st): State<Shared>, headers: HeaderMap) -> Response {
             let cl = require(&st, &headers, Capability::Operate)?;
             let objects = blocking(&st, |s| s.db.object_row_count()).await?;
             Ok(crate::cluster::status::of(cl, objects))
+        }
+        .await,
+    )
+}
+
+/// `GET /internal/cluster/purge-wait?timeout=S[&missed=1]`: the barrier of `X-Purge-Wait` in
+/// a cluster ([`crate::cluster::purge_wait`]).
+pub async fn purge_wait(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    answer(
+        async {
+            require(&st, &headers, Capability::Storage)?;
+            let secs = match q.get("timeout") {
+                None => 0.0,
+                Some(t) => t
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|t| t.is_finite() && *t >= 0.0)
+                    .ok_or(Error::BadQuery {
+                        name: "timeout",
+                        reason: "must be a non-negative number of seconds",
+                    })?,
+            };
+            let timeout = std::time::Duration::from_secs_f64(secs.min(30.0));
+            if q.get("missed").is_some_and(|v| v == "1") {
+                let mut edges: Vec<String> = st.subscribers.positions().into_keys().collect();
+                edges.sort();
+                return Ok(crate::cluster::purge_wait::NodeAcks {
+                    format: crate::cluster::purge_wait::FORMAT,
+                    acked: Vec::new(),
+                    pending: edges,
+                });
+            }
+            Ok(super::purge::local_acks(&st, timeout).await)
         }
         .await,
     )

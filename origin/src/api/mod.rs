@@ -11,7 +11,7 @@ mod internal;
 mod listing;
 mod object;
 mod purge;
-pub mod range;
+pub use crate::range;
 mod slo;
 mod xdc;
 
@@ -123,11 +123,13 @@ pub fn router(state: Shared) -> Router {
             axum::routing::post(cluster::replicate),
         )
         .route(paths::CLUSTER_AUDIT, axum::routing::post(cluster::audit))
+        .route(paths::CLUSTER_PURGE_WAIT, get(cluster::purge_wait))
         .route(paths::REPLICATION_HASHES, get(cluster::hashes))
         .route(paths::REPLICATION_ROWS, get(cluster::rows))
         .route(paths::REPLICATION_META, get(cluster::meta))
         .route(paths::XDC_HAVE, axum::routing::post(xdc::have))
         .route(paths::XDC_STATUS, get(xdc::status))
+        .route(paths::XDC_META, axum::routing::post(xdc::meta))
         .route(
             &format!("{}/{{*rest}}", paths::XDC_APPLY),
             axum::routing::any(xdc::apply),
@@ -233,11 +235,15 @@ async fn swift(State(st): State<Shared>, req: Request) -> Response {
     let resp = match build_req(&st, req, client_ip) {
         Ok(r) => {
             let ident = r.ident.label().to_owned();
-            let mut resp = dispatch(&st, r)
-                .await
-                .unwrap_or_else(IntoResponse::into_response);
+            // With X-Purge-Wait, the cluster writes the request makes are tracked so the
+            // wait covers every node's edges.
+            let (resp, landing) = match purge_wait {
+                Some(_) => crate::cluster::purge_wait::tracking(dispatch(&st, r)).await,
+                None => (dispatch(&st, r).await, Default::default()),
+            };
+            let mut resp = resp.unwrap_or_else(IntoResponse::into_response);
             if let Some(timeout) = purge_wait.filter(|_| resp.status().is_success()) {
-                purge::wait_and_annotate(&st, timeout, &mut resp).await;
+                purge::wait_and_annotate(&st, timeout, &landing, &mut resp).await;
             }
             log_access(&st, &method, &raw_path, &ident, &resp, started);
             return with_common_headers(resp);

@@ -334,13 +334,8 @@ async fn get(
 
 /// `If-Range`: ranges apply only if the validator still matches (strong ETag or exact date).
 fn if_range_ok(h: &HeaderMap, etag: &str, modified: u64) -> bool {
-    let Some(v) = h.get("if-range").and_then(|v| v.to_str().ok()) else {
-        return true;
-    };
-    if let Ok(t) = httpdate::parse_http_date(v) {
-        return t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).ok() == Some(modified);
-    }
-    !v.starts_with("W/") && strip_quotes(v) == etag
+    let v = h.get("if-range").and_then(|v| v.to_str().ok());
+    range::if_range_applies(v, etag, modified)
 }
 
 fn created(etag: &str, ts: Timestamp) -> Response {
@@ -407,7 +402,14 @@ async fn put(st: &Shared, mut r: Req, crow: ContainerRow, object: String) -> Res
             st.store.cfg.client_timeout,
         )
         .await?;
-    if new.etag.as_ref().is_some_and(|e| *e != staged.md5) {
+    // A peer's copy of an SLO manifest: its ETag and size are the SLO's, derived from the
+    // manifest (crate::store::slo), not the manifest's own MD5 and length.
+    let slo = r.direct.is_some() && r.header(crate::cluster::SLO_HEADER) == Some("1");
+    let (etag, size) = match staged.path() {
+        Some(p) if slo => crate::store::slo::summary_of(p).await?,
+        _ => (staged.md5.clone(), staged.size),
+    };
+    if new.etag.as_ref().is_some_and(|e| *e != etag) {
         return Err(Error::EtagMismatch);
     }
     if new.expected.is_none() && quota {
@@ -417,9 +419,6 @@ async fn put(st: &Shared, mut r: Req, crow: ContainerRow, object: String) -> Res
             .await?;
     }
     let ts = r.write_ts(&st.store)?;
-    let etag = staged.md5.clone();
-    let size = staged.size;
-    let slo = r.direct.is_some() && r.header(crate::cluster::SLO_HEADER) == Some("1");
     let applied = st
         .store
         .put_version(
@@ -469,9 +468,13 @@ async fn direct(
     let row = blocking(st, move |s| s.db.get_object(&a, &c, &o)).await?;
     let o = object.to_owned();
     match r.method {
-        Method::GET | Method::HEAD => match &row {
-            Some(x) if !x.deleted && !x.listing_only => get(st, r, crow, o, false).await,
-            Some(x) => {
+        Method::GET | Method::HEAD => match (&row, &st.cluster) {
+            // An SLO's segments live on other nodes: assembled through the ring.
+            (Some(x), Some(cl)) if x.slo && !x.deleted && !manifest_get(&r) => {
+                crate::cluster::slo::read(&st.store, cl, &r, x).await
+            }
+            (Some(x), _) if !x.deleted && !x.listing_only => get(st, r, crow, o, false).await,
+            (Some(x), _) => {
                 let mut resp = status(StatusCode::NOT_FOUND);
                 set(resp.headers_mut(), crate::cluster::BACKEND_TS_HEADER, x.ts);
                 let state = if x.deleted { "deleted" } else { "listing" };
@@ -482,7 +485,7 @@ async fn direct(
                 );
                 Ok(resp)
             }
-            None => Err(Error::NotFound { what: "object" }),
+            (None, _) => Err(Error::NotFound { what: "object" }),
         },
         Method::PUT => match kind {
             crate::request::Direct::Data => put(st, r, crow, o).await,
@@ -506,6 +509,12 @@ async fn direct(
         },
         _ => Err(Error::MethodNotAllowed),
     }
+}
+
+fn manifest_get(r: &Req) -> bool {
+    r.query
+        .get("multipart-manifest")
+        .is_some_and(|v| v == "get")
 }
 
 /// Stores only the listing row of a version whose data lives on other nodes.

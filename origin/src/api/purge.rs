@@ -134,28 +134,67 @@ pub fn requested_wait(h: &HeaderMap) -> Result<Option<Duration>> {
     Ok(Some(Duration::from_secs_f64(secs.min(30.0))))
 }
 
-/// Waits for the edges to apply everything committed so far and says so in the response.
-pub async fn wait_and_annotate(st: &Shared, timeout: Duration, resp: &mut Response) {
-    let seq = st.store.db.last_seq();
+/// Waits for the edges to apply everything committed so far and says so in the response:
+/// `X-Purge-Status: complete|timeout`, `X-Purge-Acked` / `X-Purge-Pending` (edge ids). In a
+/// cluster, `landing` holds the writes the request made: the wait covers every edge of the DC
+/// whichever node it follows, and `X-Purge-Unreached` names the nodes that could not be asked.
+pub async fn wait_and_annotate(
+    st: &Shared,
+    timeout: Duration,
+    landing: &crate::cluster::purge_wait::Landing,
+    resp: &mut Response,
+) {
     let started = Instant::now();
-    let outcome = st.subscribers.wait_for(seq, timeout).await;
-    st.store
-        .metrics
-        .purge_wait(started.elapsed(), outcome.pending.is_empty());
-    let h = resp.headers_mut();
-    let status = if outcome.pending.is_empty() {
-        "complete"
-    } else {
-        "timeout"
+    let coverage = match st.cluster.as_ref() {
+        Some(cl) => {
+            crate::cluster::purge_wait::cover(cl, landing, timeout, |t| local_acks(st, t)).await
+        }
+        None => {
+            let outcome = st
+                .subscribers
+                .wait_for(st.store.db.last_seq(), timeout)
+                .await;
+            crate::cluster::purge_wait::Coverage {
+                acked: outcome.acked.into_iter().collect(),
+                pending: outcome.pending.into_iter().collect(),
+                unreached: Vec::new(),
+                landed: true,
+            }
+        }
     };
+    let complete = coverage.complete();
+    st.store.metrics.purge_wait(started.elapsed(), complete);
+    let h = resp.headers_mut();
+    let status = if complete { "complete" } else { "timeout" };
     h.insert("x-purge-status", HeaderValue::from_static(status));
-    if let Ok(v) = HeaderValue::from_str(&outcome.acked.join(", ")) {
+    let list = |v: &mut dyn Iterator<Item = &String>| {
+        HeaderValue::from_str(&v.map(String::as_str).collect::<Vec<_>>().join(", "))
+    };
+    if let Ok(v) = list(&mut coverage.acked.iter()) {
         h.insert("x-purge-acked", v);
     }
-    if !outcome.pending.is_empty() {
-        if let Ok(v) = HeaderValue::from_str(&outcome.pending.join(", ")) {
+    if !coverage.pending.is_empty() {
+        if let Ok(v) = list(&mut coverage.pending.iter()) {
             h.insert("x-purge-pending", v);
         }
+    }
+    if !coverage.unreached.is_empty() {
+        if let Ok(v) = list(&mut coverage.unreached.iter()) {
+            h.insert("x-purge-unreached", v);
+        }
+    }
+}
+
+/// This node's edges, waited for until they applied its feed as it stands now.
+pub async fn local_acks(st: &Shared, timeout: Duration) -> crate::cluster::purge_wait::NodeAcks {
+    let outcome = st
+        .subscribers
+        .wait_for(st.store.db.last_seq(), timeout)
+        .await;
+    crate::cluster::purge_wait::NodeAcks {
+        format: crate::cluster::purge_wait::FORMAT,
+        acked: outcome.acked,
+        pending: outcome.pending,
     }
 }
 
@@ -202,16 +241,19 @@ async fn purge_inner(
     let seq = blocking(st, move |s| s.db.append_purge(ts, &a, t)).await?;
     tracing::info!(target: "audit", account, ?target, seq, action = "purge");
     // Cluster mode: every node's feed carries the purge, so an edge following any node sees it.
-    if let Some(cl) = st
-        .cluster
-        .as_ref()
-        .filter(|_| !headers.contains_key(crate::cluster::DIRECT_HEADER))
-    {
-        crate::cluster::broadcast::purge(cl, q).await;
-    }
+    let ((), landing) = crate::cluster::purge_wait::tracking(async {
+        if let Some(cl) = st
+            .cluster
+            .as_ref()
+            .filter(|_| !headers.contains_key(crate::cluster::DIRECT_HEADER))
+        {
+            crate::cluster::broadcast::purge(cl, q).await;
+        }
+    })
+    .await;
     let mut resp = axum::Json(serde_json::json!({ "seq": seq })).into_response();
     if let Some(timeout) = wait {
-        wait_and_annotate(st, timeout, &mut resp).await;
+        wait_and_annotate(st, timeout, &landing, &mut resp).await;
     }
     Ok(resp)
 }

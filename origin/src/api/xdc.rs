@@ -77,6 +77,54 @@ async fn have_inner(st: &Shared, req: Request) -> Result<HaveResponse> {
     .await
 }
 
+/// Largest account/container batch body.
+const MAX_META_BYTES: usize = 16 << 20;
+
+/// `POST /internal/xdc/meta`: a peer DC's account and container rows
+/// ([`crate::xdc::meta`]), merged newest-wins; in a cluster sent on to the other nodes. From
+/// another node of this cluster (peer secret), applied here only.
+pub async fn meta(State(st): State<Shared>, req: Request) -> Response {
+    match meta_inner(&st, req).await {
+        Ok(applied) => {
+            axum::Json(serde_json::json!({ "format": FORMAT, "applied": applied })).into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn meta_inner(st: &Shared, req: Request) -> Result<usize> {
+    let from_node = st.require(req.headers(), Capability::Storage).is_ok();
+    if !from_node {
+        authenticate(st, req.headers())?;
+    }
+    let raw = axum::body::to_bytes(req.into_body(), MAX_META_BYTES)
+        .await
+        .map_err(|_| Error::BadSyncMessage {
+            reason: format!("metadata body larger than {MAX_META_BYTES} bytes or aborted"),
+        })?;
+    let batch: crate::xdc::meta::MetaBatch =
+        serde_json::from_slice(&raw).map_err(|e| Error::BadSyncMessage {
+            reason: format!("metadata body is not valid JSON: {e}"),
+        })?;
+    if batch.format != FORMAT {
+        return Err(Error::BadSyncMessage {
+            reason: format!("unknown sync format version {}", batch.format),
+        });
+    }
+    for m in &batch.rows {
+        crate::names::check_account(&m.account)?;
+    }
+    let applied = crate::xdc::meta::apply(&st.store, batch.rows).await?;
+    if let (Some(cl), false) = (st.cluster.as_ref(), from_node) {
+        crate::xdc::meta::fan_out(cl, &applied).await;
+    }
+    if let Some(x) = st.xdc.as_ref().filter(|_| !from_node) {
+        x.received
+            .fetch_add(applied.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+    Ok(applied.len())
+}
+
 /// `/internal/xdc/v1/...`: a peer's change, applied as an internal request (its
 /// `X-Timestamp` is kept) through the Swift API, so newest-wins, cluster placement and the
 /// change feed all apply as for any write.

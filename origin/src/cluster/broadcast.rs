@@ -6,6 +6,11 @@ use futures_util::future::join_all;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
 use super::{Cluster, Direct, DIRECT_HEADER};
+
+/// Nodes a broadcast did not reach miss the change in their feeds (`X-Purge-Wait`).
+fn note_missed(answers: Vec<Option<u32>>) {
+    super::purge_wait::note_missed(answers.into_iter().flatten());
+}
 use crate::hlc::Timestamp;
 use crate::request::Req;
 
@@ -47,13 +52,18 @@ pub async fn meta_write(cl: &Cluster, r: &Req, ts: Timestamp) {
         let url = format!("{}{path}", d.url());
         let headers = headers.clone();
         let method = r.method.clone();
+        let id = d.id;
         async move {
-            if let Ok(resp) = cl.send(method, url, headers, None).await {
-                let _ = resp.bytes().await;
+            match cl.send(method, url, headers, None).await {
+                Ok(resp) if !resp.status().is_server_error() => {
+                    let _ = resp.bytes().await;
+                    None
+                }
+                _ => Some(id),
             }
         }
     });
-    join_all(sends).await;
+    note_missed(join_all(sends).await);
 }
 
 /// Creates an account on every other node (after a first login made it here), with the
@@ -72,13 +82,18 @@ pub async fn account(cl: &Cluster, account: &str, ts: Timestamp) {
     let sends = ring.live_devices().filter(|d| Some(d.id) != me).map(|d| {
         let url = format!("{}{path}", d.url());
         let headers = headers.clone();
+        let id = d.id;
         async move {
-            if let Ok(resp) = cl.send(Method::PUT, url, headers, None).await {
-                let _ = resp.bytes().await;
+            match cl.send(Method::PUT, url, headers, None).await {
+                Ok(resp) if !resp.status().is_server_error() => {
+                    let _ = resp.bytes().await;
+                    None
+                }
+                _ => Some(id),
             }
         }
     });
-    join_all(sends).await;
+    note_missed(join_all(sends).await);
 }
 
 /// Sends an explicit purge (`/internal/purge`) to every other node, so each node's change feed
@@ -95,11 +110,16 @@ pub async fn purge(cl: &Cluster, query: &std::collections::HashMap<String, Strin
     let sends = ring.live_devices().filter(|d| Some(d.id) != me).map(|d| {
         let url = format!("{}{}?{q}", d.url(), outpost_proto::paths::PURGE);
         let headers = headers.clone();
+        let id = d.id;
         async move {
-            if let Ok(resp) = cl.send(Method::POST, url, headers, None).await {
-                let _ = resp.bytes().await;
+            match cl.send(Method::POST, url, headers, None).await {
+                Ok(resp) if !resp.status().is_server_error() => {
+                    let _ = resp.bytes().await;
+                    None
+                }
+                _ => Some(id),
             }
         }
     });
-    join_all(sends).await;
+    note_missed(join_all(sends).await);
 }

@@ -8,6 +8,8 @@
 //!   row: listings, counters, ACLs and the change feed are local everywhere. Reads go to one
 //!   primary and fall back to the others and the handoffs on error or 404; a newer tombstone
 //!   beats older data; `X-Newest: true` asks every primary.
+//!   The write path ([`write`]) answers at quorum and finishes the other copies in the
+//!   background; SLO manifests ([`slo`]) are assembled from segments on their own replicas.
 //! - **Storage**: requests carrying the cluster secret and `X-Outpost-Direct: data|row` are
 //!   applied to this node's own store only, with the sender's `X-Timestamp`. This is the one
 //!   internal write API: the proxy, the replicator and (later) cross-datacenter sync use it.
@@ -23,8 +25,11 @@
 pub mod auditor;
 pub mod broadcast;
 pub mod proxy;
+pub mod purge_wait;
 pub mod replicator;
+pub mod slo;
 pub mod status;
+pub mod write;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -217,16 +222,41 @@ impl Cluster {
         &self,
         method: Method,
         url: String,
-        mut headers: HeaderMap,
+        headers: HeaderMap,
         body: Option<reqwest::Body>,
     ) -> Result<reqwest::Response> {
-        let _permit = self.permits.acquire().await.map_err(|_| Error::Task)?;
+        self.send_within(method, url, headers, body, Duration::ZERO)
+            .await
+    }
+
+    /// As [`Cluster::send`], for a request the peer answers only after waiting up to `extra`:
+    /// the answer may take `node_timeout + extra`. Such a wait takes none of the
+    /// `max_peer_requests` permits (it loads neither side, and must not starve the writes).
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] when the peer cannot be reached or does not answer in time.
+    ///
+    /// # Cancel safety
+    /// Dropping the future abandons the request.
+    pub async fn send_within(
+        &self,
+        method: Method,
+        url: String,
+        mut headers: HeaderMap,
+        body: Option<reqwest::Body>,
+        extra: Duration,
+    ) -> Result<reqwest::Response> {
+        let _permit = if extra.is_zero() {
+            Some(self.permits.acquire().await.map_err(|_| Error::Task)?)
+        } else {
+            None
+        };
         headers.insert(crate::request::INTERNAL_HEADER, self.secret.clone());
         let mut req = self.client.request(method, &url).headers(headers);
         if let Some(b) = body {
             req = req.body(b);
         }
-        match tokio::time::timeout(self.cfg.node_timeout, req.send()).await {
+        match tokio::time::timeout(self.cfg.node_timeout + extra, req.send()).await {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(e)) => {
                 tracing::debug!(%url, error = %e, "peer request failed");

@@ -5,23 +5,24 @@
 //! byte- and name-identical. An object PUT is staged locally first (MD5 checked once), then
 //! sent to the primaries concurrently; a primary that cannot be reached or does not answer
 //! within `node_timeout` is replaced by the next handoff. Every other node gets the listing
-//! row. The PUT succeeds on a quorum of durable acks from data holders.
+//! row. The PUT is answered once a quorum of data holders acknowledged durably and this node
+//! applied its own copy; the other replicas finish in the background (a handoff replaces one
+//! that fails).
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::response::Response;
-use bytes::Bytes;
 use futures_util::future::join_all;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use outpost_ring::Device;
 
+use super::write::{collect, replicate_write, small_write, Ack, Payload, Small};
 use super::{
-    object_url, Cluster, Direct, BACKEND_STATE_HEADER, BACKEND_TS_HEADER, DIRECT_HEADER,
-    SIZE_HEADER,
+    object_url, slo, Cluster, Direct, BACKEND_STATE_HEADER, BACKEND_TS_HEADER, DIRECT_HEADER,
+    SIZE_HEADER, SLO_HEADER,
 };
-use crate::db::ContainerRow;
+use crate::db::{ContainerRow, ObjectRow};
 use crate::hlc::Timestamp;
 use crate::request::{self, status, Req, OBJECT_SYS};
 use crate::store::validate::resolve_expiry;
@@ -29,7 +30,7 @@ use crate::store::Store;
 use crate::{Error, Result};
 
 /// Request headers a read forwards to the replica.
-const READ_HEADERS: &[&str] = &[
+pub(super) const READ_HEADERS: &[&str] = &[
     "range",
     "if-match",
     "if-none-match",
@@ -39,7 +40,7 @@ const READ_HEADERS: &[&str] = &[
 ];
 
 /// Response headers not copied from a replica's answer.
-const HOP_HEADERS: &[&str] = &[
+pub(super) const HOP_HEADERS: &[&str] = &[
     "connection",
     "keep-alive",
     "transfer-encoding",
@@ -58,7 +59,7 @@ pub fn quorum(replicas: usize) -> usize {
     replicas / 2 + 1
 }
 
-fn header_ts(h: &HeaderMap, name: &str) -> Option<Timestamp> {
+pub(super) fn header_ts(h: &HeaderMap, name: &str) -> Option<Timestamp> {
     h.get(name)?.to_str().ok()?.parse().ok()
 }
 
@@ -68,7 +69,7 @@ fn header_ts(h: &HeaderMap, name: &str) -> Option<Timestamp> {
 /// [`Error::Unavailable`] without a quorum; the replicas' 4xx answers otherwise.
 pub async fn object(
     st: &Arc<Store>,
-    cl: &Cluster,
+    cl: &Arc<Cluster>,
     r: Req,
     crow: ContainerRow,
     object: String,
@@ -76,10 +77,10 @@ pub async fn object(
     let multipart = r.query.get("multipart-manifest").map(String::as_str);
     match r.method {
         Method::GET | Method::HEAD => {
-            if multipart != Some("get") && is_slo(st, &r, &crow.name, &object).await {
-                return Err(Error::NotInCluster {
-                    what: "reading a static large object through its manifest",
-                });
+            if multipart != Some("get") {
+                if let Some(row) = slo_row(st, &r, &crow.name, &object).await {
+                    return slo::read(st, cl, &r, &row).await;
+                }
             }
             read(cl, &r, &crow.name, &object).await
         }
@@ -89,17 +90,15 @@ pub async fn object(
                 return copy(st, cl, &r, &crow, object, (sc, so)).await;
             }
             if multipart == Some("put") {
-                return Err(Error::NotInCluster {
-                    what: "static large object manifests",
-                });
+                return slo::put(st, cl, r, &crow, object).await;
             }
             put(st, cl, r, &crow, object).await
         }
         Method::DELETE => {
             if multipart == Some("delete") {
-                return Err(Error::NotInCluster {
-                    what: "multipart-manifest=delete",
-                });
+                if let Some(row) = slo_row(st, &r, &crow.name, &object).await {
+                    return slo::delete(st, cl, &r, &row).await;
+                }
             }
             fan_out_small(st, cl, &r, &crow.name, &object, StatusCode::NO_CONTENT).await
         }
@@ -117,7 +116,8 @@ pub async fn object(
     }
 }
 
-async fn is_slo(st: &Arc<Store>, r: &Req, container: &str, object: &str) -> bool {
+/// This node's row of the object if it is a live SLO manifest (every node holds every row).
+async fn slo_row(st: &Arc<Store>, r: &Req, container: &str, object: &str) -> Option<ObjectRow> {
     let (a, c, o) = (
         r.path.account().to_owned(),
         container.to_owned(),
@@ -127,7 +127,7 @@ async fn is_slo(st: &Arc<Store>, r: &Req, container: &str, object: &str) -> bool
         .await
         .ok()
         .flatten()
-        .is_some_and(|row| row.slo && !row.deleted)
+        .filter(|row| row.slo && !row.deleted)
 }
 
 fn url_with_query(base: String, r: &Req) -> String {
@@ -138,7 +138,7 @@ fn url_with_query(base: String, r: &Req) -> String {
 }
 
 /// Turns a replica's answer into ours, streaming the body.
-fn relay(resp: reqwest::Response, head: bool) -> Response {
+pub(super) fn relay(resp: reqwest::Response, head: bool) -> Response {
     let mut out = Response::new(Body::empty());
     *out.status_mut() = resp.status();
     for (k, v) in resp.headers() {
@@ -154,7 +154,7 @@ fn relay(resp: reqwest::Response, head: bool) -> Response {
 
 /// The order reads try devices in: primaries (this node first if it is one), then as many
 /// handoffs as there are replicas.
-fn read_order(cl: &Cluster, part: u32) -> Vec<Device> {
+pub(super) fn read_order(cl: &Cluster, part: u32) -> Vec<Device> {
     let ring = cl.ring();
     let me = cl.me(&ring);
     let mut prim: Vec<Device> = ring.primaries(part).into_iter().cloned().collect();
@@ -202,7 +202,7 @@ async fn read(cl: &Cluster, r: &Req, container: &str, object: &str) -> Result<Re
 }
 
 /// Reads from the first replica in `order` that has the object (see the module docs).
-async fn fetch(
+pub(super) async fn fetch(
     cl: &Cluster,
     method: &Method,
     order: &[Device],
@@ -349,154 +349,8 @@ async fn read_newest(
     }
 }
 
-/// A body that can be sent to several replicas.
-#[derive(Clone)]
-enum Payload {
-    Empty,
-    Memory(Bytes),
-    File(Arc<std::path::PathBuf>),
-}
-
-impl Payload {
-    async fn body(&self) -> Result<Option<reqwest::Body>> {
-        Ok(match self {
-            Payload::Empty => None,
-            Payload::Memory(b) => Some(reqwest::Body::from(b.clone())),
-            Payload::File(p) => {
-                let f = tokio::fs::File::open(p.as_ref()).await?;
-                Some(reqwest::Body::wrap_stream(
-                    tokio_util::io::ReaderStream::new(f),
-                ))
-            }
-        })
-    }
-}
-
-/// Reads a body of exactly `len` bytes into memory with its MD5; a pause longer than `idle`
-/// is a 408, a short body a client disconnect.
-async fn collect<S, E>(
-    mut stream: S,
-    len: u64,
-    idle: std::time::Duration,
-) -> Result<(Bytes, String)>
-where
-    S: futures_util::Stream<Item = std::result::Result<Bytes, E>> + Unpin,
-{
-    use futures_util::StreamExt;
-    use md5::{Digest, Md5};
-    let mut buf = bytes::BytesMut::with_capacity(usize::try_from(len).unwrap_or(0));
-    let mut h = Md5::new();
-    loop {
-        let next = tokio::time::timeout(idle, stream.next())
-            .await
-            .map_err(|_| Error::RequestTimeout {
-                secs: idle.as_secs(),
-            })?;
-        let Some(chunk) = next else { break };
-        let chunk = chunk.map_err(|_| Error::ClientDisconnect)?;
-        if (buf.len() + chunk.len()) as u64 > len {
-            return Err(Error::TooLarge { max: len });
-        }
-        h.update(&chunk);
-        buf.extend_from_slice(&chunk);
-    }
-    if buf.len() as u64 != len {
-        return Err(Error::ClientDisconnect);
-    }
-    Ok((buf.freeze(), hex::encode(h.finalize())))
-}
-
-/// One replica's answer to a write.
-#[derive(Debug, Clone, Copy)]
-enum Ack {
-    /// Applied (or already superseded): the status it answered.
-    Done(StatusCode),
-    /// Refused with a client error: passed back if no quorum forms.
-    Refused(StatusCode),
-    /// Unreachable or failed.
-    Failed,
-}
-
-async fn send_write(
-    cl: &Cluster,
-    method: &Method,
-    dev: &Device,
-    path: &(String, String, String),
-    headers: &HeaderMap,
-    payload: &Payload,
-) -> Ack {
-    let url = object_url(&dev.url(), &path.0, &path.1, &path.2);
-    let body = match payload.body().await {
-        Ok(b) => b,
-        Err(_) => return Ack::Failed,
-    };
-    match cl.send(method.clone(), url, headers.clone(), body).await {
-        Ok(resp) => {
-            let s = resp.status();
-            // Drain so the connection goes back to the pool.
-            let _ = resp.bytes().await;
-            if s.is_success() || s == StatusCode::NOT_FOUND {
-                Ack::Done(s)
-            } else if s.is_client_error() && s != StatusCode::REQUEST_TIMEOUT {
-                Ack::Refused(s)
-            } else {
-                Ack::Failed
-            }
-        }
-        Err(_) => Ack::Failed,
-    }
-}
-
-/// Sends a write to every primary (replacing failed ones with handoffs from a shared queue)
-/// and its listing row to every other node. Returns the data holders' acks.
-async fn replicate_write(
-    cl: &Cluster,
-    method: Method,
-    path: (String, String, String),
-    data_headers: HeaderMap,
-    row_headers: HeaderMap,
-    payload: Payload,
-) -> Vec<Ack> {
-    let ring = cl.ring();
-    let part = ring.partition(&path.0, &path.1, &path.2);
-    let primaries: Vec<Device> = ring.primaries(part).into_iter().cloned().collect();
-    let handoffs: VecDeque<Device> = ring.handoffs(part).cloned().collect();
-    let others: Vec<Device> = handoffs.iter().cloned().collect();
-    let queue = tokio::sync::Mutex::new(handoffs);
-    let used = std::sync::Mutex::new(Vec::<u32>::new());
-    let data = primaries.iter().map(|p| {
-        let (method, path, headers, payload, queue, used) =
-            (&method, &path, &data_headers, &payload, &queue, &used);
-        async move {
-            let mut dev = p.clone();
-            loop {
-                let ack = send_write(cl, method, &dev, path, headers, payload).await;
-                if !matches!(ack, Ack::Failed) {
-                    if dev.id != p.id {
-                        cl.count(&cl.stats.handoff_writes, 1);
-                        used.lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .push(dev.id);
-                    }
-                    return ack;
-                }
-                match queue.lock().await.pop_front() {
-                    Some(next) => dev = next,
-                    None => return Ack::Failed,
-                }
-            }
-        }
-    });
-    let rows = others.iter().map(|d| {
-        let (method, path, headers) = (&method, &path, &row_headers);
-        async move { send_write(cl, method, d, path, headers, &Payload::Empty).await }
-    });
-    let (acks, _) = futures_util::join!(join_all(data), join_all(rows));
-    acks
-}
-
 /// Copies the headers a new version stores (metadata and system headers).
-fn version_headers(src: &HeaderMap, out: &mut HeaderMap) {
+pub(super) fn version_headers(src: &HeaderMap, out: &mut HeaderMap) {
     for (k, v) in src {
         let n = k.as_str();
         if n.starts_with("x-object-meta-") || n.starts_with("x-remove-") || OBJECT_SYS.contains(&n)
@@ -506,7 +360,7 @@ fn version_headers(src: &HeaderMap, out: &mut HeaderMap) {
     }
 }
 
-fn set(h: &mut HeaderMap, name: &'static str, value: impl ToString) {
+pub(super) fn set(h: &mut HeaderMap, name: &'static str, value: impl ToString) {
     if let Ok(v) = HeaderValue::from_str(&value.to_string()) {
         h.insert(HeaderName::from_static(name), v);
     }
@@ -514,7 +368,7 @@ fn set(h: &mut HeaderMap, name: &'static str, value: impl ToString) {
 
 async fn put(
     st: &Arc<Store>,
-    cl: &Cluster,
+    cl: &Arc<Cluster>,
     mut r: Req,
     crow: &ContainerRow,
     object: String,
@@ -528,11 +382,11 @@ async fn put(
     let body = r.take_body();
     // Small bodies stay in memory; larger ones are staged to a temp file (not a data file:
     // it is removed when the PUT ends).
-    let (payload, etag, size, staged) = match expected {
+    let (payload, etag, size) = match expected {
         Some(n) if n <= MEMORY_BODY => {
             let (bytes, md5) = collect(body.into_data_stream(), n, st.cfg.client_timeout).await?;
             let size = bytes.len() as u64;
-            (Payload::Memory(bytes), md5, size, None)
+            (Payload::Memory(bytes), md5, size)
         }
         _ => {
             let staged = st
@@ -544,13 +398,8 @@ async fn put(
                     st.cfg.client_timeout,
                 )
                 .await?;
-            let path = Arc::new(staged.path().ok_or(Error::Task)?.to_owned());
-            (
-                Payload::File(path),
-                staged.md5.clone(),
-                staged.size,
-                Some(staged),
-            )
+            let (md5, size) = (staged.md5.clone(), staged.size);
+            (Payload::File(Arc::new(staged)), md5, size)
         }
     };
     if new.etag.is_some_and(|e| e != etag) {
@@ -566,27 +415,34 @@ async fn put(
         delete_at: new.delete_at,
         etag,
         size,
+        slo_size: None,
         if_none_match: r.headers.get("if-none-match").cloned(),
     };
-    let resp = store_version(cl, v, payload).await;
-    drop(staged);
-    resp
+    store_version(cl, v, payload).await
 }
 
 /// A new version, ready to be sent to the replicas.
-struct NewVersion {
-    ts: Timestamp,
-    path: (String, String, String),
-    meta: HeaderMap,
-    content_type: String,
-    delete_at: Option<u64>,
-    etag: String,
-    size: u64,
-    if_none_match: Option<HeaderValue>,
+pub(super) struct NewVersion {
+    pub(super) ts: Timestamp,
+    pub(super) path: (String, String, String),
+    pub(super) meta: HeaderMap,
+    pub(super) content_type: String,
+    pub(super) delete_at: Option<u64>,
+    pub(super) etag: String,
+    /// Bytes of the body sent to the data holders.
+    pub(super) size: u64,
+    /// `Some(total)` for an SLO manifest: the object's size (the segments'), which listings
+    /// show; the body is the manifest.
+    pub(super) slo_size: Option<u64>,
+    pub(super) if_none_match: Option<HeaderValue>,
 }
 
 /// Sends a version to its replicas; 201 on a quorum.
-async fn store_version(cl: &Cluster, v: NewVersion, payload: Payload) -> Result<Response> {
+pub(super) async fn store_version(
+    cl: &Arc<Cluster>,
+    v: NewVersion,
+    payload: Payload,
+) -> Result<Response> {
     let NewVersion {
         ts,
         path,
@@ -595,9 +451,13 @@ async fn store_version(cl: &Cluster, v: NewVersion, payload: Payload) -> Result<
         delete_at,
         etag,
         size,
+        slo_size,
         if_none_match,
     } = v;
     set(&mut common, "content-type", &ct);
+    if slo_size.is_some() {
+        set(&mut common, SLO_HEADER, "1");
+    }
     set(&mut common, "x-timestamp", ts);
     set(&mut common, "etag", &etag);
     if let Some(d) = delete_at {
@@ -612,7 +472,7 @@ async fn store_version(cl: &Cluster, v: NewVersion, payload: Payload) -> Result<
     }
     let mut row_headers = common;
     set(&mut row_headers, "content-length", 0);
-    set(&mut row_headers, SIZE_HEADER, size);
+    set(&mut row_headers, SIZE_HEADER, slo_size.unwrap_or(size));
     set(&mut row_headers, DIRECT_HEADER, Direct::Row.as_str());
     let acks = replicate_write(cl, Method::PUT, path, data_headers, row_headers, payload).await;
     let replicas = cl.ring().replicas as usize;
@@ -637,7 +497,7 @@ async fn store_version(cl: &Cluster, v: NewVersion, payload: Payload) -> Result<
 /// `X-Fresh-Metadata: true`, overridden by the request's.
 async fn copy(
     st: &Arc<Store>,
-    cl: &Cluster,
+    cl: &Arc<Cluster>,
     r: &Req,
     dest: &ContainerRow,
     object: String,
@@ -697,16 +557,16 @@ async fn copy(
     let src_modified = src.headers().get("last-modified").cloned();
     let delete_at = resolve_expiry(request::expiry(&r.headers)?, st.clock.wall_secs())?;
     let stream = src.bytes_stream();
-    let (payload, etag, staged) = if size <= MEMORY_BODY {
+    let (payload, etag) = if size <= MEMORY_BODY {
         let (bytes, md5) = collect(stream, size, st.cfg.client_timeout).await?;
-        (Payload::Memory(bytes), md5, None)
+        (Payload::Memory(bytes), md5)
     } else {
         let staged = st
             .files
             .stage(stream, max, Some(size), st.cfg.client_timeout)
             .await?;
-        let path = Arc::new(staged.path().ok_or(Error::Task)?.to_owned());
-        (Payload::File(path), staged.md5.clone(), Some(staged))
+        let md5 = staged.md5.clone();
+        (Payload::File(Arc::new(staged)), md5)
     };
     let v = NewVersion {
         ts: r.write_ts(st)?,
@@ -716,10 +576,10 @@ async fn copy(
         delete_at,
         etag,
         size,
+        slo_size: None,
         if_none_match: None,
     };
     let mut resp = store_version(cl, v, payload).await?;
-    drop(staged);
     if resp.status() == StatusCode::CREATED {
         set(resp.headers_mut(), "x-copied-from", format!("{sc}/{so}"));
         if let Some(m) = src_modified {
@@ -743,7 +603,7 @@ fn refused_or_unavailable(acks: &[Ack]) -> Result<Response> {
 /// replica had the object.
 async fn fan_out_small(
     st: &Arc<Store>,
-    cl: &Cluster,
+    cl: &Arc<Cluster>,
     r: &Req,
     container: &str,
     object: &str,
@@ -764,38 +624,14 @@ async fn fan_out_small(
         common.remove("x-delete-after");
     }
     set(&mut common, "x-timestamp", ts);
-    set(&mut common, "content-length", 0);
-    let mut data_headers = common.clone();
-    set(&mut data_headers, DIRECT_HEADER, Direct::Data.as_str());
-    let mut row_headers = common;
-    set(&mut row_headers, DIRECT_HEADER, Direct::Row.as_str());
     let path = (
         r.path.account().to_owned(),
         container.to_owned(),
         object.to_owned(),
     );
-    let acks = replicate_write(
-        cl,
-        r.method.clone(),
-        path,
-        data_headers,
-        row_headers,
-        Payload::Empty,
-    )
-    .await;
-    let replicas = cl.ring().replicas as usize;
-    let done: Vec<StatusCode> = acks
-        .iter()
-        .filter_map(|a| match a {
-            Ack::Done(s) => Some(*s),
-            _ => None,
-        })
-        .collect();
-    if done.len() >= quorum(replicas) {
-        if done.iter().any(StatusCode::is_success) {
-            return Ok(status(ok));
-        }
-        return Err(Error::NotFound { what: "object" });
+    match small_write(cl, r.method.clone(), path, common).await? {
+        Small::Applied => Ok(status(ok)),
+        Small::NotFound => Err(Error::NotFound { what: "object" }),
+        Small::Refused(s) => Ok(status(s)),
     }
-    refused_or_unavailable(&acks)
 }

@@ -241,6 +241,28 @@ impl Db {
         })
     }
 
+    /// One account (`container` `None`) or container row as replicas exchange it, tombstones
+    /// included.
+    ///
+    /// # Errors
+    /// [`crate::Error::Db`].
+    pub fn meta_row(&self, account: &str, container: Option<&str>) -> Result<Option<MetaRow>> {
+        self.read(|c| {
+            Ok(match container {
+                None => c
+                    .prepare_cached(
+                        "SELECT name, ts, deleted, meta, token_keys FROM accounts WHERE name = ?1",
+                    )?
+                    .query_row([account], account_meta_row)
+                    .optional()?,
+                Some(name) => c
+                    .prepare_cached("SELECT account, name, ts, deleted, meta FROM containers WHERE account = ?1 AND name = ?2")?
+                    .query_row([account, name], container_meta_row)
+                    .optional()?,
+            })
+        })
+    }
+
     /// Applies account and container rows from a peer where they win over ours
     /// ([`merge::supersedes`]: newest wins, row-level, ties by tombstone then content),
     /// recording each applied one in the feed. Returns how many applied.

@@ -22,6 +22,7 @@
 //!   open the live version for reading, listing rows of versions held elsewhere.
 //! - `meta.rs`: account and container create, update, delete (a container PUT creates
 //!   its account; token keys merge by id).
+//! - [`slo`]: static large object manifests (segment checks, the stored form, its ETag).
 //! - `expirer.rs`: removes objects whose `X-Delete-At` passed.
 //!
 //! ## Invariants
@@ -33,6 +34,7 @@ mod expirer;
 mod meta;
 mod object;
 pub mod quota;
+pub mod slo;
 pub mod validate;
 
 use std::path::PathBuf;

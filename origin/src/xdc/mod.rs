@@ -34,6 +34,7 @@
 //! applies, so a write made after seeing a peer's version always wins over it, whatever the
 //! clocks' skew.
 
+pub mod meta;
 pub mod position;
 pub mod worker;
 

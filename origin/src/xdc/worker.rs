@@ -376,8 +376,46 @@ async fn send(
 }
 
 async fn ship_batch(ctx: &Ctx, batch: &[Change]) -> Step<()> {
+    let metas = super::meta::select(&ctx.st, &ctx.x, &ctx.peer.name, batch)
+        .await
+        .map_err(retry)?;
+    // Containers exist at the peer before their objects; deletes go after them.
+    let (deletes, live): (Vec<_>, Vec<_>) = metas.into_iter().partition(|m| m.deleted);
+    ship_meta(ctx, live).await?;
     let rows = select(ctx, batch).await.map_err(retry)?;
-    ship_rows(ctx, rows).await
+    ship_rows(ctx, rows).await?;
+    ship_meta(ctx, deletes).await
+}
+
+/// Ships account and container rows ([`super::meta`]).
+async fn ship_meta(ctx: &Ctx, rows: Vec<crate::db::MetaRow>) -> Step<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let n = rows.len() as u64;
+    let body = serde_json::to_vec(&super::meta::MetaBatch {
+        format: FORMAT,
+        rows,
+    })
+    .map_err(retry)?;
+    let mut h = HeaderMap::new();
+    ctx.auth(&mut h);
+    h.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    let url = format!("{}{}", ctx.base(), outpost_proto::paths::XDC_META);
+    let resp = send(ctx, Method::POST, url, h, Some(body.into())).await?;
+    let s = ctx.stats();
+    if resp.status().is_success() {
+        s.shipped.fetch_add(n, Ordering::Relaxed);
+    } else {
+        // Refused for good (a peer without metadata sync answers 404): objects still ship.
+        tracing::warn!(peer = %ctx.peer.name, status = %resp.status(), "the peer refused account and container rows");
+        s.rejected.fetch_add(n, Ordering::Relaxed);
+    }
+    let _ = resp.bytes().await;
+    Ok(())
 }
 
 /// Have-check, then ships what the peer lacks.

@@ -110,6 +110,22 @@ pub fn parse(header: Option<&str>, len: u64) -> RangeOutcome {
     }
 }
 
+/// `If-Range`: ranges apply only if the validator still matches: a strong ETag equal to
+/// `etag`, or exactly the `Last-Modified` second `modified` (Unix seconds). No header: they do.
+pub fn if_range_applies(if_range: Option<&str>, etag: &str, modified: u64) -> bool {
+    let Some(v) = if_range else {
+        return true;
+    };
+    if let Ok(t) = httpdate::parse_http_date(v) {
+        return t
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .ok()
+            == Some(modified);
+    }
+    !v.starts_with("W/") && v.trim().trim_matches('"') == etag
+}
+
 /// A random multipart boundary.
 pub fn boundary() -> String {
     let mut r = [0u8; 12];
