@@ -30,7 +30,7 @@ use crate::db::{ContainerRow, Entry, ListParams, ObjectRow};
 use crate::{Error, Result};
 
 /// The header that asks for web-site answers with a credential (the edge sends it).
-pub const WEB_MODE: &str = "x-web-mode";
+use outpost_proto::headers::WEB_MODE;
 
 /// A container's web settings (trimmed; empty when unset).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -145,6 +145,9 @@ struct Site<'a> {
     r: &'a Req,
     row: ContainerRow,
     web: WebSettings,
+    /// Who the sub-requests run as: the client, or anonymous for a service (the edge asks
+    /// what an anonymous client would see; it checked the client's access itself).
+    ident: Identity,
 }
 
 impl Site<'_> {
@@ -168,7 +171,7 @@ impl Site<'_> {
             raw_query: None,
             query: std::collections::HashMap::new(),
             headers,
-            ident: self.r.ident.clone(),
+            ident: self.ident.clone(),
             client_ip: self.r.client_ip,
             body: std::sync::Mutex::new(Body::empty()),
             direct: None,
@@ -216,7 +219,7 @@ impl Site<'_> {
     /// ACL: owners, or `.r:*` with `.rlistings`.)
     fn may_list(&self) -> bool {
         let acl = ReadAcl::of(&self.row);
-        self.r.ident.owns(self.account()) || acl.public && acl.listings
+        self.ident.owns(self.account()) || acl.public && acl.listings
     }
 
     async fn list(&self, prefix: &str, limit: usize) -> Result<Vec<Entry<ObjectRow>>> {
@@ -291,7 +294,7 @@ impl Site<'_> {
             return Ok(self.error(resp).await);
         }
         if !self.may_list() {
-            return Ok(self.error(deny(&self.r.ident).into_response()).await);
+            return Ok(self.error(deny(&self.ident).into_response()).await);
         }
         let entries = self.list(prefix, super::listing::MAX_LIMIT).await?;
         if !prefix.is_empty() && entries.is_empty() {
@@ -360,7 +363,7 @@ impl Site<'_> {
     /// Swift's `handle_container`: `/v1/a/c` and `/v1/a/c/`.
     async fn container_request(&self) -> Result<Response> {
         if !self.may_list() {
-            return Ok(self.error(deny(&self.r.ident).into_response()).await);
+            return Ok(self.error(deny(&self.ident).into_response()).await);
         }
         if !self.r.path.as_str().ends_with('/') {
             return Ok(self.redirect());
@@ -452,16 +455,30 @@ pub(super) async fn handle(st: &Shared, r: Req, container: &str) -> Result<Respo
         return super::dispatch_plain(st, r).await;
     };
     let object = r.path.object().map(str::to_owned);
+    let ident = match &r.ident {
+        Identity::Service(_) => Identity::Anonymous,
+        other => other.clone(),
+    };
     let site = Site {
         st,
         r: &r,
         row,
         web,
+        ident,
     };
-    match object {
-        None => site.container_request().await,
-        Some(o) => site.object_request(&o).await,
+    let mut resp = match object {
+        None => site.container_request().await?,
+        Some(o) => site.object_request(&o).await?,
+    };
+    // Listings and redirects are cached at the edge like the container's objects.
+    let cc = site
+        .row
+        .meta
+        .get(outpost_proto::meta::CONTAINER_CACHE_CONTROL);
+    if let Some(cc) = cc.filter(|_| !resp.headers().contains_key("cache-control")) {
+        set(resp.headers_mut(), "cache-control", cc);
     }
+    Ok(resp)
 }
 
 #[cfg(test)]
