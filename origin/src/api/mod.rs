@@ -195,6 +195,7 @@ async fn info(State(st): State<Shared>) -> Response {
             "allowed_digests": ["sha256", "sha512"],
             "outgoing_remove_headers": [],
         },
+        "staticweb": {},
         "container_quotas": {},
         "account_quotas": {},
         "slo": {
