@@ -40,6 +40,11 @@ pub fn key(primary: &str) -> CacheKey {
 /// (percent-encoded, with only the listing parameters kept, sorted).
 pub fn for_route(route: &Route, query: Option<&str>) -> (String, String) {
     let encoded = route.path.canonical().to_encoded();
+    if route.web {
+        // The origin's web answer for this exact path (a trailing slash matters, the query
+        // does not: staticweb ignores it).
+        return (format!("{WEB}{}", route.path.as_str()), encoded);
+    }
     if route.path.object().is_some() {
         return (route.path.as_str().to_owned(), encoded);
     }
@@ -54,6 +59,24 @@ pub fn for_route(route: &Route, query: Option<&str>) -> (String, String) {
     let base = route.path.as_str().trim_end_matches('/');
     let enc = encoded.trim_end_matches('/');
     (format!("{base}?{q}"), format!("{enc}?{q}"))
+}
+
+/// Prefix of the keys of static-website answers (see [`web_site`]).
+const WEB: &str = "web|";
+
+/// The key of a static website's container root without its slash, and the prefix of every
+/// other web answer of the container. A web answer (an index page, an error page, a listing,
+/// a redirect) depends on other objects of the container than the one its path names, so every
+/// change in the container drops them all.
+pub fn web_site(account: &str, container: &str) -> (String, String) {
+    let base = format!("{WEB}/v1/AUTH_{account}/{container}");
+    let prefix = format!("{base}/");
+    (base, prefix)
+}
+
+/// The prefix of every static-website answer of an account.
+pub fn web_account(account: &str) -> String {
+    format!("{WEB}/v1/AUTH_{account}/")
 }
 
 /// The primary key of an object.
@@ -121,7 +144,33 @@ mod tests {
         Route {
             path: StoragePath::from_canonical(canonical).expect("storage path"),
             path_token: None,
+            web: false,
         }
+    }
+
+    #[test]
+    fn web_answers_are_keyed_apart_and_purged_by_container() {
+        let mut r = route("/v1/AUTH_a/c/docs/");
+        r.web = true;
+        let (k, uri) = for_route(&r, Some("format=json"));
+        assert_eq!(k, "web|/v1/AUTH_a/c/docs/");
+        assert_eq!(uri, "/v1/AUTH_a/c/docs/");
+        let (base, prefix) = web_site("a", "c");
+        assert!(k.starts_with(&prefix));
+        assert!(k.starts_with(&web_account("a")));
+        assert!(
+            !k.starts_with(&container_objects("a", "c")),
+            "never an object key"
+        );
+        let mut root = route("/v1/AUTH_a/c");
+        root.web = true;
+        assert_eq!(for_route(&root, None).0, base);
+        let mut slash = route("/v1/AUTH_a/c/");
+        slash.web = true;
+        assert_eq!(
+            for_route(&slash, None),
+            ("web|/v1/AUTH_a/c/".into(), "/v1/AUTH_a/c/".into())
+        );
     }
 
     #[test]

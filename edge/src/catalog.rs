@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use outpost_auth::{KeySet, KeyStore, TempUrlKeys, TokenKeySpec};
-use outpost_proto::meta::{ACCOUNT_TEMPURL_KEYS, CONTAINER_TEMPURL_KEYS};
+use outpost_proto::meta::{ACCOUNT_TEMPURL_KEYS, CONTAINER_TEMPURL_KEYS, WEB_INDEX, WEB_LISTINGS};
 use outpost_proto::snapshot::Meta;
 
 pub use outpost_proto::meta::{
@@ -30,6 +30,9 @@ pub struct ContainerInfo {
     pub cache_control: Option<String>,
     /// CORS rules (`X-Container-Meta-Access-Control-*`), if any origin is allowed.
     pub cors: Option<Arc<crate::cors::CorsRules>>,
+    /// A static website (Swift's staticweb: `X-Container-Meta-Web-Index` or `-Web-Listings`
+    /// set): anonymous requests get the origin's web answers (see `cache_key::for_route`).
+    pub web: bool,
 }
 
 /// What the edge needs of an account.
@@ -118,6 +121,9 @@ impl AccountInfo {
                         tempurl_keys: tk,
                         cache_control: c.meta.get(CONTAINER_CACHE_CONTROL).cloned(),
                         cors: crate::cors::CorsRules::from_container_meta(&c.meta).map(Arc::new),
+                        web: [WEB_INDEX, WEB_LISTINGS]
+                            .iter()
+                            .any(|k| c.meta.get(*k).is_some_and(|v| !v.trim().is_empty())),
                     },
                 )
             })
@@ -257,7 +263,8 @@ mod tests {
                          "x-account-meta-temp-url-key": "k1"},
                 "token_keys": [],
                 "containers": [
-                  {"name": "public", "meta": {"x-container-read": ".r:*,.rlistings"}},
+                  {"name": "public", "meta": {"x-container-read": ".r:*,.rlistings",
+                                               "x-container-meta-web-index": "index.html"}},
                   {"name": "videos", "meta": {"x-container-meta-outpost-domains": "tv.example.com",
                                                "x-container-meta-temp-url-key": "k2"}}
                 ], "revocations": []}]}"#,
@@ -278,6 +285,8 @@ mod tests {
         );
         assert!(c.container("demo", "public").unwrap().public);
         assert!(!c.container("demo", "videos").unwrap().public);
+        assert!(c.container("demo", "public").unwrap().web);
+        assert!(!c.container("demo", "videos").unwrap().web);
         assert_eq!(c.tempurl_keys("demo", "videos").iter().count(), 2);
         let mut c2 = c.clone();
         c2.remove_account("demo");

@@ -132,6 +132,10 @@ pub fn purge_for(p: Purger<'_>, account: &str, kind: &ChangeKind) -> usize {
         let base = cache_key::container_listing(account, cn);
         n += p.primary(&base);
         n += p.prefix(&cache_key::listing_variants(&base));
+        // Static-website answers depend on any object and on the settings of the container.
+        let (web, web_below) = cache_key::web_site(account, cn);
+        n += p.primary(&web);
+        n += p.prefix(&web_below);
     }
     match kind {
         ChangeKind::PurgePrefix { container, prefix } => {
@@ -158,6 +162,7 @@ pub fn purge_for(p: Purger<'_>, account: &str, kind: &ChangeKind) -> usize {
             n += p.primary(&base);
             n += p.prefix(&format!("{base}/"));
             n += p.prefix(&cache_key::listing_variants(&base));
+            n += p.prefix(&cache_key::web_account(account));
         }
         ChangeKind::ContainerPut { .. }
         | ChangeKind::ContainerPost { .. }

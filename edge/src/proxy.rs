@@ -151,6 +151,9 @@ pub struct Ctx {
     /// CORS rules in force and this request's CORS headers (computed per request, never
     /// stored).
     cors: Option<CorsOut>,
+    /// A static-website request (see `Route::web`): fetched from the origin with
+    /// `X-Web-Mode: true`, its redirects made relative to the client's path.
+    web: bool,
 }
 
 fn now_secs() -> u64 {
@@ -259,6 +262,7 @@ impl ProxyHttp for Edge {
             not_modified: None,
             generic_site: None,
             cors: None,
+            web: false,
         }
     }
 
@@ -299,7 +303,7 @@ impl ProxyHttp for Edge {
             headers: &session.req_header().headers,
             client_ip: client_ip(session),
         };
-        let Routed { route, rules } = match self.gate.route(&req) {
+        let Routed { mut route, rules } = match self.gate.route(&req) {
             Ok(r) => r,
             Err(e) => {
                 ctx.outcome = "route";
@@ -355,6 +359,13 @@ impl ProxyHttp for Edge {
             }
         };
         ctx.set_cookie = self.gate.reissued_cookie(&access, now);
+        // As in Swift, staticweb answers anonymous requests; a credential gets plain answers.
+        route.web &= !access.is_private();
+        ctx.web = route.web;
+        if ctx.web {
+            // Web answers come from the origin's staticweb, never from a storage replica.
+            ctx.upstreams = Some(Upstreams::new(Vec::new(), self.cfg.origin));
+        }
         let (key, uri) = cache_key::for_route(&route, query.as_deref());
         ctx.cache_primary = key;
         ctx.upstream_uri = uri;
@@ -365,7 +376,7 @@ impl ProxyHttp for Edge {
         if self.serve_hot(session, ctx).await? {
             return Ok(true);
         }
-        if self.wants_slices(ctx).await {
+        if !ctx.web && self.wants_slices(ctx).await {
             return self.serve_sliced(session, ctx).await;
         }
         Ok(false)
@@ -543,6 +554,9 @@ impl ProxyHttp for Edge {
         ] {
             upstream.remove_header(h);
         }
+        if ctx.web {
+            upstream.insert_header(outpost_proto::headers::WEB_MODE, "true")?;
+        }
         let to = ctx
             .upstreams
             .as_ref()
@@ -592,10 +606,17 @@ impl ProxyHttp for Edge {
         if self.cfg.generic.is_some() {
             return Ok(());
         }
-        if ctx
-            .route
-            .as_ref()
-            .is_some_and(|r| r.path.object().is_some())
+        if ctx.web && upstream.status == http::StatusCode::MOVED_PERMANENTLY {
+            // staticweb's only redirect adds the trailing slash; the origin's Location is its
+            // own storage path, the client's is the path it asked for.
+            let location = format!("{}/", session.req_header().uri.path());
+            upstream.insert_header(http::header::LOCATION, location)?;
+        }
+        if !ctx.web
+            && ctx
+                .route
+                .as_ref()
+                .is_some_and(|r| r.path.object().is_some())
         {
             self.slicer.note_full_response(
                 &ctx.cache_primary,

@@ -20,6 +20,10 @@ pub struct Route {
     pub path: StoragePath,
     /// Token from a `/.op/<token>/` prefix.
     pub path_token: Option<String>,
+    /// The container is a static website: anonymous requests get the origin's web answers
+    /// (index pages, error pages, HTML listings, slash redirects). The proxy clears it for
+    /// requests with a credential, which get plain answers as in Swift.
+    pub web: bool,
 }
 
 /// The host without port, lower case, without a trailing dot.
@@ -90,15 +94,24 @@ pub fn route(
     } else {
         return Err(Error::UnknownHost { host });
     };
-    Ok(Route { path, path_token })
+    let web = path
+        .container()
+        .and_then(|c| catalog.container(path.account(), c))
+        .is_some_and(|c| c.web);
+    Ok(Route {
+        path,
+        path_token,
+        web,
+    })
 }
 
 fn build(account: &str, container: &str, object: &str) -> Result<StoragePath, Error> {
     if container.is_empty() {
         return Err(Error::NotFound { what: "container" });
     }
-    let object = (!object.is_empty()).then_some(object);
-    Ok(StoragePath::build(account, Some(container), object)?)
+    // An empty object keeps the container's trailing slash (`/v1/AUTH_a/c/`): the root of a
+    // static website, which staticweb would otherwise redirect to the slash form.
+    Ok(StoragePath::build(account, Some(container), Some(object))?)
 }
 
 #[cfg(test)]
@@ -154,6 +167,26 @@ mod tests {
             r("img.example.com", "/a/../b"),
             Err(Error::BadPath(_))
         ));
+    }
+
+    #[test]
+    fn web_containers_are_marked_and_roots_keep_their_slash() {
+        let mut c = catalog();
+        let mut w: Snapshot = serde_json::from_str(
+            r#"{"format": 1, "seq": 1, "accounts": [{"name": "site", "meta": {}, "token_keys": [],
+                "containers": [{"name": "www", "meta": {"x-container-meta-outpost-domains": "www.example.com",
+                                                        "x-container-meta-web-index": "index.html"}}],
+                "revocations": []}]}"#,
+        )
+        .unwrap();
+        c.set_account(&w.accounts.remove(0));
+        let root = route(&c, "cdn.test", "www.example.com", "/").unwrap();
+        assert!(root.web);
+        assert_eq!(root.path.as_str(), "/v1/AUTH_site/www/");
+        assert_eq!(root.path.object(), None);
+        let sub = route(&c, "cdn.test", "www.example.com", "/docs/").unwrap();
+        assert_eq!(sub.path.as_str(), "/v1/AUTH_site/www/docs/");
+        assert!(!route(&c, "cdn.test", "tv.example.com", "/x").unwrap().web);
     }
 
     #[test]

@@ -276,6 +276,7 @@ pub const SWIFT_HTML: &str = "text/html; charset=UTF-8";
 /// title and explanation), or `None` where ours says more.
 fn swift_standard_body(status: StatusCode) -> Option<&'static str> {
     Some(match status.as_u16() {
+        301 => "<html><h1>Moved Permanently</h1><p>The resource has moved permanently.</p></html>",
         202 => "<html><h1>Accepted</h1><p>The request is accepted for processing.</p></html>",
         401 => "<html><h1>Unauthorized</h1><p>This server could not verify that you are authorized to access the document you requested.</p></html>",
         403 => "<html><h1>Forbidden</h1><p>Access was denied to this resource.</p></html>",

@@ -44,3 +44,7 @@ pub const DENY: &str = "x-outpost-deny";
 pub const CACHE: &str = "x-outpost-cache";
 /// An Outpost token carried in a request header.
 pub const TOKEN: &str = "x-outpost-token";
+/// Swift's staticweb: answer as a static website even with a credential (`true`). The edge
+/// sends it for anonymous requests to a web container; the origin then answers as it would an
+/// anonymous client.
+pub const WEB_MODE: &str = "x-web-mode";

@@ -28,3 +28,16 @@ pub const LOGS_CONTAINER: &str = ".outpost_logs";
 
 /// Container metadata: the peer DCs (realm names, comma separated) a container replicates to.
 pub const CONTAINER_SYNC_TO: &str = "x-container-meta-outpost-sync-to";
+
+/// Container metadata of static websites (Swift's staticweb): the index object of directories.
+pub const WEB_INDEX: &str = "x-container-meta-web-index";
+/// Static websites: the suffix of error pages (`404` + this, e.g. `404error.html`).
+pub const WEB_ERROR: &str = "x-container-meta-web-error";
+/// Static websites: HTML listings of directories without an index (a true value).
+pub const WEB_LISTINGS: &str = "x-container-meta-web-listings";
+/// Static websites: the stylesheet of HTML listings.
+pub const WEB_LISTINGS_CSS: &str = "x-container-meta-web-listings-css";
+/// Static websites: the title of HTML listings instead of the storage path.
+pub const WEB_LISTINGS_LABEL: &str = "x-container-meta-web-listings-label";
+/// Static websites: the content type of directory marker objects.
+pub const WEB_DIRECTORY_TYPE: &str = "x-container-meta-web-directory-type";

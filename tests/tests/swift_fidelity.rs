@@ -9,9 +9,11 @@
 //!
 //! - the status, always;
 //! - `headers`: `exact` (same value, and the name spelled as Swift spells it on the wire),
-//!   `present`, `absent`, `http-date` (a valid HTTP date, or absent like Swift's);
+//!   `present`, `absent`, `http-date` (a valid HTTP date, or absent like Swift's), `url-path`
+//!   (the same path, whatever the scheme and host of an absolute URL);
 //! - `body`: `exact`, `json` / `xml` (equal but for `ignore_fields`, whose values only need the
-//!   same type, and `drop_fields`, which Swift has and we do not), `info` (every key we
+//!   same type, and `drop_fields`, which Swift has and we do not), `html` (equal but for the
+//!   text of the `<td class="…">` cells named in `ignore_fields`), `info` (every key we
 //!   advertise in `/info` is one Swift has, constraints with Swift's values).
 //!
 //! Swift's account `AUTH_test` is our `AUTH_demo`.
@@ -170,6 +172,9 @@ fn compare(case: &Value, ours: &Answer, swift: &Answer) -> Vec<String> {
                 on == sn && httpdate::parse_http_date(ov).is_ok()
             }
             ("exact", Some(o), Some(s)) => o == s,
+            ("url-path", Some((on, ov)), Some((sn, sv))) => {
+                on == sn && url_path(ov) == url_path(sv)
+            }
             _ => false,
         };
         if !ok {
@@ -188,6 +193,7 @@ fn compare(case: &Value, ours: &Answer, swift: &Answer) -> Vec<String> {
             _ => false,
         },
         Some("xml") => mask_xml(&ob, &ignore, &[]) == mask_xml(&sb, &ignore, &drop),
+        Some("html") => mask_cells(&ob, &ignore) == mask_cells(&sb, &ignore),
         Some("info") => match (serde_json::from_str(&ob), serde_json::from_str(&sb)) {
             (Ok(o), Ok(s)) => info_diffs(&o, &s, &mut diffs),
             _ => false,
@@ -228,6 +234,37 @@ fn json_same(o: Value, s: Value, ignore: &[String]) -> bool {
         }
         (o, s) => o == s,
     }
+}
+
+/// The path of a URL (`http://host:port/p` → `/p`), or the value itself if it is a path.
+fn url_path(v: &str) -> &str {
+    match v.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("/", |i| &rest[i..]),
+        None => v,
+    }
+}
+
+/// Replaces the text of each `<td class="C">…</td>` cell, for each class `C` in `classes`,
+/// with `*` (an HTML listing's dates).
+fn mask_cells(x: &str, classes: &[String]) -> String {
+    let mut out = x.to_owned();
+    for class in classes {
+        let open = format!("<td class=\"{class}\">");
+        let mut res = String::new();
+        let mut rest = out.as_str();
+        while let Some(i) = rest.find(&open) {
+            let start = i + open.len();
+            let Some(j) = rest[start..].find("</td>") else {
+                break;
+            };
+            res.push_str(&rest[..start]);
+            res.push('*');
+            rest = &rest[start + j..];
+        }
+        res.push_str(rest);
+        out = res;
+    }
+    out
 }
 
 /// Replaces the text of each `ignore` element with `*` and removes each `drop` element.
@@ -372,6 +409,11 @@ fn metadata_as_swift() {
 #[test]
 fn object_headers_as_swift() {
     must_match_swift("object_headers");
+}
+
+#[test]
+fn static_websites_as_swift() {
+    must_match_swift("staticweb");
 }
 
 #[test]

@@ -13,6 +13,7 @@ mod object;
 mod purge;
 pub use crate::range;
 mod slo;
+mod staticweb;
 mod xdc;
 
 use std::collections::HashMap;
@@ -196,6 +197,7 @@ async fn info(State(st): State<Shared>) -> Response {
             "allowed_digests": ["sha256", "sha512"],
             "outgoing_remove_headers": [],
         },
+        "staticweb": {},
         "container_quotas": {},
         "account_quotas": {},
         "slo": {
@@ -392,6 +394,19 @@ async fn dispatch(st: &Shared, mut r: Req) -> Result<Response> {
 }
 
 async fn dispatch_local(st: &Shared, r: Req) -> Result<Response> {
+    if let Some(c) = r.path.container().filter(|_| staticweb::applies(&r)) {
+        crate::names::check_container(c)?;
+        if let Some(o) = r.path.object() {
+            crate::names::check_object(o)?;
+        }
+        let c = c.to_owned();
+        return staticweb::handle(st, r, &c).await;
+    }
+    dispatch_plain(st, r).await
+}
+
+/// Dispatches to the account, container or object handler.
+async fn dispatch_plain(st: &Shared, r: Req) -> Result<Response> {
     match (
         r.path.container().map(str::to_owned),
         r.path.object().map(str::to_owned),
