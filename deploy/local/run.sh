@@ -368,13 +368,13 @@ KEY_SECRET=$("$OUTPOST" key gen --id smoke | sed -n 's/^secret = "\(.*\)"$/\1/p'
 printf '%s' "$KEY_SECRET" >"$WORK/smoke.secret"
 DOMAIN_SUFFIX=$RANDOM
 
-# setup_dc DC: a private container, a token key and a custom domain in DC's demo account.
+# setup_dc DC: a private container, a token key and the custom domains in DC's demo account.
 setup_dc() {
   local dc=$1
   login "$dc" || return 1
   [[ $(api PUT "$STORAGE/private") == 20[12] ]] || return 1
   [[ $(api POST "$STORAGE" -H "X-Account-Outpost-Key-smoke: $KEY_SECRET" \
-    -H "X-Account-Meta-Outpost-Domains: img$dc-$DOMAIN_SUFFIX.localhost") == 204 ]]
+    -H "X-Account-Meta-Outpost-Domains: img1-$DOMAIN_SUFFIX.localhost, img2-$DOMAIN_SUFFIX.localhost") == 204 ]]
 }
 
 # signed_path PATH: the path and query of a 5-minute signed URL for PATH (account-relative).
@@ -387,8 +387,9 @@ BODY1="hello from DC1 $RANDOM$RANDOM"
 OBJ=/private/smoke/hello.txt
 HOST1="img1-$DOMAIN_SUFFIX.localhost"
 HOST2="img2-$DOMAIN_SUFFIX.localhost"
-# Each DC gets the private container, the token key and its custom domain: account metadata
-# is per DC (replication carries objects).
+# Each DC gets the private container, the token key and the custom domains. With cross-DC
+# sync the account's metadata replicates ([[sync.accounts]], the newest account row wins), so
+# both DCs set the same value: both domains (img1 is tried on DC1's edges, img2 on DC2's).
 setup_dc 2 || die "cannot set up the demo account in DC2"
 if setup_dc 1 && [[ $(api PUT "$STORAGE$OBJ" --data-binary "$BODY1") == 201 ]]; then
   pass "upload in DC1: PUT $OBJ on dc1-origin-1 (private container, token key, domain $HOST1)"
