@@ -53,6 +53,9 @@ enum Command {
         /// Edge port (0 picks a free one).
         #[arg(long, default_value_t = 8081)]
         edge_port: u16,
+        /// Port of the origin's S3 API (0 picks a free one).
+        #[arg(long, default_value_t = 8082)]
+        s3_port: u16,
     },
     /// Run an edge node.
     Edge {
@@ -363,10 +366,11 @@ fn run(cli: Cli) -> Result<()> {
             data,
             origin_port,
             edge_port,
+            s3_port,
         } => {
             // A terminal: warnings and errors only, unless OUTPOST_LOG asks for more.
             let _no_reload = init_logs(log_format.unwrap_or(LogFormat::Text), "warn");
-            dev::run(&data, origin_port, edge_port)?;
+            dev::run(&data, origin_port, edge_port, s3_port)?;
         }
         Command::Edge { config, check } => {
             let raw = outpost_edge::config::RawConfig::load(&config)?;

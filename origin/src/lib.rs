@@ -74,6 +74,7 @@ pub mod names;
 pub mod progress;
 pub mod reload;
 pub mod request;
+pub mod s3;
 pub mod server;
 pub mod store;
 pub mod xdc;

@@ -22,6 +22,8 @@
 //!   open the live version for reading, listing rows of versions held elsewhere.
 //! - `meta.rs`: account and container create, update, delete (a container PUT creates
 //!   its account; token keys merge by id).
+//! - [`slo`]: Static Large Object manifests: the stored form, writing one over existing
+//!   segments, resolving one to its live segments.
 //! - `expirer.rs`: removes objects whose `X-Delete-At` passed.
 //!
 //! ## Invariants
@@ -33,6 +35,7 @@ mod expirer;
 mod meta;
 mod object;
 pub mod quota;
+pub mod slo;
 pub mod validate;
 
 use std::path::PathBuf;
