@@ -292,6 +292,10 @@ fn main() {
 /// every header stored in the disk tier, and the edge decodes a stored header once per cached
 /// version (the fast path keeps the decoded form), so the dictionary would save a few bytes
 /// per entry and cost a format migration.
+///
+/// s3s logs every refused S3 request (a bad signature, a missing key) at `error`; the
+/// origin's access log already records them with their status, and its own S3 error mapping
+/// logs storage faults once, so the `s3s` target is off.
 fn init_logs(format: LogFormat, default_level: &str) -> LogLevelHook {
     use tracing_subscriber::EnvFilter;
     fn quiet(f: EnvFilter) -> EnvFilter {
@@ -300,6 +304,7 @@ fn init_logs(format: LogFormat, default_level: &str) -> LogLevelHook {
                 .parse()
                 .expect("static log directive"),
         )
+        .add_directive("s3s=off".parse().expect("static log directive"))
     }
     // An empty OUTPOST_LOG counts as unset (so a container can clear the image's default).
     let from_env = std::env::var("OUTPOST_LOG")
