@@ -321,3 +321,79 @@ fn rclone_s3_sync_of_1000_files_up_and_back() {
     must_check(s(&up), s(&down));
     assert_eq!(walk(&up), walk(&down));
 }
+
+/// The edge's generic mode with SigV4 upstream signing (`[generic.sigv4]`) in front of our
+/// own S3 API: the bucket is private to unsigned requests, the signing edge serves and caches
+/// it (keys with spaces and `+`, a `response-content-type` query), a wrong secret is refused
+/// and the refusal not cached.
+#[test]
+fn signing_edge_in_generic_mode_fronts_the_s3_api() {
+    if !have("aws") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = S3Origin::start(dir.path());
+    node.must_aws(&["s3", "mb", "s3://private"]);
+    let spaced = pseudo_random(6, 64 << 10);
+    let plus = pseudo_random(7, 1000);
+    write(&dir.path().join("spaced"), &spaced);
+    write(&dir.path().join("plus"), &plus);
+    node.must_aws(&["s3", "cp", s(&dir.path().join("spaced")), "s3://private/hello world.bin"]);
+    node.must_aws(&["s3", "cp", s(&dir.path().join("plus")), "s3://private/a+b.bin"]);
+    let addr = node.endpoint.trim_start_matches("http://").to_owned();
+    let direct = reqwest::blocking::Client::new()
+        .get(format!("{}/private/hello%20world.bin", node.endpoint))
+        .send()
+        .expect("direct request");
+    assert_eq!(direct.status(), 403, "an unsigned S3 request was served");
+
+    let edge = |name: &str, secret: &str| {
+        EdgeProc::start_raw(
+            dir.path(),
+            name,
+            &format!(
+                "[generic]\naddress = \"{addr}\"\nhost = \"{addr}\"\n[generic.sigv4]\n\
+                 access_key_id = \"{KEY}\"\nsecret_access_key = \"{secret}\"\n[cache]\n\
+                 disk_dir = \"{}\"\ndefault_ttl = \"1h\"\n",
+                dir.path().join(format!("{name}-cache")).display()
+            ),
+        )
+    };
+    let get = |e: &EdgeProc, path: &str| {
+        let r = e
+            .client(&["cdn.test"])
+            .get(format!("http://cdn.test:{}{path}", e.addr.port()))
+            .send()
+            .expect("edge GET");
+        let h = |n: &str| {
+            r.headers()
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned()
+        };
+        let (cache, ct) = (h("x-outpost-cache"), h("content-type"));
+        (r.status().as_u16(), cache, ct, r.bytes().expect("body").to_vec())
+    };
+    let signing = edge("signing", SECRET);
+    let (status, cache, _, body) = get(&signing, "/private/hello%20world.bin");
+    assert_eq!((status, cache.as_str()), (200, "MISS"));
+    assert!(body == spaced);
+    let (status, cache, _, body) = get(&signing, "/private/hello%20world.bin");
+    assert_eq!((status, cache.as_str()), (200, "HIT"));
+    assert!(body == spaced);
+    let (status, _, _, body) = get(&signing, "/private/a+b.bin");
+    assert_eq!(status, 200);
+    assert!(body == plus);
+    let (status, _, ct, _) = get(
+        &signing,
+        "/private/hello%20world.bin?response-content-type=text%2Fplain",
+    );
+    assert_eq!((status, ct.as_str()), (200, "text/plain"));
+    let wrong = edge("wrong", "not-the-secret-not-the-secret");
+    for round in 0..2 {
+        let (status, cache, _, _) = get(&wrong, "/private/hello%20world.bin");
+        assert_eq!(status, 403, "round {round}: a wrongly signed request was served");
+        assert_ne!(cache, "HIT", "round {round}: a 403 was cached");
+    }
+}
