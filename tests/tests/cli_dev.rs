@@ -111,12 +111,22 @@ fn dev_prints_a_quiet_banner_last_and_nothing_while_serving() {
             .env("AWS_SECRET_ACCESS_KEY", secret)
             .env("AWS_DEFAULT_REGION", "us-east-1")
             .env("AWS_CONFIG_FILE", dir.path().join("no-aws-config"))
-            .env("AWS_SHARED_CREDENTIALS_FILE", dir.path().join("no-aws-credentials"))
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                dir.path().join("no-aws-credentials"),
+            )
             .output()
             .expect("run aws");
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{text} {}", String::from_utf8_lossy(&out.stderr));
-        assert!(text.contains(" public") && text.contains(" private"), "{text}");
+        assert!(
+            out.status.success(),
+            "{text} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.contains(" public") && text.contains(" private"),
+            "{text}"
+        );
     } else {
         eprintln!("aws CLI not installed: the S3 line's shape was checked, not run");
     }

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use outpost_tests::clients::{md5_hex, must_eventually, must_run_within, pseudo_random, walk};
 use outpost_tests::clients::Session;
+use outpost_tests::clients::{md5_hex, must_eventually, must_run_within, pseudo_random, walk};
 use outpost_tests::cluster::{free_port, EdgeProc, OriginProc, USER_KEY};
 use outpost_tests::which;
 
@@ -49,7 +49,10 @@ impl S3Origin {
             .env("AWS_SECRET_ACCESS_KEY", SECRET)
             .env("AWS_DEFAULT_REGION", "us-east-1")
             .env("AWS_CONFIG_FILE", self.dir.join("no-aws-config"))
-            .env("AWS_SHARED_CREDENTIALS_FILE", self.dir.join("no-aws-credentials"))
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                self.dir.join("no-aws-credentials"),
+            )
             .env("AWS_EC2_METADATA_DISABLED", "true");
         c
     }
@@ -102,11 +105,24 @@ fn aws_cli_mb_cp_ls_sync_presign_rm() {
     node.must_aws(&["s3", "cp", "s3://cli/big.bin", s(&down.join("big.bin"))]);
     let got = std::fs::read(down.join("big.bin")).expect("downloaded file");
     assert!(got == big, "the 100 MB download differs");
-    let head = node.must_aws(&["s3api", "head-object", "--bucket", "cli", "--key", "big.bin"]);
-    assert!(head.contains("-12\\\"") || head.contains("-12\""), "a 12-part ETag: {head}");
+    let head = node.must_aws(&[
+        "s3api",
+        "head-object",
+        "--bucket",
+        "cli",
+        "--key",
+        "big.bin",
+    ]);
+    assert!(
+        head.contains("-12\\\"") || head.contains("-12\""),
+        "a 12-part ETag: {head}"
+    );
     let (status, via_swift) = node.swift().must_get("/cli/big.bin", &[]);
     assert_eq!(status, 200);
-    assert!(md5_hex(&via_swift) == md5_hex(&big), "Swift reads the same bytes");
+    assert!(
+        md5_hex(&via_swift) == md5_hex(&big),
+        "Swift reads the same bytes"
+    );
     drop(via_swift);
 
     // A small tree: sync up, ls with prefixes, sync back.
@@ -115,7 +131,10 @@ fn aws_cli_mb_cp_ls_sync_presign_rm() {
         .iter()
         .enumerate()
     {
-        write(&tree.join(name), &pseudo_random(10 + i as u64, 1000 + i * 100));
+        write(
+            &tree.join(name),
+            &pseudo_random(10 + i as u64, 1000 + i * 100),
+        );
     }
     node.must_aws(&["s3", "sync", s(&tree), "s3://cli/tree"]);
     let top = node.must_aws(&["s3", "ls", "s3://cli/tree/"]);
@@ -141,7 +160,13 @@ fn aws_cli_mb_cp_ls_sync_presign_rm() {
     assert!(again.trim().is_empty(), "{again}");
 
     // Presign, then curl.
-    let url = node.must_aws(&["s3", "presign", "s3://cli/tree/a.txt", "--expires-in", "300"]);
+    let url = node.must_aws(&[
+        "s3",
+        "presign",
+        "s3://cli/tree/a.txt",
+        "--expires-in",
+        "300",
+    ]);
     let out = must_run_within(
         Command::new("curl").args(["-sS", "--fail", url.trim()]),
         TIMEOUT,
@@ -152,8 +177,13 @@ fn aws_cli_mb_cp_ls_sync_presign_rm() {
     let rm = node.must_aws(&["s3", "rm", "--recursive", "s3://cli/tree"]);
     assert_eq!(rm.lines().count(), 4, "{rm}");
     // `ls` of an empty prefix prints nothing and exits 1, as against S3.
-    let out = outpost_tests::clients::run_within(&mut node.aws(&["s3", "ls", "s3://cli/tree/"]), TIMEOUT);
-    assert!(out.stdout.is_empty(), "{}", String::from_utf8_lossy(&out.stdout));
+    let out =
+        outpost_tests::clients::run_within(&mut node.aws(&["s3", "ls", "s3://cli/tree/"]), TIMEOUT);
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     node.must_aws(&["s3", "rm", "s3://cli/big.bin"]);
     node.must_aws(&["s3", "rb", "s3://cli"]);
     let swift = node.swift();
@@ -182,7 +212,10 @@ fn boto3_every_operation_and_error_code() {
             .env("S3_KEY", KEY)
             .env("S3_SECRET", SECRET)
             .env("AWS_CONFIG_FILE", dir.path().join("no-aws-config"))
-            .env("AWS_SHARED_CREDENTIALS_FILE", dir.path().join("no-aws-credentials")),
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                dir.path().join("no-aws-credentials"),
+            ),
         TIMEOUT,
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "OK");
@@ -220,12 +253,19 @@ fn s3_and_swift_share_objects_and_the_edge_purges_on_s3_overwrite() {
     let h = r.headers().clone();
     assert_eq!(h["content-type"], "application/x-test");
     assert_eq!(h["x-object-meta-color"], "red");
-    assert_eq!(h["etag"].to_str().expect("etag").trim_matches('"'), md5_hex(&data));
+    assert_eq!(
+        h["etag"].to_str().expect("etag").trim_matches('"'),
+        md5_hex(&data)
+    );
     assert_eq!(r.bytes().expect("body").to_vec(), data);
     let listed = swift.must_list_all("shared");
     assert_eq!(
         listed,
-        [("dir/from-s3.bin".to_owned(), data.len() as u64, md5_hex(&data))]
+        [(
+            "dir/from-s3.bin".to_owned(),
+            data.len() as u64,
+            md5_hex(&data)
+        )]
     );
 
     // Swift → S3.
@@ -233,20 +273,41 @@ fn s3_and_swift_share_objects_and_the_edge_purges_on_s3_overwrite() {
     swift.must_put(
         "/shared/from-swift.txt",
         data2.clone(),
-        &[("x-object-meta-origin", "swift"), ("content-type", "text/plain")],
+        &[
+            ("x-object-meta-origin", "swift"),
+            ("content-type", "text/plain"),
+        ],
         201,
     );
-    let head = node.must_aws(&["s3api", "head-object", "--bucket", "shared", "--key", "from-swift.txt"]);
+    let head = node.must_aws(&[
+        "s3api",
+        "head-object",
+        "--bucket",
+        "shared",
+        "--key",
+        "from-swift.txt",
+    ]);
     assert!(head.contains("\"origin\": \"swift\""), "{head}");
     assert!(head.contains(&md5_hex(&data2)), "{head}");
-    let out = must_run_within(&mut node.aws(&["s3", "cp", "s3://shared/from-swift.txt", "-"]), TIMEOUT);
+    let out = must_run_within(
+        &mut node.aws(&["s3", "cp", "s3://shared/from-swift.txt", "-"]),
+        TIMEOUT,
+    );
     assert_eq!(out.stdout, data2);
     let ls = node.must_aws(&["s3", "ls", "--recursive", "s3://shared"]);
-    assert!(ls.contains("dir/from-s3.bin") && ls.contains("from-swift.txt"), "{ls}");
+    assert!(
+        ls.contains("dir/from-s3.bin") && ls.contains("from-swift.txt"),
+        "{ls}"
+    );
 
     // An edge in front serves the S3-uploaded object from the public container, and the new
     // bytes once S3 overwrites it (the overwrite reaches the edge through the change feed).
-    swift.must("POST", "/shared", &[("x-container-read", ".r:*,.rlistings")], Vec::new());
+    swift.must(
+        "POST",
+        "/shared",
+        &[("x-container-read", ".r:*,.rlistings")],
+        Vec::new(),
+    );
     let edge = EdgeProc::start(dir.path(), "e1", node.origin.addr, "");
     node.origin.must_see_subscribers(1);
     let host = "shared.demo.cdn.test";
@@ -260,7 +321,11 @@ fn s3_and_swift_share_objects_and_the_edge_purges_on_s3_overwrite() {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_owned();
-        (r.status().as_u16(), cache, r.bytes().expect("body").to_vec())
+        (
+            r.status().as_u16(),
+            cache,
+            r.bytes().expect("body").to_vec(),
+        )
     };
     let (status, _, body) = get(&c);
     assert_eq!(status, 200);
@@ -270,10 +335,17 @@ fn s3_and_swift_share_objects_and_the_edge_purges_on_s3_overwrite() {
     assert_eq!(body, data);
     let newer = pseudo_random(5, 5000);
     write(&dir.path().join("s3.bin"), &newer);
-    node.must_aws(&["s3", "cp", s(&dir.path().join("s3.bin")), "s3://shared/dir/from-s3.bin"]);
-    must_eventually("the edge serves the S3 overwrite", Duration::from_secs(20), || {
-        get(&c).2 == newer
-    });
+    node.must_aws(&[
+        "s3",
+        "cp",
+        s(&dir.path().join("s3.bin")),
+        "s3://shared/dir/from-s3.bin",
+    ]);
+    must_eventually(
+        "the edge serves the S3 overwrite",
+        Duration::from_secs(20),
+        || get(&c).2 == newer,
+    );
 }
 
 #[test]
@@ -287,7 +359,16 @@ fn rclone_s3_sync_of_1000_files_up_and_back() {
     let rclone = |args: &[&str]| {
         let mut c = Command::new("rclone");
         c.args(args)
-            .args(["--retries", "1", "--low-level-retries", "1", "--transfers", "16", "--checkers", "16"])
+            .args([
+                "--retries",
+                "1",
+                "--low-level-retries",
+                "1",
+                "--transfers",
+                "16",
+                "--checkers",
+                "16",
+            ])
             // The AWS SDK in rclone refuses a CA bundle with its own transport; plain HTTP here.
             .env_remove("AWS_CA_BUNDLE")
             .env("RCLONE_CONFIG", dir.path().join("rclone.conf"))
@@ -338,8 +419,18 @@ fn signing_edge_in_generic_mode_fronts_the_s3_api() {
     let plus = pseudo_random(7, 1000);
     write(&dir.path().join("spaced"), &spaced);
     write(&dir.path().join("plus"), &plus);
-    node.must_aws(&["s3", "cp", s(&dir.path().join("spaced")), "s3://private/hello world.bin"]);
-    node.must_aws(&["s3", "cp", s(&dir.path().join("plus")), "s3://private/a+b.bin"]);
+    node.must_aws(&[
+        "s3",
+        "cp",
+        s(&dir.path().join("spaced")),
+        "s3://private/hello world.bin",
+    ]);
+    node.must_aws(&[
+        "s3",
+        "cp",
+        s(&dir.path().join("plus")),
+        "s3://private/a+b.bin",
+    ]);
     let addr = node.endpoint.trim_start_matches("http://").to_owned();
     let direct = reqwest::blocking::Client::new()
         .get(format!("{}/private/hello%20world.bin", node.endpoint))
@@ -373,7 +464,12 @@ fn signing_edge_in_generic_mode_fronts_the_s3_api() {
                 .to_owned()
         };
         let (cache, ct) = (h("x-outpost-cache"), h("content-type"));
-        (r.status().as_u16(), cache, ct, r.bytes().expect("body").to_vec())
+        (
+            r.status().as_u16(),
+            cache,
+            ct,
+            r.bytes().expect("body").to_vec(),
+        )
     };
     let signing = edge("signing", SECRET);
     let (status, cache, _, body) = get(&signing, "/private/hello%20world.bin");
@@ -393,7 +489,10 @@ fn signing_edge_in_generic_mode_fronts_the_s3_api() {
     let wrong = edge("wrong", "not-the-secret-not-the-secret");
     for round in 0..2 {
         let (status, cache, _, _) = get(&wrong, "/private/hello%20world.bin");
-        assert_eq!(status, 403, "round {round}: a wrongly signed request was served");
+        assert_eq!(
+            status, 403,
+            "round {round}: a wrongly signed request was served"
+        );
         assert_ne!(cache, "HIT", "round {round}: a 403 was cached");
     }
 }

@@ -105,8 +105,10 @@ impl Domain {
         };
         let cut = name.len().checked_sub(self.domain.len() + 1)?;
         let (bucket, rest) = (name.get(..cut)?, name.get(cut..)?);
-        (rest.starts_with('.') && rest[1..].eq_ignore_ascii_case(&self.domain) && !bucket.is_empty())
-            .then_some(bucket)
+        (rest.starts_with('.')
+            && rest[1..].eq_ignore_ascii_case(&self.domain)
+            && !bucket.is_empty())
+        .then_some(bucket)
     }
 }
 

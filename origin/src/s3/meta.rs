@@ -140,7 +140,9 @@ pub fn user_metadata(meta: &Meta) -> Option<Metadata> {
 
 /// The S3 ETag value of a stored version (unquoted).
 pub fn etag_value(row: &ObjectRow) -> &str {
-    row.meta.get(S3_ETAG).map_or(row.etag.as_str(), String::as_str)
+    row.meta
+        .get(S3_ETAG)
+        .map_or(row.etag.as_str(), String::as_str)
 }
 
 /// The S3 ETag of a stored version.
@@ -167,7 +169,10 @@ mod tests {
         assert_eq!(stored["x-object-meta-color"], "blue");
         assert_eq!(stored["cache-control"], "max-age=60");
         assert_eq!(user_metadata(&stored).unwrap()["color"], "blue");
-        assert_eq!(Standard::of(&stored).cache_control.as_deref(), Some("max-age=60"));
+        assert_eq!(
+            Standard::of(&stored).cache_control.as_deref(),
+            Some("max-age=60")
+        );
     }
 
     #[test]

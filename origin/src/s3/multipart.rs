@@ -68,12 +68,7 @@ fn part_name(id: &str, n: i32) -> String {
     format!("{id}/{n:05}")
 }
 
-async fn read_record(
-    api: &S3Api,
-    account: &str,
-    bucket: &str,
-    id: &str,
-) -> S3Result<UploadRecord> {
+async fn read_record(api: &S3Api, account: &str, bucket: &str, id: &str) -> S3Result<UploadRecord> {
     check_id(id)?;
     let seg = bucket::segments_of(bucket);
     let v = api
@@ -252,7 +247,11 @@ pub async fn create(
     let stored = crate::store::validate::check_meta(items).map_err(error::key)?;
     let record = UploadRecord {
         format: FORMAT,
-        content_type: crate::store::validate::content_type(i.content_type.as_deref(), false, &i.key),
+        content_type: crate::store::validate::content_type(
+            i.content_type.as_deref(),
+            false,
+            &i.key,
+        ),
         key: i.key.clone(),
         meta: crate::store::validate::version_meta(stored),
         initiated: api.store.clock.now().0,
@@ -364,7 +363,10 @@ pub async fn complete(
             .await
             .map_err(|_| s3_error!(InvalidPart, "part {n} was not uploaded"))?;
         if p.e_tag.as_ref().is_some_and(|e| e.value() != row.etag) {
-            return Err(s3_error!(InvalidPart, "the ETag of part {n} does not match"));
+            return Err(s3_error!(
+                InvalidPart,
+                "the ETag of part {n} does not match"
+            ));
         }
         rows.push(row);
     }
@@ -580,7 +582,10 @@ mod tests {
         assert_eq!(r.format, 1);
         assert_eq!(r.key, "a/b.bin");
         assert_eq!(serde_json::to_string(&r).unwrap(), RECORD_V1);
-        assert!(serde_json::from_str::<UploadRecord>(&RECORD_V1.replace("\"format\"", "\"bogus\":1,\"format\"")).is_err());
+        assert!(serde_json::from_str::<UploadRecord>(
+            &RECORD_V1.replace("\"format\"", "\"bogus\":1,\"format\"")
+        )
+        .is_err());
     }
 
     #[test]

@@ -151,7 +151,12 @@ fn preconditions(
 }
 
 /// The live version's data as pieces (a multipart object's segments in order) and its length.
-async fn open(api: &S3Api, account: &str, bucket: &str, key: &str) -> S3Result<(ObjectRow, Vec<Piece>, u64)> {
+async fn open(
+    api: &S3Api,
+    account: &str,
+    bucket: &str,
+    key: &str,
+) -> S3Result<(ObjectRow, Vec<Piece>, u64)> {
     let v = api
         .store
         .open_live(account, bucket, key)
@@ -167,11 +172,7 @@ async fn open(api: &S3Api, account: &str, bucket: &str, key: &str) -> S3Result<(
         };
         return Ok((v.row, vec![piece], len));
     }
-    let segs = api
-        .store
-        .segment_rows(&v.row)
-        .await
-        .map_err(error::key)?;
+    let segs = api.store.segment_rows(&v.row).await.map_err(error::key)?;
     let pieces = segs
         .iter()
         .map(|s| Piece {
@@ -252,7 +253,11 @@ pub async fn get_object(
         Some(r) => {
             let rg = r.check(len)?;
             let cr = format!("bytes {}-{}/{len}", rg.start, rg.end - 1);
-            (body::slice(pieces, rg.start, rg.end), rg.end - rg.start, Some(cr))
+            (
+                body::slice(pieces, rg.start, rg.end),
+                rg.end - rg.start,
+                Some(cr),
+            )
         }
     };
     let std = Standard::of(&row.meta);
