@@ -7,6 +7,7 @@ end and fails with an assertion (exit status 1) otherwise.
 import base64
 import datetime
 import hashlib
+import http.client as httpclient
 import os
 import random
 import urllib.error
@@ -126,6 +127,18 @@ assert code(lambda: s3.put_object(Bucket=B, Key="md5-bad", Body=b"data",
 assert code(lambda: s3.head_object(Bucket=B, Key="md5-bad")) == "404"
 assert "md5-bad" not in keys(B)
 
+# x-amz-checksum-*: checked when sent (boto3 sends a CRC32 by default), nothing stored on a
+# mismatch.
+s3.put_object(Bucket=B, Key="sum-ok", Body=b"data", ChecksumAlgorithm="SHA256")
+s3.put_object(Bucket=B, Key="sum-ok", Body=b"data",
+              ChecksumSHA256=base64.b64encode(hashlib.sha256(b"data").digest()).decode())
+assert code(lambda: s3.put_object(Bucket=B, Key="sum-bad", Body=b"data",
+                                  ChecksumCRC32="AAAAAA==")) == "BadDigest"
+assert code(lambda: s3.put_object(
+    Bucket=B, Key="sum-bad", Body=b"data",
+    ChecksumSHA256=base64.b64encode(hashlib.sha256(b"other").digest()).decode())) == "BadDigest"
+assert code(lambda: s3.head_object(Bucket=B, Key="sum-bad")) == "404"
+
 # CopyObject, both metadata directives.
 s3.copy_object(Bucket=B, Key="a/copy.txt", CopySource={"Bucket": B, "Key": "a/one.txt"})
 h = s3.head_object(Bucket=B, Key="a/copy.txt")
@@ -240,8 +253,40 @@ assert code(lambda: s3.complete_multipart_upload(
     Bucket=B, Key="small", UploadId=uid3,
     MultipartUpload={"Parts": list(reversed(small))})) == "InvalidPartOrder"
 
-# Malformed XML on CompleteMultipartUpload (a raw, correctly signed request).
+# A part with a wrong checksum is refused and not listed.
+assert code(lambda: s3.upload_part(Bucket=B, Key="small", UploadId=uid3, PartNumber=3,
+                                   Body=b"t" * 10, ChecksumCRC32="AAAAAA==")) == "BadDigest"
+assert [p["PartNumber"] for p in s3.list_parts(Bucket=B, Key="small", UploadId=uid3)["Parts"]] == [1, 2]
+
 creds = Credentials(AK, SK)
+
+
+def signed(method, path, data=b"", headers=None, unsigned=False):
+    """A raw request signed by botocore: (method, path-and-query, headers)."""
+    req = AWSRequest(method=method, url=EP + path, data=data, headers=headers or {})
+    req.headers["x-amz-content-sha256"] = (
+        "UNSIGNED-PAYLOAD" if unsigned else hashlib.sha256(data).hexdigest())
+    botocore.auth.S3SigV4Auth(creds, "s3", "us-east-1").add_auth(req)
+    return req.prepare()
+
+
+# An oversized part (more than the 5 GiB the origin takes in one object) is refused from its
+# Content-Length, before any of the body is read; nothing is listed.
+p = signed("PUT", "/%s/small?partNumber=4&uploadId=%s" % (B, uid3),
+           headers={"Content-Length": str(6 << 30)}, unsigned=True)
+conn = httpclient.HTTPConnection(EP.split("//", 1)[1], timeout=30)
+conn.putrequest("PUT", p.url.split(EP, 1)[1], skip_accept_encoding=True)
+for k, v in p.headers.items():
+    conn.putheader(k, v)
+conn.endheaders()
+conn.send(b"x" * 1024)
+resp = conn.getresponse()
+body = resp.read()
+conn.close()
+assert resp.status == 400 and b"<Code>EntityTooLarge</Code>" in body, (resp.status, body)
+assert [p["PartNumber"] for p in s3.list_parts(Bucket=B, Key="small", UploadId=uid3)["Parts"]] == [1, 2]
+
+# Malformed XML on CompleteMultipartUpload (a raw, correctly signed request).
 req = AWSRequest(method="POST", url="%s/%s/small?uploadId=%s" % (EP, B, uid3),
                  data=b"<CompleteMultipartUpload><Part><PartNumber>1</Part>")
 req.headers["x-amz-content-sha256"] = hashlib.sha256(req.data).hexdigest()

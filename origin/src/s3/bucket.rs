@@ -109,7 +109,6 @@ pub async fn create_bucket(
     tracing::info!(target: "audit", user = caller.ident.label(), account = %caller.account, container = %bucket, action = "container-put", api = "s3");
     Ok(S3Response::new(CreateBucketOutput {
         location: Some(format!("/{bucket}")),
-        ..Default::default()
     }))
 }
 

@@ -18,6 +18,7 @@
 //! - `multipart.rs`: multipart uploads, stored as segments in `<bucket>+segments` and
 //!   completed as a Static Large Object manifest.
 //! - `meta.rs`: S3 headers ↔ stored Swift metadata (`x-amz-meta-k` is `X-Object-Meta-K`).
+//! - `checksum.rs`: `x-amz-checksum-*` (header or trailer) checked against the body.
 //! - `error.rs`: store errors → S3 error codes. `body.rs`: GET bodies from data files.
 //!
 //! ## Limits
@@ -28,6 +29,7 @@
 mod auth;
 mod body;
 mod bucket;
+mod checksum;
 mod error;
 mod meta;
 mod multipart;

@@ -21,7 +21,7 @@ use s3s::{s3_error, S3Request, S3Response, S3Result};
 use serde::{Deserialize, Serialize};
 
 use super::meta::{self, Standard};
-use super::{bucket, error, object, s3_time, S3Api};
+use super::{bucket, checksum, error, object, s3_time, S3Api};
 use crate::db::{Entry, ListParams, Meta, ObjectRow};
 use crate::store::slo::{split_segment_name, NewManifest};
 
@@ -308,7 +308,23 @@ pub async fn upload_part(
         Vec::new(),
     )?;
     let name = part_name(&i.upload_id, i.part_number);
-    let w = object::write(api, &caller.account, &scrow, &name, h, i.body, Meta::new()).await?;
+    let body = object::Incoming {
+        data: i.body,
+        sums: checksum::Expected::of(
+            Checksum {
+                checksum_crc32: i.checksum_crc32,
+                checksum_crc32c: i.checksum_crc32c,
+                checksum_sha1: i.checksum_sha1,
+                checksum_sha256: i.checksum_sha256,
+                checksum_crc64nvme: i.checksum_crc64nvme,
+                ..Default::default()
+            },
+            i.checksum_algorithm.as_ref(),
+            &req.headers,
+            req.trailing_headers,
+        ),
+    };
+    let w = object::write(api, &caller.account, &scrow, &name, h, body, Meta::new()).await?;
     Ok(S3Response::new(UploadPartOutput {
         e_tag: Some(ETag::Strong(w.md5)),
         ..Default::default()

@@ -2,12 +2,13 @@
 //! and HeadObject (ranges, conditionals, multipart objects read through their manifest),
 //! DeleteObject(s), CopyObject (metadata directive `COPY` or `REPLACE`).
 
+use futures_util::TryStreamExt;
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
 use super::body::{self, Piece, PieceStream};
 use super::meta::{self, Standard};
-use super::{bucket, error, multipart, s3_time, S3Api};
+use super::{bucket, checksum, error, multipart, s3_time, S3Api};
 use crate::db::{ContainerRow, Meta, ObjectRow};
 use crate::hlc::Timestamp as Ts;
 use crate::store::{NewVersion, ObjectHeaders};
@@ -30,9 +31,17 @@ pub struct Written {
     pub ts: Ts,
 }
 
+/// A request body and the `x-amz-checksum-*` values it must match.
+pub struct Incoming {
+    /// The body (`None`: empty).
+    pub data: Option<StreamingBlob>,
+    /// Checksums the client sent.
+    pub sums: checksum::Expected,
+}
+
 /// Validates, stages and commits a body as the current version of `container/name`: quotas,
-/// size and metadata limits first; then the body; a `Content-MD5` mismatch or a short body
-/// removes the staged file (nothing stored).
+/// size and metadata limits first; then the body; a `Content-MD5` or `x-amz-checksum-*`
+/// mismatch or a short body removes the staged file (nothing stored).
 ///
 /// # Errors
 /// S3 errors of [`error::key`]; `BadDigest`.
@@ -42,7 +51,7 @@ pub async fn write(
     crow: &ContainerRow,
     name: &str,
     h: ObjectHeaders,
-    body: Option<StreamingBlob>,
+    body: Incoming,
     extra: Meta,
 ) -> S3Result<Written> {
     let st = &api.store;
@@ -51,12 +60,15 @@ pub async fn write(
         .await
         .map_err(error::key)?;
     let max = st.cfg.max_object_size;
-    let staged = match body {
-        Some(b) => st
-            .files
-            .stage(b, max, new.expected, st.cfg.client_timeout)
-            .await
-            .map_err(error::key)?,
+    let mut hasher = body.sums.hasher();
+    let staged = match body.data {
+        Some(b) => {
+            let b = b.inspect_ok(|chunk| hasher.update(chunk));
+            st.files
+                .stage(b, max, new.expected, st.cfg.client_timeout)
+                .await
+                .map_err(error::key)?
+        }
         None if new.expected.unwrap_or(0) == 0 => st
             .files
             .stage_bytes(bytes::Bytes::new())
@@ -70,6 +82,7 @@ pub async fn write(
             "The Content-MD5 you specified did not match what we received."
         ));
     }
+    body.sums.verify(hasher)?;
     if new.expected.is_none() {
         st.check_quota(account, crow, staged.size)
             .await
@@ -223,7 +236,23 @@ pub async fn put_object(
         items,
     )?;
     let parts = multipart::parts_of(api, old.as_ref()).await;
-    let w = write(api, &caller.account, &crow, &i.key, h, i.body, Meta::new()).await?;
+    let body = Incoming {
+        data: i.body,
+        sums: checksum::Expected::of(
+            Checksum {
+                checksum_crc32: i.checksum_crc32,
+                checksum_crc32c: i.checksum_crc32c,
+                checksum_sha1: i.checksum_sha1,
+                checksum_sha256: i.checksum_sha256,
+                checksum_crc64nvme: i.checksum_crc64nvme,
+                ..Default::default()
+            },
+            i.checksum_algorithm.as_ref(),
+            &req.headers,
+            req.trailing_headers,
+        ),
+    };
+    let w = write(api, &caller.account, &crow, &i.key, h, body, Meta::new()).await?;
     multipart::drop_parts(api, &caller.account, parts).await;
     tracing::info!(target: "audit", user = caller.ident.label(), account = %caller.account, container = %i.bucket, object = %i.key, ts = %w.ts, action = "object-put", api = "s3");
     Ok(S3Response::new(PutObjectOutput {
@@ -462,7 +491,11 @@ pub async fn copy_object(
     let old = current(api, &caller.account, &i.bucket, &i.key).await;
     let stream = StreamingBlob::wrap(PieceStream::new(pieces));
     let parts = multipart::parts_of(api, old.as_ref()).await;
-    let w = write(api, &caller.account, &crow, &i.key, h, Some(stream), extra).await?;
+    let body = Incoming {
+        data: Some(stream),
+        sums: checksum::Expected::none(),
+    };
+    let w = write(api, &caller.account, &crow, &i.key, h, body, extra).await?;
     multipart::drop_parts(api, &caller.account, parts).await;
     tracing::info!(target: "audit", user = caller.ident.label(), account = %caller.account, container = %i.bucket, object = %i.key, ts = %w.ts, action = "object-copy", api = "s3");
     Ok(S3Response::new(CopyObjectOutput {
