@@ -346,6 +346,34 @@ fn s3_and_swift_share_objects_and_the_edge_purges_on_s3_overwrite() {
         Duration::from_secs(20),
         || get(&c).2 == newer,
     );
+
+    // A multipart upload (the CLI splits above 8 MiB) is one object for Swift and the edge:
+    // the SLO's bytes, in full and by range (the edge fetches it by slices).
+    let mp = pseudo_random(8, 9 << 20);
+    write(&dir.path().join("mp.bin"), &mp);
+    node.must_aws(&[
+        "s3",
+        "cp",
+        s(&dir.path().join("mp.bin")),
+        "s3://shared/mp.bin",
+    ]);
+    let (status, via_swift) = swift.must_get("/shared/mp.bin", &[]);
+    assert_eq!(status, 200);
+    assert!(via_swift == mp, "Swift reads the multipart object whole");
+    let mp_url = format!("http://{host}:{}/mp.bin", edge.addr.port());
+    let r = c.get(&mp_url).send().expect("edge GET");
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.bytes().expect("body").as_ref() == mp.as_slice(),
+        "the edge serves it whole"
+    );
+    let r = c
+        .get(&mp_url)
+        .header("range", "bytes=8388600-8388615")
+        .send()
+        .expect("edge range GET");
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.bytes().expect("body").as_ref(), &mp[8388600..8388616]);
 }
 
 #[test]
