@@ -12,6 +12,7 @@ import os
 import random
 import urllib.error
 import urllib.request
+import zlib
 
 import boto3
 import botocore.auth
@@ -261,12 +262,22 @@ assert [p["PartNumber"] for p in s3.list_parts(Bucket=B, Key="small", UploadId=u
 creds = Credentials(AK, SK)
 
 
-def signed(method, path, data=b"", headers=None, unsigned=False):
-    """A raw request signed by botocore: (method, path-and-query, headers)."""
+class PayloadAs(botocore.auth.S3SigV4Auth):
+    """SigV4 with a chosen x-amz-content-sha256 (botocore picks its own otherwise)."""
+
+    def __init__(self, value):
+        super().__init__(creds, "s3", "us-east-1")
+        self.value = value
+
+    def payload(self, request):
+        return self.value
+
+
+def signed(method, path, data=b"", headers=None, unsigned=False, payload=None):
+    """A raw request signed by botocore (`payload`: the x-amz-content-sha256 value)."""
     req = AWSRequest(method=method, url=EP + path, data=data, headers=headers or {})
-    req.headers["x-amz-content-sha256"] = (
-        "UNSIGNED-PAYLOAD" if unsigned else hashlib.sha256(data).hexdigest())
-    botocore.auth.S3SigV4Auth(creds, "s3", "us-east-1").add_auth(req)
+    value = payload or ("UNSIGNED-PAYLOAD" if unsigned else hashlib.sha256(data).hexdigest())
+    PayloadAs(value).add_auth(req)
     return req.prepare()
 
 
@@ -285,6 +296,33 @@ body = resp.read()
 conn.close()
 assert resp.status == 400 and b"<Code>EntityTooLarge</Code>" in body, (resp.status, body)
 assert [p["PartNumber"] for p in s3.list_parts(Bucket=B, Key="small", UploadId=uid3)["Parts"]] == [1, 2]
+
+
+def send(p):
+    rq = urllib.request.Request(p.url, data=p.body, method=p.method,
+                                headers=dict(p.headers.items()))
+    try:
+        with urllib.request.urlopen(rq) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+# A checksum in an aws-chunked trailer (what SDKs send over TLS): checked after the body.
+def trailer_put(key, data, crc):
+    body = b"%x\r\n%s\r\n0\r\nx-amz-checksum-crc32:%s\r\n\r\n" % (len(data), data, crc)
+    return send(signed("PUT", "/%s/%s" % (B, key), body, payload="STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+                       headers={"Content-Encoding": "aws-chunked", "x-amz-trailer": "x-amz-checksum-crc32",
+                                "x-amz-decoded-content-length": str(len(data))}))
+
+
+good = base64.b64encode(zlib.crc32(b"trailer data").to_bytes(4, "big"))
+status, body = trailer_put("trailer-ok", b"trailer data", good)
+assert status == 200, (status, body)
+assert s3.get_object(Bucket=B, Key="trailer-ok")["Body"].read() == b"trailer data"
+status, body = trailer_put("trailer-bad", b"trailer data", b"AAAAAA==")
+assert status == 400 and b"<Code>BadDigest</Code>" in body, (status, body)
+assert code(lambda: s3.head_object(Bucket=B, Key="trailer-bad")) == "404"
 
 # Malformed XML on CompleteMultipartUpload (a raw, correctly signed request).
 req = AWSRequest(method="POST", url="%s/%s/small?uploadId=%s" % (EP, B, uid3),

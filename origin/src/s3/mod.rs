@@ -98,13 +98,25 @@ async fn serve(svc: &S3Service, store: &Store, req: axum::extract::Request) -> R
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let resp = match svc.call(req.map(s3s::Body::http_body_unsync)).await {
+    let sends_body = has_body(req.headers());
+    let mut resp = match svc.call(req.map(s3s::Body::http_body_unsync)).await {
         Ok(r) => r.map(axum::body::Body::new),
         Err(e) => {
             tracing::error!(error = ?e, "S3 service failed");
             http::StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
     };
+    // An error may be answered before the body is read (a missing upload, a bad signature).
+    // With `Expect: 100-continue` the client then never sends it, while the connection would
+    // otherwise wait to drain it and read the next request's first bytes as this body (seen
+    // with botocore: `OST /...`). Closing the connection is the unambiguous end (RFC 9110
+    // 10.1.1).
+    if sends_body && resp.status().as_u16() >= 400 {
+        resp.headers_mut().insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
+        );
+    }
     let status = resp.status().as_u16();
     let bytes = resp
         .headers()
@@ -124,6 +136,13 @@ async fn serve(svc: &S3Service, store: &Store, req: axum::extract::Request) -> R
         duration_ms = dur.as_secs_f64() * 1000.0,
     );
     resp
+}
+
+/// Whether a request announces a body (a non-zero `Content-Length`, or chunked).
+fn has_body(h: &http::HeaderMap) -> bool {
+    h.contains_key(http::header::TRANSFER_ENCODING)
+        || h.get(http::header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0")
 }
 
 /// `Timestamp` of a stored version (whole seconds, rounded up as Swift's `Last-Modified`).
