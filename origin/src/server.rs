@@ -144,13 +144,19 @@ pub async fn start(cfg: Config) -> Result<RunningOrigin> {
     });
     let app = api::router(Arc::clone(&state));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve(listener, app, state.store.cfg.limits, rx));
+    let server = tokio::spawn(serve(
+        listener,
+        app,
+        state.store.cfg.limits,
+        Wire::Swift,
+        rx,
+    ));
     // The S3 API: its own address, the same accept loop and `[limits]`.
     let (s3_shutdown, s3_server) = match (s3_listener, &store.cfg.s3) {
         (Some(l), Some(s3)) => {
             let (tx, rx) = tokio::sync::oneshot::channel::<()>();
             let app = crate::s3::router(Arc::clone(&store), s3);
-            let task = tokio::spawn(serve(l, app, store.cfg.limits, rx));
+            let task = tokio::spawn(serve(l, app, store.cfg.limits, Wire::S3, rx));
             (Some(tx), Some(task))
         }
         _ => (None, None),
@@ -195,6 +201,16 @@ pub async fn start(cfg: Config) -> Result<RunningOrigin> {
     })
 }
 
+/// How an API spells header names on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wire {
+    /// Title-cased, as Swift (webob) writes them (`Etag`, `X-Object-Meta-Color`); some Swift
+    /// clients compare them case-sensitively.
+    Swift,
+    /// Lower case, as S3 does: SDKs take user metadata names from `x-amz-meta-*` as sent.
+    S3,
+}
+
 /// The accept loop: hyper's HTTP/1 server per connection under `[limits]` (axum::serve has no
 /// head limits, no header timeout and no connection cap), until `stop` fires; then every
 /// connection finishes its request in flight and closes, and the loop returns when all have.
@@ -202,6 +218,7 @@ async fn serve(
     listener: tokio::net::TcpListener,
     app: axum::Router,
     limits: Limits,
+    wire: Wire,
     stop: tokio::sync::oneshot::Receiver<()>,
 ) {
     let max = limits.max_connections;
@@ -210,10 +227,8 @@ async fn serve(
     let gate = Arc::new(Semaphore::new(max));
     let refusals = Arc::new(RefusalLog::default());
     let mut http = hyper::server::conn::http1::Builder::new();
-    // Swift (webob) writes header names title-cased (`Etag`, `X-Object-Meta-Color`); some
-    // Swift clients compare them case-sensitively.
     http.timer(hyper_util::rt::TokioTimer::new())
-        .title_case_headers(true)
+        .title_case_headers(wire == Wire::Swift)
         .header_read_timeout(limits.header_timeout)
         .max_header_size(limits.max_header_total);
     let (closing_tx, closing) = tokio::sync::watch::channel(false);
