@@ -25,14 +25,17 @@ fn free_port(port: u16) -> Result<u16> {
 }
 
 /// Starts origin and edge, prints URLs, runs until SIGTERM / Ctrl-C.
-pub fn run(data: &Path, origin_port: u16, edge_port: u16) -> Result<()> {
+pub fn run(data: &Path, origin_port: u16, edge_port: u16, s3_port: u16) -> Result<()> {
     let secrets = DevSecrets::load_or_create(data).context("dev data directory")?;
     let listen = SocketAddr::from(([127, 0, 0, 1], origin_port));
-    let cfg = secrets.origin_config(data, listen)?;
+    let s3_listen = SocketAddr::from(([127, 0, 0, 1], s3_port));
+    let cfg = secrets.origin_config(data, listen, s3_listen)?;
     let rt = super::runtime()?;
     let origin = rt
         .block_on(outpost_origin::server::start(cfg))
-        .with_context(|| format!("starting the origin on {listen} (try --origin-port 0)"))?;
+        .with_context(|| {
+            format!("starting the origin on {listen} and S3 on {s3_listen} (try --origin-port 0 --s3-port 0)")
+        })?;
     rt.block_on(outpost_origin::dev::seed(
         &origin.state,
         &secrets,
@@ -40,6 +43,10 @@ pub fn run(data: &Path, origin_port: u16, edge_port: u16) -> Result<()> {
     ))?;
     let origin_url = origin.url();
     let origin_addr = origin.addr;
+    let s3_url = origin
+        .s3_addr
+        .map(|a| format!("http://{a}"))
+        .context("the dev origin serves S3")?;
     // The origin keeps running on this runtime's threads while the edge owns the main thread,
     // until the process exits: the edge handles SIGTERM/SIGINT and exits the process when it
     // has drained, so the origin stays up for the edge's last requests and feed polls (its
@@ -51,7 +58,7 @@ pub fn run(data: &Path, origin_port: u16, edge_port: u16) -> Result<()> {
 
     let edge_port = free_port(edge_port)?;
     let edge_cfg = edge_config(data, edge_port, origin_addr, None, &secrets)?;
-    let b = banner(data, edge_port, &secrets, &origin_url, "")?;
+    let b = banner(data, edge_port, &secrets, &origin_url, Some(&s3_url), "")?;
     serve_edge(edge_cfg, b, edge_port)
 }
 
@@ -86,12 +93,14 @@ pub(crate) fn edge_config(
 }
 
 /// The banner `outpost dev` prints: working URLs of the demo content; `nodes` (lines about
-/// the cluster's nodes, possibly empty) comes after the origin's.
+/// the cluster's nodes, possibly empty) comes after the origin's; the S3 line only with `s3_url`
+/// (a ring of nodes serves no S3 API).
 pub(crate) fn banner(
     data: &Path,
     edge_port: u16,
     secrets: &DevSecrets,
     origin_url: &str,
+    s3_url: Option<&str>,
     nodes: &str,
 ) -> Result<String> {
     let now = super::now()?;
@@ -146,6 +155,14 @@ pub(crate) fn banner(
         "  swift -A {origin_url}/auth/v1.0 -U {DEMO_ACCOUNT}:{DEMO_ACCOUNT} -K {} stat",
         secrets.user_key
     );
+    if let Some(s3_url) = s3_url {
+        let _ = writeln!(b, "Origin (S3 API):      {s3_url}");
+        let _ = writeln!(
+            b,
+            "  AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={} aws --endpoint-url {s3_url} s3 ls",
+            secrets.s3_access_key, secrets.s3_secret_key
+        );
+    }
     let _ = writeln!(
         b,
         "Token key:            id {DEMO_KEY_ID}, secret in {}",

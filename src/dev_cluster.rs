@@ -243,7 +243,7 @@ pub fn run(data: &Path, nodes: u16, edge_port: u16) -> Result<()> {
         edge_port
     };
     let edge_cfg = super::dev::edge_config(data, edge_port, origin, Some(&ring_path), &secrets)?;
-    let banner = super::dev::banner(data, edge_port, &secrets, &first.url(), &lines)?;
+    let banner = super::dev::banner(data, edge_port, &secrets, &first.url(), None, &lines)?;
     // The nodes' stdin stays open as long as this process lives; a node that exits (killed
     // by hand) is reaped and reported.
     std::thread::spawn(move || {

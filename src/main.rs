@@ -57,6 +57,9 @@ enum Command {
         /// replicas, at most 3) as child processes on free ports, the edge reading from them.
         #[arg(long, default_value_t = 1)]
         nodes: u16,
+        /// Port of the origin's S3 API (0 picks a free one).
+        #[arg(long, default_value_t = 8082)]
+        s3_port: u16,
     },
     /// Run an edge node.
     Edge {
@@ -296,6 +299,10 @@ fn main() {
 /// every header stored in the disk tier, and the edge decodes a stored header once per cached
 /// version (the fast path keeps the decoded form), so the dictionary would save a few bytes
 /// per entry and cost a format migration.
+///
+/// s3s logs every refused S3 request (a bad signature, a missing key) at `error`; the
+/// origin's access log already records them with their status, and its own S3 error mapping
+/// logs storage faults once, so the `s3s` target is off.
 fn init_logs(format: LogFormat, default_level: &str) -> LogLevelHook {
     use tracing_subscriber::EnvFilter;
     fn quiet(f: EnvFilter) -> EnvFilter {
@@ -304,6 +311,7 @@ fn init_logs(format: LogFormat, default_level: &str) -> LogLevelHook {
                 .parse()
                 .expect("static log directive"),
         )
+        .add_directive("s3s=off".parse().expect("static log directive"))
     }
     // An empty OUTPOST_LOG counts as unset (so a container can clear the image's default).
     let from_env = std::env::var("OUTPOST_LOG")
@@ -378,13 +386,14 @@ fn run(cli: Cli) -> Result<()> {
             origin_port,
             edge_port,
             nodes,
+            s3_port,
         } => {
             // A terminal: warnings and errors only, unless OUTPOST_LOG asks for more.
             let _no_reload = init_logs(log_format.unwrap_or(LogFormat::Text), "warn");
             if nodes > 1 {
                 dev_cluster::run(&data, nodes, edge_port)?;
             } else {
-                dev::run(&data, origin_port, edge_port)?;
+                dev::run(&data, origin_port, edge_port, s3_port)?;
             }
         }
         Command::Edge { config, check } => {

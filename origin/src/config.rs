@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 
+pub mod s3;
 pub mod sync;
 
 /// The config file as written.
@@ -64,6 +65,10 @@ pub struct RawConfig {
     /// [`crate::limits::RawLimits`].
     #[serde(default)]
     pub limits: crate::limits::RawLimits,
+    /// `[s3]`: the S3 API on its own address; absent (the default) serves Swift only. Keys
+    /// in [`s3::RawS3`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<s3::RawS3>,
 }
 
 /// `[cluster]`: this node is one device of a replicated cluster described by a ring file.
@@ -188,6 +193,8 @@ pub struct Config {
     pub sync: Option<sync::SyncConfig>,
     /// Request limits (`[limits]`).
     pub limits: crate::limits::Limits,
+    /// The S3 API; `None` without `[s3]`.
+    pub s3: Option<s3::S3Config>,
 }
 
 /// The validated `[cluster]` section.
@@ -229,7 +236,7 @@ pub fn parse_log_level(level: Option<&str>) -> Result<tracing::level_filters::Le
     level.parse().map_err(|_| err("log_level", NAMES))
 }
 
-fn err(key: impl Into<String>, reason: impl Into<String>) -> Error {
+pub(crate) fn err(key: impl Into<String>, reason: impl Into<String>) -> Error {
     Error::Config {
         key: key.into(),
         reason: reason.into(),
@@ -312,10 +319,15 @@ impl RawConfig {
             Some(s) => Some(s.validate()?),
         };
         let limits = self.limits.validate()?;
+        let s3 = match self.s3 {
+            None => None,
+            Some(s) => Some(s.validate(&self.auth.users, cluster.is_some())?),
+        };
         let log_level = parse_log_level(self.log_level.as_deref())?;
         Ok(Config {
             log_level,
             limits,
+            s3,
             cluster,
             sync,
             listen: self.listen,

@@ -44,6 +44,24 @@ pub struct DevSecrets {
     pub tempurl_key: String,
     /// Secret of the Outpost token key `dev1`.
     pub token_secret: String,
+    /// S3 access key id of the `demo:demo` user (generated on first start after S3 came).
+    #[serde(default)]
+    pub s3_access_key: String,
+    /// Its S3 secret.
+    #[serde(default)]
+    pub s3_secret_key: String,
+}
+
+/// A random S3 access key id: 20 upper-case letters and digits, as AWS's look.
+fn random_access_key() -> Result<String> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).map_err(|_| Error::Task)?;
+    let tail: String = b
+        .iter()
+        .map(|x| char::from(ALPHABET[usize::from(x % 32)]))
+        .collect();
+    Ok(format!("OPDK{tail}"))
 }
 
 fn random_hex(n: usize) -> Result<String> {
@@ -76,6 +94,11 @@ impl DevSecrets {
                 s.peer_secret = random_hex(24)?;
                 changed = true;
             }
+            if s.s3_access_key.is_empty() || s.s3_secret_key.is_empty() {
+                s.s3_access_key = random_access_key()?;
+                s.s3_secret_key = random_hex(20)?;
+                changed = true;
+            }
             if changed {
                 let text = toml::to_string(&s).map_err(|_| Error::Task)?;
                 std::fs::write(&path, text)?;
@@ -90,17 +113,25 @@ impl DevSecrets {
             user_key: random_hex(12)?,
             tempurl_key: random_hex(16)?,
             token_secret: random_hex(32)?,
+            s3_access_key: random_access_key()?,
+            s3_secret_key: random_hex(20)?,
         };
         let text = toml::to_string(&s).map_err(|_| Error::Task)?;
         std::fs::write(&path, text)?;
         Ok(s)
     }
 
-    /// The origin config of the dev installation.
+    /// The origin config of the dev installation: the Swift API on `listen`, the S3 API on
+    /// `s3_listen` with the demo user's key.
     ///
     /// # Errors
     /// [`Error::Config`] (should not happen: the values are ours).
-    pub fn origin_config(&self, data_dir: &Path, listen: std::net::SocketAddr) -> Result<Config> {
+    pub fn origin_config(
+        &self,
+        data_dir: &Path,
+        listen: std::net::SocketAddr,
+        s3_listen: std::net::SocketAddr,
+    ) -> Result<Config> {
         let raw = RawConfig {
             listen,
             data_dir: data_dir.join("origin"),
@@ -132,6 +163,17 @@ impl DevSecrets {
             cluster: None,
             sync: None,
             limits: Default::default(),
+            s3: Some(crate::config::s3::RawS3 {
+                listen: s3_listen,
+                domain: None,
+                region: None,
+                keys: vec![crate::config::s3::RawS3Key {
+                    access_key: self.s3_access_key.clone(),
+                    secret_key: self.s3_secret_key.clone(),
+                    account: DEMO_ACCOUNT.into(),
+                    user: DEMO_ACCOUNT.into(),
+                }],
+            }),
         };
         raw.validate()
     }

@@ -9,6 +9,11 @@
 //!   (metadata, counters, listings with prefix/delimiter/markers/limit/reverse in plain, JSON
 //!   and XML), `X-Container-Read` ACLs (`.r:*`, `.rlistings`), tempurls and Outpost tokens
 //!   (verified by [`outpost_auth`]), Static Large Objects, `/info`, `/healthz`, `/metrics`.
+//! - **S3 API** ([`s3`], `[s3]` in the config): the same accounts, containers and objects
+//!   under S3's names on an address of its own (path-style and virtual-hosted-style, SigV4
+//!   header and presigned-query auth by the `s3s` crate, access keys mapped to
+//!   `[[auth.users]]` identities); multipart uploads become Static Large Objects. Every write
+//!   goes through [`store`], so the edge, the change feed, quotas and billing see it.
 //! - **Storage** ([`db`], [`files`]): data files written to a temp file, fsynced and renamed
 //!   into a path named by the version's timestamp; metadata in SQLite (WAL, synchronous=FULL)
 //!   written after the rename. A PUT returns 201 only when both are durable, and a crash leaves
@@ -38,7 +43,7 @@
 //!
 //! ## What it is not (yet)
 //! In cluster mode, SLO manifests answer 501 (assembling segments would read other objects'
-//! data locally).
+//! data locally), and `[s3]` is refused (it writes through one node's store).
 //!
 //! ## Example
 //! ```no_run
@@ -75,6 +80,7 @@ pub mod progress;
 pub mod range;
 pub mod reload;
 pub mod request;
+pub mod s3;
 pub mod server;
 pub mod store;
 pub mod xdc;

@@ -27,10 +27,14 @@ use crate::{Error, Result};
 pub struct RunningOrigin {
     /// The address it listens on (useful with port 0).
     pub addr: SocketAddr,
+    /// The address of the S3 API (`[s3] listen`), when enabled.
+    pub s3_addr: Option<SocketAddr>,
     /// Shared state (tests inspect it).
     pub state: Shared,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    s3_shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
+    s3_server: Option<JoinHandle<()>>,
     background: Vec<JoinHandle<()>>,
 }
 
@@ -46,10 +50,16 @@ impl RunningOrigin {
     }
 
     async fn stop_inner(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
+        for tx in [self.shutdown.take(), self.s3_shutdown.take()]
+            .into_iter()
+            .flatten()
+        {
             let _ = tx.send(());
         }
         if let Some(s) = self.server.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), s).await;
+        }
+        if let Some(s) = self.s3_server.take() {
             let _ = tokio::time::timeout(Duration::from_secs(10), s).await;
         }
         for b in self.background.drain(..) {
@@ -60,7 +70,10 @@ impl RunningOrigin {
 
 impl Drop for RunningOrigin {
     fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
+        for tx in [self.shutdown.take(), self.s3_shutdown.take()]
+            .into_iter()
+            .flatten()
+        {
             let _ = tx.send(());
         }
         for b in self.background.drain(..) {
@@ -88,6 +101,18 @@ pub async fn start(cfg: Config) -> Result<RunningOrigin> {
             reason: format!("cannot bind {}: {e}", cfg.listen),
         })?;
     let addr = listener.local_addr()?;
+    let s3_listener = match &cfg.s3 {
+        Some(s3) => Some(
+            tokio::net::TcpListener::bind(s3.listen)
+                .await
+                .map_err(|e| Error::Config {
+                    key: "s3.listen".into(),
+                    reason: format!("cannot bind {}: {e}", s3.listen),
+                })?,
+        ),
+        None => None,
+    };
+    let s3_addr = s3_listener.as_ref().map(|l| l.local_addr()).transpose()?;
     let cluster = match cfg.cluster.clone() {
         Some(c) => {
             let secret = cfg.credentials.peer_secret().ok_or(Error::Config {
@@ -119,7 +144,23 @@ pub async fn start(cfg: Config) -> Result<RunningOrigin> {
     });
     let app = api::router(Arc::clone(&state));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve(listener, app, state.store.cfg.limits, rx));
+    let server = tokio::spawn(serve(
+        listener,
+        app,
+        state.store.cfg.limits,
+        Wire::Swift,
+        rx,
+    ));
+    // The S3 API: its own address, the same accept loop and `[limits]`.
+    let (s3_shutdown, s3_server) = match (s3_listener, &store.cfg.s3) {
+        (Some(l), Some(s3)) => {
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            let app = crate::s3::router(Arc::clone(&store), s3);
+            let task = tokio::spawn(serve(l, app, store.cfg.limits, Wire::S3, rx));
+            (Some(tx), Some(task))
+        }
+        _ => (None, None),
+    };
     let mut background = vec![
         tokio::spawn(crate::store::expirer(
             Arc::clone(&store),
@@ -145,13 +186,29 @@ pub async fn start(cfg: Config) -> Result<RunningOrigin> {
         background.extend(crate::xdc::spawn(&store, x, state.cluster.as_ref()));
     }
     tracing::info!(%addr, "origin listening");
+    if let Some(a) = s3_addr {
+        tracing::info!(addr = %a, "S3 API listening");
+    }
     Ok(RunningOrigin {
         addr,
+        s3_addr,
         state,
         shutdown: Some(tx),
+        s3_shutdown,
         server: Some(server),
+        s3_server,
         background,
     })
+}
+
+/// How an API spells header names on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wire {
+    /// Title-cased, as Swift (webob) writes them (`Etag`, `X-Object-Meta-Color`); some Swift
+    /// clients compare them case-sensitively.
+    Swift,
+    /// Lower case, as S3 does: SDKs take user metadata names from `x-amz-meta-*` as sent.
+    S3,
 }
 
 /// The accept loop: hyper's HTTP/1 server per connection under `[limits]` (axum::serve has no
@@ -161,6 +218,7 @@ async fn serve(
     listener: tokio::net::TcpListener,
     app: axum::Router,
     limits: Limits,
+    wire: Wire,
     stop: tokio::sync::oneshot::Receiver<()>,
 ) {
     let max = limits.max_connections;
@@ -169,10 +227,8 @@ async fn serve(
     let gate = Arc::new(Semaphore::new(max));
     let refusals = Arc::new(RefusalLog::default());
     let mut http = hyper::server::conn::http1::Builder::new();
-    // Swift (webob) writes header names title-cased (`Etag`, `X-Object-Meta-Color`); some
-    // Swift clients compare them case-sensitively.
     http.timer(hyper_util::rt::TokioTimer::new())
-        .title_case_headers(true)
+        .title_case_headers(wire == Wire::Swift)
         .header_read_timeout(limits.header_timeout)
         .max_header_size(limits.max_header_total);
     let (closing_tx, closing) = tokio::sync::watch::channel(false);
@@ -321,6 +377,10 @@ pub async fn run(cfg: Config, reload: Option<ReloadSource>) -> Result<()> {
     };
     #[cfg(not(unix))]
     drop(reloader);
+    // The S3 line comes first: harnesses read up to the Swift line, which stays last.
+    if let Some(a) = node.s3_addr {
+        println!("outpost origin S3 API listening on http://{a}");
+    }
     println!("outpost origin listening on {}", node.url());
     wait_for_signal().await;
     tracing::info!("shutting down");

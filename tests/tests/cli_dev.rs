@@ -13,7 +13,16 @@ use outpost_tests::outpost_bin;
 fn dev_prints_a_quiet_banner_last_and_nothing_while_serving() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut child = Command::new(outpost_bin())
-        .args(["dev", "--origin-port", "0", "--edge-port", "0", "--data"])
+        .args([
+            "dev",
+            "--origin-port",
+            "0",
+            "--edge-port",
+            "0",
+            "--s3-port",
+            "0",
+            "--data",
+        ])
         .arg(dir.path().join("data"))
         .env_remove("OUTPOST_LOG")
         .env_remove("OUTPOST_LOG_FORMAT")
@@ -78,6 +87,49 @@ fn dev_prints_a_quiet_banner_last_and_nothing_while_serving() {
         .send()
         .expect("GET of a private object");
     assert_eq!(r.status(), 403);
+
+    // The S3 line is ready to paste: `AWS_ACCESS_KEY_ID=.. AWS_SECRET_ACCESS_KEY=.. aws
+    // --endpoint-url http://127.0.0.1:<port> s3 ls`, and lists the demo buckets.
+    let line = banner
+        .iter()
+        .map(|l| l.trim())
+        .find(|l| l.starts_with("AWS_ACCESS_KEY_ID="))
+        .expect("an aws CLI line in the banner");
+    let words: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(words.len(), 7, "{line}");
+    assert_eq!(&words[2..4], ["aws", "--endpoint-url"], "{line}");
+    assert!(words[4].starts_with("http://127.0.0.1:"), "{line}");
+    assert_eq!(&words[5..], ["s3", "ls"], "{line}");
+    let id = words[0].strip_prefix("AWS_ACCESS_KEY_ID=").expect("id");
+    let secret = words[1]
+        .strip_prefix("AWS_SECRET_ACCESS_KEY=")
+        .expect("secret");
+    if outpost_tests::which("aws").is_some() {
+        let out = std::process::Command::new("aws")
+            .args(["--endpoint-url", words[4], "s3", "ls"])
+            .env("AWS_ACCESS_KEY_ID", id)
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("AWS_CONFIG_FILE", dir.path().join("no-aws-config"))
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                dir.path().join("no-aws-credentials"),
+            )
+            .output()
+            .expect("run aws");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{text} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.contains(" public") && text.contains(" private"),
+            "{text}"
+        );
+    } else {
+        eprintln!("aws CLI not installed: the S3 line's shape was checked, not run");
+    }
 
     // Every line a request would log is written before its response: stop the process and
     // read what is left.

@@ -1,5 +1,6 @@
-//! Origin load bench: PUT and GET requests/s for 1 KiB objects, MB/s for 64 MiB objects, and
-//! listing pages of 10,000 out of a container of 1,000,000 objects.
+//! Origin load bench: PUT and GET requests/s for 1 KiB objects through the Swift API and
+//! through the S3 API of the same node (SigV4-signed, [`outpost_benches::s3`]), MB/s for
+//! 64 MiB objects, and listing pages of 10,000 out of a container of 1,000,000 objects.
 //!
 //! Run: `benches/origin_bench.sh` or
 //! `cargo run --release -p outpost-benches --bin origin_bench -- [--clients N] [--small N]
@@ -17,10 +18,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use outpost_benches::s3::S3Client;
 use outpost_origin::db::{Db, ListParams, Meta, ObjectRow};
 use outpost_origin::hlc::Clock;
 use outpost_tests::clients::{pseudo_random, Session};
-use outpost_tests::cluster::{OriginProc, USER_KEY};
+use outpost_tests::cluster::{free_port, OriginProc, USER_KEY};
+
+const S3_KEY: &str = "AKIAOUTPOSTBENCH0001";
+const S3_SECRET: &str = "bench-secret-0123456789abcdef";
 
 struct Args {
     clients: usize,
@@ -87,9 +92,86 @@ fn rate(
     total as f64 / start.elapsed().as_secs_f64()
 }
 
+/// As [`rate`], with one S3 client (its own connection pool) per thread.
+fn s3_rate(
+    clients: usize,
+    total: usize,
+    f: impl Fn(&S3Client, usize) + Sync + Send + 'static,
+    api: &S3Client,
+) -> f64 {
+    let f = Arc::new(f);
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let threads: Vec<_> = (0..clients)
+        .map(|_| {
+            let api = api.fresh();
+            let (f, next) = (Arc::clone(&f), Arc::clone(&next));
+            std::thread::spawn(move || loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    return;
+                }
+                f(&api, i);
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("client thread");
+    }
+    total as f64 / start.elapsed().as_secs_f64()
+}
+
+/// The same 1 KiB PUT and GET workloads through the S3 API; prints them beside the Swift
+/// figures (`swift_put`, `swift_get`) as a ratio.
+fn s3_small(a: &Args, endpoint: &str, swift_put: f64, swift_get: f64) {
+    let s3 = S3Client::new(endpoint, S3_KEY, S3_SECRET);
+    let r = s3.send("PUT", "/s3bench", Vec::new());
+    assert_eq!(r.status().as_u16(), 200, "CreateBucket");
+    let body = pseudo_random(1, 1024);
+    let put = s3_rate(
+        a.clients,
+        a.small,
+        move |s, i| s.must_put(&format!("/s3bench/small/{i}"), body.clone()),
+        &s3,
+    );
+    println!(
+        "S3 PUT 1 KiB   {:>6} requests, {:>2} clients: {:>9.0} req/s ({:.0}% of Swift)",
+        a.small,
+        a.clients,
+        put,
+        100.0 * put / swift_put
+    );
+    let gets = a.small * 5;
+    let n = a.small;
+    let get = s3_rate(
+        a.clients,
+        gets,
+        move |s, i| {
+            let (status, got) = s.must_get(&format!("/s3bench/small/{}", (i * 7919) % n));
+            assert!(status == 200 && got.len() == 1024);
+        },
+        &s3,
+    );
+    println!(
+        "S3 GET 1 KiB   {:>6} requests, {:>2} clients: {:>9.0} req/s ({:.0}% of Swift)",
+        gets,
+        a.clients,
+        get,
+        100.0 * get / swift_get
+    );
+}
+
 fn small_and_large(a: &Args) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let origin = OriginProc::start(dir.path());
+    let s3_port = free_port();
+    let origin = OriginProc::start_with(
+        dir.path(),
+        &format!(
+            "[s3]\nlisten = \"127.0.0.1:{s3_port}\"\n[[s3.keys]]\naccess_key = \"{S3_KEY}\"\n\
+             secret_key = \"{S3_SECRET}\"\naccount = \"demo\"\nuser = \"demo\"\n"
+        ),
+        None,
+    );
     let api = Session::must_login(&origin.url, "demo:demo", USER_KEY);
     api.must_put("/bench", vec![], &[], 201);
     let body = pseudo_random(1, 1024);
@@ -120,6 +202,7 @@ fn small_and_large(a: &Args) {
         "GET 1 KiB      {:>6} requests, {:>2} clients: {:>9.0} req/s",
         gets, a.clients, get
     );
+    s3_small(a, &format!("http://127.0.0.1:{s3_port}"), put, get);
 
     let big = pseudo_random(64, 64 << 20);
     let start = Instant::now();

@@ -22,7 +22,8 @@
 //!   open the live version for reading, listing rows of versions held elsewhere.
 //! - `meta.rs`: account and container create, update, delete (a container PUT creates
 //!   its account; token keys merge by id).
-//! - [`slo`]: static large object manifests (segment checks, the stored form, its ETag).
+//! - [`slo`]: Static Large Object manifests: segment checks, the stored form and its ETag,
+//!   writing one over existing segments, resolving one to its live segments.
 //! - `expirer.rs`: removes objects whose `X-Delete-At` passed.
 //!
 //! ## Invariants

@@ -2,7 +2,11 @@
 //! (`multipart-manifest=put`), the stored form (Swift's, returned by
 //! `multipart-manifest=get`), and the check of each segment against its current version.
 //!
-//! Both front-ends use it: a single node looks segments up in its own database
+//! The store writes and resolves manifests too ([`Store::put_manifest`],
+//! [`Store::segment_rows`]): the S3 front-end's multipart uploads are SLOs written that way, so
+//! a Swift client and the edge read a completed upload as one object.
+//!
+//! Both Swift front-ends use it: a single node looks segments up in its own database
 //! (`api/slo.rs`), the cluster proxy HEADs them through the ring (`cluster/slo.rs`). How a
 //! segment's version was found is the caller's business; what it must match is decided here.
 //!
@@ -11,9 +15,14 @@
 //! holding the manifest's data derives both from the data alone (a replica receiving a
 //! manifest checks the ETag it was sent against it).
 
+use std::sync::Arc;
+
+use bytes::Bytes;
 use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 
+use super::{NewVersion, Store};
+use crate::db::{Applied, Meta, ObjectRow};
 use crate::hlc::Timestamp;
 use crate::{Error, Result};
 
@@ -233,6 +242,122 @@ pub fn delete_report(deleted: u64, not_found: u64, json: bool) -> (String, &'sta
             format!("Number Deleted: {deleted}\nNumber Not Found: {not_found}\nResponse Body: \nResponse Status: 200 OK\nErrors: \n"),
             "text/plain; charset=utf-8",
         )
+    }
+}
+
+/// A manifest to write: its segments (live rows, in order) and the new object's attributes.
+#[derive(Debug, Clone)]
+pub struct NewManifest {
+    /// Account.
+    pub account: String,
+    /// Container of the manifest.
+    pub container: String,
+    /// Object name of the manifest.
+    pub name: String,
+    /// The segments, in order.
+    pub segments: Vec<ObjectRow>,
+    /// Content type of the whole object.
+    pub content_type: String,
+    /// Metadata of the whole object.
+    pub meta: Meta,
+    /// The version's timestamp.
+    pub ts: Timestamp,
+}
+
+impl Store {
+    /// Writes a manifest over `m.segments` (which must be live, non-SLO rows) as the current
+    /// version of `m.name`. Returns the manifest's (Swift) ETag and the whole object's size.
+    ///
+    /// # Errors
+    /// [`Error::BadManifest`] for no segments or a nested SLO; [`Error::Conflict`] when a
+    /// newer version won; storage errors.
+    ///
+    /// # Cancel safety
+    /// As [`Store::put_version`]: from the commit on, the work runs to its end.
+    pub async fn put_manifest(self: &Arc<Self>, m: NewManifest) -> Result<(String, u64)> {
+        if m.segments.is_empty() {
+            return Err(Error::BadManifest {
+                reason: "manifest has no segments".into(),
+            });
+        }
+        if m.segments.iter().any(|s| s.slo) {
+            return Err(Error::BadManifest {
+                reason: "nested large objects are not supported".into(),
+            });
+        }
+        let stored: Vec<StoredSegment> = m
+            .segments
+            .iter()
+            .map(|s| StoredSegment {
+                name: format!("/{}/{}", s.container, s.name),
+                hash: s.etag.clone(),
+                bytes: s.size,
+                content_type: s.content_type.clone(),
+                last_modified: s.ts.iso(),
+            })
+            .collect();
+        let manifest = Manifest { segments: stored };
+        let (etag, total) = (manifest.etag(), manifest.size());
+        let json = manifest.to_json()?;
+        let staged = self.files.stage_bytes(Bytes::from(json)).await?;
+        let applied = self
+            .put_version(
+                staged,
+                NewVersion {
+                    account: m.account,
+                    container: m.container,
+                    name: m.name,
+                    ts: m.ts,
+                    etag: etag.clone(),
+                    size: total,
+                    content_type: m.content_type,
+                    meta: m.meta,
+                    delete_at: None,
+                    slo: true,
+                },
+            )
+            .await?;
+        match applied {
+            Applied::Yes(()) => Ok((etag, total)),
+            Applied::Stale => Err(Error::Conflict {
+                reason: "a newer version of the object was written meanwhile",
+            }),
+        }
+    }
+
+    /// The stored segment list of a manifest row.
+    ///
+    /// # Errors
+    /// I/O errors; [`Error::Task`] for a manifest that does not parse.
+    pub async fn read_manifest(self: &Arc<Self>, row: &ObjectRow) -> Result<Vec<StoredSegment>> {
+        let raw = tokio::fs::read(self.data_path(row)).await?;
+        Ok(Manifest::parse(&raw)?.segments)
+    }
+
+    /// The live rows of a manifest's segments, checked against the manifest: a segment gone
+    /// or changed makes the whole object unavailable (409), never a stitched body.
+    ///
+    /// # Errors
+    /// [`Error::Conflict`] for a missing or changed segment; as [`Store::read_manifest`].
+    pub async fn segment_rows(self: &Arc<Self>, row: &ObjectRow) -> Result<Vec<ObjectRow>> {
+        let segs = self.read_manifest(row).await?;
+        let mut out = Vec::with_capacity(segs.len());
+        for s in segs {
+            let (c, o) = split_segment_path(&s.name).ok_or(Error::Task)?;
+            let seg = self
+                .live_row(&row.account, c, o)
+                .await
+                .map_err(|_| Error::Conflict {
+                    reason: "a segment of this large object is missing",
+                })?;
+            if seg.etag != s.hash || seg.size != s.bytes {
+                return Err(Error::Conflict {
+                    reason: "a segment of this large object changed",
+                });
+            }
+            out.push(seg);
+        }
+        Ok(out)
     }
 }
 
