@@ -47,6 +47,28 @@ fn fields_mut(c: &mut Checksum) -> [&mut Option<String>; 5] {
     ]
 }
 
+/// [`Expected::of`] an S3 input that carries `x-amz-checksum-*` (`PutObjectInput`,
+/// `UploadPartInput`: the same fields on different types) and its request: moves the five
+/// checksum fields out of `$input`.
+macro_rules! expected_of {
+    ($input:expr, $req:expr) => {
+        $crate::s3::checksum::Expected::of(
+            s3s::dto::Checksum {
+                checksum_crc32: $input.checksum_crc32,
+                checksum_crc32c: $input.checksum_crc32c,
+                checksum_sha1: $input.checksum_sha1,
+                checksum_sha256: $input.checksum_sha256,
+                checksum_crc64nvme: $input.checksum_crc64nvme,
+                ..Default::default()
+            },
+            $input.checksum_algorithm.as_ref(),
+            &$req.headers,
+            $req.trailing_headers,
+        )
+    };
+}
+pub(crate) use expected_of;
+
 impl Expected {
     /// Nothing to verify (a copy: the source was verified when it was written).
     pub fn none() -> Expected {

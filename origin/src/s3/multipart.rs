@@ -310,19 +310,7 @@ pub async fn upload_part(
     let name = part_name(&i.upload_id, i.part_number);
     let body = object::Incoming {
         data: i.body,
-        sums: checksum::Expected::of(
-            Checksum {
-                checksum_crc32: i.checksum_crc32,
-                checksum_crc32c: i.checksum_crc32c,
-                checksum_sha1: i.checksum_sha1,
-                checksum_sha256: i.checksum_sha256,
-                checksum_crc64nvme: i.checksum_crc64nvme,
-                ..Default::default()
-            },
-            i.checksum_algorithm.as_ref(),
-            &req.headers,
-            req.trailing_headers,
-        ),
+        sums: checksum::expected_of!(i, req),
     };
     let w = object::write(api, &caller.account, &scrow, &name, h, body, Meta::new()).await?;
     Ok(S3Response::new(UploadPartOutput {

@@ -238,19 +238,7 @@ pub async fn put_object(
     let parts = multipart::parts_of(api, old.as_ref()).await;
     let body = Incoming {
         data: i.body,
-        sums: checksum::Expected::of(
-            Checksum {
-                checksum_crc32: i.checksum_crc32,
-                checksum_crc32c: i.checksum_crc32c,
-                checksum_sha1: i.checksum_sha1,
-                checksum_sha256: i.checksum_sha256,
-                checksum_crc64nvme: i.checksum_crc64nvme,
-                ..Default::default()
-            },
-            i.checksum_algorithm.as_ref(),
-            &req.headers,
-            req.trailing_headers,
-        ),
+        sums: checksum::expected_of!(i, req),
     };
     let w = write(api, &caller.account, &crow, &i.key, h, body, Meta::new()).await?;
     multipart::drop_parts(api, &caller.account, parts).await;
