@@ -40,8 +40,7 @@ impl KeyStore for OriginKeys {
 
 /// Checks a tempurl or Outpost token for a request by someone who does not own the account.
 async fn signed_access(st: &Shared, r: &Req, container: &ContainerRow) -> Result<()> {
-    let account = r.path.account().to_owned();
-    let row = blocking(st, move |s| s.db.get_account(&account)).await?;
+    let row = st.store.db.get_account(r.path.account())?;
     let Some(acct) = row else {
         return Err(deny(&r.ident));
     };
@@ -92,8 +91,7 @@ pub(super) async fn handle(st: &Shared, r: Req, container: &str, object: &str) -
     }
     let account = r.path.account().to_owned();
     let owner = r.ident.owns(&account);
-    let (a, c) = (account.clone(), container.to_owned());
-    let crow = blocking(st, move |s| s.db.get_container(&a, &c)).await?;
+    let crow = st.store.db.get_container(&account, container)?;
     let Some(crow) = crow else {
         // Only the owner learns whether a container exists.
         return Err(if owner {

@@ -177,9 +177,7 @@ impl Db {
             at,
         });
         self.write(|tx| {
-            tx.execute(
-                "INSERT OR REPLACE INTO revocations (account, kind, id, at) VALUES (?1, ?2, ?3, ?4)",
-                params![account, kind.as_str(), id, to_i64(at)],
+            tx.prepare_cached("INSERT OR REPLACE INTO revocations (account, kind, id, at) VALUES (?1, ?2, ?3, ?4)")?.execute(params![account, kind.as_str(), id, to_i64(at)],
             )?;
             let seq = record_change(tx, ts, account, &change)?;
             Ok((seq, Some(seq)))

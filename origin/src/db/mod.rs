@@ -198,6 +198,9 @@ fn open_conn(path: &Path) -> Result<Connection> {
     c.busy_timeout(std::time::Duration::from_secs(10))?;
     c.pragma_update(None, "journal_mode", "WAL")?;
     c.pragma_update(None, "synchronous", "FULL")?;
+    // Every statement is prepared once per connection (`prepare_cached`): parsing SQL was a
+    // tenth of a GET's CPU time before.
+    c.set_prepared_statement_cache_capacity(64);
     Ok(c)
 }
 
@@ -285,11 +288,11 @@ impl Db {
         }
         writer.execute_batch(SCHEMA)?;
         // Schema 1 → 2: cluster mode's listing-only rows.
-        let has_listing_only: i64 = writer.query_row(
-            "SELECT COUNT(*) FROM pragma_table_info('objects') WHERE name = 'listing_only'",
-            [],
-            |r| r.get(0),
-        )?;
+        let has_listing_only: i64 = writer
+            .prepare_cached(
+                "SELECT COUNT(*) FROM pragma_table_info('objects') WHERE name = 'listing_only'",
+            )?
+            .query_row([], |r| r.get(0))?;
         if has_listing_only == 0 {
             writer.execute_batch(
                 "ALTER TABLE objects ADD COLUMN listing_only INTEGER NOT NULL DEFAULT 0",
@@ -301,9 +304,9 @@ impl Db {
         let readers = (0..4)
             .map(|_| open_conn(&path).map(Mutex::new))
             .collect::<Result<Vec<_>>>()?;
-        let last: i64 = writer.query_row("SELECT COALESCE(MAX(seq), 0) FROM changes", [], |r| {
-            r.get(0)
-        })?;
+        let last: i64 = writer
+            .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM changes")?
+            .query_row([], |r| r.get(0))?;
         let (feed, _) = tokio::sync::watch::channel(to_u64(last));
         Ok(Db {
             writer: Mutex::new(writer),
@@ -313,9 +316,19 @@ impl Db {
         })
     }
 
+    /// Runs `f` on a reader connection: the first free one (a point lookup never waits
+    /// behind a listing that holds another), else the next in turn.
     fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
-        let conn = lock(&self.readers[i]);
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        let n = self.readers.len();
+        for k in 0..n {
+            match self.readers[(start + k) % n].try_lock() {
+                Ok(conn) => return f(&conn),
+                Err(std::sync::TryLockError::Poisoned(p)) => return f(&p.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => {}
+            }
+        }
+        let conn = lock(&self.readers[start % n]);
         f(&conn)
     }
 
@@ -349,9 +362,7 @@ impl Db {
     /// [`Error::Db`].
     pub fn max_ts(&self) -> Result<u64> {
         self.read(|c| {
-            let v: i64 = c.query_row(
-                "SELECT MAX(COALESCE((SELECT MAX(ts) FROM objects), 0), COALESCE((SELECT MAX(ts) FROM containers), 0), COALESCE((SELECT MAX(ts) FROM accounts), 0), COALESCE((SELECT MAX(ts) FROM changes), 0))",
-                [],
+            let v: i64 = c.prepare_cached("SELECT MAX(COALESCE((SELECT MAX(ts) FROM objects), 0), COALESCE((SELECT MAX(ts) FROM containers), 0), COALESCE((SELECT MAX(ts) FROM accounts), 0), COALESCE((SELECT MAX(ts) FROM changes), 0))")?.query_row([],
                 |r| r.get(0),
             )?;
             Ok(to_u64(v))
@@ -371,12 +382,12 @@ impl Db {
         name: &str,
     ) -> Result<Option<ObjectRow>> {
         self.read(|c| {
-            Ok(c.query_row(
-                &format!("SELECT {OBJECT_COLS} FROM objects WHERE account = ?1 AND container = ?2 AND name = ?3"),
-                [account, container, name],
-                object_from_row,
-            )
-            .optional()?)
+            Ok(c
+                .prepare_cached(&format!(
+                    "SELECT {OBJECT_COLS} FROM objects WHERE account = ?1 AND container = ?2 AND name = ?3"
+                ))?
+                .query_row([account, container, name], object_from_row)
+                .optional()?)
         })
     }
 
@@ -494,9 +505,9 @@ impl Db {
     /// [`Error::Db`].
     pub fn first_seq(&self) -> Result<u64> {
         self.read(|c| {
-            let v: i64 = c.query_row("SELECT COALESCE(MIN(seq), 0) FROM changes", [], |r| {
-                r.get(0)
-            })?;
+            let v: i64 = c
+                .prepare_cached("SELECT COALESCE(MIN(seq), 0) FROM changes")?
+                .query_row([], |r| r.get(0))?;
             Ok(to_u64(v))
         })
     }
@@ -507,9 +518,7 @@ impl Db {
     /// [`Error::Db`].
     pub fn trim_changes(&self, retain: u64) -> Result<usize> {
         self.write(|tx| {
-            let n = tx.execute(
-                "DELETE FROM changes WHERE seq <= (SELECT COALESCE(MAX(seq), 0) FROM changes) - ?1",
-                [to_i64(retain)],
+            let n = tx.prepare_cached("DELETE FROM changes WHERE seq <= (SELECT COALESCE(MAX(seq), 0) FROM changes) - ?1")?.execute([to_i64(retain)],
             )?;
             Ok((n, None))
         })

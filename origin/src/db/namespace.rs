@@ -15,9 +15,7 @@ impl Db {
     pub fn get_account(&self, name: &str) -> Result<Option<AccountRow>> {
         self.read(|c| {
             let row = c
-                .query_row(
-                    "SELECT ts, deleted, meta, token_keys FROM accounts WHERE name = ?1",
-                    [name],
+                .prepare_cached("SELECT ts, deleted, meta, token_keys FROM accounts WHERE name = ?1")?.query_row([name],
                     |r| {
                         Ok((
                             to_u64(r.get(0)?),
@@ -34,9 +32,7 @@ impl Db {
             if deleted {
                 return Ok(None);
             }
-            let (cc, oc, bu): (i64, i64, i64) = c.query_row(
-                "SELECT COUNT(*), COALESCE(SUM(object_count), 0), COALESCE(SUM(bytes_used), 0) FROM containers WHERE account = ?1 AND deleted = 0",
-                [name],
+            let (cc, oc, bu): (i64, i64, i64) = c.prepare_cached("SELECT COUNT(*), COALESCE(SUM(object_count), 0), COALESCE(SUM(bytes_used), 0) FROM containers WHERE account = ?1 AND deleted = 0")?.query_row([name],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )?;
             Ok(Some(AccountRow {
@@ -58,15 +54,13 @@ impl Db {
     pub fn ensure_account(&self, name: &str, ts: Timestamp) -> Result<bool> {
         self.write(|tx| {
             let existing: Option<i64> = tx
-                .query_row("SELECT deleted FROM accounts WHERE name = ?1", [name], |r| r.get(0))
+                .prepare_cached("SELECT deleted FROM accounts WHERE name = ?1")?.query_row([name], |r| r.get(0))
                 .optional()?;
             if existing == Some(0) {
                 return Ok((false, None));
             }
-            tx.execute(
-                "INSERT INTO accounts (name, ts, deleted) VALUES (?1, ?2, 0)
-                 ON CONFLICT(name) DO UPDATE SET ts = excluded.ts, deleted = 0, meta = '{}', token_keys = '[]'",
-                params![name, to_i64(ts.0)],
+            tx.prepare_cached("INSERT INTO accounts (name, ts, deleted) VALUES (?1, ?2, 0)
+                 ON CONFLICT(name) DO UPDATE SET ts = excluded.ts, deleted = 0, meta = '{}', token_keys = '[]'")?.execute(params![name, to_i64(ts.0)],
             )?;
             let seq = record_change(tx, ts, name, &ChangeKind::AccountPut)?;
             Ok((true, Some(seq)))
@@ -86,11 +80,10 @@ impl Db {
     ) -> Result<()> {
         self.write(|tx| {
             let row: Option<(String, String)> = tx
-                .query_row(
+                .prepare_cached(
                     "SELECT meta, token_keys FROM accounts WHERE name = ?1 AND deleted = 0",
-                    [name],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
+                )?
+                .query_row([name], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?;
             let Some((meta, old_keys)) = row else {
                 return Err(Error::NotFound { what: "account" });
@@ -101,10 +94,10 @@ impl Db {
                 Some(k) => serde_json::to_string(k).unwrap_or_else(|_| "[]".into()),
                 None => old_keys,
             };
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE accounts SET meta = ?2, token_keys = ?3, ts = MAX(ts, ?4) WHERE name = ?1",
-                params![name, meta_json(&meta), keys_json, to_i64(ts.0)],
-            )?;
+            )?
+            .execute(params![name, meta_json(&meta), keys_json, to_i64(ts.0)])?;
             let seq = record_change(tx, ts, name, &ChangeKind::AccountPost)?;
             Ok(((), Some(seq)))
         })
@@ -116,20 +109,21 @@ impl Db {
     /// [`Error::Conflict`] when not empty, [`Error::NotFound`], [`Error::Db`].
     pub fn delete_account(&self, name: &str, ts: Timestamp) -> Result<()> {
         self.write(|tx| {
-            let n: i64 = tx.query_row(
-                "SELECT COUNT(*) FROM containers WHERE account = ?1 AND deleted = 0",
-                [name],
-                |r| r.get(0),
-            )?;
+            let n: i64 = tx
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM containers WHERE account = ?1 AND deleted = 0",
+                )?
+                .query_row([name], |r| r.get(0))?;
             if n > 0 {
                 return Err(Error::Conflict {
                     reason: "account still has containers",
                 });
             }
-            let changed = tx.execute(
-                "UPDATE accounts SET deleted = 1, ts = ?2 WHERE name = ?1 AND deleted = 0",
-                params![name, to_i64(ts.0)],
-            )?;
+            let changed = tx
+                .prepare_cached(
+                    "UPDATE accounts SET deleted = 1, ts = ?2 WHERE name = ?1 AND deleted = 0",
+                )?
+                .execute(params![name, to_i64(ts.0)])?;
             if changed == 0 {
                 return Err(Error::NotFound { what: "account" });
             }
@@ -158,9 +152,7 @@ impl Db {
     /// [`Error::Db`].
     pub fn get_container(&self, account: &str, name: &str) -> Result<Option<ContainerRow>> {
         self.read(|c| {
-            Ok(c.query_row(
-                "SELECT name, ts, meta, object_count, bytes_used FROM containers WHERE account = ?1 AND name = ?2 AND deleted = 0",
-                [account, name],
+            Ok(c.prepare_cached("SELECT name, ts, meta, object_count, bytes_used FROM containers WHERE account = ?1 AND name = ?2 AND deleted = 0")?.query_row([account, name],
                 container_from_row,
             )
             .optional()?)
@@ -180,9 +172,7 @@ impl Db {
     ) -> Result<bool> {
         self.write(|tx| {
             let row: Option<(i64, String)> = tx
-                .query_row(
-                    "SELECT deleted, meta FROM containers WHERE account = ?1 AND name = ?2",
-                    [account, name],
+                .prepare_cached("SELECT deleted, meta FROM containers WHERE account = ?1 AND name = ?2")?.query_row([account, name],
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )
                 .optional()?;
@@ -191,10 +181,8 @@ impl Db {
                 _ => (true, Meta::new()),
             };
             apply_updates(&mut meta, updates);
-            tx.execute(
-                "INSERT INTO containers (account, name, ts, deleted, meta) VALUES (?1, ?2, ?3, 0, ?4)
-                 ON CONFLICT(account, name) DO UPDATE SET ts = excluded.ts, deleted = 0, meta = excluded.meta",
-                params![account, name, to_i64(ts.0), meta_json(&meta)],
+            tx.prepare_cached("INSERT INTO containers (account, name, ts, deleted, meta) VALUES (?1, ?2, ?3, 0, ?4)
+                 ON CONFLICT(account, name) DO UPDATE SET ts = excluded.ts, deleted = 0, meta = excluded.meta")?.execute(params![account, name, to_i64(ts.0), meta_json(&meta)],
             )?;
             let container = name.to_owned();
             let kind = if created {
@@ -220,9 +208,7 @@ impl Db {
     ) -> Result<()> {
         self.write(|tx| {
             let meta: Option<String> = tx
-                .query_row(
-                    "SELECT meta FROM containers WHERE account = ?1 AND name = ?2 AND deleted = 0",
-                    [account, name],
+                .prepare_cached("SELECT meta FROM containers WHERE account = ?1 AND name = ?2 AND deleted = 0")?.query_row([account, name],
                     |r| r.get(0),
                 )
                 .optional()?;
@@ -231,9 +217,7 @@ impl Db {
             };
             let mut meta = parse_meta(&meta);
             apply_updates(&mut meta, updates);
-            tx.execute(
-                "UPDATE containers SET meta = ?3, ts = MAX(ts, ?4) WHERE account = ?1 AND name = ?2",
-                params![account, name, meta_json(&meta), to_i64(ts.0)],
+            tx.prepare_cached("UPDATE containers SET meta = ?3, ts = MAX(ts, ?4) WHERE account = ?1 AND name = ?2")?.execute(params![account, name, meta_json(&meta), to_i64(ts.0)],
             )?;
             let seq = record_change(tx, ts, account, &ChangeKind::ContainerPost { container: name.to_owned() })?;
             Ok(((), Some(seq)))
@@ -247,9 +231,7 @@ impl Db {
     pub fn delete_container(&self, account: &str, name: &str, ts: Timestamp) -> Result<()> {
         self.write(|tx| {
             let count: Option<i64> = tx
-                .query_row(
-                    "SELECT object_count FROM containers WHERE account = ?1 AND name = ?2 AND deleted = 0",
-                    [account, name],
+                .prepare_cached("SELECT object_count FROM containers WHERE account = ?1 AND name = ?2 AND deleted = 0")?.query_row([account, name],
                     |r| r.get(0),
                 )
                 .optional()?;
@@ -262,9 +244,7 @@ impl Db {
                 }
                 Some(_) => {}
             }
-            tx.execute(
-                "UPDATE containers SET deleted = 1, ts = ?3, meta = '{}' WHERE account = ?1 AND name = ?2",
-                params![account, name, to_i64(ts.0)],
+            tx.prepare_cached("UPDATE containers SET deleted = 1, ts = ?3, meta = '{}' WHERE account = ?1 AND name = ?2")?.execute(params![account, name, to_i64(ts.0)],
             )?;
             let seq = record_change(tx, ts, account, &ChangeKind::ContainerDelete { container: name.to_owned() })?;
             Ok(((), Some(seq)))

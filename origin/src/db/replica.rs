@@ -132,7 +132,9 @@ impl Db {
     /// [`crate::Error::Db`].
     pub fn object_row_count(&self) -> Result<u64> {
         self.read(|c| {
-            let n: i64 = c.query_row("SELECT COUNT(*) FROM objects", [], |r| r.get(0))?;
+            let n: i64 = c
+                .prepare_cached("SELECT COUNT(*) FROM objects")?
+                .query_row([], |r| r.get(0))?;
             Ok(to_u64(n))
         })
     }
@@ -158,10 +160,9 @@ impl Db {
     /// [`crate::Error::Db`].
     pub fn reclaim_tombstones(&self, before: Timestamp) -> Result<usize> {
         self.write(|tx| {
-            let n = tx.execute(
-                "DELETE FROM objects WHERE deleted = 1 AND ts < ?1",
-                [to_i64(before.0)],
-            )?;
+            let n = tx
+                .prepare_cached("DELETE FROM objects WHERE deleted = 1 AND ts < ?1")?
+                .execute([to_i64(before.0)])?;
             Ok((n, None))
         })
     }
@@ -174,14 +175,10 @@ impl Db {
     /// [`crate::Error::Db`].
     pub fn forget_object(&self, row: &ObjectRow) -> Result<bool> {
         self.write(|tx| {
-            let n = tx.execute(
-                "DELETE FROM objects WHERE account = ?1 AND container = ?2 AND name = ?3 AND ts = ?4 AND deleted = 0",
-                params![row.account, row.container, row.name, to_i64(row.ts.0)],
+            let n = tx.prepare_cached("DELETE FROM objects WHERE account = ?1 AND container = ?2 AND name = ?3 AND ts = ?4 AND deleted = 0")?.execute(params![row.account, row.container, row.name, to_i64(row.ts.0)],
             )?;
             if n > 0 {
-                tx.execute(
-                    "UPDATE containers SET object_count = MAX(0, object_count - 1), bytes_used = MAX(0, bytes_used - ?3) WHERE account = ?1 AND name = ?2",
-                    params![row.account, row.container, to_i64(row.size)],
+                tx.prepare_cached("UPDATE containers SET object_count = MAX(0, object_count - 1), bytes_used = MAX(0, bytes_used - ?3) WHERE account = ?1 AND name = ?2")?.execute(params![row.account, row.container, to_i64(row.size)],
                 )?;
             }
             Ok((n > 0, None))
@@ -195,9 +192,7 @@ impl Db {
     /// [`crate::Error::Db`].
     pub fn mark_listing_only(&self, row: &ObjectRow) -> Result<bool> {
         self.write(|tx| {
-            let n = tx.execute(
-                "UPDATE objects SET listing_only = 1 WHERE account = ?1 AND container = ?2 AND name = ?3 AND ts = ?4 AND deleted = 0",
-                params![row.account, row.container, row.name, to_i64(row.ts.0)],
+            let n = tx.prepare_cached("UPDATE objects SET listing_only = 1 WHERE account = ?1 AND container = ?2 AND name = ?3 AND ts = ?4 AND deleted = 0")?.execute(params![row.account, row.container, row.name, to_i64(row.ts.0)],
             )?;
             Ok((n > 0, None))
         })
@@ -285,10 +280,8 @@ impl Db {
                             continue;
                         }
                         let keys = if m.token_keys.is_empty() { "[]" } else { m.token_keys.as_str() };
-                        tx.execute(
-                            "INSERT INTO accounts (name, ts, deleted, meta, token_keys) VALUES (?1, ?2, ?3, ?4, ?5)
-                             ON CONFLICT(name) DO UPDATE SET ts = excluded.ts, deleted = excluded.deleted, meta = excluded.meta, token_keys = excluded.token_keys",
-                            params![m.account, to_i64(m.ts), i64::from(m.deleted), meta_json(&m.meta), keys],
+                        tx.prepare_cached("INSERT INTO accounts (name, ts, deleted, meta, token_keys) VALUES (?1, ?2, ?3, ?4, ?5)
+                             ON CONFLICT(name) DO UPDATE SET ts = excluded.ts, deleted = excluded.deleted, meta = excluded.meta, token_keys = excluded.token_keys")?.execute(params![m.account, to_i64(m.ts), i64::from(m.deleted), meta_json(&m.meta), keys],
                         )?;
                         let kind = if m.deleted { ChangeKind::AccountDelete } else { ChangeKind::AccountPost };
                         last = Some(record_change(tx, ts, &m.account, &kind)?);
@@ -301,10 +294,8 @@ impl Db {
                         if !merge::supersedes(m, cur.as_ref()) {
                             continue;
                         }
-                        tx.execute(
-                            "INSERT INTO containers (account, name, ts, deleted, meta) VALUES (?1, ?2, ?3, ?4, ?5)
-                             ON CONFLICT(account, name) DO UPDATE SET ts = excluded.ts, deleted = excluded.deleted, meta = excluded.meta",
-                            params![m.account, c, to_i64(m.ts), i64::from(m.deleted), meta_json(&m.meta)],
+                        tx.prepare_cached("INSERT INTO containers (account, name, ts, deleted, meta) VALUES (?1, ?2, ?3, ?4, ?5)
+                             ON CONFLICT(account, name) DO UPDATE SET ts = excluded.ts, deleted = excluded.deleted, meta = excluded.meta")?.execute(params![m.account, c, to_i64(m.ts), i64::from(m.deleted), meta_json(&m.meta)],
                         )?;
                         let container = c.clone();
                         let kind = match (m.deleted, cur.is_some()) {
@@ -329,13 +320,9 @@ impl Db {
     /// [`crate::Error::Db`].
     pub fn ensure_container_placeholder(&self, account: &str, container: &str) -> Result<()> {
         self.write(|tx| {
-            tx.execute(
-                "INSERT OR IGNORE INTO accounts (name, ts, deleted) VALUES (?1, 1, 0)",
-                [account],
+            tx.prepare_cached("INSERT OR IGNORE INTO accounts (name, ts, deleted) VALUES (?1, 1, 0)")?.execute([account],
             )?;
-            tx.execute(
-                "INSERT OR IGNORE INTO containers (account, name, ts, deleted, meta) VALUES (?1, ?2, 1, 0, '{}')",
-                [account, container],
+            tx.prepare_cached("INSERT OR IGNORE INTO containers (account, name, ts, deleted, meta) VALUES (?1, ?2, 1, 0, '{}')")?.execute([account, container],
             )?;
             Ok(((), None))
         })

@@ -29,10 +29,10 @@ const KEY_SET: &AsciiSet = &NON_ALPHANUMERIC
 /// # Errors
 /// `NoSuchBucket`; storage errors.
 pub async fn container(api: &S3Api, account: &str, bucket: &str) -> S3Result<ContainerRow> {
-    let (a, c) = (account.to_owned(), bucket.to_owned());
+    // A point lookup, on this task (see the store's docs on where work runs).
     api.store
-        .blocking(move |s| s.db.get_container(&a, &c))
-        .await
+        .db
+        .get_container(account, bucket)
         .map_err(error::bucket)?
         .ok_or_else(|| s3_error!(NoSuchBucket, "The specified bucket does not exist"))
 }

@@ -19,7 +19,7 @@
 //!   completed as a Static Large Object manifest.
 //! - `meta.rs`: S3 headers ↔ stored Swift metadata (`x-amz-meta-k` is `X-Object-Meta-K`).
 //! - `checksum.rs`: `x-amz-checksum-*` (header or trailer) checked against the body.
-//! - `error.rs`: store errors → S3 error codes. `body.rs`: GET bodies from data files.
+//! - `error.rs`: store errors → S3 error codes. GET bodies come from [`crate::store::pieces`].
 //!
 //! ## Limits
 //! Single-node mode only (`[s3]` with `[cluster]` is refused at config time). No anonymous
@@ -27,7 +27,6 @@
 //! policy, tagging or lifecycle APIs (s3s answers `NotImplemented`).
 
 mod auth;
-mod body;
 mod bucket;
 mod checksum;
 mod error;

@@ -6,11 +6,11 @@ use futures_util::TryStreamExt;
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
-use super::body::{self, Piece, PieceStream};
 use super::meta::{self, Standard};
 use super::{bucket, checksum, error, multipart, s3_time, S3Api};
 use crate::db::{ContainerRow, Meta, ObjectRow};
 use crate::hlc::Timestamp as Ts;
+use crate::store::pieces::{Piece, PieceStream};
 use crate::store::{NewVersion, ObjectHeaders};
 
 /// Checks an object key the way the Swift API checks object names.
@@ -271,7 +271,7 @@ pub async fn get_object(
             let rg = r.check(len)?;
             let cr = format!("bytes {}-{}/{len}", rg.start, rg.end - 1);
             (
-                body::slice(pieces, rg.start, rg.end),
+                crate::store::pieces::slice(&pieces, rg.start, rg.end),
                 rg.end - rg.start,
                 Some(cr),
             )

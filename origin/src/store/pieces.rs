@@ -1,8 +1,10 @@
-//! Response bodies of S3 GETs: runs of data files (a whole object, a range, the segments of a
-//! multipart upload) streamed with `pread` off the async threads.
+//! Object bodies read from data files: runs of files (a whole object, a range, the segments of
+//! a large object) streamed with `pread`, for the Swift and the S3 front-ends alike.
 //!
-//! s3s wants a `Send + Sync` stream, so this is a small hand-written stream holding at most
-//! one blocking read in flight, not a boxed `unfold`.
+//! A piece whose rest is at most [`INLINE_READ`] bytes is read on the polling task (see the
+//! store's docs on where work runs); longer ones chunk by chunk on the blocking pool, with at
+//! most one read in flight. s3s wants a `Send + Sync` stream, so this is a small hand-written
+//! stream, not a boxed `unfold`.
 
 use std::collections::VecDeque;
 use std::future::Future as _;
@@ -19,6 +21,9 @@ use tokio::task::JoinHandle;
 /// Bytes read per chunk.
 const CHUNK: u64 = 64 * 1024;
 
+/// The rest of a piece is read on the polling task when it is at most this long.
+pub const INLINE_READ: u64 = 64 * 1024;
+
 /// A run of bytes in one data file.
 #[derive(Debug, Clone)]
 pub struct Piece {
@@ -34,7 +39,7 @@ pub struct Piece {
 }
 
 /// The pieces covering `[start, end)` of the concatenation of `pieces`.
-pub fn slice(pieces: Vec<Piece>, start: u64, end: u64) -> Vec<Piece> {
+pub fn slice(pieces: &[Piece], start: u64, end: u64) -> Vec<Piece> {
     let mut out = Vec::new();
     let mut pos = 0u64;
     for p in pieces {
@@ -48,7 +53,7 @@ pub fn slice(pieces: Vec<Piece>, start: u64, end: u64) -> Vec<Piece> {
         out.push(Piece {
             offset: p.offset + (s - a),
             len: e - s,
-            ..p
+            ..p.clone()
         });
     }
     out
@@ -83,38 +88,51 @@ impl Stream for PieceStream {
                 Poll::Ready(r) => r,
             };
             self.reading = None;
-            let (file, buf) = match done {
-                Ok(Ok(x)) => x,
-                Ok(Err(e)) => return Poll::Ready(Some(Err(e))),
-                Err(e) => return Poll::Ready(Some(Err(std::io::Error::other(e)))),
-            };
-            let n = buf.len() as u64;
-            if let Some(p) = self.pieces.front_mut() {
-                p.file = Some(file);
-                p.offset += n;
-                p.len -= n;
-                if p.len == 0 {
-                    self.pieces.pop_front();
-                }
-            }
-            return Poll::Ready(Some(Ok(buf)));
+            let read = done.unwrap_or_else(|e| Err(std::io::Error::other(e)));
+            return Poll::Ready(Some(self.advance(read)));
         }
         let Some(p) = self.pieces.front() else {
             return Poll::Ready(None);
         };
         let (path, file, off, n) = (p.path.clone(), p.file.clone(), p.offset, p.len.min(CHUNK));
+        if p.len <= INLINE_READ {
+            let read = read_chunk(path, file, off, n);
+            return Poll::Ready(Some(self.advance(read)));
+        }
         self.reading = Some(tokio::task::spawn_blocking(move || {
-            let f = match file {
-                Some(f) => f,
-                None => Arc::new(std::fs::File::open(path)?),
-            };
-            let mut b = vec![0u8; usize::try_from(n).unwrap_or(0)];
-            f.read_exact_at(&mut b, off)?;
-            Ok((f, Bytes::from(b)))
+            read_chunk(path, file, off, n)
         }));
         // Poll the new read at once so its waker is registered.
         self.poll_next(cx)
     }
+}
+
+impl PieceStream {
+    /// Moves past a finished read of the front piece.
+    fn advance(&mut self, read: Read) -> std::io::Result<Bytes> {
+        let (file, buf) = read?;
+        let n = buf.len() as u64;
+        if let Some(p) = self.pieces.front_mut() {
+            p.file = Some(file);
+            p.offset += n;
+            p.len -= n;
+            if p.len == 0 {
+                self.pieces.pop_front();
+            }
+        }
+        Ok(buf)
+    }
+}
+
+/// Reads `n` bytes at `off` of a piece's file (opened first if it is not yet).
+fn read_chunk(path: PathBuf, file: Option<Arc<std::fs::File>>, off: u64, n: u64) -> Read {
+    let f = match file {
+        Some(f) => f,
+        None => Arc::new(std::fs::File::open(path)?),
+    };
+    let mut b = vec![0u8; usize::try_from(n).unwrap_or(0)];
+    f.read_exact_at(&mut b, off)?;
+    Ok((f, Bytes::from(b)))
 }
 
 #[cfg(test)]
@@ -138,7 +156,7 @@ mod tests {
             });
         }
         let mut got = Vec::new();
-        let mut s = PieceStream::new(slice(pieces, 5, 15));
+        let mut s = PieceStream::new(slice(&pieces, 5, 15));
         while let Some(b) = s.next().await {
             got.extend_from_slice(&b.unwrap());
         }
