@@ -49,14 +49,45 @@ impl Pebble {
     /// certificates are valid for `validity_secs`.
     pub fn start(dir: &Path, http_port: u16, validity_secs: u64) -> Pebble {
         std::fs::create_dir_all(dir).expect("pebble dir");
+        // webpki takes no self-signed leaf as its own root: a CA, then the directory's leaf.
+        let ca = dir.join("pebble-tls-ca.pem");
+        let ca_key = dir.join("pebble-tls-ca.key");
         let cert = dir.join("pebble-tls.pem");
         let key = dir.join("pebble-tls.key");
+        let csr = dir.join("pebble-tls.csr");
+        let ext = dir.join("pebble-tls.ext");
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
         run(Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
-            .args(["-nodes", "-days", "2", "-subj", "/CN=pebble test directory"])
-            .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+            .args(["req", "-x509"])
+            .args(ec)
+            .args(["-days", "2", "-subj", "/CN=pebble test directory CA"])
+            .arg("-keyout")
+            .arg(&ca_key)
+            .arg("-out")
+            .arg(&ca));
+        run(Command::new("openssl")
+            .arg("req")
+            .args(ec)
+            .args(["-subj", "/CN=localhost"])
             .arg("-keyout")
             .arg(&key)
+            .arg("-out")
+            .arg(&csr));
+        std::fs::write(
+            &ext,
+            "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n",
+        )
+        .expect("extensions file");
+        run(Command::new("openssl")
+            .args(["x509", "-req", "-days", "2", "-in"])
+            .arg(&csr)
+            .arg("-CA")
+            .arg(&ca)
+            .arg("-CAkey")
+            .arg(&ca_key)
+            .arg("-CAcreateserial")
+            .arg("-extfile")
+            .arg(&ext)
             .arg("-out")
             .arg(&cert));
         let (acme, mgmt, tls, dns, dns_mgmt) =
@@ -94,7 +125,7 @@ impl Pebble {
             dns: dns_child,
             directory: format!("https://127.0.0.1:{acme}/dir"),
             management: format!("https://127.0.0.1:{mgmt}"),
-            tls_root: cert,
+            tls_root: ca,
             log: dir.join("pebble.log"),
             config,
             dns_addr,
