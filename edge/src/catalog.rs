@@ -73,9 +73,12 @@ pub struct HttpsPolicy {
 
 impl HttpsPolicy {
     fn from_meta(meta: &Meta, redirect_key: &str, hsts_key: &str) -> (Option<bool>, Option<u64>) {
-        let redirect = meta
-            .get(redirect_key)
-            .map(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "yes" | "on" | "1"));
+        let redirect = meta.get(redirect_key).map(|v| {
+            matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "true" | "yes" | "on" | "1"
+            )
+        });
         let hsts = meta.get(hsts_key).and_then(|v| v.trim().parse().ok());
         (redirect, hsts)
     }
@@ -347,7 +350,10 @@ mod tests {
         assert!(c2.domain("img.example.com").is_none());
         let mut names: Vec<&str> = c.domains().collect();
         names.sort_unstable();
-        assert_eq!(names, ["cdn.example.org", "img.example.com", "tv.example.com"]);
+        assert_eq!(
+            names,
+            ["cdn.example.org", "img.example.com", "tv.example.com"]
+        );
     }
 
     #[test]

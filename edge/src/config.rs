@@ -461,12 +461,14 @@ impl RawConfig {
             (Some(_), _, true) => {
                 return Err(err("acme", "needs [origin]: domains are mapped there"))
             }
-            (Some(a), Some(_), false) => Some(a.validate(
-                self.cache
-                    .disk_dir
-                    .as_deref()
-                    .unwrap_or(Path::new("./outpost-edge-cache")),
-            )?),
+            (Some(a), Some(_), false) => Some(
+                a.validate(
+                    self.cache
+                        .disk_dir
+                        .as_deref()
+                        .unwrap_or(Path::new("./outpost-edge-cache")),
+                )?,
+            ),
         };
         if let Some(t) = &self.tls {
             if t.certs.is_empty() && acme.is_none() {

@@ -95,9 +95,7 @@ impl Error {
             | Error::UpstreamSigning(_)
             | Error::Cache(_)
             | Error::Io(_)
-            | Error::Cert { .. } => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            | Error::Cert { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             Error::UnknownHost { .. } | Error::NotFound { .. } => StatusCode::NOT_FOUND,
             Error::BadPath(_) | Error::BadLogin { .. } => StatusCode::BAD_REQUEST,
             Error::Denied { .. } => StatusCode::FORBIDDEN,

@@ -327,10 +327,7 @@ impl ProxyHttp for Edge {
                 return send_error(session, &e).await;
             }
         };
-        ctx.hsts = route
-            .https
-            .hsts_max_age
-            .filter(|_| https::is_tls(session));
+        ctx.hsts = route.https.hsts_max_age.filter(|_| https::is_tls(session));
         if preflight {
             // Preflights carry no credentials: answered from the container's rules alone.
             ctx.outcome = "preflight";

@@ -98,8 +98,14 @@ fn a_change_with_a_field_its_kind_does_not_have_is_refused() {
 #[test]
 fn cert_record_v1() {
     let r: CertRecord = round_trip("cert_record.v1.json");
-    assert!(r.key_pem.expose().starts_with("-----BEGIN PRIVATE KEY-----"));
-    assert!(!format!("{r:?}").contains("PRIVATE KEY"), "Debug shows the key");
+    assert!(r
+        .key_pem
+        .expose()
+        .starts_with("-----BEGIN PRIVATE KEY-----"));
+    assert!(
+        !format!("{r:?}").contains("PRIVATE KEY"),
+        "Debug shows the key"
+    );
     refuses_unknown_version::<CertRecord>("cert_record.v1.json");
 }
 

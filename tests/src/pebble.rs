@@ -56,7 +56,13 @@ impl Pebble {
         let key = dir.join("pebble-tls.key");
         let csr = dir.join("pebble-tls.csr");
         let ext = dir.join("pebble-tls.ext");
-        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
         run(Command::new("openssl")
             .args(["req", "-x509"])
             .args(ec)
@@ -90,19 +96,40 @@ impl Pebble {
             .arg(&ext)
             .arg("-out")
             .arg(&cert));
-        let (acme, mgmt, tls, dns, dns_mgmt) =
-            (free_port(), free_port(), free_port(), free_port(), free_port());
+        let (acme, mgmt, tls, dns, dns_mgmt) = (
+            free_port(),
+            free_port(),
+            free_port(),
+            free_port(),
+            free_port(),
+        );
         let dns_addr = format!("127.0.0.1:{dns}");
         let dns_child = Command::new("pebble-challtestsrv")
-            .args(["-dns01", &dns_addr, "-http01", "", "-https01", "", "-tlsalpn01", ""])
-            .args(["-management", &format!("127.0.0.1:{dns_mgmt}"), "-defaultIPv6", ""])
+            .args([
+                "-dns01",
+                &dns_addr,
+                "-http01",
+                "",
+                "-https01",
+                "",
+                "-tlsalpn01",
+                "",
+            ])
+            .args([
+                "-management",
+                &format!("127.0.0.1:{dns_mgmt}"),
+                "-defaultIPv6",
+                "",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start pebble-challtestsrv");
-        must_become("pebble-challtestsrv listens", Duration::from_secs(20), || {
-            TcpStream::connect(("127.0.0.1", dns_mgmt)).is_ok()
-        });
+        must_become(
+            "pebble-challtestsrv listens",
+            Duration::from_secs(20),
+            || TcpStream::connect(("127.0.0.1", dns_mgmt)).is_ok(),
+        );
         let config = dir.join("pebble.json");
         std::fs::write(
             &config,
@@ -154,9 +181,11 @@ impl Pebble {
             .spawn()
             .expect("start pebble");
         self.pebble = Some(child);
-        must_become("pebble serves its directory", Duration::from_secs(20), || {
-            self.curl(&self.directory).is_some()
-        });
+        must_become(
+            "pebble serves its directory",
+            Duration::from_secs(20),
+            || self.curl(&self.directory).is_some(),
+        );
     }
 
     /// Kills pebble (the CA is down; DNS stays).

@@ -12,9 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use outpost_tests::cluster::{
-    free_port, must_become, EdgeProc, OriginProc, SECRET, USER_KEY,
-};
+use outpost_tests::cluster::{free_port, must_become, EdgeProc, OriginProc, SECRET, USER_KEY};
 use outpost_tests::pebble::{self, Pebble};
 
 const DOMAIN: &str = "img.acme.test";
@@ -51,7 +49,13 @@ fn origin(dir: &Path) -> OriginProc {
     OriginProc::start_file(&dir.join("origin"), &config, &dir.join("origin.log"))
 }
 
-fn edge(site_dir: &Path, name: &str, port: u16, origin: &OriginProc, p: &Pebble) -> (EdgeProc, u16, PathBuf) {
+fn edge(
+    site_dir: &Path,
+    name: &str,
+    port: u16,
+    origin: &OriginProc,
+    p: &Pebble,
+) -> (EdgeProc, u16, PathBuf) {
     let tls = free_port();
     let config = site_dir.join(format!("{name}.toml"));
     std::fs::write(
@@ -146,7 +150,13 @@ fn domain_status(edge: &EdgeProc, d: &str) -> serde_json::Value {
 /// `(issuer, serial)` of the certificate an edge's HTTPS port presents for `sni`.
 fn served(tls_port: u16, sni: &str) -> Option<(String, String)> {
     let s = Command::new("openssl")
-        .args(["s_client", "-connect", &format!("127.0.0.1:{tls_port}"), "-servername", sni])
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{tls_port}"),
+            "-servername",
+            sni,
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -166,7 +176,7 @@ fn served(tls_port: u16, sni: &str) -> Option<(String, String)> {
     x.stdin
         .take()
         .expect("stdin")
-        .write_all(text[begin..end].as_bytes())
+        .write_all(&text.as_bytes()[begin..end])
         .expect("write pem");
     let info = String::from_utf8_lossy(&x.wait_with_output().expect("x509").stdout).to_string();
     let field = |k: &str| {
@@ -221,11 +231,20 @@ fn acme_issues_shares_renews_and_survives_the_ca_going_down() {
 
     let mapped_at = std::time::Instant::now();
     map_and_wait(&site);
-    eprintln!("both edges serve {DOMAIN} {:?} after mapping", mapped_at.elapsed());
+    eprintln!(
+        "both edges serve {DOMAIN} {:?} after mapping",
+        mapped_at.elapsed()
+    );
     let s1 = domain_status(e1, DOMAIN);
     let s2 = domain_status(e2, DOMAIN);
-    assert_eq!(s1["not_after"], s2["not_after"], "one certificate for both edges");
-    assert!(s1["issuer"].as_str().is_some_and(|i| i.contains("Pebble")), "{s1}");
+    assert_eq!(
+        s1["not_after"], s2["not_after"],
+        "one certificate for both edges"
+    );
+    assert!(
+        s1["issuer"].as_str().is_some_and(|i| i.contains("Pebble")),
+        "{s1}"
+    );
     let orders = s1["orders"].as_u64().unwrap_or(0) + s2["orders"].as_u64().unwrap_or(0);
     assert_eq!(orders, 1, "one edge ordered: {s1} {s2}");
 
@@ -254,7 +273,15 @@ fn acme_issues_shares_renews_and_survives_the_ca_going_down() {
     let (_, serial_before) = served(*tls1, DOMAIN).expect("served");
     let issued_before = s1["issued_at"].as_u64().expect("issued_at");
     let slow = Command::new("curl")
-        .args(["-sS", "-o", "/dev/null", "-w", "%{size_download}", "--limit-rate", "160k"])
+        .args([
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{size_download}",
+            "--limit-rate",
+            "160k",
+        ])
         .arg("--cacert")
         .arg(&root)
         .arg("--resolve")
@@ -273,30 +300,47 @@ fn acme_issues_shares_renews_and_survives_the_ca_going_down() {
         });
     }
     let out = slow.wait_with_output().expect("slow download ends");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), (4u64 << 20).to_string());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        (4u64 << 20).to_string()
+    );
 
     // The unmapped Host never reached the CA, and no edge knows of it.
     for (e, _, _) in &site.edges {
         assert!(status(e)["domains"].get(UNMAPPED).is_none());
     }
-    assert!(!site.pebble.log_text().contains(UNMAPPED), "an order for an unmapped host");
+    assert!(
+        !site.pebble.log_text().contains(UNMAPPED),
+        "an order for an unmapped host"
+    );
 
     // The CA goes down: the next renewal fails with a clear status, retries back off, the
     // old certificate keeps serving.
     let (_, serial_last) = served(*tls1, DOMAIN).expect("served");
     site.pebble.stop();
     let (e1, tls1, _) = &site.edges[0];
-    must_become("a failed renewal with backoff", Duration::from_secs(60), || {
-        site.edges.iter().any(|(e, _, _)| {
-            let s = domain_status(e, DOMAIN);
-            s["failures"].as_u64().unwrap_or(0) >= 2
-                && s["last_error"].as_str().is_some_and(|m| !m.is_empty())
-                && s["retry_at"].as_u64().is_some_and(|t| t > now())
-        })
-    });
-    let failing: Vec<serde_json::Value> =
-        site.edges.iter().map(|(e, _, _)| domain_status(e, DOMAIN)).collect();
+    must_become(
+        "a failed renewal with backoff",
+        Duration::from_secs(60),
+        || {
+            site.edges.iter().any(|(e, _, _)| {
+                let s = domain_status(e, DOMAIN);
+                s["failures"].as_u64().unwrap_or(0) >= 2
+                    && s["last_error"].as_str().is_some_and(|m| !m.is_empty())
+                    && s["retry_at"].as_u64().is_some_and(|t| t > now())
+            })
+        },
+    );
+    let failing: Vec<serde_json::Value> = site
+        .edges
+        .iter()
+        .map(|(e, _, _)| domain_status(e, DOMAIN))
+        .collect();
     eprintln!("status with the CA down: {failing:?}");
     assert!(
         served(*tls1, DOMAIN).is_some_and(|(_, s)| s == serial_last),
@@ -305,8 +349,13 @@ fn acme_issues_shares_renews_and_survives_the_ca_going_down() {
     let metrics = reqwest::blocking::get(format!("{}/metrics", e1.url))
         .and_then(reqwest::blocking::Response::text)
         .expect("metrics");
-    assert!(metrics.contains("outpost_edge_certs{state=\"failing\"}"), "{metrics}");
-    assert!(metrics.contains(&format!("outpost_edge_cert_expiry_days{{domain=\"{DOMAIN}\"}}")));
+    assert!(
+        metrics.contains("outpost_edge_certs{state=\"failing\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains(&format!(
+        "outpost_edge_cert_expiry_days{{domain=\"{DOMAIN}\"}}"
+    )));
 
     must_keep_keys_secret(&site);
 }
@@ -354,7 +403,10 @@ fn must_keep_keys_secret(site: &Site) {
         ));
         let via_edge = e
             .client(&[DOMAIN])
-            .get(format!("http://{DOMAIN}:{}/internal/certs/{DOMAIN}", e.addr.port()))
+            .get(format!(
+                "http://{DOMAIN}:{}/internal/certs/{DOMAIN}",
+                e.addr.port()
+            ))
             .send()
             .and_then(reqwest::blocking::Response::text)
             .unwrap_or_default();
@@ -369,8 +421,14 @@ fn must_keep_keys_secret(site: &Site) {
     assert!(changes.contains("cert-put"), "{changes}");
     texts.push(("feed", changes));
     for (what, text) in texts {
-        assert!(!text.contains(&body_line), "the private key is in the {what}");
-        assert!(!text.contains("PRIVATE KEY"), "a private key is in the {what}");
+        assert!(
+            !text.contains(&body_line),
+            "the private key is in the {what}"
+        );
+        assert!(
+            !text.contains("PRIVATE KEY"),
+            "a private key is in the {what}"
+        );
     }
 }
 
@@ -393,12 +451,20 @@ fn spki_hash(dir: &Path, name: &str, pem: &str) -> String {
 /// The PEM of the leaf an edge serves for `sni`.
 fn served_pem(tls_port: u16, sni: &str) -> String {
     let out = Command::new("openssl")
-        .args(["s_client", "-connect", &format!("127.0.0.1:{tls_port}"), "-servername", sni])
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{tls_port}"),
+            "-servername",
+            sni,
+        ])
         .stdin(Stdio::null())
         .output()
         .expect("s_client");
     let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let begin = text.find("-----BEGIN CERTIFICATE-----").expect("a certificate");
+    let begin = text
+        .find("-----BEGIN CERTIFICATE-----")
+        .expect("a certificate");
     let end = text.find("-----END CERTIFICATE-----").expect("end") + 25;
     text[begin..end].to_owned()
 }
@@ -408,7 +474,9 @@ fn chromium_loads_a_private_image_over_acme_https_after_a_pubcookie_login() {
     use base64::Engine as _;
     use outpost_auth::token::{self, Claims};
     use outpost_auth::{Secret, TokenKey, TokenKeySpec, TokenKind};
-    let Some(browser) = outpost_tests::which("chromium").or_else(|| outpost_tests::which("chromium-browser")) else {
+    let Some(browser) =
+        outpost_tests::which("chromium").or_else(|| outpost_tests::which("chromium-browser"))
+    else {
         eprintln!("SKIPPED: chromium is not installed (apt-get install chromium)");
         return;
     };
@@ -428,7 +496,9 @@ fn chromium_loads_a_private_image_over_acme_https_after_a_pubcookie_login() {
         assert!(r.status().is_success(), "PUT {path}");
     };
     put("/private", "text/plain", Vec::new());
-    let png = base64::engine::general_purpose::STANDARD.decode(PNG_B64).expect("png");
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(PNG_B64)
+        .expect("png");
     put("/private/cat.png", "image/png", png);
     let page = r#"<!doctype html><html><body><p id="p">private page</p>
 <img id="cat" src="/private/cat.png" onload="document.body.setAttribute('data-img-width', this.naturalWidth)" onerror="document.body.setAttribute('data-img-error', '1')">
@@ -443,15 +513,21 @@ fn chromium_loads_a_private_image_over_acme_https_after_a_pubcookie_login() {
         .expect("map the account");
     assert!(r.status().is_success());
     let (_, tls1, _) = &site.edges[0];
-    must_become("the edge serves a pebble certificate", Duration::from_secs(90), || {
-        served(*tls1, HOST).is_some_and(|(issuer, _)| issuer.contains("Pebble"))
-    });
+    must_become(
+        "the edge serves a pebble certificate",
+        Duration::from_secs(90),
+        || served(*tls1, HOST).is_some_and(|(issuer, _)| issuer.contains("Pebble")),
+    );
 
     // Chromium trusts pebble for this profile only: the SPKI hashes of pebble's root and
     // intermediate and of the served leaf (renewals keep the intermediate).
     let hashes = [
         spki_hash(site.dir.path(), "root", &site.pebble.root_pem()),
-        spki_hash(site.dir.path(), "intermediate", &site.pebble.intermediate_pem()),
+        spki_hash(
+            site.dir.path(),
+            "intermediate",
+            &site.pebble.intermediate_pem(),
+        ),
         spki_hash(site.dir.path(), "leaf", &served_pem(*tls1, HOST)),
     ]
     .join(",");
@@ -465,7 +541,8 @@ fn chromium_loads_a_private_image_over_acme_https_after_a_pubcookie_login() {
     let mut grant = Claims::new("demo", TokenKind::Grant, "/private", now() + 60);
     grant.nonce = Some("acme-browser-nonce".into());
     let grant = token::sign(&grant, &key).expect("sign");
-    let login = format!("https://{HOST}:{tls1}/.outpost/login?grant={grant}&next=/private/index.html");
+    let login =
+        format!("https://{HOST}:{tls1}/.outpost/login?grant={grant}&next=/private/index.html");
     let out = Command::new(&browser)
         .args([
             "--headless",
@@ -478,7 +555,10 @@ fn chromium_loads_a_private_image_over_acme_https_after_a_pubcookie_login() {
             "--disable-sync",
             "--virtual-time-budget=5000",
         ])
-        .arg(format!("--user-data-dir={}", site.dir.path().join("chromium").display()))
+        .arg(format!(
+            "--user-data-dir={}",
+            site.dir.path().join("chromium").display()
+        ))
         .arg(format!("--host-resolver-rules=MAP {HOST} 127.0.0.1"))
         .arg(format!("--ignore-certificate-errors-spki-list={hashes}"))
         .arg("--dump-dom")
@@ -491,5 +571,8 @@ fn chromium_loads_a_private_image_over_acme_https_after_a_pubcookie_login() {
         "the private page did not load over HTTPS after login; DOM: {dom}\nstderr: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(dom.contains("data-img-width=\"1\""), "the private image did not render: {dom}");
+    assert!(
+        dom.contains("data-img-width=\"1\""),
+        "the private image did not render: {dom}"
+    );
 }

@@ -246,10 +246,7 @@ mod tests {
             ("renew_at = 1.5", "acme.renew_at"),
             ("contact = \"nobody\"", "acme.contact"),
             ("domains_allowed = [\"a/b\"]", "acme.domains_allowed"),
-            (
-                "retry_min = \"2h\"\nretry_max = \"1h\"",
-                "acme.retry_min",
-            ),
+            ("retry_min = \"2h\"\nretry_max = \"1h\"", "acme.retry_min"),
             ("lease_ttl = \"1s\"", "acme.lease_ttl"),
         ] {
             let e = raw(extra).unwrap_err().to_string();

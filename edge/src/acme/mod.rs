@@ -144,7 +144,8 @@ fn certified_key(rec: &CertRecord) -> Result<Arc<CertifiedKey>, Error> {
         .ok_or_else(|| bad("the key is not a PKCS#8 PEM private key".into()))?;
     let key = PrivateKeyDer::Pkcs8(key.contents.into());
     pingora::tls::install_default_crypto_provider();
-    let provider = CryptoProvider::get_default().ok_or_else(|| bad("no TLS crypto provider".into()))?;
+    let provider =
+        CryptoProvider::get_default().ok_or_else(|| bad("no TLS crypto provider".into()))?;
     CertifiedKey::from_der(chain, key, provider)
         .map(Arc::new)
         .map_err(|e| bad(format!("the key does not fit the certificate: {e}")))
@@ -352,7 +353,10 @@ impl CertSync {
             if let Some(to) = s.not_after {
                 #[allow(clippy::cast_precision_loss)] // seconds to days: precision is ample
                 let days = (to as f64 - now as f64) / 86_400.0;
-                let _ = writeln!(out, "outpost_edge_cert_expiry_days{{domain=\"{d}\"}} {days:.3}");
+                let _ = writeln!(
+                    out,
+                    "outpost_edge_cert_expiry_days{{domain=\"{d}\"}} {days:.3}"
+                );
             }
         }
         out

@@ -24,12 +24,12 @@ fn cert_err(domain: &str, reason: impl std::fmt::Display) -> Error {
 
 /// The ACME account of this edge: restored from `<state_dir>/account.json`, else created
 /// (and saved, owner-only) on first use.
-async fn account(cfg: &AcmeConfig) -> Result<Account, Error> {
+async fn account(cfg: &AcmeConfig, domain: &str) -> Result<Account, Error> {
     let builder = || match &cfg.ca_root {
         Some(root) => Account::builder_with_root(root),
         None => Account::builder(),
     };
-    let bad = |e: &dyn std::fmt::Display| cert_err("(account)", format!("ACME account: {e}"));
+    let bad = |e: &dyn std::fmt::Display| cert_err(domain, format!("ACME account: {e}"));
     let path = cfg.state_dir.join("account.json");
     if let Ok(text) = std::fs::read(&path) {
         if let Ok(creds) = serde_json::from_slice::<AccountCredentials>(&text) {
@@ -72,7 +72,12 @@ async fn account(cfg: &AcmeConfig) -> Result<Account, Error> {
 }
 
 /// Asks the origin for the domain's lease (`ttl` 0 releases it).
-async fn lease(sync: &CertSync, domain: &str, holder: &str, ttl: Duration) -> Result<LeaseAnswer, Error> {
+async fn lease(
+    sync: &CertSync,
+    domain: &str,
+    holder: &str,
+    ttl: Duration,
+) -> Result<LeaseAnswer, Error> {
     let path = format!("{}/{domain}/lease", paths::CERTS);
     let body = outpost_proto::to_json(&LeaseRequest {
         format: outpost_proto::Format,
@@ -167,7 +172,12 @@ async fn order(
     }
     match status.map_err(|x| e("validation", &x))? {
         OrderStatus::Ready => {}
-        other => return Err(cert_err(domain, format!("order is {other:?} after validation"))),
+        other => {
+            return Err(cert_err(
+                domain,
+                format!("order is {other:?} after validation"),
+            ))
+        }
     }
     // A fresh key per certificate (rcgen, ECDSA P-256), never reused across renewals.
     let key_pem = order.finalize().await.map_err(|x| e("finalize", &x))?;
@@ -212,9 +222,11 @@ async fn attempt(
     }
     let result = async {
         if acct.is_none() {
-            *acct = Some(account(cfg).await?);
+            *acct = Some(account(cfg, domain).await?);
         }
-        let a = acct.as_ref().ok_or_else(|| cert_err(domain, "no ACME account"))?;
+        let a = acct
+            .as_ref()
+            .ok_or_else(|| cert_err(domain, "no ACME account"))?;
         let rec = order(sync, a, cfg, domain).await?;
         store(sync, &rec).await?;
         sync.install(&rec)?;
@@ -271,8 +283,12 @@ pub async fn run(
                         (s.failures, wait)
                     });
                     tracing::warn!(domain = %d, error = %e, failures, retry_in = ?wait, "certificate order failed");
-                    if matches!(e, Error::Cert { ref domain, .. } if domain == "(account)") {
-                        acct = None;
+                    // Restored from account.json next time (no new registration at the CA):
+                    // a CA that restarted or lost the account is met afresh.
+                    acct = None;
+                    if e.to_string().contains("accountDoesNotExist") {
+                        // The CA forgot the account (a test CA restarted): register anew.
+                        let _ = std::fs::remove_file(cfg.state_dir.join("account.json"));
                     }
                 }
             }

@@ -27,7 +27,10 @@ pub(super) fn is_https_endpoint(path: &str) -> bool {
 /// `Strict-Transport-Security` on an HTTPS answer of a domain that opted in.
 pub(super) fn add_hsts(resp: &mut ResponseHeader, max_age: Option<u64>) -> PResult<()> {
     if let Some(age) = max_age {
-        resp.insert_header(http::header::STRICT_TRANSPORT_SECURITY, format!("max-age={age}"))?;
+        resp.insert_header(
+            http::header::STRICT_TRANSPORT_SECURITY,
+            format!("max-age={age}"),
+        )?;
     }
     Ok(())
 }
@@ -46,7 +49,9 @@ impl Edge {
                 .req_header()
                 .headers
                 .get(INTERNAL_HEADER)
-                .is_some_and(|v| bool::from(v.as_bytes().ct_eq(self.cfg.internal_secret.as_bytes())));
+                .is_some_and(|v| {
+                    bool::from(v.as_bytes().ct_eq(self.cfg.internal_secret.as_bytes()))
+                });
             if !authorized {
                 return Some(
                     send(
@@ -83,7 +88,15 @@ impl Edge {
                 tracing::debug!(host = %host, "answered an http-01 challenge");
                 send(session, 200, &[], &key_authorization).await
             }
-            None => send(session, 404, &[(headers::ERROR, "not-found".into())], "no such challenge\n").await,
+            None => {
+                send(
+                    session,
+                    404,
+                    &[(headers::ERROR, "not-found".into())],
+                    "no such challenge\n",
+                )
+                .await
+            }
         })
     }
 

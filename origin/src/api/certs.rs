@@ -211,9 +211,7 @@ pub async fn get_challenge(
         let now = st.store.clock.wall_secs();
         blocking(&st, move |s| s.db.get_challenge(&t, now))
             .await?
-            .ok_or(Error::NotFound {
-                what: "challenge",
-            })
+            .ok_or(Error::NotFound { what: "challenge" })
     }
     .await;
     done(r, |c| json(StatusCode::OK, &c))

@@ -131,7 +131,13 @@ impl Db {
     ///
     /// # Errors
     /// [`crate::Error::Db`].
-    pub fn lease_cert(&self, domain: &str, holder: &str, ttl: u64, now: u64) -> Result<LeaseAnswer> {
+    pub fn lease_cert(
+        &self,
+        domain: &str,
+        holder: &str,
+        ttl: u64,
+        now: u64,
+    ) -> Result<LeaseAnswer> {
         self.write(|tx| {
             let current: Option<(String, i64)> = tx
                 .prepare_cached("SELECT holder, expires_at FROM cert_leases WHERE domain = ?1")?
