@@ -576,3 +576,98 @@ fn chromium_loads_a_private_image_over_acme_https_after_a_pubcookie_login() {
         "the private image did not render: {dom}"
     );
 }
+
+/// `curl -sI` over HTTPS to an edge, trusting `root`; the response head.
+fn https_head(root: &Path, tls: u16, host: &str, path: &str) -> String {
+    let out = Command::new("curl")
+        .args(["-sS", "-D", "-", "-o", "/dev/null", "--cacert"])
+        .arg(root)
+        .arg("--resolve")
+        .arg(format!("{host}:{tls}:127.0.0.1"))
+        .arg(format!("https://{host}:{tls}{path}"))
+        .output()
+        .expect("curl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_ascii_lowercase()
+}
+
+#[test]
+fn https_redirect_and_hsts_are_opt_in_per_domain() {
+    let Some(site) = site() else { return };
+    const PLAIN: &str = "plain.acme.test";
+    let http = reqwest::blocking::Client::new();
+    let r = http
+        .put(format!("{}/plain", site.storage))
+        .header("x-auth-token", &site.auth)
+        .header("x-container-read", ".r:*")
+        .header("x-container-meta-outpost-domains", PLAIN)
+        .send()
+        .expect("plain container");
+    assert!(r.status().is_success());
+    let r = http
+        .put(format!("{}/plain/hello.txt", site.storage))
+        .header("x-auth-token", &site.auth)
+        .body("plain hello")
+        .send()
+        .expect("plain object");
+    assert!(r.status().is_success());
+    let r = http
+        .post(format!("{}/pics", site.storage))
+        .header("x-auth-token", &site.auth)
+        .header("x-container-meta-outpost-https-redirect", "true")
+        .header("x-container-meta-outpost-hsts", "600")
+        .send()
+        .expect("opt in");
+    assert!(r.status().is_success());
+    map_and_wait(&site);
+    let (e1, tls1, _) = &site.edges[0];
+    must_become(
+        "the plain domain has its certificate",
+        Duration::from_secs(90),
+        || served(*tls1, PLAIN).is_some_and(|(issuer, _)| issuer.contains("Pebble")),
+    );
+    let root = site.dir.path().join("pebble-root.pem");
+    std::fs::write(&root, site.pebble.root_pem()).expect("root");
+
+    // The opted-in domain: plain HTTP is redirected (ACME challenges excepted), HTTPS answers
+    // carry HSTS on a miss and on the hits after it.
+    let c = e1.client(&[DOMAIN, PLAIN]);
+    let port = e1.addr.port();
+    let r = c
+        .get(format!("http://{DOMAIN}:{port}/hello.txt?a=1"))
+        .send()
+        .expect("plain http");
+    assert_eq!(r.status(), 301);
+    assert_eq!(
+        r.headers()["location"],
+        format!("https://{DOMAIN}:{tls1}/hello.txt?a=1").as_str()
+    );
+    let r = c
+        .get(format!(
+            "http://{DOMAIN}:{port}/.well-known/acme-challenge/unknown-token"
+        ))
+        .send()
+        .expect("challenge path");
+    assert_eq!(r.status(), 404, "challenges are answered over plain HTTP");
+    for _ in 0..3 {
+        let head = https_head(&root, *tls1, DOMAIN, "/hello.txt");
+        assert!(head.starts_with("http/"), "{head}");
+        assert!(
+            head.contains("strict-transport-security: max-age=600"),
+            "{head}"
+        );
+    }
+
+    // The other domain opted into nothing.
+    let r = c
+        .get(format!("http://{PLAIN}:{port}/hello.txt"))
+        .send()
+        .expect("plain domain");
+    assert_eq!(r.status(), 200);
+    let head = https_head(&root, *tls1, PLAIN, "/hello.txt");
+    assert!(!head.contains("strict-transport-security"), "{head}");
+}
