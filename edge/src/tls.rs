@@ -184,3 +184,70 @@ impl ResolvesServerCert for CertStore {
         self.pick(hello.server_name())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(
+        name: &str,
+    ) -> (
+        Arc<CertifiedKey>,
+        std::path::PathBuf,
+        std::path::PathBuf,
+        tempfile::TempDir,
+    ) {
+        let c = rcgen::generate_simple_self_signed(vec![name.to_owned()]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (cp, kp) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+        std::fs::write(&cp, c.cert.pem()).unwrap();
+        std::fs::write(&kp, c.signing_key.serialize_pem()).unwrap();
+        pingora::tls::install_default_crypto_provider();
+        let provider = CryptoProvider::get_default().unwrap();
+        (load_one(&cp, &kp, 0, provider).unwrap(), cp, kp, dir)
+    }
+
+    #[test]
+    fn manual_certificates_win_and_automatic_ones_survive_a_reload() {
+        let (_, cp, kp, _d) = key("manual.example");
+        let spec = CertSpec {
+            domains: vec!["manual.example".into(), "*.wild.example".into()],
+            cert: cp,
+            key: kp,
+        };
+        let store = CertStore::new(SniResolver::load(std::slice::from_ref(&spec)).unwrap());
+        let manual = store.pick(Some("manual.example")).unwrap();
+        let (auto, ..) = key("auto.example");
+        store.install("auto.example", Arc::clone(&auto));
+        store.install("manual.example", Arc::clone(&auto));
+        store.install("a.wild.example", Arc::clone(&auto));
+        assert!(Arc::ptr_eq(
+            &store.pick(Some("Auto.Example")).unwrap(),
+            &auto
+        ));
+        // A configured name or wildcard beats an automatic certificate of the same name.
+        assert!(Arc::ptr_eq(
+            &store.pick(Some("manual.example")).unwrap(),
+            &manual
+        ));
+        assert!(Arc::ptr_eq(
+            &store.pick(Some("a.wild.example")).unwrap(),
+            &manual
+        ));
+        assert!(store.manual_covers("x.wild.example"));
+        assert!(!store.manual_covers("auto.example"));
+        // Unknown names and no SNI get the manual default.
+        assert!(Arc::ptr_eq(
+            &store.pick(Some("other.example")).unwrap(),
+            &manual
+        ));
+        assert!(Arc::ptr_eq(&store.pick(None).unwrap(), &manual));
+        // A reload replaces the manual certificates only.
+        store.replace(SniResolver::load(&[]).unwrap());
+        assert!(Arc::ptr_eq(
+            &store.pick(Some("auto.example")).unwrap(),
+            &auto
+        ));
+        assert!(store.pick(Some("other.example")).is_none());
+    }
+}
