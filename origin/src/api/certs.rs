@@ -6,6 +6,9 @@
 //! every edge to fetch the record. The private key is in the body of `GET`/`PUT` of one
 //! domain and nowhere else: not in the index, the feed, logs (records' `Debug` omits it) or
 //! metrics.
+//!
+//! In a cluster, certificate and challenge writes go on to every other node (each records its
+//! own `cert-put`), so edges following any node get them; leases are per node.
 
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
@@ -16,7 +19,9 @@ use outpost_proto::certs::{
 };
 
 use super::{blocking, Capability, Shared};
+use crate::credentials::Role;
 use crate::{Error, Result};
+use outpost_proto::paths;
 
 /// Largest certificate record accepted (a chain of a few certificates and a key).
 const MAX_RECORD_BYTES: usize = 64 * 1024;
@@ -44,15 +49,25 @@ fn domain_of(raw: &str) -> Result<String> {
     })
 }
 
-async fn body_of<T: outpost_proto::Wire>(req: Request<Body>) -> Result<T> {
+async fn body_of<T: outpost_proto::Wire>(req: Request<Body>) -> Result<(T, bytes::Bytes)> {
     let raw = axum::body::to_bytes(req.into_body(), MAX_RECORD_BYTES)
         .await
         .map_err(|_| Error::TooLarge {
             max: MAX_RECORD_BYTES as u64,
         })?;
-    outpost_proto::from_json(&raw).map_err(|e| Error::BadCert {
+    let v = outpost_proto::from_json(&raw).map_err(|e| Error::BadCert {
         reason: e.to_string(),
-    })
+    })?;
+    Ok((v, raw))
+}
+
+/// In a cluster, a write that did not come from another node (a peer's `X-Outpost-Direct`)
+/// goes on to every other node.
+async fn send_on(st: &Shared, role: Role, headers: &HeaderMap, path: String, raw: bytes::Bytes) {
+    let from_peer = role == Role::Peer && headers.contains_key(crate::cluster::DIRECT_HEADER);
+    if let (Some(cl), false) = (st.cluster.as_ref(), from_peer) {
+        crate::cluster::broadcast::cert_store_put(cl, &path, raw).await;
+    }
 }
 
 fn done<T>(r: Result<T>, ok: impl FnOnce(T) -> Response) -> Response {
@@ -107,9 +122,10 @@ pub async fn put_cert(
     req: Request<Body>,
 ) -> Response {
     let r = async {
-        st.require(req.headers(), Capability::Certs)?;
+        let role = st.require(req.headers(), Capability::Certs)?;
+        let headers = req.headers().clone();
         let d = domain_of(&domain)?;
-        let rec: CertRecord = body_of(req).await?;
+        let (rec, raw): (CertRecord, _) = body_of(req).await?;
         if normalize_domain(&rec.domain).as_deref() != Some(d.as_str()) {
             return Err(Error::BadCert {
                 reason: format!("the record is for {:?}, the path names {d:?}", rec.domain),
@@ -123,7 +139,10 @@ pub async fn put_cert(
         let rec = CertRecord { domain: d, ..rec };
         let ts = st.store.clock.now();
         tracing::info!(domain = %rec.domain, not_after = rec.not_after, issuer = %rec.issuer, "certificate stored");
-        blocking(&st, move |s| s.db.put_cert(ts, &rec)).await
+        let path = format!("{}/{}", paths::CERTS, rec.domain);
+        let seq = blocking(&st, move |s| s.db.put_cert(ts, &rec)).await?;
+        send_on(&st, role, &headers, path, raw).await;
+        Ok(seq)
     }
     .await;
     done(r, |_| StatusCode::CREATED.into_response())
@@ -139,7 +158,7 @@ pub async fn lease(
     let r = async {
         st.require(req.headers(), Capability::Certs)?;
         let d = domain_of(&domain)?;
-        let q: LeaseRequest = body_of(req).await?;
+        let (q, _): (LeaseRequest, _) = body_of(req).await?;
         if q.holder.is_empty() || q.holder.len() > 128 {
             return Err(Error::BadCert {
                 reason: "holder must be 1 to 128 bytes".into(),
@@ -179,9 +198,10 @@ pub async fn put_challenge(
     req: Request<Body>,
 ) -> Response {
     let r = async {
-        st.require(req.headers(), Capability::Certs)?;
+        let role = st.require(req.headers(), Capability::Certs)?;
+        let headers = req.headers().clone();
         let t = token_of(&token)?;
-        let c: ChallengeRecord = body_of(req).await?;
+        let (c, raw): (ChallengeRecord, _) = body_of(req).await?;
         if c.token != t {
             return Err(Error::BadCert {
                 reason: "the record's token differs from the path's".into(),
@@ -192,7 +212,10 @@ pub async fn put_challenge(
             expires_at: c.expires_at.min(now + MAX_CHALLENGE_SECS),
             ..c
         };
-        blocking(&st, move |s| s.db.put_challenge(&c, now)).await
+        blocking(&st, move |s| s.db.put_challenge(&c, now)).await?;
+        let path = format!("{}/{t}", paths::ACME_CHALLENGES);
+        send_on(&st, role, &headers, path, raw).await;
+        Ok(())
     }
     .await;
     done(r, |()| StatusCode::CREATED.into_response())
