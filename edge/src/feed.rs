@@ -319,6 +319,12 @@ impl FeedTargets {
 pub async fn follow(client: OriginClient, t: FeedTargets, mut since: u64) {
     let mut backoff = Duration::from_millis(100);
     loop {
+        if let Some(certs) = t.certs.as_ref().filter(|c| !c.loaded()) {
+            // The origin did not answer the certificate index at start: try again.
+            if let Err(e) = certs.load_all().await {
+                tracing::warn!(error = %e, "automatic certificates not loaded; retrying");
+            }
+        }
         let page = match client
             .changes(since, Duration::from_secs(25), &t.edge_id)
             .await

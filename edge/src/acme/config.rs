@@ -186,6 +186,16 @@ impl RawAcme {
         if !(Duration::from_secs(10)..=Duration::from_secs(3600)).contains(&lease_ttl) {
             return Err(err("lease_ttl", "must be between 10s and 1h"));
         }
+        if let Some(root) = &self.ca_root {
+            let pem = std::fs::read_to_string(root)
+                .map_err(|e| err("ca_root", format!("{}: {e}", root.display())))?;
+            if !pem.contains("-----BEGIN CERTIFICATE-----") {
+                return Err(err(
+                    "ca_root",
+                    format!("{} holds no PEM certificate", root.display()),
+                ));
+            }
+        }
         Ok(AcmeConfig {
             directory: self.directory.clone(),
             contact,
@@ -252,6 +262,10 @@ mod tests {
             let e = raw(extra).unwrap_err().to_string();
             assert!(e.contains(key), "{extra}: {e}");
         }
+        assert!(raw("ca_root = \"/nonexistent/root.pem\"")
+            .unwrap_err()
+            .to_string()
+            .contains("acme.ca_root"));
         let r: RawAcme = toml::from_str("directory = \"http://ca\"").unwrap();
         assert!(r
             .validate(Path::new("."))

@@ -80,6 +80,8 @@ pub struct CertSync {
     /// Pending HTTP-01 answers of this edge's own orders: token → key authorization.
     pending: Mutex<HashMap<String, String>>,
     renew_at: f64,
+    /// The origin's index was loaded once (else the feed follower tries again).
+    loaded: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for CertSync {
@@ -161,6 +163,7 @@ impl CertSync {
             status: Mutex::new(BTreeMap::new()),
             pending: Mutex::new(HashMap::new()),
             renew_at,
+            loaded: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -203,6 +206,8 @@ impl CertSync {
             .map_err(|e| Error::Origin(format!("{}: {e}", paths::CERTS)))?;
         let index: CertIndex = outpost_proto::from_json(&body)
             .map_err(|e| Error::Origin(format!("{}: {e}", paths::CERTS)))?;
+        self.loaded
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let mut n = 0;
         for c in index.certs {
             match self.fetch(&c.domain).await {
@@ -211,6 +216,11 @@ impl CertSync {
             }
         }
         Ok(n)
+    }
+
+    /// True once the origin's index was read ([`CertSync::load_all`]).
+    pub fn loaded(&self) -> bool {
+        self.loaded.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The origin's record of `domain`, `None` when it holds none.
