@@ -145,6 +145,7 @@ mod tests {
             path: StoragePath::from_canonical(canonical).expect("storage path"),
             path_token: None,
             web: false,
+            https: crate::catalog::HttpsPolicy::default(),
         }
     }
 

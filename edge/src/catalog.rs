@@ -8,7 +8,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use outpost_auth::{KeySet, KeyStore, TempUrlKeys, TokenKeySpec};
-use outpost_proto::meta::{ACCOUNT_TEMPURL_KEYS, CONTAINER_TEMPURL_KEYS, WEB_INDEX, WEB_LISTINGS};
+use outpost_proto::meta::{
+    ACCOUNT_HSTS, ACCOUNT_HTTPS_REDIRECT, ACCOUNT_TEMPURL_KEYS, CONTAINER_HSTS,
+    CONTAINER_HTTPS_REDIRECT, CONTAINER_TEMPURL_KEYS, WEB_INDEX, WEB_LISTINGS,
+};
 use outpost_proto::snapshot::Meta;
 
 pub use outpost_proto::meta::{
@@ -58,11 +61,35 @@ pub enum DomainTarget {
     Container(String, String),
 }
 
+/// HTTPS settings of a custom domain (account or container metadata, the container's winning
+/// for a container-mapped domain; an account-mapped domain takes the account's).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HttpsPolicy {
+    /// Plain-HTTP requests get a `301` to HTTPS (`...-Outpost-Https-Redirect: true`).
+    pub redirect: bool,
+    /// HTTPS answers carry `Strict-Transport-Security: max-age=<this>` (`...-Outpost-Hsts`).
+    pub hsts_max_age: Option<u64>,
+}
+
+impl HttpsPolicy {
+    fn from_meta(meta: &Meta, redirect_key: &str, hsts_key: &str) -> (Option<bool>, Option<u64>) {
+        let redirect = meta.get(redirect_key).map(|v| {
+            matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "true" | "yes" | "on" | "1"
+            )
+        });
+        let hsts = meta.get(hsts_key).and_then(|v| v.trim().parse().ok());
+        (redirect, hsts)
+    }
+}
+
 /// An immutable view of every account.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     accounts: HashMap<String, Arc<AccountInfo>>,
     domains: HashMap<String, DomainTarget>,
+    https: HashMap<String, HttpsPolicy>,
 }
 
 fn split_list(v: Option<&String>) -> impl Iterator<Item = String> + '_ {
@@ -150,12 +177,30 @@ impl Catalog {
     /// Replaces (or adds) one account from its snapshot entry.
     pub fn set_account(&mut self, a: &AccountSnapshot) {
         self.remove_account(&a.name);
+        let (acc_redirect, acc_hsts) =
+            HttpsPolicy::from_meta(&a.meta, ACCOUNT_HTTPS_REDIRECT, ACCOUNT_HSTS);
+        let account_policy = HttpsPolicy {
+            redirect: acc_redirect.unwrap_or(false),
+            hsts_max_age: acc_hsts,
+        };
         for d in split_list(a.meta.get(ACCOUNT_DOMAINS)) {
+            if account_policy != HttpsPolicy::default() {
+                self.https.insert(d.clone(), account_policy);
+            }
             self.domains
                 .insert(d, DomainTarget::Account(a.name.clone()));
         }
         for c in &a.containers {
+            let (redirect, hsts) =
+                HttpsPolicy::from_meta(&c.meta, CONTAINER_HTTPS_REDIRECT, CONTAINER_HSTS);
+            let policy = HttpsPolicy {
+                redirect: redirect.unwrap_or(account_policy.redirect),
+                hsts_max_age: hsts.or(account_policy.hsts_max_age),
+            };
             for d in split_list(c.meta.get(CONTAINER_DOMAINS)) {
+                if policy != HttpsPolicy::default() {
+                    self.https.insert(d.clone(), policy);
+                }
                 self.domains
                     .insert(d, DomainTarget::Container(a.name.clone(), c.name.clone()));
             }
@@ -170,6 +215,18 @@ impl Catalog {
         self.domains.retain(|_, t| match t {
             DomainTarget::Account(a) | DomainTarget::Container(a, _) => a != name,
         });
+        let domains = &self.domains;
+        self.https.retain(|d, _| domains.contains_key(d));
+    }
+
+    /// Every mapped custom domain (the only names certificates are ordered for).
+    pub fn domains(&self) -> impl Iterator<Item = &str> {
+        self.domains.keys().map(String::as_str)
+    }
+
+    /// A custom domain's HTTPS settings (default: none).
+    pub fn https(&self, host: &str) -> HttpsPolicy {
+        self.https.get(host).copied().unwrap_or_default()
     }
 
     /// An account.
@@ -291,5 +348,38 @@ mod tests {
         let mut c2 = c.clone();
         c2.remove_account("demo");
         assert!(c2.domain("img.example.com").is_none());
+        let mut names: Vec<&str> = c.domains().collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            ["cdn.example.org", "img.example.com", "tv.example.com"]
+        );
+    }
+
+    #[test]
+    fn https_policy_container_wins_over_account() {
+        let mut s = wire();
+        s.accounts[0]
+            .meta
+            .insert(ACCOUNT_HSTS.into(), "31536000".into());
+        s.accounts[0].containers[1]
+            .meta
+            .insert(CONTAINER_HTTPS_REDIRECT.into(), "true".into());
+        let c = Catalog::from_snapshot(&s);
+        assert_eq!(
+            c.https("img.example.com"),
+            HttpsPolicy {
+                redirect: false,
+                hsts_max_age: Some(31_536_000)
+            }
+        );
+        assert_eq!(
+            c.https("tv.example.com"),
+            HttpsPolicy {
+                redirect: true,
+                hsts_max_age: Some(31_536_000)
+            }
+        );
+        assert_eq!(c.https("unmapped.example"), HttpsPolicy::default());
     }
 }

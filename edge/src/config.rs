@@ -60,6 +60,10 @@ pub struct RawConfig {
     /// [`crate::limits::RawLimits`].
     #[serde(default)]
     pub limits: crate::limits::RawLimits,
+    /// `[acme]`: automatic certificates of mapped custom domains (needs `[tls]`); keys and
+    /// defaults in [`crate::acme::RawAcme`]. Default: none.
+    #[serde(default)]
+    pub acme: Option<crate::acme::RawAcme>,
 }
 
 /// `[tls]`.
@@ -71,7 +75,9 @@ pub struct RawTls {
     /// Offer HTTP/2 by ALPN. Default true.
     #[serde(default = "yes")]
     pub h2: bool,
-    /// Certificates, `[[tls.certs]]`; the first is the default for clients without SNI.
+    /// Certificates, `[[tls.certs]]`; the first is the default for clients without SNI. They
+    /// win over ACME certificates of the names they cover. Required unless `[acme]` is set.
+    #[serde(default)]
     pub certs: Vec<CertSpec>,
 }
 
@@ -309,6 +315,8 @@ pub struct Config {
     pub logs: crate::logs::LogSettings,
     /// Downstream request limits (`[limits]`).
     pub limits: crate::limits::Limits,
+    /// Automatic certificates (`[acme]`), if on.
+    pub acme: Option<crate::acme::AcmeConfig>,
 }
 
 fn err(key: &str, reason: impl Into<String>) -> Error {
@@ -445,8 +453,25 @@ impl RawConfig {
                 "must be positive and at most access.session_max",
             ));
         }
+        let acme = match (&self.acme, &self.tls, generic.is_some()) {
+            (None, ..) => None,
+            (Some(_), None, _) => {
+                return Err(err("acme", "needs [tls]: the HTTPS listener it serves"))
+            }
+            (Some(_), _, true) => {
+                return Err(err("acme", "needs [origin]: domains are mapped there"))
+            }
+            (Some(a), Some(_), false) => Some(
+                a.validate(
+                    self.cache
+                        .disk_dir
+                        .as_deref()
+                        .unwrap_or(Path::new("./outpost-edge-cache")),
+                )?,
+            ),
+        };
         if let Some(t) = &self.tls {
-            if t.certs.is_empty() {
+            if t.certs.is_empty() && acme.is_none() {
                 return Err(err("tls.certs", "at least one certificate is needed"));
             }
             for (i, c) in t.certs.iter().enumerate() {
@@ -466,6 +491,7 @@ impl RawConfig {
         let policy = cache_policy(&self.cache, generic.is_some())?;
         let limits = self.limits.validate()?;
         Ok(Config {
+            acme,
             limits,
             logs,
             log_level,

@@ -71,6 +71,14 @@ pub enum Error {
         /// The timeout.
         timeout: std::time::Duration,
     },
+    /// Obtaining, storing or loading a domain's certificate (ACME) failed.
+    #[error("certificate for {domain}: {reason}")]
+    Cert {
+        /// The domain.
+        domain: String,
+        /// Why (the CA's problem document, the origin's answer, a bad PEM...).
+        reason: String,
+    },
     /// `limits.max_connections` connections are open.
     #[error("too many connections: {max} are open (limits.max_connections)")]
     TooManyConnections {
@@ -83,9 +91,11 @@ impl Error {
     /// Downstream status.
     pub fn status(&self) -> StatusCode {
         match self {
-            Error::Config { .. } | Error::UpstreamSigning(_) | Error::Cache(_) | Error::Io(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            Error::Config { .. }
+            | Error::UpstreamSigning(_)
+            | Error::Cache(_)
+            | Error::Io(_)
+            | Error::Cert { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             Error::UnknownHost { .. } | Error::NotFound { .. } => StatusCode::NOT_FOUND,
             Error::BadPath(_) | Error::BadLogin { .. } => StatusCode::BAD_REQUEST,
             Error::Denied { .. } => StatusCode::FORBIDDEN,
@@ -118,6 +128,7 @@ impl Error {
             Error::HeadTooLarge { .. } => "head-too-large",
             Error::HeadTimeout { .. } => "head-timeout",
             Error::TooManyConnections { .. } => "too-many-connections",
+            Error::Cert { .. } => "cert",
         }
     }
 }

@@ -45,6 +45,13 @@ impl OriginClient {
         })
     }
 
+    /// A request to one of the origin's internal endpoints, carrying the edge credential.
+    pub(crate) fn internal(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.base))
+            .header(INTERNAL_HEADER, &self.secret)
+    }
+
     async fn get_json<T: Wire>(&self, path: &str, timeout: Duration) -> Result<T, Error> {
         let resp = self
             .http
@@ -170,7 +177,8 @@ pub fn purge_for(p: Purger<'_>, account: &str, kind: &ChangeKind) -> usize {
         | ChangeKind::AccountPost
         | ChangeKind::AccountDelete
         | ChangeKind::RevokeSession { .. }
-        | ChangeKind::RevokeUser { .. } => {}
+        | ChangeKind::RevokeUser { .. }
+        | ChangeKind::CertPut { .. } => {}
     }
     n
 }
@@ -252,6 +260,9 @@ pub struct FeedTargets {
     pub edge_id: String,
     /// Where the last applied feed position is kept, so a restarted edge resumes from it.
     pub position_file: Option<std::path::PathBuf>,
+    /// Automatic certificates (edges with `[tls]`): `cert-put` changes install the domain's
+    /// new certificate.
+    pub certs: Option<Arc<crate::acme::CertSync>>,
 }
 
 /// Reads the feed position a previous run of this edge applied.
@@ -280,6 +291,11 @@ impl FeedTargets {
         match client.snapshot(None).await {
             Ok(s) => {
                 self.catalog.update(|c| *c = Catalog::from_snapshot(&s));
+                if let Some(certs) = &self.certs {
+                    if let Err(e) = certs.load_all().await {
+                        tracing::warn!(error = %e, "reloading certificates failed");
+                    }
+                }
                 load_revocations(&self.revocations, &s);
                 let n = self.purger().all();
                 self.metrics.purged("resync", n);
@@ -303,6 +319,12 @@ impl FeedTargets {
 pub async fn follow(client: OriginClient, t: FeedTargets, mut since: u64) {
     let mut backoff = Duration::from_millis(100);
     loop {
+        if let Some(certs) = t.certs.as_ref().filter(|c| !c.loaded()) {
+            // The origin did not answer the certificate index at start: try again.
+            if let Err(e) = certs.load_all().await {
+                tracing::warn!(error = %e, "automatic certificates not loaded; retrying");
+            }
+        }
         let page = match client
             .changes(since, Duration::from_secs(25), &t.edge_id)
             .await
@@ -347,6 +369,12 @@ pub async fn follow(client: OriginClient, t: FeedTargets, mut since: u64) {
                 purged = n,
                 "change applied"
             );
+            if let (ChangeKind::CertPut { domain }, Some(certs)) = (&c.kind, &t.certs) {
+                // A failure is in the domain's status; the next cert-put or a resync retries.
+                if let Err(e) = certs.fetch(domain).await {
+                    tracing::warn!(domain = %domain, error = %e, "installing a stored certificate failed");
+                }
+            }
             if c.kind.changes_metadata() && !accounts_to_reload.contains(&c.account) {
                 accounts_to_reload.push(c.account.clone());
             }

@@ -23,6 +23,8 @@
 //!   timeouts, connections per process), enforced before pingora parses a head.
 //! - [`sigv4`]: AWS Signature V4 for generic-mode upstream requests (`[generic.sigv4]`), so an
 //!   edge can front a private S3 bucket.
+//! - [`acme`]: automatic HTTPS for custom domains (ACME orders under an origin lease,
+//!   certificates stored at the origin and installed on every edge from the change feed).
 //! - [`reload`]: `SIGHUP` re-reads the config file and applies certificates, key files and
 //!   the log level in place (swappable [`tls::CertStore`] and upstream signer); keys that need a
 //!   restart are kept and named in a warning.
@@ -41,6 +43,7 @@
 //! ```
 
 pub mod access;
+pub mod acme;
 pub mod cache;
 pub mod cache_key;
 pub mod cache_policy;

@@ -33,6 +33,7 @@ mod front;
 mod gate;
 mod generic_mode;
 mod hot;
+mod https;
 mod sliced;
 
 pub use front::{Front, Outcome as FrontOutcome};
@@ -78,6 +79,8 @@ pub struct Edge {
     /// The SigV4 signer of generic-mode upstream requests in force: `cfg.upstream_signer` at
     /// start, replaced by a reload (`crate::reload`).
     pub signer: Arc<arc_swap::ArcSwapOption<crate::sigv4::UpstreamSigner>>,
+    /// Automatic certificates (HTTP-01 answers, status), when the edge has `[tls]`.
+    pub certs: Option<Arc<crate::acme::CertSync>>,
     /// Routing and the access decision (shared with the front path).
     gate: Gate,
 }
@@ -117,6 +120,7 @@ impl Edge {
             metrics,
             logs: None,
             ring: None,
+            certs: None,
         }
     }
 }
@@ -154,6 +158,8 @@ pub struct Ctx {
     /// A static-website request (see `Route::web`): fetched from the origin with
     /// `X-Web-Mode: true`, its redirects made relative to the client's path.
     web: bool,
+    /// `Strict-Transport-Security` max-age of an HTTPS answer on a domain that opted in.
+    hsts: Option<u64>,
 }
 
 fn now_secs() -> u64 {
@@ -263,6 +269,7 @@ impl ProxyHttp for Edge {
             generic_site: None,
             cors: None,
             web: false,
+            hsts: None,
         }
     }
 
@@ -279,6 +286,12 @@ impl ProxyHttp for Edge {
                 ctx.outcome = "purge";
                 return self.purge(session).await;
             }
+            p if https::is_https_endpoint(p) => {
+                if let Some(done) = self.https_endpoint(session, p).await {
+                    ctx.outcome = "acme";
+                    return done;
+                }
+            }
             _ => {}
         }
         let method = session.req_header().method.clone();
@@ -293,6 +306,10 @@ impl ProxyHttp for Edge {
             return send_error(session, &Error::MethodNotAllowed).await;
         }
         let host = host_of(session);
+        if let Some(done) = self.https_redirect(session, &host).await {
+            ctx.outcome = "https-redirect";
+            return done;
+        }
         let query = session.req_header().uri.query().map(str::to_owned);
         let now = now_secs();
         let req = Incoming {
@@ -310,6 +327,7 @@ impl ProxyHttp for Edge {
                 return send_error(session, &e).await;
             }
         };
+        ctx.hsts = route.https.hsts_max_age.filter(|_| https::is_tls(session));
         if preflight {
             // Preflights carry no credentials: answered from the container's rules alone.
             ctx.outcome = "preflight";
@@ -684,7 +702,8 @@ impl ProxyHttp for Edge {
             private,
             ctx.set_cookie.take(),
             ctx.cors.as_ref(),
-        )
+        )?;
+        https::add_hsts(resp, ctx.hsts)
     }
 
     fn range_header_filter(

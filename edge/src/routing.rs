@@ -24,6 +24,8 @@ pub struct Route {
     /// (index pages, error pages, HTML listings, slash redirects). The proxy clears it for
     /// requests with a credential, which get plain answers as in Swift.
     pub web: bool,
+    /// The custom domain's HTTPS settings (redirect, HSTS); default for other hosts.
+    pub https: crate::catalog::HttpsPolicy,
 }
 
 /// The host without port, lower case, without a trailing dot.
@@ -99,6 +101,7 @@ pub fn route(
         .and_then(|c| catalog.container(path.account(), c))
         .is_some_and(|c| c.web);
     Ok(Route {
+        https: catalog.https(&host),
         path,
         path_token,
         web,

@@ -10,6 +10,7 @@ use pingora::server::Server;
 use pingora::services::listening::Service;
 
 use crate::access::EdgeRevocations;
+use crate::acme::CertSync;
 use crate::cache::{CacheConfig, FillAwareLock, TieredStorage};
 use crate::catalog::{Catalog, CatalogHandle};
 use crate::config::Config;
@@ -64,6 +65,33 @@ pub fn run(cfg: Config, reload: Option<ReloadSource>) -> Result<(), Error> {
     let metrics = Arc::new(EdgeMetrics::new());
     let logs = crate::logs::Logs::start(&cfg, metrics.registry())?;
 
+    // The HTTPS listener's certificates: configured ones, and (origin mode) the automatic
+    // certificates of custom domains stored at the origin, loaded now and kept current by the
+    // feed.
+    let mut certs = None;
+    let mut cert_sync = None;
+    if let Some(tls) = &cfg.tls {
+        let store = Arc::new(CertStore::new(crate::tls::SniResolver::load(&tls.certs)?));
+        if cfg.generic.is_none() {
+            let renew_at = cfg.acme.as_ref().map_or(2.0 / 3.0, |a| a.renew_at);
+            let sync = Arc::new(CertSync::new(Arc::clone(&store), client.clone(), renew_at));
+            match rt.block_on(sync.load_all()) {
+                Ok(n) => tracing::info!(certificates = n, "automatic certificates loaded"),
+                Err(e) => tracing::warn!(error = %e, "automatic certificates not loaded"),
+            }
+            if let Some(acme) = &cfg.acme {
+                rt.spawn(crate::acme::order::run(
+                    Arc::clone(&sync),
+                    acme.clone(),
+                    Arc::clone(&catalog),
+                    cfg.edge_id.clone(),
+                ));
+            }
+            cert_sync = Some(sync);
+        }
+        certs = Some(store);
+    }
+
     let position_file = cfg.disk_dir.join("feed-position");
     let purge_log = Arc::new(PurgeLog::default());
     let revocations = EdgeRevocations::default();
@@ -77,6 +105,7 @@ pub fn run(cfg: Config, reload: Option<ReloadSource>) -> Result<(), Error> {
             metrics: Arc::clone(&metrics),
             edge_id: cfg.edge_id.clone(),
             position_file: Some(position_file.clone()),
+            certs: cert_sync.clone(),
         };
         // Resume from where the previous run stopped, so changes made while this edge was
         // down purge what its disk tier still holds. Without a recorded position the disk tier
@@ -124,6 +153,7 @@ pub fn run(cfg: Config, reload: Option<ReloadSource>) -> Result<(), Error> {
         purge_log,
     );
     edge.logs = Some(logs);
+    edge.certs = cert_sync;
     let signer = Arc::clone(&edge.signer);
     if let Some(path) = &cfg.ring {
         let ring = crate::ring::RingView::open(path)?;
@@ -139,10 +169,8 @@ pub fn run(cfg: Config, reload: Option<ReloadSource>) -> Result<(), Error> {
         LimitedApp::new(proxy, cfg.limits).with_front(front),
     );
     svc.add_tcp(&cfg.listen.to_string());
-    let mut certs = None;
-    if let Some(tls) = &cfg.tls {
-        let store = Arc::new(CertStore::new(crate::tls::SniResolver::load(&tls.certs)?));
-        certs = Some(Arc::clone(&store));
+    if let (Some(tls), Some(store)) = (&cfg.tls, &certs) {
+        let store = Arc::clone(store);
         // The paths are ignored once a resolver is set.
         let mut settings = TlsSettings::intermediate("", "").map_err(|e| Error::Config {
             key: "tls".into(),

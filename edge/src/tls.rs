@@ -4,6 +4,12 @@
 //! The listener holds a [`CertStore`], not a resolver: a reload (`SIGHUP`, see
 //! [`crate::reload`]) loads a whole new [`SniResolver`] and swaps it in, so new handshakes get
 //! the new certificates while established connections keep the ones they negotiated.
+//!
+//! Beside the configured (manual) certificates the store holds the automatic ones of custom
+//! domains ([`crate::acme`]), swapped in one at a time as the change feed announces them.
+//! Order of choice: a manual exact name, a manual wildcard, an automatic certificate of the
+//! exact name, the manual default. Manual certificates therefore always win where they are
+//! configured, and a reload never drops an automatic one.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -97,18 +103,22 @@ impl SniResolver {
 
     /// The certificate for a server name.
     pub fn pick(&self, name: Option<&str>) -> Option<Arc<CertifiedKey>> {
-        let Some(name) = name.map(str::to_ascii_lowercase) else {
-            return self.default.clone();
-        };
-        if let Some(c) = self.exact.get(&name) {
+        match name {
+            Some(n) => self
+                .covering(&n.to_ascii_lowercase())
+                .or_else(|| self.default.clone()),
+            None => self.default.clone(),
+        }
+    }
+
+    /// The configured certificate naming `name` (lower case) exactly or by wildcard; not the
+    /// default.
+    pub fn covering(&self, name: &str) -> Option<Arc<CertifiedKey>> {
+        if let Some(c) = self.exact.get(name) {
             return Some(Arc::clone(c));
         }
-        if let Some((_, parent)) = name.split_once('.') {
-            if let Some(c) = self.wildcard.get(parent) {
-                return Some(Arc::clone(c));
-            }
-        }
-        self.default.clone()
+        let (_, parent) = name.split_once('.')?;
+        self.wildcard.get(parent).map(Arc::clone)
     }
 }
 
@@ -123,6 +133,8 @@ impl ResolvesServerCert for SniResolver {
 #[derive(Debug)]
 pub struct CertStore {
     current: ArcSwap<SniResolver>,
+    /// Automatic certificates by exact domain (lower case).
+    automatic: ArcSwap<HashMap<String, Arc<CertifiedKey>>>,
 }
 
 impl CertStore {
@@ -130,22 +142,112 @@ impl CertStore {
     pub fn new(resolver: SniResolver) -> CertStore {
         CertStore {
             current: ArcSwap::from_pointee(resolver),
+            automatic: ArcSwap::from_pointee(HashMap::new()),
         }
     }
 
-    /// Serves `resolver` from the next handshake on.
+    /// Serves `resolver` from the next handshake on (automatic certificates stay).
     pub fn replace(&self, resolver: SniResolver) {
         self.current.store(Arc::new(resolver));
     }
 
+    /// Serves `key` for `domain` (an automatic certificate) from the next handshake on.
+    pub fn install(&self, domain: &str, key: Arc<CertifiedKey>) {
+        self.automatic.rcu(|m| {
+            let mut next = HashMap::clone(m);
+            next.insert(domain.to_owned(), Arc::clone(&key));
+            next
+        });
+    }
+
+    /// True when a configured certificate names `domain` (exactly or by wildcard): no
+    /// automatic certificate is ordered for it.
+    pub fn manual_covers(&self, domain: &str) -> bool {
+        self.current.load().covering(domain).is_some()
+    }
+
     /// The certificate a handshake for `name` gets now.
     pub fn pick(&self, name: Option<&str>) -> Option<Arc<CertifiedKey>> {
-        self.current.load().pick(name)
+        let resolver = self.current.load();
+        let Some(name) = name.map(str::to_ascii_lowercase) else {
+            return resolver.pick(None);
+        };
+        resolver
+            .covering(&name)
+            .or_else(|| self.automatic.load().get(&name).map(Arc::clone))
+            .or_else(|| resolver.pick(None))
     }
 }
 
 impl ResolvesServerCert for CertStore {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         self.pick(hello.server_name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(
+        name: &str,
+    ) -> (
+        Arc<CertifiedKey>,
+        std::path::PathBuf,
+        std::path::PathBuf,
+        tempfile::TempDir,
+    ) {
+        let c = rcgen::generate_simple_self_signed(vec![name.to_owned()]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (cp, kp) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+        std::fs::write(&cp, c.cert.pem()).unwrap();
+        std::fs::write(&kp, c.signing_key.serialize_pem()).unwrap();
+        pingora::tls::install_default_crypto_provider();
+        let provider = CryptoProvider::get_default().unwrap();
+        (load_one(&cp, &kp, 0, provider).unwrap(), cp, kp, dir)
+    }
+
+    #[test]
+    fn manual_certificates_win_and_automatic_ones_survive_a_reload() {
+        let (_, cp, kp, _d) = key("manual.example");
+        let spec = CertSpec {
+            domains: vec!["manual.example".into(), "*.wild.example".into()],
+            cert: cp,
+            key: kp,
+        };
+        let store = CertStore::new(SniResolver::load(std::slice::from_ref(&spec)).unwrap());
+        let manual = store.pick(Some("manual.example")).unwrap();
+        let (auto, ..) = key("auto.example");
+        store.install("auto.example", Arc::clone(&auto));
+        store.install("manual.example", Arc::clone(&auto));
+        store.install("a.wild.example", Arc::clone(&auto));
+        assert!(Arc::ptr_eq(
+            &store.pick(Some("Auto.Example")).unwrap(),
+            &auto
+        ));
+        // A configured name or wildcard beats an automatic certificate of the same name.
+        assert!(Arc::ptr_eq(
+            &store.pick(Some("manual.example")).unwrap(),
+            &manual
+        ));
+        assert!(Arc::ptr_eq(
+            &store.pick(Some("a.wild.example")).unwrap(),
+            &manual
+        ));
+        assert!(store.manual_covers("x.wild.example"));
+        assert!(!store.manual_covers("auto.example"));
+        // Unknown names and no SNI get the manual default.
+        assert!(Arc::ptr_eq(
+            &store.pick(Some("other.example")).unwrap(),
+            &manual
+        ));
+        assert!(Arc::ptr_eq(&store.pick(None).unwrap(), &manual));
+        // A reload replaces the manual certificates only.
+        store.replace(SniResolver::load(&[]).unwrap());
+        assert!(Arc::ptr_eq(
+            &store.pick(Some("auto.example")).unwrap(),
+            &auto
+        ));
+        assert!(store.pick(Some("other.example")).is_none());
     }
 }

@@ -4,13 +4,15 @@
 //! Three roles, each with its own secrets in `[credentials]`:
 //! - [`Role::Edge`]: edges. Read objects and listings of any account (also straight from a
 //!   storage node, `X-Outpost-Direct: data` on GET/HEAD), follow the change feed and the
-//!   snapshot (which carries token keys), ship billing records and access logs. Never write,
+//!   snapshot (which carries token keys), ship billing records and access logs, read and
+//!   write the certificate store of custom domains (ACME; not objects). Never write,
 //!   never choose a timestamp, never replicate.
 //! - [`Role::Peer`]: the other origin nodes of this DC. Everything: direct storage writes with
 //!   their `X-Timestamp`, replication endpoints, broadcasts, purges, and the key that signs
 //!   cluster-wide auth tokens.
 //! - [`Role::Admin`]: operators and their tools (`outpost cluster status`, `outpost billing
-//!   report`, explicit purges). Full control of every account through the Swift API, but no
+//!   report`, explicit purges, the certificate store). Full control of every account through
+//!   the Swift API, but no
 //!   direct storage and no timestamps.
 //!
 //! Peer DCs are not here: they authenticate with their realm key (`[[sync.peers]]`).
@@ -51,6 +53,9 @@ pub enum Capability {
     Purge,
     /// Cluster and cross-DC status, on-demand replication and audit passes, billing reports.
     Operate,
+    /// The certificate store of custom domains (`/internal/certs`, keys included), the
+    /// ordering lease and HTTP-01 challenge answers (`/internal/acme-challenges`).
+    Certs,
 }
 
 impl Role {
@@ -59,8 +64,8 @@ impl Role {
         use Capability::*;
         match self {
             Role::Peer => true,
-            Role::Edge => matches!(c, Read | Feed | Usage),
-            Role::Admin => matches!(c, Read | Write | Purge | Operate),
+            Role::Edge => matches!(c, Read | Feed | Usage | Certs),
+            Role::Admin => matches!(c, Read | Write | Purge | Operate | Certs),
         }
     }
 
@@ -99,6 +104,7 @@ impl Capability {
             Capability::Usage => "billing and log delivery need the edge or peer credential",
             Capability::Purge => "purges need the admin or peer credential",
             Capability::Operate => "cluster operations need the admin or peer credential",
+            Capability::Certs => "the certificate store needs the edge, admin or peer credential",
         }
     }
 }
@@ -332,7 +338,7 @@ mod tests {
     #[test]
     fn an_edge_reads_and_ships_but_never_writes() {
         use Capability::*;
-        for c in [Read, Feed, Usage] {
+        for c in [Read, Feed, Usage, Certs] {
             assert!(Role::Edge.can(c), "{c:?}");
         }
         for c in [Write, Storage, Purge, Operate] {
@@ -340,6 +346,7 @@ mod tests {
         }
         assert!(!Role::Admin.can(Storage));
         assert!(Role::Admin.can(Write));
+        assert!(Role::Admin.can(Certs));
     }
 
     fn validate(text: &str, clustered: bool) -> Result<Credentials, Error> {

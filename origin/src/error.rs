@@ -57,6 +57,12 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A certificate-store request (record, lease, challenge) is malformed.
+    #[error("bad certificate store request: {reason}")]
+    BadCert {
+        /// Why.
+        reason: String,
+    },
     /// No credential, or a bad tempurl.
     #[error("unauthorized: {reason}")]
     Unauthorized {
@@ -358,7 +364,8 @@ impl Error {
             | Error::BadQuery { .. }
             | Error::BadName { .. }
             | Error::BadManifest { .. }
-            | Error::BadSyncMessage { .. } => StatusCode::BAD_REQUEST,
+            | Error::BadSyncMessage { .. }
+            | Error::BadCert { .. } => StatusCode::BAD_REQUEST,
             Error::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Error::Forbidden { .. } => StatusCode::FORBIDDEN,
             Error::NotFound { .. } => StatusCode::NOT_FOUND,
@@ -394,6 +401,7 @@ impl Error {
             Error::BadName { .. } => "bad-name",
             Error::BadManifest { .. } => "bad-manifest",
             Error::BadSyncMessage { .. } => "bad-sync-message",
+            Error::BadCert { .. } => "bad-cert",
             Error::Unauthorized { .. } => "unauthorized",
             Error::Forbidden { .. } => "forbidden",
             Error::NotFound { .. } => "not-found",

@@ -140,6 +140,13 @@ pub enum ChangeKind {
         /// Sessions started up to then are dead (epoch seconds).
         at: u64,
     },
+    /// A domain's certificate was stored (issued or renewed): every edge fetches it from
+    /// `/internal/certs/<domain>` ([`crate::certs::CertRecord`]). The change names the domain
+    /// only, never the key; its `account` is empty (certificates belong to no account).
+    CertPut {
+        /// The domain.
+        domain: String,
+    },
 }
 
 impl ChangeKind {
@@ -161,6 +168,7 @@ impl ChangeKind {
             ChangeKind::PurgeAccount => "purge-account",
             ChangeKind::RevokeSession { .. } => "revoke-session",
             ChangeKind::RevokeUser { .. } => "revoke-user",
+            ChangeKind::CertPut { .. } => "cert-put",
         }
     }
 
@@ -181,7 +189,8 @@ impl ChangeKind {
             | ChangeKind::AccountDelete
             | ChangeKind::PurgeAccount
             | ChangeKind::RevokeSession { .. }
-            | ChangeKind::RevokeUser { .. } => None,
+            | ChangeKind::RevokeUser { .. }
+            | ChangeKind::CertPut { .. } => None,
         }
     }
 

@@ -12,6 +12,8 @@
 //! - [`snapshot`]: the CDN snapshot an edge starts from ([`snapshot::Snapshot`]).
 //! - [`billing`]: billing records, the batch an edge ships and the admin report.
 //! - [`logs`]: log delivery into `.outpost_logs`.
+//! - [`certs`]: certificates of custom domains stored for every edge (ACME), the ordering
+//!   lease and HTTP-01 challenge answers.
 //! - [`direct`]: the direct-storage request a cluster peer or ring-aware edge sends.
 //!
 //! What it is not: no I/O, no clock, no async runtime, no HTTP client or server, and no
@@ -39,6 +41,7 @@
 //! ```
 
 pub mod billing;
+pub mod certs;
 pub mod direct;
 mod error;
 pub mod feed;

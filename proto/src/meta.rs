@@ -41,3 +41,16 @@ pub const WEB_LISTINGS_CSS: &str = "x-container-meta-web-listings-css";
 pub const WEB_LISTINGS_LABEL: &str = "x-container-meta-web-listings-label";
 /// Static websites: the content type of directory marker objects.
 pub const WEB_DIRECTORY_TYPE: &str = "x-container-meta-web-directory-type";
+
+/// Account or container metadata of a custom domain: `true` answers plain-HTTP requests with
+/// a `301` to the same URL over HTTPS (ACME challenges excepted). The container's value wins
+/// over the account's. Default off.
+pub const ACCOUNT_HTTPS_REDIRECT: &str = "x-account-meta-outpost-https-redirect";
+/// Container form of [`ACCOUNT_HTTPS_REDIRECT`].
+pub const CONTAINER_HTTPS_REDIRECT: &str = "x-container-meta-outpost-https-redirect";
+/// Account or container metadata of a custom domain: HTTPS answers carry
+/// `Strict-Transport-Security: max-age=<value>` (seconds; `includeSubDomains` may follow).
+/// The container's value wins over the account's. Default none.
+pub const ACCOUNT_HSTS: &str = "x-account-meta-outpost-hsts";
+/// Container form of [`ACCOUNT_HSTS`].
+pub const CONTAINER_HSTS: &str = "x-container-meta-outpost-hsts";

@@ -13,6 +13,14 @@ pub const BILLING: &str = "/internal/billing";
 /// `PUT ?account=A&object=O`: a log object for `.outpost_logs` ([`crate::logs`]).
 pub const LOGS: &str = "/internal/logs";
 
+/// `GET`: the [`crate::certs::CertIndex`] of stored certificates (no keys).
+/// `GET`/`PUT` `CERTS/<domain>`: one [`crate::certs::CertRecord`] (key included; edge, admin
+/// and peer credentials only). `POST CERTS/<domain>/lease`: a [`crate::certs::LeaseRequest`].
+pub const CERTS: &str = "/internal/certs";
+/// `GET`/`PUT` `ACME_CHALLENGES/<token>`: a pending HTTP-01 answer
+/// ([`crate::certs::ChallengeRecord`]).
+pub const ACME_CHALLENGES: &str = "/internal/acme-challenges";
+
 /// `GET ?part=P&view=data|listing`: per-suffix hashes of one partition.
 pub const REPLICATION_HASHES: &str = "/internal/replication/hashes";
 /// `GET ?part=P&suffixes=abc,def`: the rows in those suffixes.

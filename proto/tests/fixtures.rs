@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 use outpost_proto::billing::{BillingBatch, BillingReport};
+use outpost_proto::certs::{CertIndex, CertRecord, ChallengeRecord, LeaseAnswer, LeaseRequest};
 use outpost_proto::feed::{ChangeKind, FeedPage};
 use outpost_proto::snapshot::Snapshot;
 use outpost_proto::{from_json, Error, Wire};
@@ -48,10 +49,10 @@ fn refuses_unknown_version<T: Wire + std::fmt::Debug>(name: &str) {
 #[test]
 fn feed_page_v1() {
     let page: FeedPage = round_trip("feed_page.v1.json");
-    assert_eq!(page.changes.len(), 15, "one change of every kind");
+    assert_eq!(page.changes.len(), 16, "one change of every kind");
     let mut tags: Vec<&str> = page.changes.iter().map(|c| c.kind.as_str()).collect();
     tags.dedup();
-    assert_eq!(tags.len(), 15);
+    assert_eq!(tags.len(), 16);
     assert_eq!(
         page.changes[13].kind,
         ChangeKind::RevokeSession {
@@ -92,4 +93,42 @@ fn a_change_with_a_field_its_kind_does_not_have_is_refused() {
         from_json::<FeedPage>(page),
         Err(Error::Json { .. })
     ));
+}
+
+#[test]
+fn cert_record_v1() {
+    let r: CertRecord = round_trip("cert_record.v1.json");
+    assert!(r
+        .key_pem
+        .expose()
+        .starts_with("-----BEGIN PRIVATE KEY-----"));
+    assert!(
+        !format!("{r:?}").contains("PRIVATE KEY"),
+        "Debug shows the key"
+    );
+    refuses_unknown_version::<CertRecord>("cert_record.v1.json");
+}
+
+#[test]
+fn cert_index_v1() {
+    let i: CertIndex = round_trip("cert_index.v1.json");
+    assert_eq!(i.certs[1].domain, "tv.example.com");
+    refuses_unknown_version::<CertIndex>("cert_index.v1.json");
+}
+
+#[test]
+fn lease_v1() {
+    let q: LeaseRequest = round_trip("lease_request.v1.json");
+    assert_eq!(q.ttl_secs, 300);
+    refuses_unknown_version::<LeaseRequest>("lease_request.v1.json");
+    let a: LeaseAnswer = round_trip("lease_answer.v1.json");
+    assert!(!a.granted);
+    refuses_unknown_version::<LeaseAnswer>("lease_answer.v1.json");
+}
+
+#[test]
+fn challenge_record_v1() {
+    let c: ChallengeRecord = round_trip("challenge_record.v1.json");
+    assert!(c.key_authorization.starts_with(&c.token));
+    refuses_unknown_version::<ChallengeRecord>("challenge_record.v1.json");
 }

@@ -13,6 +13,7 @@
 
 pub mod clients;
 pub mod cluster;
+pub mod pebble;
 pub mod ring_cluster;
 pub mod scripted;
 pub mod tokens;

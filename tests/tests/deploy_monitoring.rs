@@ -132,10 +132,14 @@ fn every_queried_metric_is_exported() {
     };
     let origin_url = format!("{}/metrics", dc.nodes[0].url);
     let edge_url = format!("http://127.0.0.1:{}/metrics", edge.addr.port());
+    // Automatic-certificate gauges exist only on edges with [tls] and mapped domains; the
+    // harness edge has neither (tests/tests/edge_acme.rs checks them).
+    const TLS_ONLY: &[&str] = &["outpost_edge_cert_expiry_days"];
     let wanted: BTreeSet<String> = dashboard_exprs()
         .iter()
         .chain(alert_exprs().iter())
         .flat_map(|e| metric_names(e))
+        .filter(|m| !TLS_ONLY.contains(&m.as_str()))
         .collect();
     // Counters with labels appear once something has counted (the purge arrives through the
     // feed), so poll both until every name shows or the deadline passes.

@@ -78,6 +78,9 @@ impl Edge {
                 ring.ring().version
             ));
         }
+        if let Some(certs) = &self.certs {
+            body.push_str(&certs.metrics_text());
+        }
         send(session, 200, &[], &body).await
     }
 

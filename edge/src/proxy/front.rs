@@ -158,6 +158,7 @@ impl Front {
             None => (target, None),
         };
         if !path.starts_with('/')
+            || super::https::is_https_endpoint(path)
             || matches!(
                 path,
                 "/healthz" | "/metrics" | outpost_auth::pubcookie::LOGIN_PATH | PURGE_PATH
@@ -186,6 +187,10 @@ impl Front {
         let Ok(Routed { route, rules }) = self.gate.route(&req) else {
             return Outcome::Pass;
         };
+        if route.https != crate::catalog::HttpsPolicy::default() {
+            // A redirect or HSTS is the proxy's to add.
+            return Outcome::Pass;
+        }
         let (key, _) = crate::cache_key::for_route(&route, query);
         let Some(hot) = self.storage.hot(&crate::cache_key::key(&key), prepare_hit) else {
             return Outcome::Pass;

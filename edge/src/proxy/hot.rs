@@ -75,6 +75,7 @@ impl Edge {
         }
         let private = ctx.access.as_ref().is_some_and(Access::is_private);
         per_request_headers(&mut resp, private, ctx.set_cookie.take(), ctx.cors.as_ref())?;
+        super::https::add_hsts(&mut resp, ctx.hsts)?;
         ctx.outcome = "HIT";
         self.metrics.hot_hit();
         let body = body.filter(|_| !head_only);

@@ -65,6 +65,7 @@ impl Edge {
         let private = ctx.access.as_ref().is_some_and(Access::is_private);
         let cors = ctx.cors.as_ref();
         let cookie = std::sync::Mutex::new(ctx.set_cookie.take());
+        let hsts = ctx.hsts;
         let finish = |resp: &mut ResponseHeader, served: crate::slice::Served| {
             let status = match served {
                 crate::slice::Served::Hit => "HIT",
@@ -74,7 +75,8 @@ impl Edge {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .take();
-            downstream_headers(resp, status, private, c, cors)
+            downstream_headers(resp, status, private, c, cors)?;
+            super::https::add_hsts(resp, hsts)
         };
         let served = match env.serve(&self.slicer, session, &req, &finish).await {
             Ok(s) => s,

@@ -5,6 +5,7 @@ mod account;
 mod auth;
 mod billing;
 mod body;
+mod certs;
 mod cluster;
 mod container;
 mod internal;
@@ -138,6 +139,19 @@ pub fn router(state: Shared) -> Router {
         .route(paths::BILLING, axum::routing::post(billing::ingest))
         .route(paths::LOGS, axum::routing::put(billing::put_log))
         .route(paths::ADMIN_BILLING, get(billing::report))
+        .route(paths::CERTS, get(certs::index))
+        .route(
+            &format!("{}/{{domain}}", paths::CERTS),
+            get(certs::get_cert).put(certs::put_cert),
+        )
+        .route(
+            &format!("{}/{{domain}}/lease", paths::CERTS),
+            axum::routing::post(certs::lease),
+        )
+        .route(
+            &format!("{}/{{token}}", paths::ACME_CHALLENGES),
+            get(certs::get_challenge).put(certs::put_challenge),
+        )
         .fallback(swift)
         .with_state(state)
 }

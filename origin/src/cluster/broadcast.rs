@@ -123,3 +123,38 @@ pub async fn purge(cl: &Cluster, query: &std::collections::HashMap<String, Strin
     });
     note_missed(join_all(sends).await);
 }
+
+/// Sends a certificate-store write (`PUT /internal/certs/<domain>` or
+/// `/internal/acme-challenges/<token>`, `path` with its body) to every other node, so edges
+/// following any node get the certificate (each node records its own `cert-put`) and any
+/// node can answer a pending challenge. Best effort: the replicator does not repair the
+/// certificate tables; a node that missed a certificate gets it with the next renewal.
+pub async fn cert_store_put(cl: &Cluster, path: &str, body: bytes::Bytes) {
+    let ring = cl.ring();
+    let me = cl.me(&ring);
+    let mut headers = HeaderMap::new();
+    set(&mut headers, DIRECT_HEADER, Direct::Data.as_str());
+    set(&mut headers, "content-type", "application/json");
+    let sends = ring.live_devices().filter(|d| Some(d.id) != me).map(|d| {
+        let url = format!("{}{path}", d.url());
+        let headers = headers.clone();
+        let body = body.clone();
+        async move {
+            match cl
+                .send(Method::PUT, url, headers, Some(reqwest::Body::from(body)))
+                .await
+            {
+                Ok(resp) if resp.status().is_success() => {
+                    let _ = resp.bytes().await;
+                }
+                Ok(resp) => {
+                    tracing::warn!(node = d.id, status = %resp.status(), "certificate store write not applied by a node");
+                }
+                Err(e) => {
+                    tracing::warn!(node = d.id, error = %e, "certificate store write did not reach a node");
+                }
+            }
+        }
+    });
+    join_all(sends).await;
+}

@@ -27,7 +27,8 @@ pub use outpost_proto::feed::{PurgeTarget, Revocation, RevocationKind};
 /// A change as the `changes` table stores it. The table keeps its schema-1 columns
 /// `(kind, account, container, object, etag)`; this mapping to and from the typed
 /// [`ChangeKind`] is the only place that knows how each kind uses them (a purge prefix lives
-/// in `object`; a revoked id in `object` and the revocation time in `etag`).
+/// in `object`; a revoked id in `object` and the revocation time in `etag`; a certificate's
+/// domain in `object`).
 pub(super) struct Columns<'a> {
     pub(super) kind: &'static str,
     pub(super) container: Option<&'a str>,
@@ -52,6 +53,7 @@ impl<'a> Columns<'a> {
                 Some(object),
                 Some(Cow::Borrowed(etag.as_str())),
             ),
+            ChangeKind::CertPut { domain } => (None, Some(domain), None),
             ChangeKind::ObjectDelete { container, object }
             | ChangeKind::PurgeObject { container, object }
             | ChangeKind::PurgePrefix {
@@ -125,6 +127,7 @@ pub(super) fn change_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<
             id,
             at: parse_at(at.as_deref()),
         }),
+        ("cert-put", _, Some(domain), _) => Some(ChangeKind::CertPut { domain }),
         _ => None,
     };
     let Some(kind) = kind else {

@@ -15,12 +15,14 @@ use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
+mod certs;
 mod feed;
 pub mod merge;
 mod namespace;
 mod replica;
 mod scan;
 
+pub use certs::lease_rule;
 pub use feed::{PurgeTarget, Revocation};
 pub use replica::{MetaRow, ReplicaRow};
 
@@ -299,6 +301,7 @@ impl Db {
             )?;
         }
         writer.execute_batch(feed::FEED_SCHEMA)?;
+        writer.execute_batch(certs::CERTS_SCHEMA)?;
         writer.execute_batch(replica::REPLICA_SCHEMA)?;
         writer.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         let readers = (0..4)
