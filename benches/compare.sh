@@ -127,7 +127,9 @@ error_log $WORK/nginx/error.log error;
 daemon off;
 events { worker_connections 4096; }
 http {
-  access_log off;
+  # Every request logged, as the edge logs (and bills) every request; buffered as the edge's
+  # log writer is (64 KiB, flushed every second). nginx's default is an unbuffered log.
+  access_log $WORK/nginx/access.log combined buffer=64k flush=1s;
   client_body_temp_path $WORK/nginx/tmp;
   proxy_temp_path $WORK/nginx/tmp;
   fastcgi_temp_path $WORK/nginx/tmp; uwsgi_temp_path $WORK/nginx/tmp; scgi_temp_path $WORK/nginx/tmp;
