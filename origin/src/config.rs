@@ -132,6 +132,14 @@ pub struct User {
     /// A reseller admin may use every account and create or delete accounts. Default false.
     #[serde(default)]
     pub reseller_admin: bool,
+    /// An account admin owns its account (tempauth's `.admin` group). Default true; `false`
+    /// is tempauth's plain user: nothing without a container or account ACL naming it.
+    #[serde(default = "default_true")]
+    pub admin: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// `[feed]`.

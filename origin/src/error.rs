@@ -215,12 +215,28 @@ pub enum Refusal {
     UnsupportedTransferCoding,
     /// A PUT with neither `Content-Length` nor chunked encoding.
     MissingContentLength,
+    /// `Destination-Account` or `X-Copy-From-Account` is empty.
+    AccountNameEmpty,
+    /// `Destination-Account` or `X-Copy-From-Account` holds a `/`.
+    AccountNameSlash,
+    /// A container ACL Swift refuses (`X-Container-Read`/`-Write`): Swift's sentence.
+    ContainerAcl(outpost_auth::Error),
+    /// An `X-Account-Access-Control` tempauth refuses.
+    AccountAcl {
+        /// Why (Swift's sentence).
+        error: outpost_auth::Error,
+        /// The header as sent.
+        input: String,
+    },
 }
 
 impl Refusal {
     fn status(&self) -> StatusCode {
         match self {
-            Refusal::InvalidUtf8OrNul | Refusal::BadUrl => StatusCode::PRECONDITION_FAILED,
+            Refusal::InvalidUtf8OrNul
+            | Refusal::BadUrl
+            | Refusal::AccountNameEmpty
+            | Refusal::AccountNameSlash => StatusCode::PRECONDITION_FAILED,
             Refusal::UnsupportedTransferCoding => StatusCode::NOT_IMPLEMENTED,
             Refusal::MissingContentLength => StatusCode::LENGTH_REQUIRED,
             _ => StatusCode::BAD_REQUEST,
@@ -231,9 +247,13 @@ impl Refusal {
     /// rest from its constraint checks (`text/plain`).
     fn content_type(&self) -> &'static str {
         match self {
-            Refusal::InvalidUtf8OrNul | Refusal::BadUrl | Refusal::ContainerNameTooLong { .. } => {
-                SWIFT_HTML
-            }
+            Refusal::InvalidUtf8OrNul
+            | Refusal::BadUrl
+            | Refusal::ContainerNameTooLong { .. }
+            | Refusal::ContainerAcl(_)
+            | Refusal::AccountNameEmpty
+            | Refusal::AccountNameSlash => SWIFT_HTML,
+            Refusal::AccountAcl { .. } => "text/plain; charset=UTF-8",
             _ => "text/plain",
         }
     }
@@ -265,6 +285,15 @@ impl std::fmt::Display for Refusal {
                 "Unsupported Transfer-Coding header value specified in Transfer-Encoding header",
             ),
             Refusal::MissingContentLength => f.write_str("Missing Content-Length header."),
+            Refusal::ContainerAcl(e) => write!(f, "{e}"),
+            Refusal::AccountNameEmpty => f.write_str("Account name cannot be empty"),
+            Refusal::AccountNameSlash => f.write_str("Account name cannot contain slashes"),
+            Refusal::AccountAcl { error, input } => {
+                write!(
+                    f,
+                    "X-Account-Access-Control invalid: {error}\n\nInput: {input}\n"
+                )
+            }
         }
     }
 }

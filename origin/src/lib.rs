@@ -63,6 +63,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod access;
 pub mod api;
 pub mod billing;
 pub mod cluster;

@@ -24,7 +24,6 @@ use outpost_proto::meta::{
     WEB_DIRECTORY_TYPE, WEB_ERROR, WEB_INDEX, WEB_LISTINGS, WEB_LISTINGS_CSS, WEB_LISTINGS_LABEL,
 };
 
-use super::container::ReadAcl;
 use super::{blocking, deny, object, set, Identity, Req, Shared};
 use crate::db::{ContainerRow, Entry, ListParams, ObjectRow};
 use crate::{Error, Result};
@@ -216,10 +215,17 @@ impl Site<'_> {
     }
 
     /// May the client list the container? (Swift authorizes listings on the container's read
-    /// ACL: owners, or `.r:*` with `.rlistings`.)
+    /// ACL: owners, grants, or a referrer designation with `.rlistings`.)
     fn may_list(&self) -> bool {
-        let acl = ReadAcl::of(&self.row);
-        self.ident.owns(self.account()) || acl.public && acl.listings
+        let q = crate::access::Query {
+            ident: &self.ident,
+            account: self.account(),
+            target: crate::access::Target::Container,
+            method: &http::Method::GET,
+            container_acl: self.row.meta.get("x-container-read").map(String::as_str),
+            referer: self.r.header("referer"),
+        };
+        crate::access::decide(&q, None).allowed()
     }
 
     async fn list(&self, prefix: &str, limit: usize) -> Result<Vec<Entry<ObjectRow>>> {
