@@ -174,6 +174,7 @@ fn ours_for_swift(s: &str) -> String {
     s.replace("AUTH_test", "AUTH_demo")
         .replace("test:tester3", "demo:tester3")
         .replace("test2:tester2", "demo2:tester2")
+        .replace("[\"test\"]", "[\"demo\"]")
 }
 
 fn fields(case: &Value, key: &str) -> Vec<String> {
@@ -466,6 +467,11 @@ fn static_websites_as_swift() {
 #[test]
 fn container_acls_as_swift() {
     must_match_swift("acl");
+}
+
+#[test]
+fn account_acls_as_swift() {
+    must_match_swift("account_acl");
 }
 
 #[test]

@@ -200,6 +200,7 @@ async fn info(State(st): State<Shared>) -> Response {
             "outgoing_remove_headers": [],
         },
         "staticweb": {},
+        "tempauth": {"account_acls": true},
         "container_quotas": {},
         "account_quotas": {},
         "slo": {
