@@ -475,6 +475,11 @@ fn account_acls_as_swift() {
 }
 
 #[test]
+fn copies_across_accounts_as_swift() {
+    must_match_swift("copy");
+}
+
+#[test]
 fn info_as_swift() {
     must_match_swift("info");
 }

@@ -39,14 +39,7 @@ pub(super) async fn copy_method(
     let (dc, dobj) = copy_destination(&r)?;
     let src_account = r.path.account().to_owned();
     let source = Source::open(st, &r, src_account, crow.name, object).await?;
-    let (a, c) = (dest_account.clone(), dc);
-    let row = blocking(st, move |s| s.db.get_container(&a, &c)).await?;
-    let acl = container_acl(row.as_ref(), &Method::PUT);
-    let may = access_to(st, &r, &dest_account, &Method::PUT, Target::Object, acl).await?;
-    if !may.allowed() {
-        return Err(deny(&r.ident));
-    }
-    let container = row.ok_or(Error::NotFound { what: "container" })?;
+    let container = writable_container(st, &r, &dest_account, dc).await?;
     let dest = Dest {
         account: dest_account,
         container,
@@ -64,18 +57,19 @@ pub(super) async fn put_copy(
     object: String,
     copy_from: &str,
 ) -> Result<Response> {
-    let src_account = copy_account(&r.headers, "x-copy-from-account")?
-        .unwrap_or_else(|| r.path.account().to_owned());
-    let (sc, so) = split_copy_path(copy_from)?;
-    if !r.ident.owns(&src_account) {
-        let (a, c) = (src_account.clone(), sc.clone());
-        let row = blocking(st, move |s| s.db.get_container(&a, &c)).await?;
-        let acl = container_acl(row.as_ref(), &Method::GET);
-        let may = access_to(st, &r, &src_account, &Method::GET, Target::Object, acl).await?;
-        if !may.allowed() {
-            return Err(deny(&r.ident));
-        }
+    // Swift's copy takes an empty `X-Copy-From-Account` for none (an empty
+    // `Destination-Account` is its 412).
+    let named = r
+        .headers
+        .get("x-copy-from-account")
+        .is_some_and(|v| !v.is_empty());
+    let src_account = match named {
+        true => copy_account(&r.headers, "x-copy-from-account")?,
+        false => None,
     }
+    .unwrap_or_else(|| r.path.account().to_owned());
+    let (sc, so) = split_copy_path(copy_from)?;
+    check_readable(st, &r, &src_account, &sc).await?;
     let source = Source::open(st, &r, src_account, sc, so).await?;
     let dest = Dest {
         account: r.path.account().to_owned(),
@@ -83,6 +77,65 @@ pub(super) async fn put_copy(
         object,
     };
     write(st, r, dest, source).await
+}
+
+/// The source container's read, for a client that does not own the source account.
+async fn check_readable(st: &Shared, r: &Req, account: &str, container: &str) -> Result<()> {
+    if r.ident.owns(account) {
+        return Ok(());
+    }
+    let (a, c) = (account.to_owned(), container.to_owned());
+    let row = blocking(st, move |s| s.db.get_container(&a, &c)).await?;
+    let acl = container_acl(row.as_ref(), &Method::GET);
+    let may = access_to(st, r, account, &Method::GET, Target::Object, acl).await?;
+    if !may.allowed() {
+        return Err(deny(&r.ident));
+    }
+    Ok(())
+}
+
+/// The destination container of a COPY, if the client may write objects into it: a denial
+/// before a missing container's `404`.
+async fn writable_container(
+    st: &Shared,
+    r: &Req,
+    account: &str,
+    container: String,
+) -> Result<ContainerRow> {
+    let a = account.to_owned();
+    let row = blocking(st, move |s| s.db.get_container(&a, &container)).await?;
+    let acl = container_acl(row.as_ref(), &Method::PUT);
+    let may = access_to(st, r, account, &Method::PUT, Target::Object, acl).await?;
+    if !may.allowed() {
+        return Err(deny(&r.ident));
+    }
+    row.ok_or(Error::NotFound { what: "container" })
+}
+
+/// Cluster mode, where the cluster proxy performs copies within one account: the other
+/// side of a copy is authorized here first (the destination of a `COPY`, the source of an
+/// `X-Copy-From`); copies across accounts are not implemented there yet.
+///
+/// # Errors
+/// A denial, [`Error::NotInCluster`] for an account header, Swift's `412`s.
+pub(super) async fn authorize_in_cluster(st: &Shared, r: &Req) -> Result<()> {
+    let across = ["destination-account", "x-copy-from-account"]
+        .iter()
+        .any(|h| r.headers.get(*h).is_some_and(|v| !v.is_empty()));
+    if across {
+        return Err(Error::NotInCluster {
+            what: "copies across accounts",
+        });
+    }
+    let account = r.path.account();
+    if r.method.as_str() == "COPY" {
+        let (dc, _) = copy_destination(r)?;
+        writable_container(st, r, account, dc).await?;
+    } else if let Some(src) = r.header("x-copy-from").filter(|_| r.method == Method::PUT) {
+        let (sc, _) = split_copy_path(src)?;
+        check_readable(st, r, account, &sc).await?;
+    }
+    Ok(())
 }
 
 /// The source of a copy, opened.

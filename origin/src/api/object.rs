@@ -127,6 +127,7 @@ pub(super) async fn handle(st: &Shared, r: Req, container: &str, object: &str) -
     }
     let o = object.to_owned();
     if let Some(cl) = &st.cluster {
+        super::copy::authorize_in_cluster(st, &r).await?;
         return crate::cluster::proxy::object(&st.store, cl, r, crow, o).await;
     }
     match r.method {
