@@ -215,6 +215,8 @@ pub enum Refusal {
     UnsupportedTransferCoding,
     /// A PUT with neither `Content-Length` nor chunked encoding.
     MissingContentLength,
+    /// A PUT's `X-Object-Manifest` is not `<container>/<prefix>`.
+    BadObjectManifest,
     /// `Destination-Account` or `X-Copy-From-Account` is empty.
     AccountNameEmpty,
     /// `Destination-Account` or `X-Copy-From-Account` holds a `/`.
@@ -252,7 +254,8 @@ impl Refusal {
             | Refusal::ContainerNameTooLong { .. }
             | Refusal::ContainerAcl(_)
             | Refusal::AccountNameEmpty
-            | Refusal::AccountNameSlash => SWIFT_HTML,
+            | Refusal::AccountNameSlash
+            | Refusal::BadObjectManifest => SWIFT_HTML,
             Refusal::AccountAcl { .. } => "text/plain; charset=UTF-8",
             _ => "text/plain",
         }
@@ -287,6 +290,9 @@ impl std::fmt::Display for Refusal {
             Refusal::MissingContentLength => f.write_str("Missing Content-Length header."),
             Refusal::ContainerAcl(e) => write!(f, "{e}"),
             Refusal::AccountNameEmpty => f.write_str("Account name cannot be empty"),
+            Refusal::BadObjectManifest => {
+                f.write_str("X-Object-Manifest must be in the format container/prefix")
+            }
             Refusal::AccountNameSlash => f.write_str("Account name cannot contain slashes"),
             Refusal::AccountAcl { error, input } => {
                 write!(

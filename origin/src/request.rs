@@ -31,6 +31,7 @@ pub const OBJECT_SYS: &[&str] = &[
     "cache-control",
     "expires",
     "x-robots-tag",
+    "x-object-manifest",
 ];
 
 /// Who is asking.

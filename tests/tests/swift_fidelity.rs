@@ -480,6 +480,11 @@ fn copies_across_accounts_as_swift() {
 }
 
 #[test]
+fn dynamic_large_objects_as_swift() {
+    must_match_swift("dlo");
+}
+
+#[test]
 fn info_as_swift() {
     must_match_swift("info");
 }

@@ -159,7 +159,12 @@ impl Source {
             .query
             .get("multipart-manifest")
             .is_some_and(|v| v == "get");
-        let pieces = if row.slo && !manifest_get {
+        let dlo = super::dlo::manifest_of(&row).filter(|_| !manifest_get);
+        let pieces = if let Some(manifest) = dlo {
+            super::dlo::segments(st, r, account.clone(), manifest, false)
+                .await?
+                .pieces
+        } else if row.slo && !manifest_get {
             slo::pieces(st, &row).await?
         } else {
             vec![data]
@@ -196,6 +201,15 @@ async fn write(st: &Shared, r: Req, dest: Dest, src: Source) -> Result<Response>
     } else {
         src.row.meta.clone()
     };
+    // A DLO copies as its content, a plain object; `?multipart-manifest=get` copies the
+    // manifest, header and all.
+    let manifest_get = r
+        .query
+        .get("multipart-manifest")
+        .is_some_and(|v| v == "get");
+    if !manifest_get {
+        meta.remove(super::dlo::MANIFEST);
+    }
     meta.extend(new_meta(&r.headers)?);
     let ct = match r.header("content-type") {
         Some(ct) if !ct.trim().is_empty() => ct.trim().to_owned(),

@@ -8,6 +8,7 @@ mod body;
 mod cluster;
 mod container;
 mod copy;
+mod dlo;
 mod internal;
 mod listing;
 mod object;

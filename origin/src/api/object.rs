@@ -245,7 +245,17 @@ async fn get(
         .is_some_and(|v| v == "get");
     // Swift sends an object's MD5 unquoted and an SLO's ETag (MD5 of its segments' ETags)
     // quoted; conditionals compare without the quotes.
-    let (pieces, len, etag_header, cond_etag) = if row.slo && !manifest_get {
+    let dlo = super::dlo::manifest_of(&row).filter(|_| !manifest_get);
+    let (pieces, len, etag_header, cond_etag) = if let Some(manifest) = dlo.clone() {
+        let account = r.path.account().to_owned();
+        let segs = super::dlo::segments(st, &r, account, manifest, via_tempurl).await?;
+        (
+            segs.pieces,
+            segs.len,
+            format!("\"{}\"", segs.etag),
+            segs.etag,
+        )
+    } else if row.slo && !manifest_get {
         let pieces = slo::pieces(st, &row).await?;
         (
             pieces,
@@ -259,7 +269,7 @@ async fn get(
     };
     let mut resp = Response::new(Body::empty());
     object_headers(resp.headers_mut(), &row, &crow, &etag_header);
-    if manifest_get {
+    if manifest_get && row.slo {
         set(
             resp.headers_mut(),
             "content-type",
@@ -307,6 +317,11 @@ async fn get(
         range::parse(r.header("range"), len)
     } else {
         RangeOutcome::Full
+    };
+    // Swift serves a DLO's single range only.
+    let ranges = match ranges {
+        RangeOutcome::Partial(rs) if rs.len() > 1 && dlo.is_some() => RangeOutcome::Full,
+        other => other,
     };
     match ranges {
         RangeOutcome::Full => {
@@ -365,12 +380,7 @@ pub(super) fn created(etag: &str, ts: Timestamp) -> Response {
 }
 
 async fn put(st: &Shared, mut r: Req, crow: ContainerRow, object: String) -> Result<Response> {
-    if r.headers.contains_key("x-object-manifest") {
-        return Err(Error::BadHeader {
-            name: "x-object-manifest",
-            reason: "dynamic large objects are not supported; use static large objects",
-        });
-    }
+    super::dlo::validate_put(&r.headers)?;
     // Swift's create-only PUT: `If-None-Match: *` fails if the object exists.
     if let Some(v) = r.header("if-none-match") {
         if v.trim() != "*" {
