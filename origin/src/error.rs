@@ -335,7 +335,9 @@ fn swift_standard_body(status: StatusCode) -> Option<&'static str> {
 /// status, or an empty `text/html; charset=UTF-8` one (Swift's 201, 204, ...).
 pub fn swift_defaults(resp: &mut Response) {
     use axum::body::HttpBody as _;
-    if resp.headers().contains_key(http::header::CONTENT_TYPE) {
+    if resp.headers().contains_key(http::header::CONTENT_TYPE)
+        || resp.extensions().get::<NoContentType>().is_some()
+    {
         return;
     }
     let empty = resp.body().size_hint().exact() == Some(0);
@@ -351,6 +353,11 @@ pub fn swift_defaults(resp: &mut Response) {
         HeaderValue::from_static(SWIFT_HTML),
     );
 }
+
+/// Marks a response Swift sends without any `Content-Type` (a successful CORS preflight,
+/// whose headers Swift replaces wholesale): [`swift_defaults`] leaves it so.
+#[derive(Debug, Clone, Copy)]
+pub struct NoContentType;
 
 /// Whose fault an error is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

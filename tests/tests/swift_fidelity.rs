@@ -9,8 +9,10 @@
 //!
 //! - the status, always;
 //! - `headers`: `exact` (same value, and the name spelled as Swift spells it on the wire),
-//!   `present`, `absent`, `http-date` (a valid HTTP date, or absent like Swift's), `url-path`
-//!   (the same path, whatever the scheme and host of an absolute URL);
+//!   `value` (same value, the name in any case), `csv-set` (the same comma-separated items
+//!   in any order, the name in any case), `present`, `absent`, `http-date` (a valid HTTP
+//!   date, or absent like Swift's), `url-path` (the same path, whatever the scheme and host
+//!   of an absolute URL);
 //! - `body`: `exact`, `json` / `xml` (equal but for `ignore_fields`, whose values only need the
 //!   same type, and `drop_fields`, which Swift has and we do not), `html` (equal but for the
 //!   text of the `<td class="…">` cells named in `ignore_fields`), `info` (every key we
@@ -203,6 +205,8 @@ fn compare(case: &Value, ours: &Answer, swift: &Answer) -> Vec<String> {
                 on == sn && httpdate::parse_http_date(ov).is_ok()
             }
             ("exact", Some(o), Some(s)) => o == s,
+            ("value", Some((_, ov)), Some((_, sv))) => ov == sv,
+            ("csv-set", Some((_, ov)), Some((_, sv))) => csv_set(ov) == csv_set(sv),
             ("url-path", Some((on, ov)), Some((sn, sv))) => {
                 on == sn && url_path(ov) == url_path(sv)
             }
@@ -265,6 +269,15 @@ fn json_same(o: Value, s: Value, ignore: &[String]) -> bool {
         }
         (o, s) => o == s,
     }
+}
+
+/// A comma-separated list as a set (Swift builds `Allow` and the CORS lists from Python
+/// sets, in no fixed order).
+fn csv_set(v: &str) -> std::collections::BTreeSet<&str> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 /// The path of a URL (`http://host:port/p` → `/p`), or the value itself if it is a path.
@@ -482,6 +495,11 @@ fn copies_across_accounts_as_swift() {
 #[test]
 fn dynamic_large_objects_as_swift() {
     must_match_swift("dlo");
+}
+
+#[test]
+fn cors_as_swift() {
+    must_match_swift("cors");
 }
 
 #[test]

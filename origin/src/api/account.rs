@@ -121,6 +121,10 @@ async fn get(st: &Shared, r: Req, account: String, granted: Access) -> Result<Re
     // Swift's account answers carry no Last-Modified (the recorded fixtures show it).
     set(h, "accept-ranges", "bytes");
     set(h, "content-type", fmt.content_type());
+    if !r.query.contains_key("format") {
+        // The format follows `Accept` (Swift's listing_formats says so too).
+        set(h, "vary", "Accept");
+    }
     Ok(resp)
 }
 

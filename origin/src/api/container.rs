@@ -96,6 +96,10 @@ async fn get(st: &Shared, r: Req, account: String, container: String) -> Result<
     // One policy for now; `swift list --lh` shows it per container.
     set(h, "x-storage-policy", "default");
     set(h, "content-type", fmt.content_type());
+    if !r.query.contains_key("format") {
+        // The format follows `Accept` (Swift's listing_formats says so too).
+        set(h, "vary", "Accept");
+    }
     put_meta(h, &visible_meta(&row.meta, granted));
     Ok(resp)
 }

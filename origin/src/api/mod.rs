@@ -8,6 +8,7 @@ mod body;
 mod cluster;
 mod container;
 mod copy;
+mod cors;
 mod dlo;
 mod internal;
 mod listing;
@@ -194,6 +195,7 @@ async fn info(State(st): State<Shared>) -> Response {
             "max_meta_value_length": crate::names::MAX_META_VALUE,
             "max_meta_overall_size": crate::names::MAX_META_OVERALL,
             "policies": [{"name": "default", "default": true}],
+            "strict_cors_mode": true,
         },
         "tempurl": {
             "methods": ["GET", "HEAD", "PUT", "POST", "DELETE"],
@@ -241,6 +243,7 @@ async fn swift(State(st): State<Shared>, req: Request) -> Response {
     let resp = match build_req(&st, req, client_ip) {
         Ok(r) => {
             let ident = r.ident.label().to_owned();
+            let cors = cors::Pending::of(&r);
             // With X-Purge-Wait, the cluster writes the request makes are tracked so the
             // wait covers every node's edges.
             let (resp, landing) = match purge_wait {
@@ -248,6 +251,9 @@ async fn swift(State(st): State<Shared>, req: Request) -> Response {
                 None => (dispatch(&st, r).await, Default::default()),
             };
             let mut resp = resp.unwrap_or_else(IntoResponse::into_response);
+            if let Some(c) = cors {
+                c.apply(&st, &mut resp).await;
+            }
             if let Some(timeout) = purge_wait.filter(|_| resp.status().is_success()) {
                 purge::wait_and_annotate(&st, timeout, &landing, &mut resp).await;
             }
@@ -399,6 +405,9 @@ async fn dispatch(st: &Shared, mut r: Req) -> Result<Response> {
 }
 
 async fn dispatch_local(st: &Shared, r: Req) -> Result<Response> {
+    if r.method == Method::OPTIONS {
+        return cors::options(st, &r).await;
+    }
     if let Some(c) = r.path.container().filter(|_| staticweb::applies(&r)) {
         crate::names::check_container(c)?;
         if let Some(o) = r.path.object() {
