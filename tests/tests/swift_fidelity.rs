@@ -613,3 +613,48 @@ fn literal_percent_names_through_scopes_and_tempurls() {
     );
     assert_eq!(anon("/v1/AUTH_demo/private/a/b").0, 401);
 }
+
+/// The staticweb redirect is absolute on `public_url`'s scheme and host (Swift's
+/// `url_base`), its path dropped; without it, on plain HTTP and the request's `Host`, the
+/// default port left out (swob's `host_url`). `X-Forwarded-Proto` changes nothing, as in
+/// Swift.
+#[test]
+fn staticweb_redirect_follows_public_url_scheme() {
+    use outpost_tests::cluster::{SECRET, USER_KEY};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("origin");
+    let config = dir.path().join("origin.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\npublic_url = \"https://www.example.com/ignored\"\ninternal_secret = \"{SECRET}\"\n[[auth.users]]\naccount = \"demo\"\nuser = \"demo\"\nkey = \"{USER_KEY}\"\n",
+            data.display()
+        ),
+    )
+    .expect("config");
+    let origin = OriginProc::start_file(&data, &config, &dir.path().join("origin.log"));
+    let (_, token) = origin.must_login();
+    let storage = format!("{}/v1/AUTH_demo", origin.url);
+    let http = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let r = http
+        .put(format!("{storage}/site"))
+        .header("x-auth-token", &token)
+        .header("x-container-read", ".r:*,.rlistings")
+        .header("x-container-meta-web-index", "index.html")
+        .send()
+        .expect("put");
+    assert!(r.status().is_success(), "{}", r.status());
+    let r = http
+        .get(format!("{}/v1/AUTH_demo/site", origin.url))
+        .header("x-forwarded-proto", "http")
+        .send()
+        .expect("get");
+    assert_eq!(r.status(), 301);
+    assert_eq!(
+        r.headers()["location"],
+        "https://www.example.com/v1/AUTH_demo/site/"
+    );
+}

@@ -139,6 +139,22 @@ fn is_ok_or_redirect(s: StatusCode) -> bool {
     s.is_success() || s.is_redirection()
 }
 
+/// `scheme://host` of an absolute `Location`, as swob's `host_url`: the scheme and host of
+/// `public_url` (its path is dropped, as Swift drops `url_base`'s), else `http` and `host`;
+/// the scheme's default port is left out. Swift takes no `X-Forwarded-Proto`.
+fn url_base(public_url: Option<&str>, host: &str) -> String {
+    let (scheme, host) = match public_url.and_then(|u| u.split_once("://")) {
+        Some((scheme, rest)) => (scheme, rest.split('/').next().unwrap_or(host)),
+        None => ("http", host),
+    };
+    let host = match scheme {
+        "http" => host.strip_suffix(":80").unwrap_or(host),
+        "https" => host.strip_suffix(":443").unwrap_or(host),
+        _ => host,
+    };
+    format!("{scheme}://{host}")
+}
+
 struct Site<'a> {
     st: &'a Shared,
     r: &'a Req,
@@ -202,11 +218,16 @@ impl Site<'_> {
         got
     }
 
-    /// A 301 to the path with a trailing slash, absolute as Swift's.
+    /// A 301 to the path with a trailing slash, absolute as Swift's: on `public_url`'s
+    /// scheme and host when set (Swift's `url_base`), else on the listener's scheme (plain
+    /// HTTP) and the request's `Host`.
     fn redirect(&self) -> Response {
-        let host = self.r.header("host").unwrap_or("127.0.0.1");
+        let base = url_base(
+            self.st.store.cfg.public_url.as_deref(),
+            self.r.header("host").unwrap_or("127.0.0.1"),
+        );
         let location = format!(
-            "http://{host}{}",
+            "{base}{}",
             py_quote(&format!("{}/", self.r.path.as_str()), "/")
         );
         let mut resp = super::status(StatusCode::MOVED_PERMANENTLY);
@@ -504,6 +525,21 @@ mod tests {
         assert_eq!(human_readable(1536), "2Ki");
         assert_eq!(human_readable(5 * 1024 * 1024), "5Mi");
         assert!(truthy(" Yes") && !truthy("false") && !truthy(""));
+    }
+
+    #[test]
+    fn redirect_base_as_swob_host_url() {
+        assert_eq!(url_base(None, "h.test:8080"), "http://h.test:8080");
+        assert_eq!(url_base(None, "h.test:80"), "http://h.test");
+        assert_eq!(
+            url_base(Some("https://www.example.com:443/base/"), "ignored"),
+            "https://www.example.com"
+        );
+        assert_eq!(
+            url_base(Some("https://cdn.test:8443"), "ignored"),
+            "https://cdn.test:8443"
+        );
+        assert_eq!(url_base(Some("http://a.test:80"), "x"), "http://a.test");
     }
 
     #[test]
