@@ -137,7 +137,7 @@ impl ContainerAcl {
 /// port or IPv6 brackets; `None` when the value has no `//` authority.
 fn url_host(url: &str) -> Option<String> {
     let rest = match url.split_once("//") {
-        Some((scheme, rest)) if scheme.is_empty() => rest,
+        Some(("", rest)) => rest,
         Some((scheme, rest))
             if scheme.strip_suffix(':').is_some_and(|s| {
                 s.starts_with(|c: char| c.is_ascii_alphabetic())

@@ -434,6 +434,28 @@ mod tests {
     }
 
     #[test]
+    fn users_are_admins_unless_admin_false() {
+        let c = RawConfig::parse(OK).unwrap().validate().unwrap();
+        assert!(c.users[0].admin, "the default keeps existing users owners");
+        let plain = OK.replace("key = \"k\"", "key = \"k\"\nadmin = false");
+        let c = RawConfig::parse(&plain).unwrap().validate().unwrap();
+        assert!(!c.users[0].admin);
+        let s3 = format!(
+            "{plain}\n[s3]\nlisten = \"127.0.0.1:0\"\n[[s3.keys]]\naccess_key = \"AKIAEXAMPLE0000001\"\n\
+             secret_key = \"secret-secret-secret\"\naccount = \"demo\"\nuser = \"demo\"\n"
+        );
+        let e = RawConfig::parse(&s3)
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("s3.keys[0].user") && e.contains("plain user"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn cluster_section_validates() {
         let c = RawConfig::parse(&format!("{OK}\n[cluster]\nring = \"/r.json\"\n"))
             .unwrap()
