@@ -101,7 +101,10 @@ pub fn decide(q: &Query<'_>, account_acl: Option<&AccountAcl>) -> Access {
         return Access::Granted;
     }
     let acl = ContainerAcl::parse(q.container_acl);
-    if acl.referrer_allowed(q.referer) && (q.target == Target::Object || acl.listings()) {
+    // Referrers only ever grant reads: Swift refuses them in write ACLs, and a write ACL
+    // stored before ACLs were cleaned must not make a container world-writable.
+    let by_referrer = q.reads() && acl.referrer_allowed(q.referer);
+    if by_referrer && (q.target == Target::Object || acl.listings()) {
         return Access::Granted;
     }
     let groups = q.ident.groups();
@@ -246,6 +249,18 @@ mod tests {
             decide(&q(&anon, Target::Container, &get, listed, None), None),
             Access::Granted
         );
+    }
+
+    #[test]
+    fn a_stored_write_acl_with_referrers_never_grants_writes() {
+        let anon = Identity::Anonymous;
+        let (put, del) = (Method::PUT, Method::DELETE);
+        for m in [&put, &del] {
+            assert_eq!(
+                decide(&q(&anon, Target::Object, m, Some(".r:*"), None), None),
+                Access::Denied
+            );
+        }
     }
 
     #[test]
