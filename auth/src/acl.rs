@@ -86,10 +86,13 @@ pub struct ContainerAcl {
 }
 
 impl ContainerAcl {
-    /// Parses a stored (cleaned) ACL; groups are percent-decoded as Swift's `unquote` does.
+    /// Parses a stored ACL; groups are percent-decoded as Swift's `unquote` does. A value
+    /// stored before ACLs were cleaned (`.referrer:*`, spaces) is cleaned first.
     pub fn parse(acl: Option<&str>) -> ContainerAcl {
         let mut out = ContainerAcl::default();
-        for item in acl.unwrap_or("").split(',').filter(|s| !s.is_empty()) {
+        let raw = acl.unwrap_or("");
+        let cleaned = clean(AclHeader::Read, raw).unwrap_or_else(|_| raw.to_owned());
+        for item in cleaned.split(',').filter(|s| !s.is_empty()) {
             match item.strip_prefix(".r:") {
                 Some(r) => out.referrers.push(r.to_owned()),
                 None => out.groups.push(
@@ -413,6 +416,8 @@ mod tests {
         assert!(!host.referrer_allowed(Some("http://sub.good.test/")));
         assert!(host.listings());
         assert!(!ContainerAcl::parse(None).referrer_allowed(None));
+        let legacy = ContainerAcl::parse(Some(" .referrer:* , .rlistings"));
+        assert!(legacy.referrer_allowed(None) && legacy.listings());
     }
 
     #[test]
