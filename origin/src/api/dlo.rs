@@ -14,7 +14,7 @@
 //!   Swift); a missing segment container is `404`.
 //!
 //! Limits: every segment is listed (Swift stops at 10,000 and then sends no `ETag` or
-//! length); not in cluster mode yet (the cluster proxy serves the manifest itself).
+//! length); not in cluster mode yet (a request carrying the header is `501` there).
 
 use http::HeaderMap;
 

@@ -127,6 +127,13 @@ pub(super) async fn handle(st: &Shared, r: Req, container: &str, object: &str) -
     }
     let o = object.to_owned();
     if let Some(cl) = &st.cluster {
+        // The cluster proxy does not assemble DLOs: refuse to make one rather than serve an
+        // empty manifest for it later.
+        if r.headers.contains_key(super::dlo::MANIFEST) {
+            return Err(Error::NotInCluster {
+                what: "dynamic large objects (X-Object-Manifest)",
+            });
+        }
         super::copy::authorize_in_cluster(st, &r).await?;
         return crate::cluster::proxy::object(&st.store, cl, r, crow, o).await;
     }
