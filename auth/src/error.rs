@@ -139,6 +139,58 @@ pub enum Error {
     /// The session or its user was revoked.
     #[error("session or user revoked")]
     Revoked,
+
+    /// A container ACL item with a referrer in `X-Container-Write` (Swift's sentence).
+    #[error("Referrers not allowed in write ACL: {}", crate::acl::py_repr(item))]
+    AclReferrerInWriteAcl {
+        /// The item as written.
+        item: String,
+    },
+    /// `.r:` or `.r:-` without a host or domain.
+    #[error(
+        "No host/domain value after referrer designation in ACL: {}",
+        crate::acl::py_repr(item)
+    )]
+    AclNoReferrerHost {
+        /// The item as written.
+        item: String,
+    },
+    /// An item `.<designator>:...` other than a referrer.
+    #[error(
+        "Unknown designator {} in ACL: {}",
+        crate::acl::py_repr(designator),
+        crate::acl::py_repr(item)
+    )]
+    AclUnknownDesignator {
+        /// The designator (`.foo`).
+        designator: String,
+        /// The item as written.
+        item: String,
+    },
+    /// `X-Account-Access-Control` is not a JSON object.
+    #[error("Syntax error in input ({})", crate::acl::py_repr(input))]
+    AccountAclSyntax {
+        /// The header value.
+        input: String,
+    },
+    /// `X-Account-Access-Control` has a key other than `admin`, `read-write`, `read-only`.
+    #[error("Key {} not recognized", crate::acl::json_ascii(key))]
+    AccountAclUnknownKey {
+        /// The key.
+        key: String,
+    },
+    /// An account ACL level whose value is not a list.
+    #[error("Value for key {} must be a list", crate::acl::json_ascii(key))]
+    AccountAclNotList {
+        /// The level.
+        key: &'static str,
+    },
+    /// An account ACL list with an element that is not a string.
+    #[error("Elements of {} list must be strings", crate::acl::json_ascii(key))]
+    AccountAclNotString {
+        /// The level.
+        key: &'static str,
+    },
 }
 
 /// The machine-readable reason of a denial, sent in the edge's `X-Outpost-Deny` header.

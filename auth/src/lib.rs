@@ -15,6 +15,8 @@
 //! - [`tempurl`]: Swift tempurls, byte-compatible with OpenStack Swift.
 //! - [`token`]: Outpost tokens `op1.<kid>.<payload>.<sig>` (see `docs/tokens.md`).
 //! - [`pubcookie`]: login grants, session cookies, sliding re-issue.
+//! - [`acl`]: Swift's container ACLs (`X-Container-Read`/`-Write`, referrers, grants) and
+//!   tempauth's account ACLs (`X-Account-Access-Control`), parsed and validated as Swift does.
 //! - [`verify()`]: the one entry point; returns a [`VerifiedGrant`] (which only this crate can
 //!   construct) or an [`Error`] whose [`Error::deny_reason`] is the stable `X-Outpost-Deny`
 //!   value.
@@ -68,6 +70,7 @@
 //! assert_eq!(err.deny_reason().as_str(), "expired");
 //! ```
 
+pub mod acl;
 mod cache;
 mod error;
 pub mod keys;

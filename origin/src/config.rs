@@ -132,6 +132,14 @@ pub struct User {
     /// A reseller admin may use every account and create or delete accounts. Default false.
     #[serde(default)]
     pub reseller_admin: bool,
+    /// An account admin owns its account (tempauth's `.admin` group). Default true; `false`
+    /// is tempauth's plain user: nothing without a container or account ACL naming it.
+    #[serde(default = "default_true")]
+    pub admin: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// `[feed]`.
@@ -423,6 +431,28 @@ mod tests {
         assert_eq!(c.token_ttl, Duration::from_secs(86_400));
         assert_eq!(c.listen.port(), 8080);
         assert_eq!(c.client_timeout, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn users_are_admins_unless_admin_false() {
+        let c = RawConfig::parse(OK).unwrap().validate().unwrap();
+        assert!(c.users[0].admin, "the default keeps existing users owners");
+        let plain = OK.replace("key = \"k\"", "key = \"k\"\nadmin = false");
+        let c = RawConfig::parse(&plain).unwrap().validate().unwrap();
+        assert!(!c.users[0].admin);
+        let s3 = format!(
+            "{plain}\n[s3]\nlisten = \"127.0.0.1:0\"\n[[s3.keys]]\naccess_key = \"AKIAEXAMPLE0000001\"\n\
+             secret_key = \"secret-secret-secret\"\naccount = \"demo\"\nuser = \"demo\"\n"
+        );
+        let e = RawConfig::parse(&s3)
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("s3.keys[0].user") && e.contains("plain user"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -156,6 +156,7 @@ impl DevSecrets {
                     user: DEMO_ACCOUNT.into(),
                     key: self.user_key.clone(),
                     reseller_admin: false,
+                    admin: true,
                 }],
             },
             feed: Default::default(),

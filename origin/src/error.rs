@@ -221,12 +221,30 @@ pub enum Refusal {
     UnsupportedTransferCoding,
     /// A PUT with neither `Content-Length` nor chunked encoding.
     MissingContentLength,
+    /// A PUT's `X-Object-Manifest` is not `<container>/<prefix>`.
+    BadObjectManifest,
+    /// `Destination-Account` or `X-Copy-From-Account` is empty.
+    AccountNameEmpty,
+    /// `Destination-Account` or `X-Copy-From-Account` holds a `/`.
+    AccountNameSlash,
+    /// A container ACL Swift refuses (`X-Container-Read`/`-Write`): Swift's sentence.
+    ContainerAcl(outpost_auth::Error),
+    /// An `X-Account-Access-Control` tempauth refuses.
+    AccountAcl {
+        /// Why (Swift's sentence).
+        error: outpost_auth::Error,
+        /// The header as sent.
+        input: String,
+    },
 }
 
 impl Refusal {
     fn status(&self) -> StatusCode {
         match self {
-            Refusal::InvalidUtf8OrNul | Refusal::BadUrl => StatusCode::PRECONDITION_FAILED,
+            Refusal::InvalidUtf8OrNul
+            | Refusal::BadUrl
+            | Refusal::AccountNameEmpty
+            | Refusal::AccountNameSlash => StatusCode::PRECONDITION_FAILED,
             Refusal::UnsupportedTransferCoding => StatusCode::NOT_IMPLEMENTED,
             Refusal::MissingContentLength => StatusCode::LENGTH_REQUIRED,
             _ => StatusCode::BAD_REQUEST,
@@ -237,9 +255,14 @@ impl Refusal {
     /// rest from its constraint checks (`text/plain`).
     fn content_type(&self) -> &'static str {
         match self {
-            Refusal::InvalidUtf8OrNul | Refusal::BadUrl | Refusal::ContainerNameTooLong { .. } => {
-                SWIFT_HTML
-            }
+            Refusal::InvalidUtf8OrNul
+            | Refusal::BadUrl
+            | Refusal::ContainerNameTooLong { .. }
+            | Refusal::ContainerAcl(_)
+            | Refusal::AccountNameEmpty
+            | Refusal::AccountNameSlash
+            | Refusal::BadObjectManifest => SWIFT_HTML,
+            Refusal::AccountAcl { .. } => "text/plain; charset=UTF-8",
             _ => "text/plain",
         }
     }
@@ -271,6 +294,18 @@ impl std::fmt::Display for Refusal {
                 "Unsupported Transfer-Coding header value specified in Transfer-Encoding header",
             ),
             Refusal::MissingContentLength => f.write_str("Missing Content-Length header."),
+            Refusal::ContainerAcl(e) => write!(f, "{e}"),
+            Refusal::AccountNameEmpty => f.write_str("Account name cannot be empty"),
+            Refusal::BadObjectManifest => {
+                f.write_str("X-Object-Manifest must be in the format container/prefix")
+            }
+            Refusal::AccountNameSlash => f.write_str("Account name cannot contain slashes"),
+            Refusal::AccountAcl { error, input } => {
+                write!(
+                    f,
+                    "X-Account-Access-Control invalid: {error}\n\nInput: {input}\n"
+                )
+            }
         }
     }
 }
@@ -306,7 +341,9 @@ fn swift_standard_body(status: StatusCode) -> Option<&'static str> {
 /// status, or an empty `text/html; charset=UTF-8` one (Swift's 201, 204, ...).
 pub fn swift_defaults(resp: &mut Response) {
     use axum::body::HttpBody as _;
-    if resp.headers().contains_key(http::header::CONTENT_TYPE) {
+    if resp.headers().contains_key(http::header::CONTENT_TYPE)
+        || resp.extensions().get::<NoContentType>().is_some()
+    {
         return;
     }
     let empty = resp.body().size_hint().exact() == Some(0);
@@ -322,6 +359,11 @@ pub fn swift_defaults(resp: &mut Response) {
         HeaderValue::from_static(SWIFT_HTML),
     );
 }
+
+/// Marks a response Swift sends without any `Content-Type` (a successful CORS preflight,
+/// whose headers Swift replaces wholesale): [`swift_defaults`] leaves it so.
+#[derive(Debug, Clone, Copy)]
+pub struct NoContentType;
 
 /// Whose fault an error is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

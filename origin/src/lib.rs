@@ -7,8 +7,9 @@
 //! - **API** ([`api`]): auth v1 (tempauth style), objects (streamed PUT with MD5 check, ranges,
 //!   conditionals, POST metadata, COPY / `X-Copy-From`, `X-Delete-At`), containers and accounts
 //!   (metadata, counters, listings with prefix/delimiter/markers/limit/reverse in plain, JSON
-//!   and XML), `X-Container-Read` ACLs (`.r:*`, `.rlistings`), tempurls and Outpost tokens
-//!   (verified by [`outpost_auth`]), Static Large Objects, `/info`, `/healthz`, `/metrics`.
+//!   and XML), tempauth's container and account ACLs ([`access`]), tempurls and Outpost
+//!   tokens (verified by [`outpost_auth`]), Static and Dynamic Large Objects, copies across
+//!   accounts, `/info`, `/healthz`, `/metrics`.
 //! - **S3 API** ([`s3`], `[s3]` in the config): the same accounts, containers and objects
 //!   under S3's names on an address of its own (path-style and virtual-hosted-style, SigV4
 //!   header and presigned-query auth by the `s3s` crate, access keys mapped to
@@ -63,6 +64,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod access;
 pub mod api;
 pub mod billing;
 pub mod cluster;

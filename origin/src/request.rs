@@ -31,6 +31,7 @@ pub const OBJECT_SYS: &[&str] = &[
     "cache-control",
     "expires",
     "x-robots-tag",
+    "x-object-manifest",
 ];
 
 /// Who is asking.
@@ -38,7 +39,8 @@ pub const OBJECT_SYS: &[&str] = &[
 pub enum Identity {
     /// No valid credential (may still pass an ACL or a tempurl).
     Anonymous,
-    /// A user of `account`; reseller admins may use every account.
+    /// An admin user of `account` (tempauth's `.admin`); reseller admins may use every
+    /// account.
     User {
         /// The user's account.
         account: String,
@@ -46,6 +48,14 @@ pub enum Identity {
         name: String,
         /// Reseller admin.
         reseller: bool,
+    },
+    /// A plain user of `account` (`admin = false`): only what container and account ACLs
+    /// grant it.
+    Member {
+        /// The user's account.
+        account: String,
+        /// `account:user`.
+        name: String,
     },
     /// A service holding one of the `[credentials]` secrets: an edge, a peer node, an
     /// operator's tool. What it may do is [`Role::can`].
@@ -56,7 +66,7 @@ impl Identity {
     /// True if this identity has full control of `account`.
     pub fn owns(&self, account: &str) -> bool {
         match self {
-            Identity::Anonymous => false,
+            Identity::Anonymous | Identity::Member { .. } => false,
             Identity::User {
                 account: a,
                 reseller,
@@ -71,11 +81,29 @@ impl Identity {
         matches!(self, Identity::Service(r) if r.can(c))
     }
 
+    /// The groups tempauth gives this identity, which ACLs name: its account, `account:user`,
+    /// and for an admin the account id `AUTH_<account>`. Anonymous clients and services have
+    /// none (services own every account anyway).
+    pub fn groups(&self) -> Vec<String> {
+        match self {
+            Identity::Anonymous | Identity::Service(_) => Vec::new(),
+            Identity::Member { account, name } => vec![account.clone(), name.clone()],
+            Identity::User { account, name, .. } => {
+                vec![account.clone(), name.clone(), format!("AUTH_{account}")]
+            }
+        }
+    }
+
+    /// True for a client that authenticated (a denial is 403 rather than 401).
+    pub fn is_authenticated(&self) -> bool {
+        !matches!(self, Identity::Anonymous)
+    }
+
     /// Name for logs.
     pub fn label(&self) -> &str {
         match self {
             Identity::Anonymous => "-",
-            Identity::User { name, .. } => name,
+            Identity::User { name, .. } | Identity::Member { name, .. } => name,
             Identity::Service(Role::Edge) => ".edge",
             Identity::Service(Role::Peer) => ".peer",
             Identity::Service(Role::Admin) => ".admin",
@@ -284,6 +312,37 @@ pub fn split_copy_path(v: &str) -> Result<(String, String)> {
         _ => Err(Error::BadHeader {
             name: "x-copy-from",
             reason: "must be /<container>/<object>",
+        }),
+    }
+}
+
+/// The account a copy header names (`Destination-Account`, `X-Copy-From-Account`): an
+/// account id `AUTH_<account>`, percent-decoded as Swift's `wsgi_unquote`.
+///
+/// # Errors
+/// Swift's `412`s ([`Refusal::AccountNameEmpty`], [`Refusal::AccountNameSlash`]);
+/// [`Error::Forbidden`] for an id without our `AUTH_` prefix (tempauth is not
+/// authoritative for it and denies).
+pub fn copy_account(h: &HeaderMap, header: &'static str) -> Result<Option<String>> {
+    let Some(v) = h.get(header) else {
+        return Ok(None);
+    };
+    let name = percent_encoding::percent_decode(v.as_bytes())
+        .decode_utf8_lossy()
+        .into_owned();
+    if name.is_empty() {
+        return Err(Error::Refused(Refusal::AccountNameEmpty));
+    }
+    if name.contains('/') {
+        return Err(Error::Refused(Refusal::AccountNameSlash));
+    }
+    match name.strip_prefix("AUTH_") {
+        Some(a) if !a.is_empty() => {
+            crate::names::check_account(a)?;
+            Ok(Some(a.to_owned()))
+        }
+        _ => Err(Error::Forbidden {
+            reason: "account ids are AUTH_<account>",
         }),
     }
 }

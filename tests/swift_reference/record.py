@@ -9,9 +9,11 @@ every header (names as sent on the wire) and body. tests/tests/swift_fidelity.rs
 requests against the origin and compares what each case's `compare` names.
 
 Requests go over raw sockets so paths (`%FF`, `%00`) and headers (`Transfer-Encoding: gzip`)
-reach the server exactly as written. Placeholders: `{acct}` in paths (the account segment),
-`{past}`, `{future}`, `{far_future}` in header values (Unix times), `{token}` is added as
-X-Auth-Token unless the request says `"anon": true`.
+reach the server exactly as written. Placeholders: `{acct}` and `{acct2}` (the account ids
+AUTH_test and AUTH_test2), `{a}` and `{a2}` (the bare account names, as ACLs name them),
+`{past}`, `{future}`, `{far_future}` (Unix times). The admin test:tester's token is added as
+X-Auth-Token unless the request says `"anon": true` or `"as"`: `"tester3"` (test's plain
+user, no .admin) or `"tester2"` (test2's admin).
 """
 import json
 import socket
@@ -20,10 +22,13 @@ import time
 import urllib.parse
 
 ACCT = "AUTH_test"
+USERS = {"tester": ("test:tester", "testing"), "tester3": ("test:tester3", "testing3"),
+         "tester2": ("test2:tester2", "testing2")}
 
 
 def fill(s, now):
-    return (s.replace("{acct}", ACCT)
+    return (s.replace("{acct}", ACCT).replace("{acct2}", ACCT + "2")
+             .replace("{a}", "test").replace("{a2}", "test2")
              .replace("{past}", str(now - 3600))
              .replace("{future}", str(now + 3600))
              .replace("{far_future}", str(now + 100 * 365 * 86400)))
@@ -34,6 +39,8 @@ def send(addr, req, token, now):
     path = fill(req["path"], now)
     body = fill(req.get("body", ""), now).encode()
     lines = [f"{method} {path} HTTP/1.1", f"Host: {addr[0]}:{addr[1]}"]
+    if isinstance(token, dict):
+        token = token[req.get("as", "tester")]
     if not req.get("anon") and token:
         lines.append(f"X-Auth-Token: {token}")
     names = set()
@@ -77,10 +84,12 @@ def main():
     url, cases_path, out_path = sys.argv[1:4]
     u = urllib.parse.urlsplit(url)
     addr = (u.hostname, u.port)
-    auth = send(addr, {"path": "/auth/v1.0", "anon": True,
-                       "headers": [["X-Auth-User", "test:tester"], ["X-Auth-Key", "testing"]]},
-                None, 0)
-    token = dict((k.lower(), v) for k, v in auth["headers"])["x-auth-token"]
+    token = {}
+    for who, (user, key) in USERS.items():
+        auth = send(addr, {"path": "/auth/v1.0", "anon": True,
+                           "headers": [["X-Auth-User", user], ["X-Auth-Key", key]]},
+                    None, 0)
+        token[who] = dict((k.lower(), v) for k, v in auth["headers"])["x-auth-token"]
     spec = json.load(open(cases_path))
     now = int(time.time())
     for case in spec["cases"]:

@@ -53,6 +53,7 @@ use = egg:swift#tempauth
 user_admin_admin = admin .admin .reseller_admin
 user_test_tester = testing .admin
 user_test_tester3 = testing3
+user_test2_tester2 = testing2 .admin
 [filter:cache]
 use = egg:swift#memcache
 memcache_servers = 127.0.0.1:$mc

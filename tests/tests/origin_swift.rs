@@ -569,7 +569,8 @@ fn bad_input_is_refused_and_nothing_partial_is_stored() {
         "PUT /v1/AUTH_demo/c/nolength HTTP/1.1\nHost: x\n{auth}"
     ));
     assert_eq!(r.status, 411);
-    let r = api.send("PUT", "/c/dlo", &[("x-object-manifest", "c/seg")]);
+    // A DLO manifest must name <container>/<prefix> (DLOs themselves: swift_fidelity).
+    let r = api.send("PUT", "/c/dlo", &[("x-object-manifest", "no-slash")]);
     assert_eq!(r.status(), 400);
     let r = api.send("POST", "/c/keep.txt", &[("x-delete-at", "12")]);
     assert_eq!(r.status(), 400);

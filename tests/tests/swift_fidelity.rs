@@ -9,14 +9,18 @@
 //!
 //! - the status, always;
 //! - `headers`: `exact` (same value, and the name spelled as Swift spells it on the wire),
-//!   `present`, `absent`, `http-date` (a valid HTTP date, or absent like Swift's), `url-path`
-//!   (the same path, whatever the scheme and host of an absolute URL);
+//!   `value` (same value, the name in any case), `csv-set` (the same comma-separated items
+//!   in any order, the name in any case), `present`, `absent`, `http-date` (a valid HTTP
+//!   date, or absent like Swift's), `url-path` (the same path, whatever the scheme and host
+//!   of an absolute URL);
 //! - `body`: `exact`, `json` / `xml` (equal but for `ignore_fields`, whose values only need the
 //!   same type, and `drop_fields`, which Swift has and we do not), `html` (equal but for the
 //!   text of the `<td class="…">` cells named in `ignore_fields`), `info` (every key we
 //!   advertise in `/info` is one Swift has, constraints with Swift's values).
 //!
-//! Swift's account `AUTH_test` is our `AUTH_demo`.
+//! Swift's account `AUTH_test` is our `AUTH_demo` (its admin `test:tester` our `demo:demo`,
+//! its plain user `test:tester3` our `demo:tester3`), `AUTH_test2` our `AUTH_demo2` (admin
+//! `demo2:tester2`). A request's `as` names the user it is sent as (`tester3`, `tester2`).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -41,14 +45,41 @@ impl Answer {
     }
 }
 
+/// The users of the differential cases: (`as` name, `account:user`, key).
+const USERS: [(&str, &str, &str); 2] = [
+    ("tester3", "demo:tester3", "testing3"),
+    ("tester2", "demo2:tester2", "testing2"),
+];
+
+/// Their `[[auth.users]]` entries (`demo:demo` is the harness's own admin).
+const USERS_CONFIG: &str = r#"
+[[auth.users]]
+account = "demo"
+user = "tester3"
+key = "testing3"
+admin = false
+
+[[auth.users]]
+account = "demo2"
+user = "tester2"
+key = "testing2"
+"#;
+
+/// Tokens by `as` name (`tester` is the admin).
+type Tokens = std::collections::HashMap<&'static str, String>;
+
 fn fill(s: &str, now: u64) -> String {
-    s.replace("{acct}", "AUTH_demo")
+    s.replace("{acct2}", "AUTH_demo2")
+        .replace("{acct}", "AUTH_demo")
+        .replace("{a2}", "demo2")
+        .replace("{a}", "demo")
         .replace("{past}", &(now - 3600).to_string())
         .replace("{future}", &(now + 3600).to_string())
         .replace("{far_future}", &(now + 100 * 365 * 86400).to_string())
 }
 
-fn send(addr: SocketAddr, req: &Value, token: &str, now: u64) -> Answer {
+fn send(addr: SocketAddr, req: &Value, tokens: &Tokens, now: u64) -> Answer {
+    let token = &tokens[req["as"].as_str().unwrap_or("tester")];
     let method = req["method"].as_str().unwrap_or("GET");
     let path = fill(req["path"].as_str().expect("path"), now);
     let body = fill(req["body"].as_str().unwrap_or(""), now).into_bytes();
@@ -132,18 +163,20 @@ fn swift_answer(v: &Value) -> Answer {
             .map(|h| {
                 (
                     h[0].as_str().expect("name").to_owned(),
-                    h[1].as_str()
-                        .unwrap_or("")
-                        .replace("AUTH_test", "AUTH_demo"),
+                    ours_for_swift(h[1].as_str().unwrap_or("")),
                 )
             })
             .collect(),
-        body: v["body"]
-            .as_str()
-            .expect("body")
-            .replace("AUTH_test", "AUTH_demo")
-            .into_bytes(),
+        body: ours_for_swift(v["body"].as_str().expect("body")).into_bytes(),
     }
+}
+
+/// Swift's account ids and user names in an answer, as ours.
+fn ours_for_swift(s: &str) -> String {
+    s.replace("AUTH_test", "AUTH_demo")
+        .replace("test:tester3", "demo:tester3")
+        .replace("test2:tester2", "demo2:tester2")
+        .replace("[\"test\"]", "[\"demo\"]")
 }
 
 fn fields(case: &Value, key: &str) -> Vec<String> {
@@ -172,6 +205,8 @@ fn compare(case: &Value, ours: &Answer, swift: &Answer) -> Vec<String> {
                 on == sn && httpdate::parse_http_date(ov).is_ok()
             }
             ("exact", Some(o), Some(s)) => o == s,
+            ("value", Some((_, ov)), Some((_, sv))) => ov == sv,
+            ("csv-set", Some((_, ov)), Some((_, sv))) => csv_set(ov) == csv_set(sv),
             ("url-path", Some((on, ov)), Some((sn, sv))) => {
                 on == sn && url_path(ov) == url_path(sv)
             }
@@ -234,6 +269,15 @@ fn json_same(o: Value, s: Value, ignore: &[String]) -> bool {
         }
         (o, s) => o == s,
     }
+}
+
+/// A comma-separated list as a set (Swift builds `Allow` and the CORS lists from Python
+/// sets, in no fixed order).
+fn csv_set(v: &str) -> std::collections::BTreeSet<&str> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 /// The path of a URL (`http://host:port/p` → `/p`), or the value itself if it is a path.
@@ -346,8 +390,25 @@ fn must_match_swift(fixture: &str) {
     let spec: Value =
         serde_json::from_str(&std::fs::read_to_string(&path).expect("fixture")).expect("json");
     let dir = tempfile::tempdir().expect("tempdir");
-    let origin = OriginProc::start(dir.path());
-    let (_, token) = origin.must_login();
+    let origin = OriginProc::start_with(dir.path(), USERS_CONFIG, None);
+    let mut tokens = Tokens::new();
+    tokens.insert("tester", origin.must_login().1);
+    for (name, user, key) in USERS {
+        let r = reqwest::blocking::Client::new()
+            .get(format!("{}/auth/v1.0", origin.url))
+            .header("x-auth-user", user)
+            .header("x-auth-key", key)
+            .send()
+            .expect("auth request");
+        assert_eq!(r.status(), 200, "auth of {user}");
+        tokens.insert(
+            name,
+            r.headers()["x-auth-token"]
+                .to_str()
+                .expect("ascii")
+                .to_owned(),
+        );
+    }
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("clock")
@@ -356,7 +417,7 @@ fn must_match_swift(fixture: &str) {
     for case in spec["cases"].as_array().expect("cases") {
         let name = case["name"].as_str().expect("name");
         for step in case["setup"].as_array().into_iter().flatten() {
-            let got = send(origin.addr, step, &token, now);
+            let got = send(origin.addr, step, &tokens, now);
             if got.status >= 300 {
                 failures.push(format!(
                     "{name}: setup {} {} got {}: {}",
@@ -367,7 +428,7 @@ fn must_match_swift(fixture: &str) {
                 ));
             }
         }
-        let ours = send(origin.addr, &case["request"], &token, now);
+        let ours = send(origin.addr, &case["request"], &tokens, now);
         let swift = swift_answer(&case["response"]);
         for d in compare(case, &ours, &swift) {
             failures.push(format!("{name}: {d}"));
@@ -414,6 +475,31 @@ fn object_headers_as_swift() {
 #[test]
 fn static_websites_as_swift() {
     must_match_swift("staticweb");
+}
+
+#[test]
+fn container_acls_as_swift() {
+    must_match_swift("acl");
+}
+
+#[test]
+fn account_acls_as_swift() {
+    must_match_swift("account_acl");
+}
+
+#[test]
+fn copies_across_accounts_as_swift() {
+    must_match_swift("copy");
+}
+
+#[test]
+fn dynamic_large_objects_as_swift() {
+    must_match_swift("dlo");
+}
+
+#[test]
+fn cors_as_swift() {
+    must_match_swift("cors");
 }
 
 #[test]
@@ -526,4 +612,49 @@ fn literal_percent_names_through_scopes_and_tempurls() {
         (200, "literal".to_owned())
     );
     assert_eq!(anon("/v1/AUTH_demo/private/a/b").0, 401);
+}
+
+/// The staticweb redirect is absolute on `public_url`'s scheme and host (Swift's
+/// `url_base`), its path dropped; without it, on plain HTTP and the request's `Host`, the
+/// default port left out (swob's `host_url`). `X-Forwarded-Proto` changes nothing, as in
+/// Swift.
+#[test]
+fn staticweb_redirect_follows_public_url_scheme() {
+    use outpost_tests::cluster::{SECRET, USER_KEY};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("origin");
+    let config = dir.path().join("origin.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\npublic_url = \"https://www.example.com/ignored\"\ninternal_secret = \"{SECRET}\"\n[[auth.users]]\naccount = \"demo\"\nuser = \"demo\"\nkey = \"{USER_KEY}\"\n",
+            data.display()
+        ),
+    )
+    .expect("config");
+    let origin = OriginProc::start_file(&data, &config, &dir.path().join("origin.log"));
+    let (_, token) = origin.must_login();
+    let storage = format!("{}/v1/AUTH_demo", origin.url);
+    let http = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let r = http
+        .put(format!("{storage}/site"))
+        .header("x-auth-token", &token)
+        .header("x-container-read", ".r:*,.rlistings")
+        .header("x-container-meta-web-index", "index.html")
+        .send()
+        .expect("put");
+    assert!(r.status().is_success(), "{}", r.status());
+    let r = http
+        .get(format!("{}/v1/AUTH_demo/site", origin.url))
+        .header("x-forwarded-proto", "http")
+        .send()
+        .expect("get");
+    assert_eq!(r.status(), 301);
+    assert_eq!(
+        r.headers()["location"],
+        "https://www.example.com/v1/AUTH_demo/site/"
+    );
 }

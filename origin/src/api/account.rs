@@ -7,9 +7,13 @@ use outpost_auth::{Secret, TokenKeySpec};
 use outpost_proto::feed::RevocationKind;
 use outpost_proto::headers;
 
-use super::{blocking, deny, listing, meta_updates, put_meta, set, status, Identity, Req, Shared};
+use super::{
+    access, blocking, deny, listing, meta_updates, put_meta, set, status, Identity, Req, Shared,
+};
+use crate::access::{Access, Target, ACCOUNT_ACL_META};
 use crate::db::AccountRow;
 use crate::{Error, Result};
+use outpost_auth::acl::AccountAcl;
 
 /// Prefix of headers that set Outpost token keys: `X-Account-Outpost-Key-<id>: <secret>`
 /// (optionally `; not_before=<epoch>; not_after=<epoch>`). Never returned by HEAD/GET.
@@ -29,12 +33,19 @@ pub(super) async fn handle(st: &Shared, r: Req) -> Result<Response> {
                 reason: "only a reseller admin may create or delete accounts",
             },
         }),
-        _ if !r.ident.owns(&account) => Err(deny(&r.ident)),
-        Method::HEAD | Method::GET => get(st, r, account).await,
+        Method::HEAD | Method::GET => {
+            let granted = access(st, &r, Target::Account, None).await?;
+            if !granted.allowed() {
+                return Err(deny(&r.ident));
+            }
+            get(st, r, account, granted).await
+        }
+        _ if access(st, &r, Target::Account, None).await? != Access::Owner => Err(deny(&r.ident)),
         Method::POST => post(st, r, account).await,
         Method::PUT => {
             let ts = r.write_ts(&st.store)?;
-            let updates = meta_updates(&r.headers, "x-account-meta-", &[])?;
+            let mut updates = meta_updates(&r.headers, "x-account-meta-", &[])?;
+            updates.extend(acl_update(&r.headers));
             let created = st.store.put_account(&account, ts, updates).await?;
             tracing::info!(target: "audit", user = r.ident.label(), account, action = "account-put");
             Ok(status(if created {
@@ -53,19 +64,28 @@ pub(super) async fn handle(st: &Shared, r: Req) -> Result<Response> {
     }
 }
 
-fn account_headers(h: &mut HeaderMap, a: &AccountRow) {
+/// The stored form of a (validated: see `guard_owner_headers`) `X-Account-Access-Control`:
+/// its canonical JSON, or a removal for the empty ACL.
+fn acl_update(h: &HeaderMap) -> Option<(String, Option<String>)> {
+    let v = h.get(ACCOUNT_ACL_META)?;
+    let acl = AccountAcl::parse(&String::from_utf8_lossy(v.as_bytes())).ok()?;
+    let stored = (!acl.is_empty()).then(|| acl.to_header());
+    Some((ACCOUNT_ACL_META.to_owned(), stored))
+}
+
+fn account_headers(h: &mut HeaderMap, a: &AccountRow, granted: Access) {
     set(h, "x-account-container-count", a.container_count);
     set(h, "x-account-object-count", a.object_count);
     set(h, "x-account-bytes-used", a.bytes_used);
     set(h, "x-timestamp", a.ts);
-    put_meta(h, &a.meta);
-    if !a.token_keys.is_empty() {
+    put_meta(h, &super::container::visible_meta(&a.meta, granted));
+    if !a.token_keys.is_empty() && granted == Access::Owner {
         let ids: Vec<&str> = a.token_keys.iter().map(|k| k.id.as_str()).collect();
         set(h, "x-account-outpost-key-ids", ids.join(", "));
     }
 }
 
-async fn get(st: &Shared, r: Req, account: String) -> Result<Response> {
+async fn get(st: &Shared, r: Req, account: String, granted: Access) -> Result<Response> {
     let params = listing::params(&r.query)?;
     let fmt = super::wants(&r);
     let acct = account.clone();
@@ -97,10 +117,14 @@ async fn get(st: &Shared, r: Req, account: String) -> Result<Response> {
         resp
     };
     let h = resp.headers_mut();
-    account_headers(h, &row);
+    account_headers(h, &row, granted);
     // Swift's account answers carry no Last-Modified (the recorded fixtures show it).
     set(h, "accept-ranges", "bytes");
     set(h, "content-type", fmt.content_type());
+    if !r.query.contains_key("format") {
+        // The format follows `Accept` (Swift's listing_formats says so too).
+        set(h, "vary", "Accept");
+    }
     Ok(resp)
 }
 
@@ -184,8 +208,9 @@ fn check_quota_change(r: &Req, updates: &[(String, Option<String>)]) -> Result<(
 
 async fn post(st: &Shared, r: Req, account: String) -> Result<Response> {
     let ts = r.write_ts(&st.store)?;
-    let updates = meta_updates(&r.headers, "x-account-meta-", &[])?;
+    let mut updates = meta_updates(&r.headers, "x-account-meta-", &[])?;
     check_quota_change(&r, &updates)?;
+    updates.extend(acl_update(&r.headers));
     let revoke = revocations(&r.headers)?;
     if !revoke.is_empty() {
         let now = st.store.clock.wall_secs();

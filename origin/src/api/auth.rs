@@ -72,12 +72,17 @@ fn token_mac(payload: &[u8], secret: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// Cluster mode: a token any node holding the cluster secret can check without a shared
-/// table: `AUTH_tks<hex(expires \n reseller \n account:user)>.<hex(HMAC-SHA256)>`.
+/// table: `AUTH_tks<hex(expires \n rank \n account:user)>.<hex(HMAC-SHA256)>`, where rank is
+/// `1` for a reseller admin, `0` for an account admin and `m` for a plain user (a node
+/// older than plain users reads `m` as an admin: upgrade every node before configuring
+/// `admin = false`).
 pub fn issue_signed(ident: &Identity, expires: u64, secret: &[u8]) -> Option<String> {
-    let Identity::User { name, reseller, .. } = ident else {
-        return None;
+    let (name, rank) = match ident {
+        Identity::User { name, reseller, .. } => (name, if *reseller { "1" } else { "0" }),
+        Identity::Member { name, .. } => (name, "m"),
+        _ => return None,
     };
-    let payload = format!("{expires}\n{}\n{name}", u8::from(*reseller));
+    let payload = format!("{expires}\n{rank}\n{name}");
     let mac = token_mac(payload.as_bytes(), secret)?;
     Some(format!(
         "{SIGNED_PREFIX}{}.{}",
@@ -98,16 +103,19 @@ pub fn verify_signed(token: &str, now: u64, secret: &[u8]) -> Option<Identity> {
     let text = String::from_utf8(payload).ok()?;
     let mut parts = text.splitn(3, '\n');
     let expires: u64 = parts.next()?.parse().ok()?;
-    let reseller = parts.next()? == "1";
+    let rank = parts.next()?;
     let name = parts.next()?.to_owned();
     if expires <= now {
         return None;
     }
     let account = name.split_once(':')?.0.to_owned();
-    Some(Identity::User {
-        account,
-        name,
-        reseller,
+    Some(match rank {
+        "m" => Identity::Member { account, name },
+        _ => Identity::User {
+            account,
+            name,
+            reseller: rank == "1",
+        },
     })
 }
 
@@ -162,10 +170,17 @@ async fn auth(st: &Shared, headers: &HeaderMap) -> Result<Response> {
         crate::cluster::broadcast::account(cl, &u.account, ts).await;
     }
     let ttl = st.store.cfg.token_ttl;
-    let ident = Identity::User {
-        account: u.account.clone(),
-        name: user.clone(),
-        reseller: u.reseller_admin,
+    let ident = if u.admin || u.reseller_admin {
+        Identity::User {
+            account: u.account.clone(),
+            name: user.clone(),
+            reseller: u.reseller_admin,
+        }
+    } else {
+        Identity::Member {
+            account: u.account.clone(),
+            name: user.clone(),
+        }
     };
     // In a cluster the client's next request may reach another node: tokens are signed with
     // the cluster secret so every node can check them.
@@ -234,6 +249,15 @@ mod tests {
             None
         );
         assert_eq!(verify_signed("AUTH_tks.zz", 1, b"x"), None);
+        let member = Identity::Member {
+            account: "demo".into(),
+            name: "demo:bob".into(),
+        };
+        let t = issue_signed(&member, 1000, b"cluster-secret-0123456789").unwrap();
+        assert_eq!(
+            verify_signed(&t, 999, b"cluster-secret-0123456789"),
+            Some(member)
+        );
         assert!(issue_signed(&Identity::Service(crate::request::Role::Peer), 1, b"x").is_none());
     }
 }

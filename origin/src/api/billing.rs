@@ -204,7 +204,7 @@ async fn report_inner(
                 reason: "billing reports need the admin credential or a reseller admin token",
             })
         }
-        Identity::User { .. } => {
+        Identity::User { .. } | Identity::Member { .. } => {
             return Err(Error::Forbidden {
                 reason: "billing reports are for reseller admins",
             })

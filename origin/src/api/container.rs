@@ -4,54 +4,33 @@ use axum::body::Body;
 use axum::response::Response;
 use http::{Method, StatusCode};
 
-use super::{blocking, deny, listing, meta_updates, put_meta, set, status, Req, Shared};
-use crate::db::ContainerRow;
-use crate::store::validate::check_acl;
+use super::{
+    access, blocking, container_acl, deny, listing, meta_updates, put_meta, set, status, Req,
+    Shared,
+};
+use crate::access::{Access, Target, OWNER_HEADERS};
+use crate::db::Meta;
+use crate::store::validate::clean_acls;
 use crate::{Error, Result};
 
 /// System headers stored with a container besides `X-Container-Meta-*`.
 const CONTAINER_SYS: &[&str] = &["x-container-read", "x-container-write"];
 
-/// The referrer/listing grants of an `X-Container-Read` value.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ReadAcl {
-    /// `.r:*`: anyone may read objects.
-    pub public: bool,
-    /// `.rlistings`: anyone allowed to read may list.
-    pub listings: bool,
-}
-
-impl ReadAcl {
-    /// Parses a comma-separated ACL. Unknown elements (user grants, referrer lists other than
-    /// `*`) grant nothing here.
-    pub fn parse(acl: Option<&str>) -> ReadAcl {
-        let mut out = ReadAcl::default();
-        for item in acl.unwrap_or("").split(',').map(str::trim) {
-            match item {
-                ".r:*" | ".referrer:*" => out.public = true,
-                ".rlistings" => out.listings = true,
-                _ => {}
-            }
-        }
-        out
-    }
-
-    /// The ACL of a container row.
-    pub fn of(c: &ContainerRow) -> ReadAcl {
-        ReadAcl::parse(c.meta.get("x-container-read").map(String::as_str))
-    }
-}
-
 pub(super) async fn handle(st: &Shared, r: Req, container: &str) -> Result<Response> {
     let account = r.path.account().to_owned();
-    let owner = r.ident.owns(&account);
     let c = container.to_owned();
+    if matches!(r.method, Method::HEAD | Method::GET) {
+        return get(st, r, account, c).await;
+    }
+    // A container's own writes consult no container ACL: owners, and account ACLs.
+    // (A non-owner's ACL headers were dropped before dispatch.)
+    if !access(st, &r, Target::Container, None).await?.allowed() {
+        return Err(deny(&r.ident));
+    }
     match r.method {
-        Method::HEAD | Method::GET => get(st, r, account, c, owner).await,
-        _ if !owner => Err(deny(&r.ident)),
         Method::PUT => {
-            let updates = meta_updates(&r.headers, "x-container-meta-", CONTAINER_SYS)?;
-            check_acl(&updates)?;
+            let mut updates = meta_updates(&r.headers, "x-container-meta-", CONTAINER_SYS)?;
+            clean_acls(&mut updates)?;
             let ts = r.write_ts(&st.store)?;
             let created = st.store.put_container(&account, &c, ts, updates).await?;
             tracing::info!(target: "audit", user = r.ident.label(), account, container = c, action = "container-put");
@@ -62,8 +41,8 @@ pub(super) async fn handle(st: &Shared, r: Req, container: &str) -> Result<Respo
             }))
         }
         Method::POST => {
-            let updates = meta_updates(&r.headers, "x-container-meta-", CONTAINER_SYS)?;
-            check_acl(&updates)?;
+            let mut updates = meta_updates(&r.headers, "x-container-meta-", CONTAINER_SYS)?;
+            clean_acls(&mut updates)?;
             let ts = r.write_ts(&st.store)?;
             st.store.post_container(&account, &c, ts, updates).await?;
             tracing::info!(target: "audit", user = r.ident.label(), account, container = c, action = "container-post");
@@ -79,30 +58,21 @@ pub(super) async fn handle(st: &Shared, r: Req, container: &str) -> Result<Respo
     }
 }
 
-async fn get(
-    st: &Shared,
-    r: Req,
-    account: String,
-    container: String,
-    owner: bool,
-) -> Result<Response> {
+async fn get(st: &Shared, r: Req, account: String, container: String) -> Result<Response> {
     let mut params = listing::params(&r.query)?;
     params.live_at = Some(st.store.clock.wall_secs());
     let fmt = super::wants(&r);
     let list = r.method == Method::GET;
     let (a, c) = (account.clone(), container.clone());
     let row = blocking(st, move |s| s.db.get_container(&a, &c)).await?;
-    let Some(row) = row else {
-        return Err(if owner {
-            Error::NotFound { what: "container" }
-        } else {
-            deny(&r.ident)
-        });
-    };
-    let acl = ReadAcl::of(&row);
-    if !(owner || acl.public && acl.listings) {
+    let acl = container_acl(row.as_ref(), &r.method);
+    let granted = access(st, &r, Target::Container, acl).await?;
+    if !granted.allowed() {
         return Err(deny(&r.ident));
     }
+    let Some(row) = row else {
+        return Err(Error::NotFound { what: "container" });
+    };
     let entries = if list {
         let (a, c) = (account.clone(), container.clone());
         blocking(st, move |s| s.db.list_objects(&a, &c, &params)).await?
@@ -126,42 +96,21 @@ async fn get(
     // One policy for now; `swift list --lh` shows it per container.
     set(h, "x-storage-policy", "default");
     set(h, "content-type", fmt.content_type());
-    if owner {
-        put_meta(h, &row.meta);
-    } else {
-        // Non-owners see user metadata but not ACLs.
-        let visible = row
-            .meta
-            .iter()
-            .filter(|(k, _)| k.starts_with("x-container-meta-"))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        put_meta(h, &visible);
+    if !r.query.contains_key("format") {
+        // The format follows `Accept` (Swift's listing_formats says so too).
+        set(h, "vary", "Accept");
     }
+    put_meta(h, &visible_meta(&row.meta, granted));
     Ok(resp)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn acl_parsing() {
-        assert_eq!(
-            ReadAcl::parse(Some(".r:*,.rlistings")),
-            ReadAcl {
-                public: true,
-                listings: true
-            }
-        );
-        assert_eq!(
-            ReadAcl::parse(Some(" .r:* ")),
-            ReadAcl {
-                public: true,
-                listings: false
-            }
-        );
-        assert_eq!(ReadAcl::parse(Some("acct:user")), ReadAcl::default());
-        assert_eq!(ReadAcl::parse(None), ReadAcl::default());
+/// The metadata a client sees: everything for owners, all but [`OWNER_HEADERS`] for others.
+pub(super) fn visible_meta(meta: &Meta, granted: Access) -> Meta {
+    if granted == Access::Owner {
+        return meta.clone();
     }
+    meta.iter()
+        .filter(|(k, _)| !OWNER_HEADERS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }

@@ -8,6 +8,9 @@ mod body;
 mod certs;
 mod cluster;
 mod container;
+mod copy;
+mod cors;
+mod dlo;
 mod internal;
 mod listing;
 mod object;
@@ -28,6 +31,7 @@ use axum::routing::get;
 use axum::Router;
 use http::{HeaderMap, HeaderValue, Method};
 
+use crate::access::{Access, Target};
 use crate::cluster::Cluster;
 use crate::store::Store;
 use crate::xdc::Xdc;
@@ -205,6 +209,7 @@ async fn info(State(st): State<Shared>) -> Response {
             "max_meta_value_length": crate::names::MAX_META_VALUE,
             "max_meta_overall_size": crate::names::MAX_META_OVERALL,
             "policies": [{"name": "default", "default": true}],
+            "strict_cors_mode": true,
         },
         "tempurl": {
             "methods": ["GET", "HEAD", "PUT", "POST", "DELETE"],
@@ -212,6 +217,7 @@ async fn info(State(st): State<Shared>) -> Response {
             "outgoing_remove_headers": [],
         },
         "staticweb": {},
+        "tempauth": {"account_acls": true},
         "container_quotas": {},
         "account_quotas": {},
         "slo": {
@@ -251,6 +257,7 @@ async fn swift(State(st): State<Shared>, req: Request) -> Response {
     let resp = match build_req(&st, req, client_ip) {
         Ok(r) => {
             let ident = r.ident.label().to_owned();
+            let cors = cors::Pending::of(&r);
             // With X-Purge-Wait, the cluster writes the request makes are tracked so the
             // wait covers every node's edges.
             let (resp, landing) = match purge_wait {
@@ -258,6 +265,9 @@ async fn swift(State(st): State<Shared>, req: Request) -> Response {
                 None => (dispatch(&st, r).await, Default::default()),
             };
             let mut resp = resp.unwrap_or_else(IntoResponse::into_response);
+            if let Some(c) = cors {
+                c.apply(&st, &mut resp).await;
+            }
             if let Some(timeout) = purge_wait.filter(|_| resp.status().is_success()) {
                 purge::wait_and_annotate(&st, timeout, &landing, &mut resp).await;
             }
@@ -378,6 +388,7 @@ fn build_req(st: &AppState, req: Request, client_ip: std::net::IpAddr) -> Result
 async fn dispatch(st: &Shared, mut r: Req) -> Result<Response> {
     let account = r.path.account().to_owned();
     crate::names::check_account(&account)?;
+    guard_owner_headers(st, &mut r).await?;
     // Cluster mode: account and container writes are applied here, then on every peer.
     let meta_write = st.cluster.is_some()
         && r.direct.is_none()
@@ -408,6 +419,9 @@ async fn dispatch(st: &Shared, mut r: Req) -> Result<Response> {
 }
 
 async fn dispatch_local(st: &Shared, r: Req) -> Result<Response> {
+    if r.method == Method::OPTIONS {
+        return cors::options(st, &r).await;
+    }
     if let Some(c) = r.path.container().filter(|_| staticweb::applies(&r)) {
         crate::names::check_container(c)?;
         if let Some(o) = r.path.object() {
@@ -467,6 +481,105 @@ impl AppState {
             }),
         }
     }
+}
+
+/// tempauth's decision for this request ([`crate::access::decide`]); the account ACL is read
+/// only when it can change the answer.
+///
+/// # Errors
+/// [`Error::Db`] reading the account.
+pub(crate) async fn access(
+    st: &Shared,
+    r: &Req,
+    target: Target,
+    container_acl: Option<&str>,
+) -> Result<Access> {
+    access_to(st, r, r.path.account(), &r.method, target, container_acl).await
+}
+
+/// [`access`] to another account, or with another method, than the request's own (the two
+/// sides of a copy).
+///
+/// # Errors
+/// [`Error::Db`] reading the account.
+pub(crate) async fn access_to(
+    st: &Shared,
+    r: &Req,
+    account: &str,
+    method: &Method,
+    target: Target,
+    container_acl: Option<&str>,
+) -> Result<Access> {
+    let q = crate::access::Query {
+        ident: &r.ident,
+        account,
+        target,
+        method,
+        container_acl,
+        referer: r.header("referer"),
+    };
+    let first = crate::access::decide(&q, None);
+    if !crate::access::needs_account_acl(&q, first) {
+        return Ok(first);
+    }
+    let row = st.store.db.get_account(account)?;
+    let acl = row.and_then(|row| crate::access::account_acl(&row.meta));
+    Ok(crate::access::decide(&q, acl.as_ref()))
+}
+
+/// The container ACL a request on an object (or the container's listing) is checked
+/// against: `X-Container-Read` for reads, `X-Container-Write` for writes.
+pub(crate) fn container_acl<'a>(
+    row: Option<&'a crate::db::ContainerRow>,
+    method: &Method,
+) -> Option<&'a str> {
+    let key = match *method {
+        Method::GET | Method::HEAD => "x-container-read",
+        _ => "x-container-write",
+    };
+    row.and_then(|c| c.meta.get(key)).map(String::as_str)
+}
+
+/// Before anything else, as tempauth: an invalid `X-Account-Access-Control` is refused
+/// (400, whoever sends it), and the owner-only headers ([`crate::access::OWNER_HEADERS`],
+/// their `X-Remove-` forms too) of a client that does not own the account are dropped, so
+/// neither this node nor the peers a write is broadcast to apply them.
+async fn guard_owner_headers(st: &Shared, r: &mut Req) -> Result<()> {
+    use crate::access::{ACCOUNT_ACL_META, OWNER_HEADERS};
+    if let Some(v) = r.headers.get(ACCOUNT_ACL_META) {
+        let input = String::from_utf8_lossy(v.as_bytes()).into_owned();
+        if let Err(error) = outpost_auth::acl::AccountAcl::parse(&input) {
+            return Err(Error::Refused(crate::Refusal::AccountAcl { error, input }));
+        }
+    }
+    if r.ident.owns(r.path.account()) {
+        return Ok(());
+    }
+    let is_owner_header = |n: &str| {
+        let bare = n.strip_prefix("x-remove-").map(|x| format!("x-{x}"));
+        OWNER_HEADERS.contains(&bare.as_deref().unwrap_or(n))
+    };
+    let present: Vec<http::HeaderName> = r
+        .headers
+        .keys()
+        .filter(|n| is_owner_header(n.as_str()))
+        .cloned()
+        .collect();
+    if present.is_empty() {
+        return Ok(());
+    }
+    // An account ACL admin owns the account; nobody else may touch these.
+    let target = match (r.path.container(), r.path.object()) {
+        (None, _) => Target::Account,
+        (Some(_), None) => Target::Container,
+        _ => Target::Object,
+    };
+    if access(st, r, target, None).await? != Access::Owner {
+        for n in present {
+            r.headers.remove(n);
+        }
+    }
+    Ok(())
 }
 
 /// Denies a request that has no access: 401 for anonymous clients, 403 for others.

@@ -9,12 +9,14 @@ use http::{HeaderMap, Method, StatusCode};
 use outpost_auth::{AccessRequest, KeySet, KeyStore, NoRevocations, TempUrlKeys, VerifyOptions};
 
 use super::body::{self, Piece};
-use super::container::ReadAcl;
 use super::range::{self, RangeOutcome};
-use super::{blocking, deny, put_meta, set, slo, status, Capability, Req, Shared};
+use super::{
+    access, blocking, container_acl, deny, put_meta, set, slo, status, Capability, Req, Shared,
+};
+use crate::access::Target;
 use crate::db::{Applied, ContainerRow, Meta, ObjectRow};
 use crate::hlc::Timestamp;
-use crate::request::{copy_destination, object_meta_updates, split_copy_path, strip_quotes};
+use crate::request::{object_meta_updates, strip_quotes};
 use crate::store::validate::{resolve_expiry, version_meta};
 use crate::store::{NewVersion, PostUpdate};
 use crate::{Error, Result};
@@ -90,19 +92,31 @@ pub(super) async fn handle(st: &Shared, r: Req, container: &str, object: &str) -
         return direct(st, r, kind, container, object).await;
     }
     let account = r.path.account().to_owned();
-    let owner = r.ident.owns(&account);
     let crow = st.store.db.get_container(&account, container)?;
+    // COPY reads this object (and writes the destination, checked by the copy).
+    let acl_method = if r.method.as_str() == "COPY" {
+        Method::GET
+    } else {
+        r.method.clone()
+    };
+    let granted = access(
+        st,
+        &r,
+        Target::Object,
+        container_acl(crow.as_ref(), &acl_method),
+    )
+    .await?
+    .allowed();
     let Some(crow) = crow else {
-        // Only the owner learns whether a container exists.
-        return Err(if owner {
+        // Only those the account lets in learn whether a container exists.
+        return Err(if granted {
             Error::NotFound { what: "container" }
         } else {
             deny(&r.ident)
         });
     };
-    let readable = matches!(r.method, Method::GET | Method::HEAD) && ReadAcl::of(&crow).public;
     let mut via_tempurl = false;
-    if !owner && !readable {
+    if !granted {
         if r.method.as_str() == "COPY" {
             return Err(deny(&r.ident));
         }
@@ -111,6 +125,14 @@ pub(super) async fn handle(st: &Shared, r: Req, container: &str, object: &str) -
     }
     let o = object.to_owned();
     if let Some(cl) = &st.cluster {
+        // The cluster proxy does not assemble DLOs: refuse to make one rather than serve an
+        // empty manifest for it later.
+        if r.headers.contains_key(super::dlo::MANIFEST) {
+            return Err(Error::NotInCluster {
+                what: "dynamic large objects (X-Object-Manifest)",
+            });
+        }
+        super::copy::authorize_in_cluster(st, &r).await?;
         return crate::cluster::proxy::object(&st.store, cl, r, crow, o).await;
     }
     match r.method {
@@ -118,7 +140,7 @@ pub(super) async fn handle(st: &Shared, r: Req, container: &str, object: &str) -
         Method::PUT => put(st, r, crow, o).await,
         Method::POST => post(st, r, crow, o).await,
         Method::DELETE => delete(st, r, crow.name, o).await,
-        ref m if m.as_str() == "COPY" => copy_method(st, r, crow, o).await,
+        ref m if m.as_str() == "COPY" => super::copy::copy_method(st, r, crow, o).await,
         _ => Err(Error::MethodNotAllowed),
     }
 }
@@ -228,7 +250,17 @@ async fn get(
         .is_some_and(|v| v == "get");
     // Swift sends an object's MD5 unquoted and an SLO's ETag (MD5 of its segments' ETags)
     // quoted; conditionals compare without the quotes.
-    let (pieces, len, etag_header, cond_etag) = if row.slo && !manifest_get {
+    let dlo = super::dlo::manifest_of(&row).filter(|_| !manifest_get);
+    let (pieces, len, etag_header, cond_etag) = if let Some(manifest) = dlo.clone() {
+        let account = r.path.account().to_owned();
+        let segs = super::dlo::segments(st, &r, account, manifest, via_tempurl).await?;
+        (
+            segs.pieces,
+            segs.len,
+            format!("\"{}\"", segs.etag),
+            segs.etag,
+        )
+    } else if row.slo && !manifest_get {
         let pieces = slo::pieces(st, &row).await?;
         (
             pieces,
@@ -242,7 +274,7 @@ async fn get(
     };
     let mut resp = Response::new(Body::empty());
     object_headers(resp.headers_mut(), &row, &crow, &etag_header);
-    if manifest_get {
+    if manifest_get && row.slo {
         set(
             resp.headers_mut(),
             "content-type",
@@ -291,6 +323,11 @@ async fn get(
     } else {
         RangeOutcome::Full
     };
+    // Swift serves a DLO's single range only.
+    let ranges = match ranges {
+        RangeOutcome::Partial(rs) if rs.len() > 1 && dlo.is_some() => RangeOutcome::Full,
+        other => other,
+    };
     match ranges {
         RangeOutcome::Full => {
             set(resp.headers_mut(), "content-length", len);
@@ -336,7 +373,7 @@ fn if_range_ok(h: &HeaderMap, etag: &str, modified: u64) -> bool {
     range::if_range_applies(v, etag, modified)
 }
 
-fn created(etag: &str, ts: Timestamp) -> Response {
+pub(super) fn created(etag: &str, ts: Timestamp) -> Response {
     let mut resp = status(StatusCode::CREATED);
     let h = resp.headers_mut();
     // Unquoted, as Swift sends it (the edge quotes it for browsers).
@@ -348,12 +385,7 @@ fn created(etag: &str, ts: Timestamp) -> Response {
 }
 
 async fn put(st: &Shared, mut r: Req, crow: ContainerRow, object: String) -> Result<Response> {
-    if r.headers.contains_key("x-object-manifest") {
-        return Err(Error::BadHeader {
-            name: "x-object-manifest",
-            reason: "dynamic large objects are not supported; use static large objects",
-        });
-    }
+    super::dlo::validate_put(&r.headers)?;
     // Swift's create-only PUT: `If-None-Match: *` fails if the object exists.
     if let Some(v) = r.header("if-none-match") {
         if v.trim() != "*" {
@@ -380,7 +412,7 @@ async fn put(st: &Shared, mut r: Req, crow: ContainerRow, object: String) -> Res
         return slo::put(st, r, crow, object).await;
     }
     if let Some(src) = r.header("x-copy-from").map(str::to_owned) {
-        return copy(st, r, crow, object, &src).await;
+        return super::copy::put_copy(st, r, crow, object, &src).await;
     }
     // One validation for this handler and the cluster proxy.
     let quota = r.direct.is_none();
@@ -576,7 +608,7 @@ async fn post_row(st: &Shared, r: &Req, row: ObjectRow) -> Result<Response> {
 }
 
 /// User metadata and stored system headers of a new version.
-fn new_meta(h: &HeaderMap) -> Result<Meta> {
+pub(super) fn new_meta(h: &HeaderMap) -> Result<Meta> {
     Ok(version_meta(object_meta_updates(h)?))
 }
 
@@ -635,90 +667,6 @@ async fn delete(st: &Shared, r: Req, container: String, object: String) -> Resul
     let ts = r.write_ts(&st.store)?;
     st.store.tombstone(&row, ts).await?;
     Ok(status(StatusCode::NO_CONTENT))
-}
-
-async fn copy_method(st: &Shared, r: Req, crow: ContainerRow, object: String) -> Result<Response> {
-    let (dc, dobj) = copy_destination(&r)?;
-    let source = format!("/{}/{object}", crow.name);
-    let (a, c2) = (r.path.account().to_owned(), dc.clone());
-    let dest_row = blocking(st, move |s| s.db.get_container(&a, &c2))
-        .await?
-        .ok_or(Error::NotFound { what: "container" })?;
-    let source = percent_encoding::utf8_percent_encode(&source, percent_encoding::NON_ALPHANUMERIC)
-        .to_string();
-    copy(st, r, dest_row, dobj, &source).await
-}
-
-async fn copy(
-    st: &Shared,
-    r: Req,
-    dest: ContainerRow,
-    object: String,
-    source: &str,
-) -> Result<Response> {
-    let (sc, so) = split_copy_path(source)?;
-    let account = r.path.account().to_owned();
-    let (src, data) = open_live(st, &account, &sc, &so).await?;
-    let manifest_get = r
-        .query
-        .get("multipart-manifest")
-        .is_some_and(|v| v == "get");
-    let pieces = if src.slo && !manifest_get {
-        slo::pieces(st, &src).await?
-    } else {
-        vec![data]
-    };
-    let total: u64 = pieces.iter().map(|p| p.len).sum();
-    let max = st.store.cfg.max_object_size;
-    if total > max {
-        return Err(Error::TooLarge { max });
-    }
-    st.store.check_quota(&account, &dest, total).await?;
-    let stream = body::whole(pieces).into_data_stream();
-    let staged = st
-        .store
-        .files
-        .stage(stream, max, Some(total), st.store.cfg.client_timeout)
-        .await?;
-    let fresh = r
-        .header("x-fresh-metadata")
-        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
-    let mut meta = if fresh { Meta::new() } else { src.meta.clone() };
-    meta.extend(new_meta(&r.headers)?);
-    let ct = match r.header("content-type") {
-        Some(ct) if !ct.trim().is_empty() => ct.trim().to_owned(),
-        _ => src.content_type.clone(),
-    };
-    let now = st.store.clock.wall_secs();
-    let ts = r.write_ts(&st.store)?;
-    let etag = staged.md5.clone();
-    let size = staged.size;
-    let delete_at = resolve_expiry(crate::request::expiry(&r.headers)?, now)?;
-    st.store
-        .put_version(
-            staged,
-            NewVersion {
-                account,
-                container: dest.name,
-                name: object,
-                ts,
-                etag: etag.clone(),
-                size,
-                content_type: ct,
-                meta,
-                delete_at,
-                slo: false,
-            },
-        )
-        .await?;
-    let mut resp = created(&etag, ts);
-    set(resp.headers_mut(), "x-copied-from", format!("{sc}/{so}"));
-    set(
-        resp.headers_mut(),
-        "x-copied-from-last-modified",
-        src.ts.http_date(),
-    );
-    Ok(resp)
 }
 
 #[cfg(test)]

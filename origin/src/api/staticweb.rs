@@ -24,7 +24,6 @@ use outpost_proto::meta::{
     WEB_DIRECTORY_TYPE, WEB_ERROR, WEB_INDEX, WEB_LISTINGS, WEB_LISTINGS_CSS, WEB_LISTINGS_LABEL,
 };
 
-use super::container::ReadAcl;
 use super::{blocking, deny, object, set, Identity, Req, Shared};
 use crate::db::{ContainerRow, Entry, ListParams, ObjectRow};
 use crate::{Error, Result};
@@ -140,6 +139,22 @@ fn is_ok_or_redirect(s: StatusCode) -> bool {
     s.is_success() || s.is_redirection()
 }
 
+/// `scheme://host` of an absolute `Location`, as swob's `host_url`: the scheme and host of
+/// `public_url` (its path is dropped, as Swift drops `url_base`'s), else `http` and `host`;
+/// the scheme's default port is left out. Swift takes no `X-Forwarded-Proto`.
+fn url_base(public_url: Option<&str>, host: &str) -> String {
+    let (scheme, host) = match public_url.and_then(|u| u.split_once("://")) {
+        Some((scheme, rest)) => (scheme, rest.split('/').next().unwrap_or(host)),
+        None => ("http", host),
+    };
+    let host = match scheme {
+        "http" => host.strip_suffix(":80").unwrap_or(host),
+        "https" => host.strip_suffix(":443").unwrap_or(host),
+        _ => host,
+    };
+    format!("{scheme}://{host}")
+}
+
 struct Site<'a> {
     st: &'a Shared,
     r: &'a Req,
@@ -203,11 +218,16 @@ impl Site<'_> {
         got
     }
 
-    /// A 301 to the path with a trailing slash, absolute as Swift's.
+    /// A 301 to the path with a trailing slash, absolute as Swift's: on `public_url`'s
+    /// scheme and host when set (Swift's `url_base`), else on the listener's scheme (plain
+    /// HTTP) and the request's `Host`.
     fn redirect(&self) -> Response {
-        let host = self.r.header("host").unwrap_or("127.0.0.1");
+        let base = url_base(
+            self.st.store.cfg.public_url.as_deref(),
+            self.r.header("host").unwrap_or("127.0.0.1"),
+        );
         let location = format!(
-            "http://{host}{}",
+            "{base}{}",
             py_quote(&format!("{}/", self.r.path.as_str()), "/")
         );
         let mut resp = super::status(StatusCode::MOVED_PERMANENTLY);
@@ -216,10 +236,17 @@ impl Site<'_> {
     }
 
     /// May the client list the container? (Swift authorizes listings on the container's read
-    /// ACL: owners, or `.r:*` with `.rlistings`.)
+    /// ACL: owners, grants, or a referrer designation with `.rlistings`.)
     fn may_list(&self) -> bool {
-        let acl = ReadAcl::of(&self.row);
-        self.ident.owns(self.account()) || acl.public && acl.listings
+        let q = crate::access::Query {
+            ident: &self.ident,
+            account: self.account(),
+            target: crate::access::Target::Container,
+            method: &http::Method::GET,
+            container_acl: self.row.meta.get("x-container-read").map(String::as_str),
+            referer: self.r.header("referer"),
+        };
+        crate::access::decide(&q, None).allowed()
     }
 
     async fn list(&self, prefix: &str, limit: usize) -> Result<Vec<Entry<ObjectRow>>> {
@@ -498,6 +525,21 @@ mod tests {
         assert_eq!(human_readable(1536), "2Ki");
         assert_eq!(human_readable(5 * 1024 * 1024), "5Mi");
         assert!(truthy(" Yes") && !truthy("false") && !truthy(""));
+    }
+
+    #[test]
+    fn redirect_base_as_swob_host_url() {
+        assert_eq!(url_base(None, "h.test:8080"), "http://h.test:8080");
+        assert_eq!(url_base(None, "h.test:80"), "http://h.test");
+        assert_eq!(
+            url_base(Some("https://www.example.com:443/base/"), "ignored"),
+            "https://www.example.com"
+        );
+        assert_eq!(
+            url_base(Some("https://cdn.test:8443"), "ignored"),
+            "https://cdn.test:8443"
+        );
+        assert_eq!(url_base(Some("http://a.test:80"), "x"), "http://a.test");
     }
 
     #[test]

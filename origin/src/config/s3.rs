@@ -154,6 +154,15 @@ impl RawS3 {
                     ),
                 ));
             };
+            if !u.admin && !u.reseller_admin {
+                return Err(err(
+                    key("user"),
+                    format!(
+                        "{}:{} is a plain user (admin = false); S3 keys act as an account admin",
+                        k.account, k.user
+                    ),
+                ));
+            }
             keys.push(S3Key {
                 access_key: k.access_key,
                 secret_key: k.secret_key,

@@ -148,22 +148,28 @@ pub fn content_type(given: Option<&str>, detect: bool, name: &str) -> String {
     }
 }
 
-/// Checks container ACL values (`X-Container-Read`/`-Write`): at most 4096 bytes, no control
-/// characters.
+/// Cleans container ACL values (`X-Container-Read`/`-Write`) as Swift stores them
+/// ([`outpost_auth::acl::clean`]); at most 4096 bytes, no control characters.
 ///
 /// # Errors
-/// [`Error::BadHeader`].
-pub fn check_acl(updates: &[(String, Option<String>)]) -> Result<()> {
-    for (k, v) in updates {
-        if k == "x-container-read" || k == "x-container-write" {
-            if let Some(v) = v {
-                if v.len() > 4096 || v.chars().any(char::is_control) {
-                    return Err(Error::BadHeader {
-                        name: "x-container-read",
-                        reason: "ACL too long or contains control characters",
-                    });
-                }
+/// [`Error::BadHeader`] for a long value or a control character, [`Refusal::ContainerAcl`]
+/// with Swift's sentence for an ACL Swift refuses.
+pub fn clean_acls(updates: &mut [(String, Option<String>)]) -> Result<()> {
+    use outpost_auth::acl::{clean, AclHeader};
+    for (k, v) in updates.iter_mut() {
+        let header = match k.as_str() {
+            "x-container-read" => AclHeader::Read,
+            "x-container-write" => AclHeader::Write,
+            _ => continue,
+        };
+        if let Some(v) = v {
+            if v.len() > 4096 || v.chars().any(char::is_control) {
+                return Err(Error::BadHeader {
+                    name: "x-container-read",
+                    reason: "ACL too long or contains control characters",
+                });
             }
+            *v = clean(header, v).map_err(|e| Error::Refused(Refusal::ContainerAcl(e)))?;
         }
     }
     Ok(())
