@@ -146,7 +146,12 @@ impl Req {
     /// # Errors
     /// [`Error::BadHeader`] for a malformed header.
     pub fn object_headers(&self) -> Result<ObjectHeaders> {
-        object_headers(&self.headers)
+        let mut h = object_headers(&self.headers)?;
+        // Peers' copies keep the system metadata the writing node stored (never a client's).
+        if self.direct.is_some() {
+            h.meta.extend(sysmeta_items(&self.headers));
+        }
+        Ok(h)
     }
 }
 
@@ -215,6 +220,19 @@ pub fn meta_items(headers: &HeaderMap, prefix: &str, extra: &[&str]) -> Vec<Meta
     out
 }
 
+/// `x-object-sysmeta-*` headers as stored system metadata (the S3 multipart ETag): kept only
+/// from direct writes between nodes, which carry the cluster secret.
+pub fn sysmeta_items(headers: &HeaderMap) -> Vec<MetaUpdate> {
+    headers
+        .iter()
+        .filter(|(n, _)| n.as_str().starts_with("x-object-sysmeta-"))
+        .map(|(n, v)| MetaUpdate::System {
+            name: n.as_str().to_owned(),
+            value: v.as_bytes().to_vec(),
+        })
+        .collect()
+}
+
 /// [`meta_items`] checked against Swift's limits.
 ///
 /// # Errors
@@ -233,6 +251,17 @@ pub fn meta_updates(
 /// [`Error::BadHeader`].
 pub fn object_meta_updates(headers: &HeaderMap) -> Result<Vec<(String, Option<String>)>> {
     meta_updates(headers, "x-object-meta-", OBJECT_SYS)
+}
+
+/// The metadata of a peer's listing-row write: [`object_meta_updates`] and the system
+/// metadata of [`sysmeta_items`].
+///
+/// # Errors
+/// [`Error::BadHeader`].
+pub fn direct_meta_updates(headers: &HeaderMap) -> Result<Vec<(String, Option<String>)>> {
+    let mut items = meta_items(headers, "x-object-meta-", OBJECT_SYS);
+    items.extend(sysmeta_items(headers));
+    check_meta(items)
 }
 
 /// Strips `W/` and quotes from an entity tag.

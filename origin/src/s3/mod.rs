@@ -27,6 +27,7 @@
 //! policy, tagging or lifecycle APIs (s3s answers `NotImplemented`).
 
 mod auth;
+mod backend;
 mod bucket;
 mod checksum;
 mod error;
@@ -46,15 +47,16 @@ use crate::config::s3::S3Config;
 use crate::store::Store;
 
 pub use auth::{Caller, Keys};
+pub use backend::Backend;
 
 /// Suffix of the hidden container holding a bucket's multipart parts and upload records.
 /// S3 bucket names cannot contain `+`, so it never clashes with a bucket.
 pub const SEGMENTS_SUFFIX: &str = "+segments";
 
-/// The S3 service: the store, the keys, the region.
+/// The S3 service: where objects live, the keys, the region.
 #[derive(Debug, Clone)]
 pub struct S3Api {
-    store: Arc<Store>,
+    backend: Backend,
     keys: Keys,
     region: String,
 }
@@ -72,10 +74,11 @@ impl s3s::validation::NameValidation for ContainerNames {
 
 /// The S3 API as an axum router for the origin's accept loop (`server.rs` serves it on
 /// `[s3] listen` with the same `[limits]` as the Swift API).
-pub fn router(store: Arc<Store>, cfg: &S3Config) -> axum::Router {
+pub fn router(backend: Backend, cfg: &S3Config) -> axum::Router {
     let keys = Keys::new(&cfg.keys);
+    let store = Arc::clone(backend.store());
     let api = S3Api {
-        store: Arc::clone(&store),
+        backend,
         keys: keys.clone(),
         region: cfg.region.clone(),
     };
@@ -153,6 +156,11 @@ fn s3_time(ts: crate::hlc::Timestamp) -> Timestamp {
 }
 
 impl S3Api {
+    /// This node's store.
+    fn store(&self) -> &Arc<Store> {
+        self.backend.store()
+    }
+
     fn caller<T>(&self, req: &S3Request<T>) -> S3Result<Caller> {
         self.keys.caller(req)
     }
