@@ -4,13 +4,15 @@
 //!
 //! ## Where it sits
 //! A second front-end over [`crate::store`], beside `api/` (Swift): every write goes through
-//! the store (`validate_put`, `put_version`, `tombstone`, `put_manifest`), so it lands in the
+//! the store (`validate_put`, then `put_version`, `tombstone`, `put_manifest` on this node or
+//! through the cluster, see [`Backend`]), so it lands in the
 //! change feed (edges purge), counts against quotas and replicates exactly like a Swift
 //! write. It never imports `api/`. s3s does the protocol: routing, SigV4 header and
 //! presigned-query verification (with the secrets of [`Keys`]), XML in and out; this module
 //! implements [`s3s::S3`] on the store.
 //!
 //! ## Files
+//! - `backend.rs`: [`Backend`], where data lives (this node's store, or a cluster).
 //! - `auth.rs`: access keys → the `[[auth.users]]` identity; virtual-hosted-style `Host`s.
 //! - `bucket.rs`: ListBuckets, CreateBucket, DeleteBucket, HeadBucket, GetBucketLocation,
 //!   ListObjects (v1 and v2).
@@ -21,9 +23,16 @@
 //! - `checksum.rs`: `x-amz-checksum-*` (header or trailer) checked against the body.
 //! - `error.rs`: store errors → S3 error codes. GET bodies come from [`crate::store::pieces`].
 //!
+//! ## Cluster mode
+//! Every node of a cluster may serve `[s3]`. The handlers hold a [`Backend`]: rows and
+//! listings come from the local store in both modes (every node holds every row), while
+//! writes, data reads and bucket creates/deletes go through it, which in a cluster calls the
+//! proxy role's typed entry points ([`crate::cluster::objects`], [`crate::cluster::slo`],
+//! [`crate::cluster::broadcast`]): an S3 write through a node is stored exactly as a Swift
+//! write through it (quorum, handoffs, listing rows and feed entries on every node).
+//!
 //! ## Limits
-//! Single-node mode only (`[s3]` with `[cluster]` is refused at config time). No anonymous
-//! S3 access (public containers are served by Swift URLs and the edge), no versioning, ACL,
+//! No anonymous S3 access (public containers are served by Swift URLs and the edge), no versioning, ACL,
 //! policy, tagging or lifecycle APIs (s3s answers `NotImplemented`).
 
 mod auth;

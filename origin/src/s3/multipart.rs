@@ -10,7 +10,8 @@
 //!
 //! CompleteMultipartUpload checks the listed parts (order, ETags, S3's 5 MiB minimum for all
 //! but the last), then writes a Static Large Object manifest over them at the key with
-//! [`crate::store::Store::put_manifest`], keeping S3's ETag (`<md5 of the part MD5s>-<N>`)
+//! [`crate::store::Store::put_manifest`] (in a cluster [`crate::cluster::slo::put_rows`]: the
+//! parts are ring-placed objects on their own replicas), keeping S3's ETag (`<md5 of the part MD5s>-<N>`)
 //! as system metadata; parts not listed and the record are removed. Nothing is visible at
 //! the key before the manifest commits. Overwriting or deleting a completed upload through
 //! S3 removes its parts; through Swift they stay (as Swift's SLO segments do).
