@@ -28,7 +28,10 @@ fn aws(dir: &Path, endpoint: &str, args: &[&str]) -> Command {
         .env("AWS_SECRET_ACCESS_KEY", SECRET)
         .env("AWS_DEFAULT_REGION", "us-east-1")
         .env("AWS_CONFIG_FILE", dir.join("no-aws-config"))
-        .env("AWS_SHARED_CREDENTIALS_FILE", dir.join("no-aws-credentials"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            dir.join("no-aws-credentials"),
+        )
         .env("AWS_EC2_METADATA_DISABLED", "true");
     c
 }
@@ -49,7 +52,9 @@ fn have_clients() -> bool {
             .status()
             .is_ok_and(|s| s.success());
     if which("aws").is_none() || !boto3 {
-        eprintln!("SKIPPED: the aws CLI or boto3 is not installed (python3 -m pip install awscli boto3)");
+        eprintln!(
+            "SKIPPED: the aws CLI or boto3 is not installed (python3 -m pip install awscli boto3)"
+        );
         return false;
     }
     true
@@ -105,13 +110,27 @@ fn s3_api_on_every_node_of_a_cluster() {
     let swift = Session::must_login(&c.nodes[2].url, "demo:demo", USER_KEY);
     let (status, body) = swift.must_get("/big/big.bin", &[]);
     assert_eq!(status, 200);
-    assert_eq!(md5_hex(&body), md5_hex(&data), "Swift download through node 2");
+    assert_eq!(
+        md5_hex(&body),
+        md5_hex(&data),
+        "Swift download through node 2"
+    );
     let head = must_aws(
         dir,
         &ep[2],
-        &["s3api", "head-object", "--bucket", "big", "--key", "big.bin"],
+        &[
+            "s3api",
+            "head-object",
+            "--bucket",
+            "big",
+            "--key",
+            "big.bin",
+        ],
     );
-    assert!(head.contains("-3\\\""), "a 3-part S3 ETag through node 2: {head}");
+    assert!(
+        head.contains("-3\\\""),
+        "a 3-part S3 ETag through node 2: {head}"
+    );
 
     // The manifest and every part are ring-placed objects: their data is on the replicas
     // (at least a quorum at once, all three once the background copies finish).
@@ -135,7 +154,10 @@ fn s3_api_on_every_node_of_a_cluster() {
             .env("S3_KEY", KEY)
             .env("S3_SECRET", SECRET)
             .env("AWS_CONFIG_FILE", dir.join("no-aws-config"))
-            .env("AWS_SHARED_CREDENTIALS_FILE", dir.join("no-aws-credentials")),
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                dir.join("no-aws-credentials"),
+            ),
         TIMEOUT,
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "OK");
@@ -146,7 +168,11 @@ fn s3_api_on_every_node_of_a_cluster() {
         let to = dir.join(format!("after-kill-{n}.bin"));
         must_aws(dir, &ep[n], &["s3", "cp", "s3://big/big.bin", s(&to)]);
         let got = std::fs::read(&to).expect("read");
-        assert_eq!(md5_hex(&got), md5_hex(&data), "after the kill, via node {n}");
+        assert_eq!(
+            md5_hex(&got),
+            md5_hex(&data),
+            "after the kill, via node {n}"
+        );
     }
     let small = pseudo_random(7, 4096);
     std::fs::write(dir.join("small.bin"), &small).expect("write");

@@ -216,7 +216,7 @@ pub async fn put_rows(cl: &Arc<Cluster>, m: manifest::NewManifest) -> Result<()>
 }
 
 /// The segments of `row`'s manifest (read from one of its replicas), each checked against
-/// this node's row of it as a GET through the proxy checks them.
+/// this node's row of it, if it has one yet.
 ///
 /// # Errors
 /// [`Error::NotFound`] when no replica holds a manifest there; [`Error::Conflict`] for a
@@ -248,7 +248,21 @@ pub async fn segments_of(
         reason: "a manifest's replica failed mid-answer",
     })?;
     let m = Manifest::parse(&raw)?;
-    check_segments(st, &row.account, &m.segments).await?;
+    // A segment this node has no row of yet (a part uploaded through another node a moment
+    // ago) is checked by its replica's answer while it streams; one deleted or changed here
+    // fails now.
+    for s in &m.segments {
+        let (c, o) = s.target()?;
+        match st.db.get_object(&row.account, c, o)? {
+            None => {}
+            Some(seg) if !seg.deleted && seg.etag == s.hash => {}
+            Some(_) => {
+                return Err(Error::Conflict {
+                    reason: "a segment of this large object is missing or changed",
+                })
+            }
+        }
+    }
     Ok(m.segments)
 }
 
