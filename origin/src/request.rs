@@ -365,6 +365,24 @@ mod tests {
     }
 
     #[test]
+    fn sysmeta_only_from_direct_writes() {
+        let mut h = HeaderMap::new();
+        h.insert("x-object-meta-color", "blue".parse().unwrap());
+        h.insert("x-object-sysmeta-s3api-etag", "abc-2".parse().unwrap());
+        let client = object_meta_updates(&h).unwrap();
+        assert_eq!(client.len(), 1, "{client:?}");
+        let direct = version_meta_of(direct_meta_updates(&h).unwrap());
+        assert_eq!(direct["x-object-sysmeta-s3api-etag"], "abc-2");
+        assert_eq!(direct["x-object-meta-color"], "blue");
+        let o = object_headers(&h).unwrap();
+        assert_eq!(o.meta.len(), 1, "a client's PUT keeps no sysmeta");
+    }
+
+    fn version_meta_of(u: Vec<(String, Option<String>)>) -> crate::db::Meta {
+        crate::store::validate::version_meta(u)
+    }
+
+    #[test]
     fn object_headers_typed() {
         let mut h = HeaderMap::new();
         h.insert("content-length", " 12 ".parse().unwrap());
