@@ -329,7 +329,7 @@ impl RawConfig {
         let limits = self.limits.validate()?;
         let s3 = match self.s3 {
             None => None,
-            Some(s) => Some(s.validate(&self.auth.users, cluster.is_some())?),
+            Some(s) => Some(s.validate(&self.auth.users)?),
         };
         let log_level = parse_log_level(self.log_level.as_deref())?;
         Ok(Config {

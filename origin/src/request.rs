@@ -174,7 +174,12 @@ impl Req {
     /// # Errors
     /// [`Error::BadHeader`] for a malformed header.
     pub fn object_headers(&self) -> Result<ObjectHeaders> {
-        object_headers(&self.headers)
+        let mut h = object_headers(&self.headers)?;
+        // Peers' copies keep the system metadata the writing node stored (never a client's).
+        if self.direct.is_some() {
+            h.meta.extend(sysmeta_items(&self.headers));
+        }
+        Ok(h)
     }
 }
 
@@ -243,6 +248,19 @@ pub fn meta_items(headers: &HeaderMap, prefix: &str, extra: &[&str]) -> Vec<Meta
     out
 }
 
+/// `x-object-sysmeta-*` headers as stored system metadata (the S3 multipart ETag): kept only
+/// from direct writes between nodes, which carry the cluster secret.
+pub fn sysmeta_items(headers: &HeaderMap) -> Vec<MetaUpdate> {
+    headers
+        .iter()
+        .filter(|(n, _)| n.as_str().starts_with("x-object-sysmeta-"))
+        .map(|(n, v)| MetaUpdate::System {
+            name: n.as_str().to_owned(),
+            value: v.as_bytes().to_vec(),
+        })
+        .collect()
+}
+
 /// [`meta_items`] checked against Swift's limits.
 ///
 /// # Errors
@@ -261,6 +279,17 @@ pub fn meta_updates(
 /// [`Error::BadHeader`].
 pub fn object_meta_updates(headers: &HeaderMap) -> Result<Vec<(String, Option<String>)>> {
     meta_updates(headers, "x-object-meta-", OBJECT_SYS)
+}
+
+/// The metadata of a peer's listing-row write: [`object_meta_updates`] and the system
+/// metadata of [`sysmeta_items`].
+///
+/// # Errors
+/// [`Error::BadHeader`].
+pub fn direct_meta_updates(headers: &HeaderMap) -> Result<Vec<(String, Option<String>)>> {
+    let mut items = meta_items(headers, "x-object-meta-", OBJECT_SYS);
+    items.extend(sysmeta_items(headers));
+    check_meta(items)
 }
 
 /// Strips `W/` and quotes from an entity tag.
@@ -392,6 +421,24 @@ mod tests {
         assert_eq!(split_copy_path("c/o").unwrap(), ("c".into(), "o".into()));
         assert!(split_copy_path("/c").is_err());
         assert!(split_copy_path("/c/").is_err());
+    }
+
+    #[test]
+    fn sysmeta_only_from_direct_writes() {
+        let mut h = HeaderMap::new();
+        h.insert("x-object-meta-color", "blue".parse().unwrap());
+        h.insert("x-object-sysmeta-s3api-etag", "abc-2".parse().unwrap());
+        let client = object_meta_updates(&h).unwrap();
+        assert_eq!(client.len(), 1, "{client:?}");
+        let direct = version_meta_of(direct_meta_updates(&h).unwrap());
+        assert_eq!(direct["x-object-sysmeta-s3api-etag"], "abc-2");
+        assert_eq!(direct["x-object-meta-color"], "blue");
+        let o = object_headers(&h).unwrap();
+        assert_eq!(o.meta.len(), 1, "a client's PUT keeps no sysmeta");
+    }
+
+    fn version_meta_of(u: Vec<(String, Option<String>)>) -> crate::db::Meta {
+        crate::store::validate::version_meta(u)
     }
 
     #[test]

@@ -155,7 +155,11 @@ pub async fn start(cfg: Config) -> Result<RunningOrigin> {
     let (s3_shutdown, s3_server) = match (s3_listener, &store.cfg.s3) {
         (Some(l), Some(s3)) => {
             let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-            let app = crate::s3::router(Arc::clone(&store), s3);
+            let backend = match &state.cluster {
+                Some(cl) => crate::s3::Backend::Cluster(Arc::clone(&store), Arc::clone(cl)),
+                None => crate::s3::Backend::Local(Arc::clone(&store)),
+            };
+            let app = crate::s3::router(backend, s3);
             let task = tokio::spawn(serve(l, app, store.cfg.limits, Wire::S3, rx));
             (Some(tx), Some(task))
         }

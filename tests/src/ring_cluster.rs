@@ -97,6 +97,17 @@ impl RingCluster {
     /// Starts `n` nodes (each its own zone) on a ring of `2^part_power` partitions and
     /// `replicas` replicas. `extra` is appended to every node's `[cluster]` section.
     pub fn start(n: usize, part_power: u32, replicas: u32, extra: &str) -> RingCluster {
+        RingCluster::start_each(n, part_power, replicas, |_| extra.to_owned())
+    }
+
+    /// As [`RingCluster::start`], with `extra(i)` appended to node `i`'s config (a section of
+    /// its own per node, such as an `[s3]` listen address).
+    pub fn start_each(
+        n: usize,
+        part_power: u32,
+        replicas: u32,
+        extra: impl Fn(usize) -> String,
+    ) -> RingCluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let ring = dir.path().join("ring.json");
         let rs = ring.to_str().expect("utf-8").to_owned();
@@ -124,7 +135,7 @@ impl RingCluster {
         }
         must_run_outpost(&["ring", "rebalance", &rs]);
         for i in 0..n {
-            c.launch_node(i, extra);
+            c.launch_node(i, &extra(i));
         }
         for i in 0..n {
             must_become_healthy(

@@ -577,7 +577,7 @@ async fn put_row(st: &Shared, r: &Req, crow: ContainerRow, object: String) -> Re
             .header("content-type")
             .unwrap_or("application/octet-stream")
             .to_owned(),
-        meta: new_meta(&r.headers)?,
+        meta: version_meta(crate::request::direct_meta_updates(&r.headers)?),
         delete_at,
         slo: r.header(crate::cluster::SLO_HEADER) == Some("1"),
         listing_only: true,

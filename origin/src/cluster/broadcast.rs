@@ -66,6 +66,42 @@ pub async fn meta_write(cl: &Cluster, r: &Req, ts: Timestamp) {
     note_missed(join_all(sends).await);
 }
 
+/// A container create (`PUT`) or delete (`DELETE`) applied here at `ts`, sent with that
+/// timestamp to every other node, as [`meta_write`] sends a Swift container write: the S3
+/// API's CreateBucket and DeleteBucket.
+pub async fn container(
+    cl: &Cluster,
+    method: Method,
+    account: &str,
+    container: &str,
+    ts: Timestamp,
+) {
+    let ring = cl.ring();
+    let me = cl.me(&ring);
+    let mut headers = HeaderMap::new();
+    set(&mut headers, "x-timestamp", ts);
+    set(&mut headers, DIRECT_HEADER, Direct::Data.as_str());
+    set(&mut headers, "content-length", 0);
+    let enc = |s: &str| {
+        percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+    };
+    let path = format!("/v1/AUTH_{}/{}", enc(account), enc(container));
+    let sends = ring.live_devices().filter(|d| Some(d.id) != me).map(|d| {
+        let url = format!("{}{path}", d.url());
+        let (headers, method, id) = (headers.clone(), method.clone(), d.id);
+        async move {
+            match cl.send(method, url, headers, None).await {
+                Ok(resp) if !resp.status().is_server_error() => {
+                    let _ = resp.bytes().await;
+                    None
+                }
+                _ => Some(id),
+            }
+        }
+    });
+    note_missed(join_all(sends).await);
+}
+
 /// Creates an account on every other node (after a first login made it here), with the
 /// same timestamp.
 pub async fn account(cl: &Cluster, account: &str, ts: Timestamp) {

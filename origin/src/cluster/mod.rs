@@ -10,6 +10,7 @@
 //!   beats older data; `X-Newest: true` asks every primary.
 //!   The write path ([`write`]) answers at quorum and finishes the other copies in the
 //!   background; SLO manifests ([`slo`]) are assembled from segments on their own replicas.
+//!   The S3 API calls the same paths through typed entry points ([`objects`]).
 //! - **Storage**: requests carrying the cluster secret and `X-Outpost-Direct: data|row` are
 //!   applied to this node's own store only, with the sender's `X-Timestamp`. This is the one
 //!   internal write API: the proxy, the replicator and (later) cross-datacenter sync use it.
@@ -24,6 +25,7 @@
 
 pub mod auditor;
 pub mod broadcast;
+pub mod objects;
 pub mod proxy;
 pub mod purge_wait;
 pub mod replicator;

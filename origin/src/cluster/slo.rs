@@ -167,6 +167,117 @@ pub async fn put(
     store_version(cl, v, Payload::Memory(json)).await
 }
 
+/// Writes a manifest over `m.segments` (live, non-SLO rows the caller checked, as
+/// [`Store::put_manifest`] takes them) to the manifest's replicas at quorum, like a
+/// `multipart-manifest=put` through this node: the S3 API's CompleteMultipartUpload.
+///
+/// # Errors
+/// [`Error::BadManifest`] for no segments or a nested SLO; [`Error::Unavailable`] without a
+/// quorum; a replica's refusal as [`super::objects::refused`].
+///
+/// # Cancel safety
+/// The replication runs on its own task; dropping the future does not abandon it.
+pub async fn put_rows(cl: &Arc<Cluster>, m: manifest::NewManifest) -> Result<()> {
+    if m.segments.is_empty() {
+        return Err(bad("manifest has no segments"));
+    }
+    if m.segments.iter().any(|s| s.slo) {
+        return Err(bad("nested large objects are not supported"));
+    }
+    let segments = m
+        .segments
+        .iter()
+        .map(|s| StoredSegment {
+            name: format!("/{}/{}", s.container, s.name),
+            hash: s.etag.clone(),
+            bytes: s.size,
+            content_type: s.content_type.clone(),
+            last_modified: s.ts.iso(),
+        })
+        .collect();
+    let man = Manifest { segments };
+    let json = Bytes::from(man.to_json()?);
+    let v = NewVersion {
+        ts: m.ts,
+        path: (m.account, m.container, m.name),
+        meta: super::objects::meta_headers(&m.meta),
+        content_type: m.content_type,
+        delete_at: None,
+        etag: man.etag(),
+        size: json.len() as u64,
+        slo_size: Some(man.size()),
+        if_none_match: None,
+    };
+    let resp = store_version(cl, v, Payload::Memory(json)).await?;
+    match resp.status() {
+        StatusCode::CREATED => Ok(()),
+        s => Err(super::objects::refused(s)),
+    }
+}
+
+/// The segments of `row`'s manifest (read from one of its replicas), each checked against
+/// this node's row of it, if it has one yet.
+///
+/// # Errors
+/// [`Error::NotFound`] when no replica holds a manifest there; [`Error::Conflict`] for a
+/// segment gone or changed; [`Error::Unavailable`] when no replica answers.
+pub async fn segments_of(
+    st: &Arc<Store>,
+    cl: &Cluster,
+    row: &ObjectRow,
+) -> Result<Vec<StoredSegment>> {
+    let path = (
+        row.account.as_str(),
+        row.container.as_str(),
+        row.name.as_str(),
+    );
+    let order = read_order(cl, cl.ring().partition(path.0, path.1, path.2));
+    let resp = fetch(
+        cl,
+        &Method::GET,
+        &order,
+        direct_headers(),
+        Some(MANIFEST_QUERY),
+        path,
+    )
+    .await?;
+    if !resp.status().is_success() || !resp.headers().contains_key("x-static-large-object") {
+        return Err(Error::NotFound { what: "object" });
+    }
+    let raw = resp.bytes().await.map_err(|_| Error::Unavailable {
+        reason: "a manifest's replica failed mid-answer",
+    })?;
+    let m = Manifest::parse(&raw)?;
+    // A segment this node has no row of yet (a part uploaded through another node a moment
+    // ago) is checked by its replica's answer while it streams; one deleted or changed here
+    // fails now.
+    for s in &m.segments {
+        let (c, o) = s.target()?;
+        match st.db.get_object(&row.account, c, o)? {
+            None => {}
+            Some(seg) if !seg.deleted && seg.etag == s.hash => {}
+            Some(_) => {
+                return Err(Error::Conflict {
+                    reason: "a segment of this large object is missing or changed",
+                })
+            }
+        }
+    }
+    Ok(m.segments)
+}
+
+/// Bytes `start..end` of the concatenation of `segs`, streamed from the segments' replicas in
+/// order (a segment that changed meanwhile ends the body with an error, never wrong bytes).
+pub fn segments_body(
+    cl: &Arc<Cluster>,
+    account: String,
+    segs: Arc<Vec<StoredSegment>>,
+    start: u64,
+    end: u64,
+) -> BoxStream<'static, std::io::Result<Bytes>> {
+    stream_range(cl, account, segs, ByteRange { start, end })
+}
+
 /// The manifest of `row`'s object as one of its replicas holds it, or that replica's answer
 /// when it is not a manifest to assemble (a failed precondition, a plain object).
 async fn read_manifest(

@@ -1,5 +1,6 @@
 //! `[s3]`: the optional S3 API beside the Swift API (see [`crate::s3`]), on its own listen
-//! address, with access keys mapped to `[[auth.users]]` identities.
+//! address, with access keys mapped to `[[auth.users]]` identities. Every node of a cluster
+//! may serve it (each with its own `[s3]`).
 
 use std::net::SocketAddr;
 
@@ -98,13 +99,7 @@ impl RawS3 {
     ///
     /// # Errors
     /// [`Error::Config`] naming the first bad key (`s3.keys[1].user`, `s3.domain`, ...).
-    pub fn validate(self, users: &[User], cluster: bool) -> Result<S3Config, Error> {
-        if cluster {
-            return Err(err(
-                "s3",
-                "the S3 API is not available in cluster mode yet (it writes through one node's store)",
-            ));
-        }
+    pub fn validate(self, users: &[User]) -> Result<S3Config, Error> {
         let domain = match self.domain {
             Some(d) if !valid_domain(&d) => {
                 return Err(err(
@@ -239,7 +234,5 @@ mod tests {
         assert!(e.contains("bogus"), "{e}");
         let e = check("[s3]\nlisten = \"127.0.0.1:0\"\ndomain = \"http://x\"\n").unwrap_err();
         assert!(e.contains("s3.domain"), "{e}");
-        let e = check("[s3]\nlisten = \"127.0.0.1:0\"\n[cluster]\nring = \"/r\"\n").unwrap_err();
-        assert!(e.contains("cluster mode"), "{e}");
     }
 }

@@ -30,7 +30,7 @@ const KEY_SET: &AsciiSet = &NON_ALPHANUMERIC
 /// `NoSuchBucket`; storage errors.
 pub async fn container(api: &S3Api, account: &str, bucket: &str) -> S3Result<ContainerRow> {
     // A point lookup, on this task (see the store's docs on where work runs).
-    api.store
+    api.store()
         .db
         .get_container(account, bucket)
         .map_err(error::bucket)?
@@ -53,7 +53,7 @@ pub async fn list_buckets(
         ..ListParams::default()
     };
     let rows = api
-        .store
+        .store()
         .blocking(move |s| s.db.list_containers(&a, &p))
         .await
         .map_err(error::bucket)?;
@@ -94,10 +94,9 @@ pub async fn create_bucket(
             "The specified bucket is not valid."
         ));
     }
-    let ts = api.store.clock.now();
     let created = api
-        .store
-        .put_container(&caller.account, &bucket, ts, Vec::new())
+        .backend
+        .create_container(&caller.account, &bucket)
         .await
         .map_err(error::bucket)?;
     if !created {
@@ -128,12 +127,7 @@ pub async fn delete_bucket(
     if crow.object_count > 0 {
         return Err(not_empty());
     }
-    let ts = api.store.clock.now();
-    match api
-        .store
-        .delete_container(&caller.account, &bucket, ts)
-        .await
-    {
+    match api.backend.delete_container(&caller.account, &bucket).await {
         Ok(()) => {}
         Err(crate::Error::Conflict { .. }) => return Err(not_empty()),
         Err(e) => return Err(error::bucket(e)),
@@ -230,12 +224,12 @@ async fn page(
         delimiter: delimiter.filter(|d| !d.is_empty()).map(str::to_owned),
         marker: marker.filter(|m| !m.is_empty()),
         limit: max + 1,
-        live_at: Some(api.store.clock.wall_secs()),
+        live_at: Some(api.store().clock.wall_secs()),
         ..ListParams::default()
     };
     let (a, c) = (account.to_owned(), bucket.to_owned());
     let mut rows = api
-        .store
+        .store()
         .blocking(move |s| s.db.list_objects(&a, &c, &p))
         .await
         .map_err(error::bucket)?;

@@ -4,13 +4,15 @@
 //!
 //! ## Where it sits
 //! A second front-end over [`crate::store`], beside `api/` (Swift): every write goes through
-//! the store (`validate_put`, `put_version`, `tombstone`, `put_manifest`), so it lands in the
+//! the store (`validate_put`, then `put_version`, `tombstone`, `put_manifest` on this node or
+//! through the cluster, see [`Backend`]), so it lands in the
 //! change feed (edges purge), counts against quotas and replicates exactly like a Swift
 //! write. It never imports `api/`. s3s does the protocol: routing, SigV4 header and
 //! presigned-query verification (with the secrets of [`Keys`]), XML in and out; this module
 //! implements [`s3s::S3`] on the store.
 //!
 //! ## Files
+//! - `backend.rs`: [`Backend`], where data lives (this node's store, or a cluster).
 //! - `auth.rs`: access keys → the `[[auth.users]]` identity; virtual-hosted-style `Host`s.
 //! - `bucket.rs`: ListBuckets, CreateBucket, DeleteBucket, HeadBucket, GetBucketLocation,
 //!   ListObjects (v1 and v2).
@@ -21,12 +23,20 @@
 //! - `checksum.rs`: `x-amz-checksum-*` (header or trailer) checked against the body.
 //! - `error.rs`: store errors → S3 error codes. GET bodies come from [`crate::store::pieces`].
 //!
+//! ## Cluster mode
+//! Every node of a cluster may serve `[s3]`. The handlers hold a [`Backend`]: rows and
+//! listings come from the local store in both modes (every node holds every row), while
+//! writes, data reads and bucket creates/deletes go through it, which in a cluster calls the
+//! proxy role's typed entry points ([`crate::cluster::objects`], [`crate::cluster::slo`],
+//! [`crate::cluster::broadcast`]): an S3 write through a node is stored exactly as a Swift
+//! write through it (quorum, handoffs, listing rows and feed entries on every node).
+//!
 //! ## Limits
-//! Single-node mode only (`[s3]` with `[cluster]` is refused at config time). No anonymous
-//! S3 access (public containers are served by Swift URLs and the edge), no versioning, ACL,
+//! No anonymous S3 access (public containers are served by Swift URLs and the edge), no versioning, ACL,
 //! policy, tagging or lifecycle APIs (s3s answers `NotImplemented`).
 
 mod auth;
+mod backend;
 mod bucket;
 mod checksum;
 mod error;
@@ -46,15 +56,16 @@ use crate::config::s3::S3Config;
 use crate::store::Store;
 
 pub use auth::{Caller, Keys};
+pub use backend::Backend;
 
 /// Suffix of the hidden container holding a bucket's multipart parts and upload records.
 /// S3 bucket names cannot contain `+`, so it never clashes with a bucket.
 pub const SEGMENTS_SUFFIX: &str = "+segments";
 
-/// The S3 service: the store, the keys, the region.
+/// The S3 service: where objects live, the keys, the region.
 #[derive(Debug, Clone)]
 pub struct S3Api {
-    store: Arc<Store>,
+    backend: Backend,
     keys: Keys,
     region: String,
 }
@@ -72,10 +83,11 @@ impl s3s::validation::NameValidation for ContainerNames {
 
 /// The S3 API as an axum router for the origin's accept loop (`server.rs` serves it on
 /// `[s3] listen` with the same `[limits]` as the Swift API).
-pub fn router(store: Arc<Store>, cfg: &S3Config) -> axum::Router {
+pub fn router(backend: Backend, cfg: &S3Config) -> axum::Router {
     let keys = Keys::new(&cfg.keys);
+    let store = Arc::clone(backend.store());
     let api = S3Api {
-        store: Arc::clone(&store),
+        backend,
         keys: keys.clone(),
         region: cfg.region.clone(),
     };
@@ -153,6 +165,11 @@ fn s3_time(ts: crate::hlc::Timestamp) -> Timestamp {
 }
 
 impl S3Api {
+    /// This node's store.
+    fn store(&self) -> &Arc<Store> {
+        self.backend.store()
+    }
+
     fn caller<T>(&self, req: &S3Request<T>) -> S3Result<Caller> {
         self.keys.caller(req)
     }

@@ -10,11 +10,13 @@
 //!
 //! CompleteMultipartUpload checks the listed parts (order, ETags, S3's 5 MiB minimum for all
 //! but the last), then writes a Static Large Object manifest over them at the key with
-//! [`crate::store::Store::put_manifest`], keeping S3's ETag (`<md5 of the part MD5s>-<N>`)
+//! [`crate::store::Store::put_manifest`] (in a cluster [`crate::cluster::slo::put_rows`]: the
+//! parts are ring-placed objects on their own replicas), keeping S3's ETag (`<md5 of the part MD5s>-<N>`)
 //! as system metadata; parts not listed and the record are removed. Nothing is visible at
 //! the key before the manifest commits. Overwriting or deleting a completed upload through
 //! S3 removes its parts; through Swift they stay (as Swift's SLO segments do).
 
+use futures_util::TryStreamExt;
 use md5::{Digest, Md5};
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
@@ -48,6 +50,9 @@ pub struct UploadRecord {
 
 const FORMAT: u32 = 1;
 
+/// Largest upload record read back (metadata is limited to a few KiB; the record is JSON).
+const MAX_RECORD: u64 = 1 << 20;
+
 fn no_upload() -> s3s::S3Error {
     s3_error!(
         NoSuchUpload,
@@ -71,12 +76,22 @@ fn part_name(id: &str, n: i32) -> String {
 async fn read_record(api: &S3Api, account: &str, bucket: &str, id: &str) -> S3Result<UploadRecord> {
     check_id(id)?;
     let seg = bucket::segments_of(bucket);
-    let v = api
-        .store
-        .open_live(account, &seg, id)
+    let o = api
+        .backend
+        .open(account, &seg, id, None)
         .await
         .map_err(|_| no_upload())?;
-    let raw = tokio::fs::read(&v.path).await.map_err(|_| no_upload())?;
+    if o.len > MAX_RECORD {
+        return Err(no_upload());
+    }
+    let raw: Vec<u8> = o
+        .body
+        .try_fold(Vec::new(), |mut acc, b| async move {
+            acc.extend_from_slice(&b);
+            Ok(acc)
+        })
+        .await
+        .map_err(|_| no_upload())?;
     let r: UploadRecord = serde_json::from_slice(&raw).map_err(|_| no_upload())?;
     if r.format != FORMAT {
         return Err(no_upload());
@@ -117,7 +132,7 @@ async fn list_rows(
         ..ListParams::default()
     };
     let (a, c) = (account.to_owned(), seg.to_owned());
-    api.store
+    api.store()
         .blocking(move |s| s.db.list_objects(&a, &c, &p))
         .await
         .map_err(error::bucket)
@@ -144,8 +159,7 @@ async fn all_parts(api: &S3Api, account: &str, seg: &str, id: &str) -> S3Result<
 
 async fn tombstone_all(api: &S3Api, rows: &[ObjectRow]) -> S3Result<()> {
     for r in rows {
-        let ts = api.store.clock.now();
-        api.store.tombstone(r, ts).await.map_err(error::key)?;
+        api.backend.delete(r).await.map_err(error::key)?;
     }
     Ok(())
 }
@@ -157,7 +171,7 @@ pub async fn parts_of(api: &S3Api, old: Option<&ObjectRow>) -> Vec<(String, Stri
         return Vec::new();
     };
     let seg = bucket::segments_of(&old.container);
-    match api.store.read_manifest(old).await {
+    match api.backend.manifest(old).await {
         Ok(segs) => segs
             .iter()
             .filter_map(|s| split_segment_path(&s.name))
@@ -175,9 +189,8 @@ pub async fn parts_of(api: &S3Api, old: Option<&ObjectRow>) -> Vec<(String, Stri
 /// effort: the write already succeeded; a failure leaves unreferenced parts (logged).
 pub async fn drop_parts(api: &S3Api, account: &str, parts: Vec<(String, String)>) {
     for (c, o) in parts {
-        if let Ok(row) = api.store.live_row(account, &c, &o).await {
-            let ts = api.store.clock.now();
-            if let Err(e) = api.store.tombstone(&row, ts).await {
+        if let Ok(row) = api.store().live_row(account, &c, &o).await {
+            if let Err(e) = api.backend.delete(&row).await {
                 tracing::warn!(error = %e, container = %c, object = %o, "cannot remove a replaced upload's part");
             }
         }
@@ -192,7 +205,7 @@ pub async fn drop_segments_container(api: &S3Api, account: &str, bucket: &str) -
     let seg = bucket::segments_of(bucket);
     let (a, c) = (account.to_owned(), seg.clone());
     let exists = api
-        .store
+        .store()
         .blocking(move |s| s.db.get_container(&a, &c))
         .await
         .map_err(error::bucket)?
@@ -214,8 +227,7 @@ pub async fn drop_segments_container(api: &S3Api, account: &str, bucket: &str) -
             .collect();
         tombstone_all(api, &items).await?;
     }
-    let ts = api.store.clock.now();
-    match api.store.delete_container(account, &seg, ts).await {
+    match api.backend.delete_container(account, &seg).await {
         Ok(()) | Err(crate::Error::NotFound { .. }) => Ok(()),
         Err(e) => Err(error::bucket(e)),
     }
@@ -254,27 +266,30 @@ pub async fn create(
         ),
         key: i.key.clone(),
         meta: crate::store::validate::version_meta(stored),
-        initiated: api.store.clock.now().0,
+        initiated: api.store().clock.now().0,
     };
     let seg = bucket::segments_of(&i.bucket);
     let (a, c) = (caller.account.clone(), seg.clone());
     let exists = api
-        .store
+        .store()
         .blocking(move |s| s.db.get_container(&a, &c))
         .await
         .map_err(error::bucket)?
         .is_some();
     if !exists {
-        let ts = api.store.clock.now();
-        api.store
-            .put_container(&caller.account, &seg, ts, Vec::new())
+        api.backend
+            .create_container(&caller.account, &seg)
             .await
             .map_err(error::bucket)?;
     }
     let id = random_id()?;
     let json = serde_json::to_vec(&record).map_err(|_| s3_error!(InternalError))?;
-    api.store
-        .put_bytes(&caller.account, &seg, &id, "application/json", json.into())
+    api.backend
+        .put_bytes(
+            (&caller.account, &seg, &id),
+            "application/json",
+            json.into(),
+        )
         .await
         .map_err(error::key)?;
     Ok(S3Response::new(CreateMultipartUploadOutput {
@@ -362,8 +377,8 @@ pub async fn complete(
         }
         prev = n;
         let row = api
-            .store
-            .live_row(&caller.account, &seg, &part_name(&i.upload_id, n))
+            .backend
+            .row(&caller.account, &seg, &part_name(&i.upload_id, n))
             .await
             .map_err(|_| s3_error!(InvalidPart, "part {n} was not uploaded"))?;
         if p.e_tag.as_ref().is_some_and(|e| e.value() != row.etag) {
@@ -392,13 +407,13 @@ pub async fn complete(
     let mut m = record.meta.clone();
     m.insert(meta::S3_ETAG.to_owned(), s3_etag.clone());
     let old = api
-        .store
-        .live_row(&caller.account, &i.bucket, &i.key)
+        .backend
+        .row(&caller.account, &i.bucket, &i.key)
         .await
         .ok();
     let replaced = parts_of(api, old.as_ref()).await;
     let used: std::collections::HashSet<String> = rows.iter().map(|r| r.name.clone()).collect();
-    api.store
+    api.backend
         .put_manifest(NewManifest {
             account: caller.account.clone(),
             container: i.bucket.clone(),
@@ -406,7 +421,7 @@ pub async fn complete(
             segments: rows,
             content_type: record.content_type,
             meta: m,
-            ts: api.store.clock.now(),
+            ts: api.store().clock.now(),
         })
         .await
         .map_err(error::key)?;
@@ -418,11 +433,7 @@ pub async fn complete(
         .filter(|r| !used.contains(&r.name))
         .collect();
     tombstone_all(api, &unused).await?;
-    if let Ok(r) = api
-        .store
-        .live_row(&caller.account, &seg, &i.upload_id)
-        .await
-    {
+    if let Ok(r) = api.backend.row(&caller.account, &seg, &i.upload_id).await {
         tombstone_all(api, &[r]).await?;
     }
     tracing::info!(target: "audit", user = caller.ident.label(), account = %caller.account, container = %i.bucket, object = %i.key, action = "object-put", api = "s3-multipart");
@@ -446,11 +457,7 @@ pub async fn abort(
     let seg = bucket::segments_of(&i.bucket);
     let parts = all_parts(api, &caller.account, &seg, &i.upload_id).await?;
     tombstone_all(api, &parts).await?;
-    if let Ok(r) = api
-        .store
-        .live_row(&caller.account, &seg, &i.upload_id)
-        .await
-    {
+    if let Ok(r) = api.backend.row(&caller.account, &seg, &i.upload_id).await {
         tombstone_all(api, &[r]).await?;
     }
     Ok(S3Response::new(AbortMultipartUploadOutput::default()))
@@ -521,7 +528,7 @@ pub async fn list_uploads(
     let seg = bucket::segments_of(&i.bucket);
     let (a, c) = (caller.account.clone(), seg.clone());
     let exists = api
-        .store
+        .store()
         .blocking(move |s| s.db.get_container(&a, &c))
         .await
         .map_err(error::bucket)?

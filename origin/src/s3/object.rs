@@ -10,7 +10,6 @@ use super::meta::{self, Standard};
 use super::{bucket, checksum, error, multipart, s3_time, S3Api};
 use crate::db::{ContainerRow, Meta, ObjectRow};
 use crate::hlc::Timestamp as Ts;
-use crate::store::pieces::{Piece, PieceStream};
 use crate::store::{NewVersion, ObjectHeaders};
 
 /// Checks an object key the way the Swift API checks object names.
@@ -54,7 +53,7 @@ pub async fn write(
     body: Incoming,
     extra: Meta,
 ) -> S3Result<Written> {
-    let st = &api.store;
+    let st = api.store();
     let new = st
         .validate_put(account, crow, name, h, true)
         .await
@@ -92,29 +91,30 @@ pub async fn write(
     let (md5, size) = (staged.md5.clone(), staged.size);
     let mut meta = new.meta;
     meta.extend(extra);
-    st.put_version(
-        staged,
-        NewVersion {
-            account: account.to_owned(),
-            container: crow.name.clone(),
-            name: name.to_owned(),
-            ts,
-            etag: md5.clone(),
-            size,
-            content_type: new.content_type,
-            meta,
-            delete_at: new.delete_at,
-            slo: false,
-        },
-    )
-    .await
-    .map_err(error::key)?;
+    api.backend
+        .put_version(
+            staged,
+            NewVersion {
+                account: account.to_owned(),
+                container: crow.name.clone(),
+                name: name.to_owned(),
+                ts,
+                etag: md5.clone(),
+                size,
+                content_type: new.content_type,
+                meta,
+                delete_at: new.delete_at,
+                slo: false,
+            },
+        )
+        .await
+        .map_err(error::key)?;
     Ok(Written { md5, size, ts })
 }
 
 /// The live row of `bucket/key`, if any.
 async fn current(api: &S3Api, account: &str, bucket: &str, key: &str) -> Option<ObjectRow> {
-    api.store.live_row(account, bucket, key).await.ok()
+    api.backend.row(account, bucket, key).await.ok()
 }
 
 fn cond_matches(c: &ETagCondition, etag: &str) -> bool {
@@ -161,42 +161,6 @@ fn preconditions(
         }
     }
     Ok(())
-}
-
-/// The live version's data as pieces (a multipart object's segments in order) and its length.
-async fn open(
-    api: &S3Api,
-    account: &str,
-    bucket: &str,
-    key: &str,
-) -> S3Result<(ObjectRow, Vec<Piece>, u64)> {
-    let v = api
-        .store
-        .open_live(account, bucket, key)
-        .await
-        .map_err(error::key)?;
-    if !v.row.slo {
-        let len = v.len;
-        let piece = Piece {
-            path: v.path,
-            file: Some(v.file),
-            offset: 0,
-            len,
-        };
-        return Ok((v.row, vec![piece], len));
-    }
-    let segs = api.store.segment_rows(&v.row).await.map_err(error::key)?;
-    let pieces = segs
-        .iter()
-        .map(|s| Piece {
-            path: api.store.data_path(s),
-            file: None,
-            offset: 0,
-            len: s.size,
-        })
-        .collect::<Vec<_>>();
-    let len = pieces.iter().map(|p| p.len).sum();
-    Ok((v.row, pieces, len))
 }
 
 fn len_i64(n: u64) -> i64 {
@@ -257,7 +221,11 @@ pub async fn get_object(
     let caller = api.caller(&req)?;
     let i = req.input;
     bucket::container(api, &caller.account, &i.bucket).await?;
-    let (row, pieces, len) = open(api, &caller.account, &i.bucket, &i.key).await?;
+    let o = api
+        .backend
+        .open(&caller.account, &i.bucket, &i.key, i.range.as_ref())
+        .await?;
+    let row = o.row;
     preconditions(
         &row,
         i.if_match.as_ref(),
@@ -265,21 +233,21 @@ pub async fn get_object(
         i.if_modified_since.as_ref(),
         i.if_unmodified_since.as_ref(),
     )?;
-    let (pieces, content_length, content_range) = match &i.range {
-        None => (pieces, len, None),
-        Some(r) => {
-            let rg = r.check(len)?;
-            let cr = format!("bytes {}-{}/{len}", rg.start, rg.end - 1);
-            (
-                crate::store::pieces::slice(&pieces, rg.start, rg.end),
-                rg.end - rg.start,
-                Some(cr),
-            )
-        }
+    let len = o.len;
+    let (content_length, content_range) = match o.range {
+        None => (len, None),
+        Some(rg) => (
+            rg.end - rg.start,
+            Some(format!(
+                "bytes {}-{}/{len}",
+                rg.start,
+                rg.end.saturating_sub(1)
+            )),
+        ),
     };
     let std = Standard::of(&row.meta);
     Ok(S3Response::new(GetObjectOutput {
-        body: Some(StreamingBlob::wrap(PieceStream::new(pieces))),
+        body: Some(o.body),
         content_length: Some(len_i64(content_length)),
         content_range,
         accept_ranges: Some("bytes".into()),
@@ -304,8 +272,8 @@ pub async fn head_object(
     let i = req.input;
     bucket::container(api, &caller.account, &i.bucket).await?;
     let row = api
-        .store
-        .live_row(&caller.account, &i.bucket, &i.key)
+        .backend
+        .row(&caller.account, &i.bucket, &i.key)
         .await
         .map_err(error::key)?;
     preconditions(
@@ -348,8 +316,7 @@ async fn delete_one(api: &S3Api, account: &str, bucket: &str, key: &str) -> S3Re
         return Ok(());
     };
     let parts = multipart::parts_of(api, Some(&row)).await;
-    let ts = api.store.clock.now();
-    api.store.tombstone(&row, ts).await.map_err(error::key)?;
+    api.backend.delete(&row).await.map_err(error::key)?;
     multipart::drop_parts(api, account, parts).await;
     Ok(())
 }
@@ -425,7 +392,8 @@ pub async fn copy_object(
     let (sb, sk) = (sb.to_string(), sk.to_string());
     bucket::container(api, &caller.account, &sb).await?;
     let crow = bucket::container(api, &caller.account, &i.bucket).await?;
-    let (src, pieces, len) = open(api, &caller.account, &sb, &sk).await?;
+    let opened = api.backend.open(&caller.account, &sb, &sk, None).await?;
+    let (src, len) = (opened.row, opened.len);
     preconditions(
         &src,
         i.copy_source_if_match.as_ref(),
@@ -477,7 +445,7 @@ pub async fn copy_object(
         ..ObjectHeaders::default()
     };
     let old = current(api, &caller.account, &i.bucket, &i.key).await;
-    let stream = StreamingBlob::wrap(PieceStream::new(pieces));
+    let stream = opened.body;
     let parts = multipart::parts_of(api, old.as_ref()).await;
     let body = Incoming {
         data: Some(stream),
