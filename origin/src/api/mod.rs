@@ -510,13 +510,14 @@ pub(crate) async fn access_to(
     target: Target,
     container_acl: Option<&str>,
 ) -> Result<Access> {
+    let referer = outpost_auth::acl::referer(&r.headers);
     let q = crate::access::Query {
         ident: &r.ident,
         account,
         target,
         method,
         container_acl,
-        referer: r.header("referer"),
+        referer: referer.as_deref(),
     };
     let first = crate::access::decide(&q, None);
     if !crate::access::needs_account_acl(&q, first) {

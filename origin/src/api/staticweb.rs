@@ -238,13 +238,14 @@ impl Site<'_> {
     /// May the client list the container? (Swift authorizes listings on the container's read
     /// ACL: owners, grants, or a referrer designation with `.rlistings`.)
     fn may_list(&self) -> bool {
+        let referer = outpost_auth::acl::referer(&self.r.headers);
         let q = crate::access::Query {
             ident: &self.ident,
             account: self.account(),
             target: crate::access::Target::Container,
             method: &http::Method::GET,
             container_acl: self.row.meta.get("x-container-read").map(String::as_str),
-            referer: self.r.header("referer"),
+            referer: referer.as_deref(),
         };
         crate::access::decide(&q, None).allowed()
     }
