@@ -99,6 +99,15 @@ impl Identity {
         !matches!(self, Identity::Anonymous)
     }
 
+    /// A reseller admin or a service (Swift's `reseller_request`): may create accounts and
+    /// set their quotas, and is not held to them.
+    pub fn is_reseller(&self) -> bool {
+        matches!(
+            self,
+            Identity::User { reseller: true, .. } | Identity::Service(_)
+        )
+    }
+
     /// Name for logs.
     pub fn label(&self) -> &str {
         match self {
@@ -146,6 +155,19 @@ impl Req {
                 .get_mut()
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         )
+    }
+
+    /// The quotas a write of this request is held to: none for a peer's copy (checked
+    /// where it was accepted), the container's only for a reseller admin.
+    pub fn quotas(&self) -> crate::store::quota::Quotas {
+        use crate::store::quota::Quotas;
+        if self.direct.is_some() {
+            Quotas::Skip
+        } else if self.ident.is_reseller() {
+            Quotas::Container
+        } else {
+            Quotas::All
+        }
     }
 
     /// A header as a string, if present and valid.

@@ -183,7 +183,7 @@ async fn write(st: &Shared, r: Req, dest: Dest, src: Source) -> Result<Response>
         return Err(Error::TooLarge { max });
     }
     st.store
-        .check_quota(&dest.account, &dest.container, total)
+        .check_quotas(&dest.account, &dest.container, total, r.quotas())
         .await?;
     let stream = body::whole(src.pieces).into_data_stream();
     let staged = st

@@ -15,6 +15,7 @@ mod internal;
 mod listing;
 mod object;
 mod purge;
+mod quota;
 pub use crate::range;
 mod slo;
 mod staticweb;
