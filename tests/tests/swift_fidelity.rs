@@ -486,6 +486,11 @@ fn static_websites_as_swift() {
 }
 
 #[test]
+fn static_websites_with_account_acls_as_swift() {
+    must_match_swift("staticweb_acl");
+}
+
+#[test]
 fn container_acls_as_swift() {
     must_match_swift("acl");
 }
