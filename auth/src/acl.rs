@@ -138,7 +138,10 @@ impl ContainerAcl {
                 ReferrerScope::Nobody
             };
         };
-        if self.referrers[last_star..].iter().any(|m| m.starts_with('-')) {
+        if self.referrers[last_star..]
+            .iter()
+            .any(|m| m.starts_with('-'))
+        {
             ReferrerScope::ByReferer
         } else {
             ReferrerScope::Everyone

@@ -369,6 +369,32 @@ pub fn copy_account(h: &HeaderMap, header: &'static str) -> Result<Option<String
     }
 }
 
+/// The source account of a `PUT` with `X-Copy-From`: `X-Copy-From-Account` (an empty one
+/// is none, as in Swift's copy), else the request's own.
+///
+/// # Errors
+/// As [`copy_account`].
+pub fn copy_source_account(r: &Req) -> Result<String> {
+    let named = r
+        .headers
+        .get("x-copy-from-account")
+        .is_some_and(|v| !v.is_empty());
+    let named = match named {
+        true => copy_account(&r.headers, "x-copy-from-account")?,
+        false => None,
+    };
+    Ok(named.unwrap_or_else(|| r.path.account().to_owned()))
+}
+
+/// The destination account of a `COPY`: `Destination-Account`, else the request's own.
+///
+/// # Errors
+/// As [`copy_account`] (an empty one is Swift's `412`).
+pub fn copy_destination_account(r: &Req) -> Result<String> {
+    Ok(copy_account(&r.headers, "destination-account")?
+        .unwrap_or_else(|| r.path.account().to_owned()))
+}
+
 /// A COPY's `Destination`, split and its names checked.
 ///
 /// # Errors

@@ -72,7 +72,13 @@ fn referrer_acls_allow_and_deny_per_request_even_after_a_hit() {
     must(&api, "PUT", "/domain", Some(".r:.example.com"), "");
     must(&api, "PUT", "/domain/a.txt", None, "for example.com pages");
     must(&api, "PUT", "/star", Some(".r:*,.r:-bad.example.com"), "");
-    must(&api, "PUT", "/star/b.txt", None, "for all but bad.example.com");
+    must(
+        &api,
+        "PUT",
+        "/star/b.txt",
+        None,
+        "for all but bad.example.com",
+    );
     let edge = EdgeProc::start(dir.path(), "e1", origin.addr, "");
 
     // `.r:.example.com`: hosts under the domain, not the domain itself, nor no `Referer`.
@@ -84,7 +90,10 @@ fn referrer_acls_allow_and_deny_per_request_even_after_a_hit() {
     let bare = Some("http://example.com/");
     assert_eq!(curl(&edge, "/domain/a.txt", bare).status, 403);
     assert_eq!(curl(&edge, "/domain/a.txt", None).status, 403);
-    assert_eq!(curl(&edge, "/domain/a.txt", Some("www.example.com")).status, 403);
+    assert_eq!(
+        curl(&edge, "/domain/a.txt", Some("www.example.com")).status,
+        403
+    );
     // No `.rlistings`: the listing is not public to anyone.
     assert_eq!(curl(&edge, "/domain", ok).status, 403);
     // Denied requests did not split or drop the entry.
@@ -107,9 +116,11 @@ fn referrer_acls_allow_and_deny_per_request_even_after_a_hit() {
         Some(".r:*,.r:-bad.example.com,.r:-www.example.com"),
         "",
     );
-    must_become("the edge to deny www.example.com", Duration::from_secs(15), || {
-        curl(&edge, "/star/b.txt", ok).status == 403
-    });
+    must_become(
+        "the edge to deny www.example.com",
+        Duration::from_secs(15),
+        || curl(&edge, "/star/b.txt", ok).status == 403,
+    );
     assert_eq!(curl(&edge, "/star/b.txt", None), got(200, "HIT"));
     assert_eq!(curl(&edge, "/star/b.txt", other), got(200, "HIT"));
 }

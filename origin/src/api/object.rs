@@ -418,7 +418,13 @@ async fn put(st: &Shared, mut r: Req, crow: ContainerRow, object: String) -> Res
     let quotas = r.quotas();
     let new = st
         .store
-        .validate_put_quotas(r.path.account(), &crow, &object, r.object_headers()?, quotas)
+        .validate_put_quotas(
+            r.path.account(),
+            &crow,
+            &object,
+            r.object_headers()?,
+            quotas,
+        )
         .await?;
     let max = st.store.cfg.max_object_size;
     let body = r.take_body();

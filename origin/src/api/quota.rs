@@ -96,7 +96,10 @@ pub(super) fn account_updates(
         if v.is_empty() {
             out.push((key.to_owned(), None));
         } else if is_digits(v) {
-            out.push((key.to_owned(), Some(String::from_utf8_lossy(v).into_owned())));
+            out.push((
+                key.to_owned(),
+                Some(String::from_utf8_lossy(v).into_owned()),
+            ));
         } else {
             return Err(Error::Refused(Refusal::InvalidAccountQuota));
         }
@@ -138,9 +141,11 @@ mod tests {
             account_updates(&legacy, false),
             Err(Error::Forbidden { .. })
         ));
-        assert!(account_updates(&headers(&[("x-account-meta-color", "red")]), false)
-            .unwrap()
-            .is_empty());
+        assert!(
+            account_updates(&headers(&[("x-account-meta-color", "red")]), false)
+                .unwrap()
+                .is_empty()
+        );
         assert_eq!(
             account_updates(&legacy, true).unwrap(),
             [(ACCOUNT_QUOTA_BYTES.to_owned(), Some("10".to_owned()))]

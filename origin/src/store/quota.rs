@@ -47,7 +47,10 @@ fn container_quota(meta: &Meta, key: &str) -> Option<u64> {
 
 /// An account quota as Python's `int()` reads it; negative or unreadable is none.
 fn account_quota(v: &str) -> Option<u64> {
-    v.trim().parse::<i64>().ok().and_then(|q| u64::try_from(q).ok())
+    v.trim()
+        .parse::<i64>()
+        .ok()
+        .and_then(|q| u64::try_from(q).ok())
 }
 
 /// The account's byte quota: the reseller's `X-Account-Quota-Bytes`, else the legacy
