@@ -125,6 +125,29 @@ impl ContainerAcl {
         allow
     }
 
+    /// What the referrer designations allow whatever the request, so that a caller deciding
+    /// on every request (the edge) reads `Referer` only when the answer depends on it.
+    /// [`ReferrerScope::ByReferer`] is the only answer that needs
+    /// [`ContainerAcl::referrer_allowed`]; the other two are what it answers for every
+    /// `Referer`.
+    pub fn referrer_scope(&self) -> ReferrerScope {
+        let Some(last_star) = self.referrers.iter().rposition(|m| m == "*") else {
+            return if self.referrers.iter().any(|m| !m.starts_with('-')) {
+                ReferrerScope::ByReferer
+            } else {
+                ReferrerScope::Nobody
+            };
+        };
+        if self.referrers[last_star..]
+            .iter()
+            .any(|m| m.starts_with('-'))
+        {
+            ReferrerScope::ByReferer
+        } else {
+            ReferrerScope::Everyone
+        }
+    }
+
     /// `.rlistings`: a referrer grant also allows listing the container.
     pub fn listings(&self) -> bool {
         self.groups.iter().any(|g| g == ".rlistings")
@@ -134,6 +157,29 @@ impl ContainerAcl {
     pub fn grants_any<'a>(&self, mut groups: impl Iterator<Item = &'a str>) -> bool {
         groups.any(|g| self.groups.iter().any(|x| x == g))
     }
+}
+
+/// What a container's referrer designations allow, before looking at a request
+/// ([`ContainerAcl::referrer_scope`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReferrerScope {
+    /// No request: there is no designation that allows (none, or denials only).
+    Nobody,
+    /// Every request, with or without `Referer`: `.r:*` and no denial after it.
+    Everyone,
+    /// It depends on the request's `Referer`.
+    ByReferer,
+}
+
+/// A request's `Referer` as Swift sees it: WSGI hands headers over as Latin-1, so a value
+/// that is not visible ASCII is read byte for byte as Latin-1 (and its host still found)
+/// rather than dropped, which would make it `unknown` and slip past a `.r:-host` denial.
+pub fn referer(headers: &http::HeaderMap) -> Option<std::borrow::Cow<'_, str>> {
+    let v = headers.get(http::header::REFERER)?;
+    Some(match v.to_str() {
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => std::borrow::Cow::Owned(v.as_bytes().iter().map(|&b| char::from(b)).collect()),
+    })
 }
 
 /// The host of a URL as Python's `urlparse(url).hostname`: lower-cased, without user info,
@@ -418,6 +464,62 @@ mod tests {
         assert!(!ContainerAcl::parse(None).referrer_allowed(None));
         let legacy = ContainerAcl::parse(Some(" .referrer:* , .rlistings"));
         assert!(legacy.referrer_allowed(None) && legacy.listings());
+    }
+
+    #[test]
+    fn referrer_scope_says_when_referer_matters() {
+        let scope = |v: &str| ContainerAcl::parse(Some(v)).referrer_scope();
+        assert_eq!(scope(""), ReferrerScope::Nobody);
+        assert_eq!(scope("test:tester3,.rlistings"), ReferrerScope::Nobody);
+        assert_eq!(scope(".r:-bad.example.com"), ReferrerScope::Nobody);
+        assert_eq!(scope(".r:*,.rlistings"), ReferrerScope::Everyone);
+        assert_eq!(scope(".r:-bad.example.com,.r:*"), ReferrerScope::Everyone);
+        assert_eq!(scope(".r:*,.r:-bad.example.com"), ReferrerScope::ByReferer);
+        assert_eq!(scope(".r:.example.com"), ReferrerScope::ByReferer);
+        assert_eq!(scope(".r:*,.r:-*"), ReferrerScope::ByReferer);
+    }
+
+    #[test]
+    fn a_latin1_referer_keeps_its_host() {
+        let mut h = http::HeaderMap::new();
+        assert!(referer(&h).is_none());
+        h.insert(
+            http::header::REFERER,
+            http::HeaderValue::from_bytes(b"http://bad.example.com/\xe9").unwrap(),
+        );
+        let acl = ContainerAcl::parse(Some(".r:*,.r:-bad.example.com"));
+        assert!(!acl.referrer_allowed(referer(&h).as_deref()));
+        h.insert(
+            http::header::REFERER,
+            http::HeaderValue::from_static("http://good.test/"),
+        );
+        assert!(acl.referrer_allowed(referer(&h).as_deref()));
+    }
+
+    proptest::proptest! {
+        /// `Nobody` and `Everyone` are what `referrer_allowed` answers for every `Referer`.
+        #[test]
+        fn referrer_scope_agrees_with_referrer_allowed(
+            items in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    ".r:*", ".r:-*", ".r:a.test", ".r:-a.test", ".r:.test", ".r:-.test",
+                    ".r:unknown", ".r:-unknown", ".rlistings", "test",
+                ]),
+                0..6,
+            ),
+            referer in proptest::option::of(proptest::sample::select(vec![
+                "http://a.test/", "http://b.test/x", "https://a.test:8443/", "no-scheme",
+                "http://other.example/", "//a.test/",
+            ])),
+        ) {
+            let acl = ContainerAcl::parse(Some(&items.join(",")));
+            let allowed = acl.referrer_allowed(referer);
+            match acl.referrer_scope() {
+                ReferrerScope::Nobody => proptest::prop_assert!(!allowed),
+                ReferrerScope::Everyone => proptest::prop_assert!(allowed),
+                ReferrerScope::ByReferer => {}
+            }
+        }
     }
 
     #[test]

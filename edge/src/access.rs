@@ -18,7 +18,7 @@ use crate::Error;
 /// How a request was allowed.
 #[derive(Debug, Clone)]
 pub enum Access {
-    /// The container is public (`.r:*`).
+    /// The container's read ACL lets anyone read (`.r:*`), or this request's `Referer`.
     Public,
     /// A credential verified.
     Granted(Box<VerifiedGrant>),
@@ -56,8 +56,10 @@ pub fn check(
     let Some(info) = catalog.container(account, container) else {
         return Err(Error::NotFound { what: "container" });
     };
-    let listing = route.path.object().is_none();
-    if info.public && (!listing || info.listings) && route.path_token.is_none() {
+    // Decided per request, before any cache lookup: a cached public answer is not served to
+    // a referrer the ACL denies (the cache key does not depend on `Referer`).
+    let public = info.anonymous_read(route.path.object().is_none(), headers);
+    if public && route.path_token.is_none() {
         return Ok(Access::Public);
     }
     let req = AccessRequest {
@@ -72,7 +74,7 @@ pub fn check(
     match outpost_auth::verify_cached(&req, catalog, revocations, tokens, opts) {
         Ok(g) => Ok(Access::Granted(Box::new(g))),
         // A public object with a bad path token is still public.
-        Err(_) if info.public && (!listing || info.listings) => Ok(Access::Public),
+        Err(_) if public => Ok(Access::Public),
         Err(e) => Err(Error::Denied {
             reason: e.deny_reason(),
         }),

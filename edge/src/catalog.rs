@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use outpost_auth::acl::{ContainerAcl, ReferrerScope};
 use outpost_auth::{KeySet, KeyStore, TempUrlKeys, TokenKeySpec};
 use outpost_proto::meta::{
     ACCOUNT_HSTS, ACCOUNT_HTTPS_REDIRECT, ACCOUNT_TEMPURL_KEYS, CONTAINER_HSTS,
@@ -20,12 +21,47 @@ pub use outpost_proto::meta::{
 /// The origin's snapshot, as sent by `/internal/snapshot` (the wire type).
 pub use outpost_proto::snapshot::{AccountSnapshot, Snapshot};
 
+/// Who may read a container anonymously: its read ACL's referrer designations, parsed once
+/// per catalog update so that a request pays a `Referer` check only when the answer depends
+/// on it. Decides exactly as the origin does (both use `outpost_auth::acl`).
+#[derive(Debug, Clone, Default)]
+pub enum Referrers {
+    /// No anonymous reads (no designation allows).
+    #[default]
+    Nobody,
+    /// Every anonymous read (`.r:*`, no denial after it).
+    Everyone,
+    /// Reads whose `Referer` the ACL allows (`.r:.example.com`, `.r:*,.r:-bad.example`).
+    ByReferer(Arc<ContainerAcl>),
+}
+
+impl Referrers {
+    fn from_acl(acl: ContainerAcl) -> Referrers {
+        match acl.referrer_scope() {
+            ReferrerScope::Nobody => Referrers::Nobody,
+            ReferrerScope::Everyone => Referrers::Everyone,
+            ReferrerScope::ByReferer => Referrers::ByReferer(Arc::new(acl)),
+        }
+    }
+
+    /// True when a request with these headers may read anonymously.
+    pub fn allow(&self, headers: &http::HeaderMap) -> bool {
+        match self {
+            Referrers::Nobody => false,
+            Referrers::Everyone => true,
+            Referrers::ByReferer(acl) => {
+                acl.referrer_allowed(outpost_auth::acl::referer(headers).as_deref())
+            }
+        }
+    }
+}
+
 /// What the edge needs of a container.
 #[derive(Debug, Clone, Default)]
 pub struct ContainerInfo {
-    /// `.r:*`: objects are public.
-    pub public: bool,
-    /// `.rlistings`: listings are public (with `public`).
+    /// Anonymous reads of objects by the read ACL's referrer designations.
+    pub referrers: Referrers,
+    /// `.rlistings`: referrers allowed to read objects may list the container too.
     pub listings: bool,
     /// Container tempurl keys.
     pub tempurl_keys: Vec<String>,
@@ -99,21 +135,19 @@ fn split_list(v: Option<&String>) -> impl Iterator<Item = String> + '_ {
         .filter(|d| !d.is_empty())
 }
 
-fn read_acl(meta: &Meta) -> (bool, bool) {
-    let acl = meta
-        .get("x-container-read")
-        .map(String::as_str)
-        .unwrap_or("");
-    let mut public = false;
-    let mut listings = false;
-    for item in acl.split(',').map(str::trim) {
-        match item {
-            ".r:*" | ".referrer:*" => public = true,
-            ".rlistings" => listings = true,
-            _ => {}
-        }
+impl ContainerInfo {
+    /// True when an anonymous request with these headers may read the container's objects
+    /// (`listing == false`) or its listing: Swift's referrer rule, listings only with
+    /// `.rlistings`.
+    pub fn anonymous_read(&self, listing: bool, headers: &http::HeaderMap) -> bool {
+        (!listing || self.listings) && self.referrers.allow(headers)
     }
-    (public, listings)
+}
+
+fn read_acl(meta: &Meta) -> (Referrers, bool) {
+    let acl = ContainerAcl::parse(meta.get("x-container-read").map(String::as_str));
+    let listings = acl.listings();
+    (Referrers::from_acl(acl), listings)
 }
 
 impl AccountInfo {
@@ -135,7 +169,7 @@ impl AccountInfo {
             .containers
             .iter()
             .map(|c| {
-                let (public, listings) = read_acl(&c.meta);
+                let (referrers, listings) = read_acl(&c.meta);
                 let mut tk = Vec::new();
                 for k in CONTAINER_TEMPURL_KEYS {
                     tk.extend(c.meta.get(k).cloned());
@@ -143,7 +177,7 @@ impl AccountInfo {
                 (
                     c.name.clone(),
                     ContainerInfo {
-                        public,
+                        referrers,
                         listings,
                         tempurl_keys: tk,
                         cache_control: c.meta.get(CONTAINER_CACHE_CONTROL).cloned(),
@@ -340,8 +374,15 @@ mod tests {
             c.domain("tv.example.com"),
             Some(&DomainTarget::Container("demo".into(), "videos".into()))
         );
-        assert!(c.container("demo", "public").unwrap().public);
-        assert!(!c.container("demo", "videos").unwrap().public);
+        let none = http::HeaderMap::new();
+        assert!(c
+            .container("demo", "public")
+            .unwrap()
+            .anonymous_read(true, &none));
+        assert!(!c
+            .container("demo", "videos")
+            .unwrap()
+            .anonymous_read(false, &none));
         assert!(c.container("demo", "public").unwrap().web);
         assert!(!c.container("demo", "videos").unwrap().web);
         assert_eq!(c.tempurl_keys("demo", "videos").iter().count(), 2);
@@ -354,6 +395,35 @@ mod tests {
             names,
             ["cdn.example.org", "img.example.com", "tv.example.com"]
         );
+    }
+
+    #[test]
+    fn referrer_acls_decide_per_referer_without_rlistings_no_listing() {
+        let mut s = wire();
+        s.accounts[0].containers[1].meta.insert(
+            "x-container-read".into(),
+            ".r:*, .r:-bad.example.com".into(),
+        );
+        s.accounts[0].containers[0]
+            .meta
+            .insert("x-container-read".into(), ".ref:*.example.com".into());
+        let c = Catalog::from_snapshot(&s);
+        let from = |r: &str| {
+            let mut h = http::HeaderMap::new();
+            h.insert(http::header::REFERER, r.parse().unwrap());
+            h
+        };
+        let none = http::HeaderMap::new();
+        let deny = c.container("demo", "videos").unwrap();
+        assert!(matches!(deny.referrers, Referrers::ByReferer(_)));
+        assert!(deny.anonymous_read(false, &none));
+        assert!(deny.anonymous_read(false, &from("http://good.example.org/")));
+        assert!(!deny.anonymous_read(false, &from("http://bad.example.com/page")));
+        assert!(!deny.anonymous_read(true, &none), "no .rlistings");
+        let domain = c.container("demo", "public").unwrap();
+        assert!(domain.anonymous_read(false, &from("https://www.example.com/")));
+        assert!(!domain.anonymous_read(false, &from("https://example.com/")));
+        assert!(!domain.anonymous_read(false, &none));
     }
 
     #[test]

@@ -106,10 +106,11 @@ pub enum Error {
         max: u64,
     },
     /// The write would take a container or account past its quota
-    /// (`X-Container-Meta-Quota-Bytes`/`-Count`, `X-Account-Meta-Quota-Bytes`).
+    /// (`X-Container-Meta-Quota-Bytes`/`-Count`, `X-Account-Quota-Bytes`/`-Count`).
     #[error("upload exceeds the {what} quota")]
     QuotaExceeded {
-        /// `container bytes`, `container object count` or `account bytes`.
+        /// `container bytes`, `container object count`, `account bytes` or `account object
+        /// count`.
         what: &'static str,
     },
     /// No requested range overlaps the object.
@@ -229,6 +230,13 @@ pub enum Refusal {
     AccountNameSlash,
     /// A container ACL Swift refuses (`X-Container-Read`/`-Write`): Swift's sentence.
     ContainerAcl(outpost_auth::Error),
+    /// A container's `X-Container-Meta-Quota-Bytes` that is not a whole number.
+    InvalidBytesQuota,
+    /// A container's `X-Container-Meta-Quota-Count` that is not a whole number.
+    InvalidCountQuota,
+    /// A reseller admin's account quota (`X-Account-Quota-Bytes`, `-Count`, the legacy
+    /// `X-Account-Meta-Quota-Bytes`) that is not a whole number: Swift's bare `400` page.
+    InvalidAccountQuota,
     /// An `X-Account-Access-Control` tempauth refuses.
     AccountAcl {
         /// Why (Swift's sentence).
@@ -261,7 +269,10 @@ impl Refusal {
             | Refusal::ContainerAcl(_)
             | Refusal::AccountNameEmpty
             | Refusal::AccountNameSlash
-            | Refusal::BadObjectManifest => SWIFT_HTML,
+            | Refusal::BadObjectManifest
+            | Refusal::InvalidBytesQuota
+            | Refusal::InvalidCountQuota
+            | Refusal::InvalidAccountQuota => SWIFT_HTML,
             Refusal::AccountAcl { .. } => "text/plain; charset=UTF-8",
             _ => "text/plain",
         }
@@ -300,6 +311,12 @@ impl std::fmt::Display for Refusal {
                 f.write_str("X-Object-Manifest must be in the format container/prefix")
             }
             Refusal::AccountNameSlash => f.write_str("Account name cannot contain slashes"),
+            Refusal::InvalidBytesQuota => f.write_str("Invalid bytes quota."),
+            Refusal::InvalidCountQuota => f.write_str("Invalid count quota."),
+            Refusal::InvalidAccountQuota => f.write_str(
+                "<html><h1>Bad Request</h1><p>The server could not comply with the request \
+                 since it is either malformed or otherwise incorrect.</p></html>",
+            ),
             Refusal::AccountAcl { error, input } => {
                 write!(
                     f,
@@ -508,6 +525,9 @@ impl IntoResponse for Error {
                 let r = Refusal::MissingContentLength;
                 (r.to_string(), r.content_type())
             }
+            // Swift's container_quotas and account_quotas say so, whatever was exceeded
+            // (`X-Outpost-Reason` names it).
+            (Error::QuotaExceeded { .. }, _) => ("Upload exceeds quota.".to_owned(), SWIFT_HTML),
             (Error::NotInCluster { .. }, _) => (format!("{self}\n"), "text/plain; charset=utf-8"),
             (_, Some(b)) => (b.to_owned(), SWIFT_HTML),
             _ if self.blame() == Blame::Internal => {

@@ -99,6 +99,15 @@ impl Identity {
         !matches!(self, Identity::Anonymous)
     }
 
+    /// A reseller admin or a service (Swift's `reseller_request`): may create accounts and
+    /// set their quotas, and is not held to them.
+    pub fn is_reseller(&self) -> bool {
+        matches!(
+            self,
+            Identity::User { reseller: true, .. } | Identity::Service(_)
+        )
+    }
+
     /// Name for logs.
     pub fn label(&self) -> &str {
         match self {
@@ -146,6 +155,19 @@ impl Req {
                 .get_mut()
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         )
+    }
+
+    /// The quotas a write of this request is held to: none for a peer's copy (checked
+    /// where it was accepted), the container's only for a reseller admin.
+    pub fn quotas(&self) -> crate::store::quota::Quotas {
+        use crate::store::quota::Quotas;
+        if self.direct.is_some() {
+            Quotas::Skip
+        } else if self.ident.is_reseller() {
+            Quotas::Container
+        } else {
+            Quotas::All
+        }
     }
 
     /// A header as a string, if present and valid.
@@ -374,6 +396,32 @@ pub fn copy_account(h: &HeaderMap, header: &'static str) -> Result<Option<String
             reason: "account ids are AUTH_<account>",
         }),
     }
+}
+
+/// The source account of a `PUT` with `X-Copy-From`: `X-Copy-From-Account` (an empty one
+/// is none, as in Swift's copy), else the request's own.
+///
+/// # Errors
+/// As [`copy_account`].
+pub fn copy_source_account(r: &Req) -> Result<String> {
+    let named = r
+        .headers
+        .get("x-copy-from-account")
+        .is_some_and(|v| !v.is_empty());
+    let named = match named {
+        true => copy_account(&r.headers, "x-copy-from-account")?,
+        false => None,
+    };
+    Ok(named.unwrap_or_else(|| r.path.account().to_owned()))
+}
+
+/// The destination account of a `COPY`: `Destination-Account`, else the request's own.
+///
+/// # Errors
+/// As [`copy_account`] (an empty one is Swift's `412`).
+pub fn copy_destination_account(r: &Req) -> Result<String> {
+    Ok(copy_account(&r.headers, "destination-account")?
+        .unwrap_or_else(|| r.path.account().to_owned()))
 }
 
 /// A COPY's `Destination`, split and its names checked.

@@ -13,7 +13,8 @@ reach the server exactly as written. Placeholders: `{acct}` and `{acct2}` (the a
 AUTH_test and AUTH_test2), `{a}` and `{a2}` (the bare account names, as ACLs name them),
 `{past}`, `{future}`, `{far_future}` (Unix times). The admin test:tester's token is added as
 X-Auth-Token unless the request says `"anon": true` or `"as"`: `"tester3"` (test's plain
-user, no .admin) or `"tester2"` (test2's admin).
+user, no .admin), `"tester2"` (test2's admin) or `"reseller"` (admin:admin, a
+.reseller_admin).
 """
 import json
 import socket
@@ -23,7 +24,7 @@ import urllib.parse
 
 ACCT = "AUTH_test"
 USERS = {"tester": ("test:tester", "testing"), "tester3": ("test:tester3", "testing3"),
-         "tester2": ("test2:tester2", "testing2")}
+         "tester2": ("test2:tester2", "testing2"), "reseller": ("admin:admin", "admin")}
 
 
 def fill(s, now):

@@ -20,7 +20,8 @@
 //!
 //! Swift's account `AUTH_test` is our `AUTH_demo` (its admin `test:tester` our `demo:demo`,
 //! its plain user `test:tester3` our `demo:tester3`), `AUTH_test2` our `AUTH_demo2` (admin
-//! `demo2:tester2`). A request's `as` names the user it is sent as (`tester3`, `tester2`).
+//! `demo2:tester2`); tempauth's reseller admin `admin:admin` is ours too. A request's `as`
+//! names the user it is sent as (`tester3`, `tester2`, `reseller`).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -46,9 +47,10 @@ impl Answer {
 }
 
 /// The users of the differential cases: (`as` name, `account:user`, key).
-const USERS: [(&str, &str, &str); 2] = [
+const USERS: [(&str, &str, &str); 3] = [
     ("tester3", "demo:tester3", "testing3"),
     ("tester2", "demo2:tester2", "testing2"),
+    ("reseller", "admin:admin", "admin"),
 ];
 
 /// Their `[[auth.users]]` entries (`demo:demo` is the harness's own admin).
@@ -63,6 +65,12 @@ admin = false
 account = "demo2"
 user = "tester2"
 key = "testing2"
+
+[[auth.users]]
+account = "admin"
+user = "admin"
+key = "admin"
+reseller_admin = true
 "#;
 
 /// Tokens by `as` name (`tester` is the admin).
@@ -478,6 +486,11 @@ fn static_websites_as_swift() {
 }
 
 #[test]
+fn static_websites_with_account_acls_as_swift() {
+    must_match_swift("staticweb_acl");
+}
+
+#[test]
 fn container_acls_as_swift() {
     must_match_swift("acl");
 }
@@ -500,6 +513,11 @@ fn dynamic_large_objects_as_swift() {
 #[test]
 fn cors_as_swift() {
     must_match_swift("cors");
+}
+
+#[test]
+fn quotas_as_swift() {
+    must_match_swift("quota");
 }
 
 #[test]

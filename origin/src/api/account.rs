@@ -22,10 +22,12 @@ const REMOVE_KEY_PREFIX: &str = "x-remove-account-outpost-key-";
 
 pub(super) async fn handle(st: &Shared, r: Req) -> Result<Response> {
     let account = r.path.account().to_owned();
-    let reseller = matches!(
-        &r.ident,
-        Identity::User { reseller: true, .. } | Identity::Service(_)
-    );
+    let reseller = r.ident.is_reseller();
+    // Swift's account_quotas answers before anyone is authorized.
+    let quotas = match r.method {
+        Method::PUT | Method::POST => super::quota::account_updates(&r.headers, reseller)?,
+        _ => Vec::new(),
+    };
     match r.method {
         Method::PUT | Method::DELETE if !reseller => Err(match r.ident {
             Identity::Anonymous => deny(&r.ident),
@@ -41,11 +43,12 @@ pub(super) async fn handle(st: &Shared, r: Req) -> Result<Response> {
             get(st, r, account, granted).await
         }
         _ if access(st, &r, Target::Account, None).await? != Access::Owner => Err(deny(&r.ident)),
-        Method::POST => post(st, r, account).await,
+        Method::POST => post(st, r, account, quotas).await,
         Method::PUT => {
             let ts = r.write_ts(&st.store)?;
             let mut updates = meta_updates(&r.headers, "x-account-meta-", &[])?;
             updates.extend(acl_update(&r.headers));
+            updates.extend(quotas);
             let created = st.store.put_account(&account, ts, updates).await?;
             tracing::info!(target: "audit", user = r.ident.label(), account, action = "account-put");
             Ok(status(if created {
@@ -188,29 +191,16 @@ fn revocations(h: &http::HeaderMap) -> Result<Vec<(RevocationKind, String)>> {
     Ok(out)
 }
 
-/// Account quotas are the operator's: only a reseller admin (or a peer) may set them.
-fn check_quota_change(r: &Req, updates: &[(String, Option<String>)]) -> Result<()> {
-    let reseller = matches!(
-        &r.ident,
-        Identity::User { reseller: true, .. } | Identity::Service(_)
-    );
-    if !reseller
-        && updates
-            .iter()
-            .any(|(k, _)| k == crate::store::quota::ACCOUNT_QUOTA_BYTES)
-    {
-        return Err(Error::Forbidden {
-            reason: "only a reseller admin may set the account quota",
-        });
-    }
-    Ok(())
-}
-
-async fn post(st: &Shared, r: Req, account: String) -> Result<Response> {
+async fn post(
+    st: &Shared,
+    r: Req,
+    account: String,
+    quotas: Vec<(String, Option<String>)>,
+) -> Result<Response> {
     let ts = r.write_ts(&st.store)?;
     let mut updates = meta_updates(&r.headers, "x-account-meta-", &[])?;
-    check_quota_change(&r, &updates)?;
     updates.extend(acl_update(&r.headers));
+    updates.extend(quotas);
     let revoke = revocations(&r.headers)?;
     if !revoke.is_empty() {
         let now = st.store.clock.wall_secs();

@@ -22,6 +22,10 @@ pub(super) async fn handle(st: &Shared, r: Req, container: &str) -> Result<Respo
     if matches!(r.method, Method::HEAD | Method::GET) {
         return get(st, r, account, c).await;
     }
+    if matches!(r.method, Method::PUT | Method::POST) {
+        // Swift's container_quotas refuses these before anyone is authorized.
+        super::quota::check_container(&r.headers)?;
+    }
     // A container's own writes consult no container ACL: owners, and account ACLs.
     // (A non-owner's ACL headers were dropped before dispatch.)
     if !access(st, &r, Target::Container, None).await?.allowed() {

@@ -15,7 +15,9 @@ use super::object::{created, new_meta, open_live};
 use super::{access_to, body, container_acl, deny, set, slo, Req, Shared};
 use crate::access::Target;
 use crate::db::{ContainerRow, Meta};
-use crate::request::{copy_account, copy_destination, split_copy_path};
+use crate::request::{
+    copy_destination, copy_destination_account, copy_source_account, split_copy_path,
+};
 use crate::store::validate::resolve_expiry;
 use crate::store::NewVersion;
 use crate::{Error, Result};
@@ -34,8 +36,7 @@ pub(super) async fn copy_method(
     crow: ContainerRow,
     object: String,
 ) -> Result<Response> {
-    let dest_account = copy_account(&r.headers, "destination-account")?
-        .unwrap_or_else(|| r.path.account().to_owned());
+    let dest_account = copy_destination_account(&r)?;
     let (dc, dobj) = copy_destination(&r)?;
     let src_account = r.path.account().to_owned();
     let source = Source::open(st, &r, src_account, crow.name, object).await?;
@@ -59,15 +60,7 @@ pub(super) async fn put_copy(
 ) -> Result<Response> {
     // Swift's copy takes an empty `X-Copy-From-Account` for none (an empty
     // `Destination-Account` is its 412).
-    let named = r
-        .headers
-        .get("x-copy-from-account")
-        .is_some_and(|v| !v.is_empty());
-    let src_account = match named {
-        true => copy_account(&r.headers, "x-copy-from-account")?,
-        false => None,
-    }
-    .unwrap_or_else(|| r.path.account().to_owned());
+    let src_account = copy_source_account(&r)?;
     let (sc, so) = split_copy_path(copy_from)?;
     check_readable(st, &r, &src_account, &sc).await?;
     let source = Source::open(st, &r, src_account, sc, so).await?;
@@ -110,28 +103,21 @@ async fn writable_container(
     row.ok_or(Error::NotFound { what: "container" })
 }
 
-/// Cluster mode, where the cluster proxy performs copies within one account: the other
-/// side of a copy is authorized here first (the destination of a `COPY`, the source of an
-/// `X-Copy-From`); copies across accounts are not implemented there yet.
+/// Cluster mode, where the cluster proxy performs the copy: the other side of a copy is
+/// authorized here first (the destination of a `COPY`, in `Destination-Account` if given;
+/// the source of an `X-Copy-From`, in `X-Copy-From-Account` if given).
 ///
 /// # Errors
-/// A denial, [`Error::NotInCluster`] for an account header, Swift's `412`s.
+/// A denial, Swift's `412`s.
 pub(super) async fn authorize_in_cluster(st: &Shared, r: &Req) -> Result<()> {
-    let across = ["destination-account", "x-copy-from-account"]
-        .iter()
-        .any(|h| r.headers.get(*h).is_some_and(|v| !v.is_empty()));
-    if across {
-        return Err(Error::NotInCluster {
-            what: "copies across accounts",
-        });
-    }
-    let account = r.path.account();
     if r.method.as_str() == "COPY" {
+        let account = copy_destination_account(r)?;
         let (dc, _) = copy_destination(r)?;
-        writable_container(st, r, account, dc).await?;
+        writable_container(st, r, &account, dc).await?;
     } else if let Some(src) = r.header("x-copy-from").filter(|_| r.method == Method::PUT) {
+        let account = copy_source_account(r)?;
         let (sc, _) = split_copy_path(src)?;
-        check_readable(st, r, account, &sc).await?;
+        check_readable(st, r, &account, &sc).await?;
     }
     Ok(())
 }
@@ -183,7 +169,7 @@ async fn write(st: &Shared, r: Req, dest: Dest, src: Source) -> Result<Response>
         return Err(Error::TooLarge { max });
     }
     st.store
-        .check_quota(&dest.account, &dest.container, total)
+        .check_quotas(&dest.account, &dest.container, total, r.quotas())
         .await?;
     let stream = body::whole(src.pieces).into_data_stream();
     let staged = st

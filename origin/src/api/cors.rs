@@ -80,7 +80,11 @@ impl Cors {
 
 /// The container of a request, if it names one, and its metadata.
 async fn container_meta(st: &Shared, account: &str, container: &str) -> Result<Option<Meta>> {
-    Ok(st.store.db.get_container(account, container)?.map(|r| r.meta))
+    Ok(st
+        .store
+        .db
+        .get_container(account, container)?
+        .map(|r| r.meta))
 }
 
 fn origin_of(h: &HeaderMap) -> Option<&str> {

@@ -15,6 +15,7 @@ mod internal;
 mod listing;
 mod object;
 mod purge;
+mod quota;
 pub use crate::range;
 mod slo;
 mod staticweb;
@@ -510,13 +511,14 @@ pub(crate) async fn access_to(
     target: Target,
     container_acl: Option<&str>,
 ) -> Result<Access> {
+    let referer = outpost_auth::acl::referer(&r.headers);
     let q = crate::access::Query {
         ident: &r.ident,
         account,
         target,
         method,
         container_acl,
-        referer: r.header("referer"),
+        referer: referer.as_deref(),
     };
     let first = crate::access::decide(&q, None);
     if !crate::access::needs_account_acl(&q, first) {

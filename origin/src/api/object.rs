@@ -415,10 +415,16 @@ async fn put(st: &Shared, mut r: Req, crow: ContainerRow, object: String) -> Res
         return super::copy::put_copy(st, r, crow, object, &src).await;
     }
     // One validation for this handler and the cluster proxy.
-    let quota = r.direct.is_none();
+    let quotas = r.quotas();
     let new = st
         .store
-        .validate_put(r.path.account(), &crow, &object, r.object_headers()?, quota)
+        .validate_put_quotas(
+            r.path.account(),
+            &crow,
+            &object,
+            r.object_headers()?,
+            quotas,
+        )
         .await?;
     let max = st.store.cfg.max_object_size;
     let body = r.take_body();
@@ -442,10 +448,10 @@ async fn put(st: &Shared, mut r: Req, crow: ContainerRow, object: String) -> Res
     if new.etag.as_ref().is_some_and(|e| *e != etag) {
         return Err(Error::EtagMismatch);
     }
-    if new.expected.is_none() && quota {
+    if new.expected.is_none() {
         // Chunked: the size is known only now.
         st.store
-            .check_quota(r.path.account(), &crow, staged.size)
+            .check_quotas(r.path.account(), &crow, staged.size, quotas)
             .await?;
     }
     let ts = r.write_ts(&st.store)?;

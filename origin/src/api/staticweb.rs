@@ -235,18 +235,30 @@ impl Site<'_> {
         resp
     }
 
-    /// May the client list the container? (Swift authorizes listings on the container's read
-    /// ACL: owners, grants, or a referrer designation with `.rlistings`.)
-    fn may_list(&self) -> bool {
+    /// May the client list the container? Swift authorizes listings as tempauth does, on
+    /// the container's read ACL (owners, grants, or a referrer designation with
+    /// `.rlistings`) and then the account's ACL.
+    ///
+    /// # Errors
+    /// [`Error::Db`] reading the account's ACL.
+    async fn may_list(&self) -> Result<bool> {
+        let referer = outpost_auth::acl::referer(&self.r.headers);
         let q = crate::access::Query {
             ident: &self.ident,
             account: self.account(),
             target: crate::access::Target::Container,
             method: &http::Method::GET,
             container_acl: self.row.meta.get("x-container-read").map(String::as_str),
-            referer: self.r.header("referer"),
+            referer: referer.as_deref(),
         };
-        crate::access::decide(&q, None).allowed()
+        let first = crate::access::decide(&q, None);
+        if !crate::access::needs_account_acl(&q, first) {
+            return Ok(first.allowed());
+        }
+        let a = self.account().to_owned();
+        let row = blocking(self.st, move |s| s.db.get_account(&a)).await?;
+        let acl = row.and_then(|row| crate::access::account_acl(&row.meta));
+        Ok(crate::access::decide(&q, acl.as_ref()).allowed())
     }
 
     async fn list(&self, prefix: &str, limit: usize) -> Result<Vec<Entry<ObjectRow>>> {
@@ -320,7 +332,7 @@ impl Site<'_> {
             );
             return Ok(self.error(resp).await);
         }
-        if !self.may_list() {
+        if !self.may_list().await? {
             return Ok(self.error(deny(&self.ident).into_response()).await);
         }
         let entries = self.list(prefix, super::listing::MAX_LIMIT).await?;
@@ -389,7 +401,7 @@ impl Site<'_> {
 
     /// Swift's `handle_container`: `/v1/a/c` and `/v1/a/c/`.
     async fn container_request(&self) -> Result<Response> {
-        if !self.may_list() {
+        if !self.may_list().await? {
             return Ok(self.error(deny(&self.ident).into_response()).await);
         }
         if !self.r.path.as_str().ends_with('/') {
@@ -449,7 +461,7 @@ impl Site<'_> {
             return self.listing(name).await;
         }
         // `name` may be a directory: redirect if anything is below `name/`.
-        let below = if self.may_list() {
+        let below = if self.may_list().await? {
             !self.list(&format!("{name}/"), 1).await?.is_empty()
         } else {
             false

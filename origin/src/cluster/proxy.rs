@@ -87,7 +87,9 @@ pub async fn object(
         Method::PUT => {
             if let Some(src) = r.header("x-copy-from").map(str::to_owned) {
                 let (sc, so) = request::split_copy_path(&src)?;
-                return copy(st, cl, &r, &crow, object, (sc, so)).await;
+                let sa = request::copy_source_account(&r)?;
+                let dest = (r.path.account().to_owned(), &crow, object);
+                return copy(st, cl, &r, dest, (sa, sc, so)).await;
             }
             if multipart == Some("put") {
                 return slo::put(st, cl, r, &crow, object).await;
@@ -105,12 +107,14 @@ pub async fn object(
         Method::POST => fan_out_small(st, cl, &r, &crow.name, &object, StatusCode::ACCEPTED).await,
         ref m if m.as_str() == "COPY" => {
             let (dc, dobj) = request::copy_destination(&r)?;
-            let (a, c2) = (r.path.account().to_owned(), dc.clone());
+            let da = request::copy_destination_account(&r)?;
+            let (a, c2) = (da.clone(), dc.clone());
             let dest_row = st
                 .blocking(move |s| s.db.get_container(&a, &c2))
                 .await?
                 .ok_or(Error::NotFound { what: "container" })?;
-            copy(st, cl, &r, &dest_row, dobj, (crow.name.clone(), object)).await
+            let src = (r.path.account().to_owned(), crow.name.clone(), object);
+            copy(st, cl, &r, (da, &dest_row, dobj), src).await
         }
         _ => Err(Error::MethodNotAllowed),
     }
@@ -492,26 +496,26 @@ pub(super) async fn store_version(
     refused_or_unavailable(&acks)
 }
 
-/// Server-side copy (`X-Copy-From`, `COPY`): reads the source through the replicas, then
-/// writes it as a new version like a PUT. Metadata comes from the source unless
-/// `X-Fresh-Metadata: true`, overridden by the request's.
+/// Server-side copy (`X-Copy-From`, `COPY`), within an account or across two (both
+/// authorized by the caller): reads the source (account, container, object) through the
+/// replicas, then writes it to the destination (account, container row, object) as a new
+/// version like a PUT. Metadata comes from the source unless `X-Fresh-Metadata: true`,
+/// overridden by the request's.
 async fn copy(
     st: &Arc<Store>,
     cl: &Arc<Cluster>,
     r: &Req,
-    dest: &ContainerRow,
-    object: String,
-    (sc, so): (String, String),
+    (account, dest, object): (String, &ContainerRow, String),
+    (sa, sc, so): (String, String, String),
 ) -> Result<Response> {
-    let account = r.path.account().to_owned();
-    let part = cl.ring().partition(&account, &sc, &so);
+    let part = cl.ring().partition(&sa, &sc, &so);
     let order = read_order(cl, part);
     let mut h = HeaderMap::new();
     h.insert(
         DIRECT_HEADER,
         HeaderValue::from_static(Direct::Data.as_str()),
     );
-    let src = fetch(cl, &Method::GET, &order, h, None, (&account, &sc, &so)).await?;
+    let src = fetch(cl, &Method::GET, &order, h, None, (&sa, &sc, &so)).await?;
     if !src.status().is_success() {
         return Ok(relay(src, false));
     }
@@ -531,7 +535,7 @@ async fn copy(
     if size > max {
         return Err(Error::TooLarge { max });
     }
-    st.check_quota(&account, dest, size).await?;
+    st.check_quotas(&account, dest, size, r.quotas()).await?;
     request::object_meta_updates(&r.headers)?;
     let fresh = r
         .header("x-fresh-metadata")
@@ -582,6 +586,11 @@ async fn copy(
     let mut resp = store_version(cl, v, payload).await?;
     if resp.status() == StatusCode::CREATED {
         set(resp.headers_mut(), "x-copied-from", format!("{sc}/{so}"));
+        set(
+            resp.headers_mut(),
+            "x-copied-from-account",
+            format!("AUTH_{sa}"),
+        );
         if let Some(m) = src_modified {
             resp.headers_mut().insert("x-copied-from-last-modified", m);
         }

@@ -226,6 +226,28 @@ impl Store {
         h: ObjectHeaders,
         quota: bool,
     ) -> Result<NewObject> {
+        let quotas = if quota {
+            super::quota::Quotas::All
+        } else {
+            super::quota::Quotas::Skip
+        };
+        self.validate_put_quotas(account, crow, name, h, quotas)
+            .await
+    }
+
+    /// [`Store::validate_put`] holding the write to `quotas` (a reseller admin's writes are
+    /// not held to the account's quotas).
+    ///
+    /// # Errors
+    /// As [`Store::validate_put`].
+    pub async fn validate_put_quotas(
+        self: &Arc<Self>,
+        account: &str,
+        crow: &ContainerRow,
+        name: &str,
+        h: ObjectHeaders,
+        quotas: super::quota::Quotas,
+    ) -> Result<NewObject> {
         let expected = h.content_length;
         if expected.is_none() && !h.chunked {
             return Err(Error::LengthRequired);
@@ -234,10 +256,8 @@ impl Store {
         if expected.is_some_and(|e| e > max) {
             return Err(Error::TooLarge { max });
         }
-        if quota {
-            self.check_quota(account, crow, expected.unwrap_or(0))
-                .await?;
-        }
+        self.check_quotas(account, crow, expected.unwrap_or(0), quotas)
+            .await?;
         let now = self.clock.wall_secs();
         let delete_at = resolve_expiry(h.expiry, now)?;
         let meta = version_meta(check_meta(h.meta)?);
