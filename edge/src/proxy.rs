@@ -630,6 +630,18 @@ impl ProxyHttp for Edge {
             let location = format!("{}/", session.req_header().uri.path());
             upstream.insert_header(http::header::LOCATION, location)?;
         }
+        // Swift sends bare MD5 ETags; browsers and `If-Range`/`If-None-Match` expect the quoted
+        // form of RFC 9110. Quote them before the response is cached
+        // or noted by the slicer (whose answers reuse this header).
+        let bare = upstream
+            .headers
+            .get(http::header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.starts_with('"') && !v.starts_with("W/"))
+            .map(|v| format!("\"{v}\""));
+        if let Some(quoted) = bare {
+            upstream.insert_header(http::header::ETAG, quoted)?;
+        }
         if !ctx.web
             && ctx
                 .route
@@ -642,17 +654,6 @@ impl ProxyHttp for Edge {
                 ctx.purge_epoch,
                 &self.cfg.policy,
             );
-        }
-        // Swift sends bare MD5 ETags; browsers and `If-Range`/`If-None-Match` expect the quoted
-        // form of RFC 9110. Quote them before the response is cached.
-        let bare = upstream
-            .headers
-            .get(http::header::ETAG)
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.starts_with('"') && !v.starts_with("W/"))
-            .map(|v| format!("\"{v}\""));
-        if let Some(quoted) = bare {
-            upstream.insert_header(http::header::ETAG, quoted)?;
         }
         Ok(())
     }
