@@ -25,6 +25,8 @@
 //! - [`slo`]: Static Large Object manifests: segment checks, the stored form and its ETag,
 //!   writing one over existing segments, resolving one to its live segments.
 //! - `expirer.rs`: removes objects whose `X-Delete-At` passed.
+//! - `reconcile.rs`: rows against files: a row whose data file is missing becomes
+//!   listing-only (the replicator restores it), an orphan data file is removed after a grace.
 //!
 //! ## Invariants
 //! A data file is committed (renamed and fsynced) before the row naming it; readers find data
@@ -35,6 +37,7 @@ mod expirer;
 mod meta;
 mod object;
 pub mod quota;
+mod reconcile;
 pub mod slo;
 pub mod validate;
 
@@ -51,6 +54,7 @@ use crate::{Error, Result};
 
 pub use expirer::expirer;
 pub use object::{NewVersion, OpenVersion, PostUpdate};
+pub use reconcile::Reconciled;
 pub use validate::{Expiry, MetaUpdate, NewObject, ObjectHeaders};
 
 /// One node's storage: metadata, data files, clock, config and metrics.
