@@ -13,6 +13,7 @@
 
 pub mod clients;
 pub mod cluster;
+pub mod faults;
 pub mod forwarder;
 pub mod ring_cluster;
 pub mod scripted;

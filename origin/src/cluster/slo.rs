@@ -163,8 +163,9 @@ pub async fn put(
         size: json.len() as u64,
         slo_size: Some(m.size()),
         if_none_match: None,
+        own_ts: super::proxy::own_ts(&r),
     };
-    store_version(cl, v, Payload::Memory(json)).await
+    store_version(st, cl, v, Payload::Memory(json)).await
 }
 
 /// The manifest of `row`'s object as one of its replicas holds it, or that replica's answer
@@ -420,7 +421,7 @@ pub async fn delete(
         let mut h = HeaderMap::new();
         set(&mut h, "x-timestamp", st.clock.now());
         let path = (row.account.clone(), c.to_owned(), o.to_owned());
-        match small_write(cl, Method::DELETE, path, h).await? {
+        match small_write(cl, Method::DELETE, path, h).await?.0 {
             Small::Applied => deleted += 1,
             Small::NotFound | Small::Refused(_) => not_found += 1,
         }
@@ -428,7 +429,7 @@ pub async fn delete(
     let mut h = HeaderMap::new();
     set(&mut h, "x-timestamp", r.write_ts(st)?);
     let path = (row.account.clone(), row.container.clone(), row.name.clone());
-    match small_write(cl, Method::DELETE, path, h).await? {
+    match small_write(cl, Method::DELETE, path, h).await?.0 {
         Small::Applied => deleted += 1,
         Small::NotFound => return Err(Error::NotFound { what: "object" }),
         Small::Refused(s) => return Ok(request::status(s)),
