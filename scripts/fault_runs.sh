@@ -7,14 +7,26 @@ runs=${1:-10}
 secs=${2:-40}
 first=${3:-1}
 out=docs/fault-runs.md
+# Build once and run copies, so edits and builds during the runs change nothing.
 cargo build -q -p outpost --bin outpost
-cargo test -q -p outpost-tests --test cluster_faults --no-run
+test_exe=$(cargo test -q -p outpost-tests --test cluster_faults --no-run --message-format=json |
+  python3 -c 'import json,sys
+for l in sys.stdin:
+    m = json.loads(l)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "cluster_faults":
+        print(m["executable"])')
+target=${CARGO_TARGET_DIR:-target}
+bin_dir=$(mktemp -d)
+trap 'rm -rf "$bin_dir"' EXIT
+cp "$target/debug/outpost" "$bin_dir/outpost"
+cp "$test_exe" "$bin_dir/cluster_faults"
+export OUTPOST_BIN=$bin_dir/outpost
 rows=()
 failed=0
 for ((i = 0; i < runs; i++)); do
   seed=$((first + i))
   log=$(mktemp)
-  if FAULT_SEED=$seed FAULT_SECS=$secs cargo test -q -p outpost-tests --test cluster_faults -- --nocapture >"$log" 2>&1; then
+  if FAULT_SEED=$seed FAULT_SECS=$secs "$bin_dir/cluster_faults" --nocapture >"$log" 2>&1; then
     status=pass
   else
     status=FAIL
