@@ -324,6 +324,34 @@ pub fn run(s: &Settings) -> Record {
     rec
 }
 
+/// The checker's verdict on one key's final state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// The last acknowledged operation's result, or a later unknown one's.
+    Allowed,
+    /// Something else, and the last acknowledged operation was a write.
+    Lost,
+    /// Something else, and the last acknowledged operation was a delete (or there was none:
+    /// the key never existed as far as the clients know).
+    Resurrected,
+}
+
+/// Judges a key's final state against its history (one client, so in real-time order):
+/// allowed are the result of the last acknowledged operation and of every later operation
+/// whose outcome is unknown; before any acknowledged operation the key is absent.
+fn judge(entries: &[Entry], state: &State) -> Verdict {
+    let last = entries.iter().rposition(|e| e.outcome == Outcome::Acked);
+    let base = last.map_or(None, |i| entries[i].op.state());
+    let after = last.map_or(0, |i| i + 1);
+    if base == *state || entries[after..].iter().any(|e| e.op.state() == *state) {
+        return Verdict::Allowed;
+    }
+    match last.map(|i| &entries[i].op) {
+        Some(Op::Put(_)) => Verdict::Lost,
+        _ => Verdict::Resurrected,
+    }
+}
+
 /// What node `i` serves for key `k`, or `Err` with its status.
 fn read(c: &RingCluster, i: usize, token: &str, k: usize) -> Result<State, u16> {
     let r = c
@@ -397,28 +425,21 @@ fn check(
         };
         finals.insert(k, state.clone());
         let entries = history.get(&k).map(Vec::as_slice).unwrap_or_default();
-        let last_acked = entries.iter().rposition(|e| e.outcome == Outcome::Acked);
-        let mut allowed: Vec<State> = match last_acked {
-            Some(i) => vec![entries[i].op.state()],
-            None => vec![None],
-        };
-        let after = last_acked.map_or(0, |i| i + 1);
-        allowed.extend(entries[after..].iter().map(|e| e.op.state()));
-        if !allowed.contains(&state) {
-            let (what, via) = match last_acked {
-                Some(i) => (&entries[i].op, entries[i].node),
-                None => (&Op::Delete, 0),
-            };
-            match what {
-                Op::Put(_) => rec.lost += 1,
-                Op::Delete => rec.resurrected += 1,
+        let verdict = judge(entries, &state);
+        if verdict != Verdict::Allowed {
+            match verdict {
+                Verdict::Lost => rec.lost += 1,
+                _ => rec.resurrected += 1,
             }
+            let last = entries.iter().rposition(|e| e.outcome == Outcome::Acked);
             rec.problems.push(format!(
-                "{}: holds {} but the last acknowledged operation ({} ops, via node {via}) left {}",
+                "{}: holds {} after {} ops; the last acknowledged one ({:?}, via node {:?}) left {}",
                 key_name(k),
                 show(&state),
                 entries.len(),
-                show(&what.state())
+                last,
+                last.map(|i| entries[i].node),
+                show(&last.map_or(None, |i| entries[i].op.state()))
             ));
         }
     }
@@ -451,5 +472,67 @@ fn check(
                 key_name(*k)
             ));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(b: &str, outcome: Outcome) -> Entry {
+        Entry {
+            op: Op::Put(b.as_bytes().to_vec()),
+            outcome,
+            node: 0,
+        }
+    }
+
+    fn del(outcome: Outcome) -> Entry {
+        Entry {
+            op: Op::Delete,
+            outcome,
+            node: 0,
+        }
+    }
+
+    fn some(b: &str) -> State {
+        Some(b.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn the_checker_allows_the_last_acknowledged_or_a_later_unknown_state() {
+        use Outcome::{Acked, Unknown};
+        let h = [
+            put("a", Acked),
+            put("b", Unknown),
+            put("c", Acked),
+            put("d", Unknown),
+        ];
+        assert_eq!(judge(&h, &some("c")), Verdict::Allowed);
+        assert_eq!(judge(&h, &some("d")), Verdict::Allowed);
+        // An older acknowledged write, or an unknown one before the last acknowledged one.
+        assert_eq!(judge(&h, &some("a")), Verdict::Lost);
+        assert_eq!(judge(&h, &some("b")), Verdict::Lost);
+        assert_eq!(judge(&h, &None), Verdict::Lost);
+        let h = [put("a", Acked), del(Acked), put("b", Unknown)];
+        assert_eq!(judge(&h, &None), Verdict::Allowed);
+        assert_eq!(judge(&h, &some("b")), Verdict::Allowed);
+        assert_eq!(judge(&h, &some("a")), Verdict::Resurrected);
+        // Nothing acknowledged: absent, or any unknown write.
+        let h = [put("a", Unknown)];
+        assert_eq!(judge(&h, &None), Verdict::Allowed);
+        assert_eq!(judge(&h, &some("a")), Verdict::Allowed);
+        assert_eq!(judge(&[], &some("x")), Verdict::Resurrected);
+    }
+
+    #[test]
+    fn the_generator_is_seeded() {
+        let (mut a, mut b) = (Rng::new(7), Rng::new(7));
+        let xs: Vec<u64> = (0..5).map(|_| a.next_u64()).collect();
+        assert_eq!(xs, (0..5).map(|_| b.next_u64()).collect::<Vec<_>>());
+        assert_ne!(
+            xs,
+            (0..5).map(|_| Rng::new(8).next_u64()).collect::<Vec<_>>()
+        );
     }
 }
