@@ -382,27 +382,21 @@ fn check(
     rec: &mut Record,
 ) {
     let tokens: Vec<String> = (0..NODES).map(|i| c.must_login(i)).collect();
-    // Orphan files (crashed writes) go once older than the grace: wait for the file sets to
-    // settle before comparing them.
-    let mut settled = false;
-    for _ in 0..20 {
-        let held: Vec<_> = (0..NODES).map(|i| c.data_files(i)).collect();
+    // Orphan files (crashed writes) go once older than the grace: replicate until the file
+    // sets settle before comparing them.
+    let start = Instant::now();
+    loop {
         c.must_converge(4);
-        if held == (0..NODES).map(|i| c.data_files(i)).collect::<Vec<_>>() {
-            let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                c.must_hold_exact_copies();
-            }));
-            if ok.is_ok() {
-                settled = true;
-                break;
-            }
+        let Some(why) = c.copies_differ() else {
+            break;
+        };
+        if start.elapsed() > Duration::from_secs(20) {
+            rec.diverged += 1;
+            rec.problems
+                .push(format!("the primaries' files never settled: {why}"));
+            break;
         }
-        std::thread::sleep(Duration::from_millis(600));
-    }
-    if !settled {
-        rec.diverged += 1;
-        rec.problems
-            .push("the primaries' files never became identical".into());
+        std::thread::sleep(Duration::from_millis(300));
     }
     let client = edge.client(&[HOST]);
     let mut finals: BTreeMap<usize, State> = BTreeMap::new();

@@ -512,6 +512,14 @@ audit_interval = "1h"
     /// Checks that every partition's data lives exactly on its primaries, identically, and
     /// nowhere else.
     pub fn must_hold_exact_copies(&self) {
+        if let Some(why) = self.copies_differ() {
+            panic!("{why}");
+        }
+    }
+
+    /// What breaks "every partition's data lives exactly on its primaries, identically, and
+    /// nowhere else", if anything.
+    pub fn copies_differ(&self) -> Option<String> {
         let held: Vec<BTreeMap<u32, BTreeSet<String>>> =
             (0..self.nodes.len()).map(|i| self.data_files(i)).collect();
         let parts: BTreeSet<u32> = held.iter().flat_map(|m| m.keys().copied()).collect();
@@ -527,18 +535,35 @@ audit_interval = "1h"
             for (i, m) in held.iter().enumerate() {
                 let here = m.get(&part).cloned().unwrap_or_default();
                 if prim.contains(&i) {
-                    assert_eq!(
-                        here, expected,
-                        "partition {part}: primary node {i} differs from the other primaries"
-                    );
-                } else {
-                    assert!(
-                        here.is_empty(),
+                    if here != expected {
+                        return Some(format!(
+                            "partition {part}: primary node {i} differs from the other primaries: {:?} vs {:?}",
+                            here.symmetric_difference(&expected).collect::<Vec<_>>(),
+                            prim
+                        ));
+                    }
+                } else if !here.is_empty() {
+                    return Some(format!(
                         "partition {part}: node {i} is not a primary but holds {} files",
                         here.len()
-                    );
+                    ));
                 }
             }
+        }
+        None
+    }
+
+    /// Replicates until [`RingCluster::copies_differ`] finds nothing (orphan files of crashed
+    /// writes go once older than `cluster.orphan_grace`, so this waits for that too).
+    pub fn must_settle_copies(&self, timeout: Duration) {
+        let start = Instant::now();
+        loop {
+            self.must_converge(6);
+            let Some(why) = self.copies_differ() else {
+                return;
+            };
+            assert!(start.elapsed() < timeout, "copies did not settle: {why}");
+            std::thread::sleep(Duration::from_millis(300));
         }
     }
 }
