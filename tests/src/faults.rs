@@ -341,7 +341,7 @@ enum Verdict {
 /// whose outcome is unknown; before any acknowledged operation the key is absent.
 fn judge(entries: &[Entry], state: &State) -> Verdict {
     let last = entries.iter().rposition(|e| e.outcome == Outcome::Acked);
-    let base = last.map_or(None, |i| entries[i].op.state());
+    let base = last.and_then(|i| entries[i].op.state());
     let after = last.map_or(0, |i| i + 1);
     if base == *state || entries[after..].iter().any(|e| e.op.state() == *state) {
         return Verdict::Allowed;
@@ -433,7 +433,7 @@ fn check(
                 entries.len(),
                 last,
                 last.map(|i| entries[i].node),
-                show(&last.map_or(None, |i| entries[i].op.state()))
+                show(&last.and_then(|i| entries[i].op.state()))
             ));
         }
     }

@@ -36,7 +36,7 @@ fn start() -> RingCluster {
         .put(format!("{}/photos", c.account_url(0)))
         .header("x-auth-token", &token)
         .send()
-        .unwrap();
+        .expect("request");
     assert_eq!(r.status(), 201);
     c
 }
@@ -97,10 +97,10 @@ fn must_settle(c: &RingCluster, want: &[(String, Vec<u8>)]) {
                 .get(format!("{}/photos/{name}", c.account_url(n)))
                 .header("x-auth-token", &token)
                 .send()
-                .unwrap();
+                .expect("request");
             assert_eq!(r.status(), 200, "{name} via node {n}");
             assert_eq!(
-                md5_hex(&r.bytes().unwrap()),
+                md5_hex(&r.bytes().expect("body")),
                 md5_hex(body),
                 "{name} via node {n}"
             );
@@ -172,8 +172,8 @@ fn row_without_file_is_restored() {
             .join(part.to_string())
             .join(&h[..3])
             .join(&h);
-        for f in std::fs::read_dir(&dir).unwrap() {
-            std::fs::remove_file(f.unwrap().path()).unwrap();
+        for f in std::fs::read_dir(&dir).expect("hash dir") {
+            std::fs::remove_file(f.expect("entry").path()).expect("remove");
         }
     }
     must_settle(&c, &want);
@@ -195,7 +195,7 @@ fn orphan_file_is_reclaimed_after_the_grace() {
         .join(&h);
     // An older version's timestamp than the live one: a leftover of a crashed write.
     let orphan = dir.join("0000000001.00000.data");
-    std::fs::write(&orphan, b"orphan").unwrap();
+    std::fs::write(&orphan, b"orphan").expect("plant");
     let r = c.must_replicate(1);
     assert!(
         orphan.exists(),

@@ -625,7 +625,7 @@ async fn copy(
         size,
         slo_size: None,
         if_none_match: None,
-        own_ts: own_ts(&r),
+        own_ts: own_ts(r),
     };
     let mut resp = store_version(st, cl, v, payload).await?;
     if resp.status() == StatusCode::CREATED {

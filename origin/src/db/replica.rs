@@ -337,6 +337,57 @@ impl Db {
     }
 }
 
+/// The stamps column (`{}` for rows written before schema 3).
+fn parse_stamps(s: &str) -> std::collections::BTreeMap<String, u64> {
+    serde_json::from_str(s).unwrap_or_default()
+}
+
+/// One account (`container` `None`) or container row inside a write transaction.
+pub(super) fn meta_row_in(
+    tx: &rusqlite::Transaction<'_>,
+    account: &str,
+    container: Option<&str>,
+) -> rusqlite::Result<Option<MetaRow>> {
+    match container {
+        None => tx
+            .prepare_cached("SELECT name, ts, deleted, meta, token_keys, stamps FROM accounts WHERE name = ?1")?
+            .query_row([account], account_meta_row)
+            .optional(),
+        Some(c) => tx
+            .prepare_cached("SELECT account, name, ts, deleted, meta, stamps FROM containers WHERE account = ?1 AND name = ?2")?
+            .query_row([account, c], container_meta_row)
+            .optional(),
+    }
+}
+
+/// Stores a (normalized) account or container row: flags, metadata, token keys and stamps;
+/// a container's counters are kept.
+pub(super) fn write_meta_row(tx: &rusqlite::Transaction<'_>, m: &MetaRow) -> rusqlite::Result<()> {
+    let stamps = serde_json::to_string(&m.stamps).unwrap_or_else(|_| "{}".into());
+    match &m.container {
+        None => {
+            let keys = if m.token_keys.is_empty() {
+                "[]"
+            } else {
+                m.token_keys.as_str()
+            };
+            tx.execute(
+                "INSERT INTO accounts (name, ts, deleted, meta, token_keys, stamps) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT(name) DO UPDATE SET ts = excluded.ts, deleted = excluded.deleted, meta = excluded.meta, token_keys = excluded.token_keys, stamps = excluded.stamps",
+                params![m.account, to_i64(m.ts), i64::from(m.deleted), meta_json(&m.meta), keys, stamps],
+            )?;
+        }
+        Some(c) => {
+            tx.execute(
+                "INSERT INTO containers (account, name, ts, deleted, meta, stamps) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT(account, name) DO UPDATE SET ts = excluded.ts, deleted = excluded.deleted, meta = excluded.meta, stamps = excluded.stamps",
+                params![m.account, c, to_i64(m.ts), i64::from(m.deleted), meta_json(&m.meta), stamps],
+            )?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -452,55 +503,4 @@ mod tests {
         assert!(!o.listing_only);
         assert_eq!(o.part, 7);
     }
-}
-
-/// The stamps column (`{}` for rows written before schema 3).
-fn parse_stamps(s: &str) -> std::collections::BTreeMap<String, u64> {
-    serde_json::from_str(s).unwrap_or_default()
-}
-
-/// One account (`container` `None`) or container row inside a write transaction.
-pub(super) fn meta_row_in(
-    tx: &rusqlite::Transaction<'_>,
-    account: &str,
-    container: Option<&str>,
-) -> rusqlite::Result<Option<MetaRow>> {
-    match container {
-        None => tx
-            .prepare_cached("SELECT name, ts, deleted, meta, token_keys, stamps FROM accounts WHERE name = ?1")?
-            .query_row([account], account_meta_row)
-            .optional(),
-        Some(c) => tx
-            .prepare_cached("SELECT account, name, ts, deleted, meta, stamps FROM containers WHERE account = ?1 AND name = ?2")?
-            .query_row([account, c], container_meta_row)
-            .optional(),
-    }
-}
-
-/// Stores a (normalized) account or container row: flags, metadata, token keys and stamps;
-/// a container's counters are kept.
-pub(super) fn write_meta_row(tx: &rusqlite::Transaction<'_>, m: &MetaRow) -> rusqlite::Result<()> {
-    let stamps = serde_json::to_string(&m.stamps).unwrap_or_else(|_| "{}".into());
-    match &m.container {
-        None => {
-            let keys = if m.token_keys.is_empty() {
-                "[]"
-            } else {
-                m.token_keys.as_str()
-            };
-            tx.execute(
-                "INSERT INTO accounts (name, ts, deleted, meta, token_keys, stamps) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT(name) DO UPDATE SET ts = excluded.ts, deleted = excluded.deleted, meta = excluded.meta, token_keys = excluded.token_keys, stamps = excluded.stamps",
-                params![m.account, to_i64(m.ts), i64::from(m.deleted), meta_json(&m.meta), keys, stamps],
-            )?;
-        }
-        Some(c) => {
-            tx.execute(
-                "INSERT INTO containers (account, name, ts, deleted, meta, stamps) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT(account, name) DO UPDATE SET ts = excluded.ts, deleted = excluded.deleted, meta = excluded.meta, stamps = excluded.stamps",
-                params![m.account, c, to_i64(m.ts), i64::from(m.deleted), meta_json(&m.meta), stamps],
-            )?;
-        }
-    }
-    Ok(())
 }

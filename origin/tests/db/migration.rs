@@ -44,5 +44,5 @@ fn a_schema_2_database_opens_and_merges_key_by_key() {
 }
 
 fn rusqlite_open(dir: &std::path::Path) -> rusqlite::Connection {
-    rusqlite::Connection::open(dir.join("meta.sqlite3")).unwrap()
+    rusqlite::Connection::open(dir.join("meta.sqlite3")).expect("open the fixture database")
 }
