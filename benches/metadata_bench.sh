@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Metadata ceiling of a ring (every node keeps every object row): rows and database size per
 # node, listing pages, an idle replication pass and the catch-up of a new node at N rows.
-#   benches/metadata_bench.sh [--rows N] [--release]
+#   benches/metadata_bench.sh [--rows N] [--no-data] [--release]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 profile=()
