@@ -105,6 +105,17 @@ pub struct RawCluster {
     /// Most concurrent requests this node sends to other nodes. Default 64.
     #[serde(default)]
     pub max_peer_requests: Option<usize>,
+    /// Age after which a data file no committed row names (a write that crashed between its
+    /// rename and its row commit, or the replaced version of one that crashed after it) is
+    /// removed by the replicator. Must exceed the longest time between a data file's rename
+    /// and its row commit. Default `1h`.
+    #[serde(default, with = "humantime_serde")]
+    pub orphan_grace: Option<Duration>,
+    /// Local IP address of the connections this node opens to other nodes (a multi-homed host
+    /// picks its replication network; the fault tests tell nodes apart by it). Default: the
+    /// system's choice.
+    #[serde(default)]
+    pub source_address: Option<std::net::IpAddr>,
 }
 
 /// `[auth]`.
@@ -226,6 +237,10 @@ pub struct ClusterConfig {
     pub audit_rate: u64,
     /// Concurrent outgoing peer requests.
     pub max_peer_requests: usize,
+    /// Age after which an orphan data file is removed.
+    pub orphan_grace: Duration,
+    /// Local address of connections to other nodes.
+    pub source_address: Option<std::net::IpAddr>,
 }
 
 /// Resolves `log_level` (default `info`).
@@ -408,6 +423,8 @@ fn validate_cluster(c: RawCluster, listen: SocketAddr) -> Result<ClusterConfig, 
         )?,
         audit_rate,
         max_peer_requests,
+        orphan_grace: positive("orphan_grace", c.orphan_grace, Duration::from_secs(3600))?,
+        source_address: c.source_address,
     })
 }
 

@@ -70,6 +70,11 @@ impl Files {
         Ok(Files { objects, tmp })
     }
 
+    /// `<data_dir>/objects`, the root of every partition's directory.
+    pub fn objects_dir(&self) -> &Path {
+        &self.objects
+    }
+
     /// Where the data of a version lives.
     pub fn data_path(&self, part: u32, hash: &str, ts: Timestamp) -> PathBuf {
         self.objects

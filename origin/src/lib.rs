@@ -73,6 +73,7 @@ pub mod credentials;
 pub mod db;
 pub mod dev;
 mod error;
+pub mod failpoints;
 pub mod files;
 pub mod hlc;
 pub mod limits;

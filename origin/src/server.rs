@@ -88,6 +88,7 @@ impl Drop for RunningOrigin {
 /// [`Error::Io`] / [`Error::Db`] when the data directory cannot be opened, [`Error::Config`]
 /// when the address cannot be bound.
 pub async fn start(cfg: Config) -> Result<RunningOrigin> {
+    crate::failpoints::setup()?;
     std::fs::create_dir_all(&cfg.data_dir)?;
     let db = Db::open(&cfg.data_dir)?;
     let files = Files::open(&cfg.data_dir)?;

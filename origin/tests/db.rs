@@ -8,6 +8,7 @@
 //!   counters, and the regression tests of the merge's tie-breaks.
 //! - `replicas`: two nodes exchanging rows the way the replicator decides to
 //!   (`db::merge::needs_push`) converge both ways; the replicator's suffix hashes agree after.
+//! - `migration`: a schema-2 database (fixture) opens as schema 3 and merges key by key.
 //! - `listing`: the listing scan at its edges (markers, end markers, delimiters, reverse,
 //!   paging by marker, expiry).
 //!
@@ -19,6 +20,8 @@ use outpost_origin::hlc::Timestamp;
 
 #[path = "db/listing.rs"]
 mod listing;
+#[path = "db/migration.rs"]
+mod migration;
 #[path = "db/model.rs"]
 mod model;
 #[path = "db/objects.rs"]

@@ -13,6 +13,8 @@
 
 pub mod clients;
 pub mod cluster;
+pub mod faults;
+pub mod forwarder;
 pub mod pebble;
 pub mod ring_cluster;
 pub mod scripted;
@@ -35,27 +37,69 @@ pub fn outpost_bin() -> PathBuf {
     BIN.get_or_init(find_or_build_bin).clone()
 }
 
-fn find_or_build_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("OUTPOST_BIN") {
-        return PathBuf::from(p);
-    }
+/// Path of an `outpost` binary built with the origin's failpoints (`--features failpoints`,
+/// armed by `FAILPOINTS` at start), or `$OUTPOST_FAILPOINTS_BIN` when set.
+///
+/// The first call builds it and copies it to `target/<profile>/outpost-failpoints`, then builds
+/// the plain binary again, so [`outpost_bin`] keeps naming a binary without failpoints (both
+/// builds stay cached: switching costs a link, not a compile).
+///
+/// # Panics
+/// When a build fails.
+pub fn outpost_failpoints_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(p) = std::env::var_os("OUTPOST_FAILPOINTS_BIN") {
+            return PathBuf::from(p);
+        }
+        let dir = profile_dir();
+        let bin = dir.join(format!("outpost{}", std::env::consts::EXE_SUFFIX));
+        let copy = dir.join(format!(
+            "outpost-failpoints{}",
+            std::env::consts::EXE_SUFFIX
+        ));
+        cargo_build_outpost(&dir, &["--features", "failpoints"]);
+        std::fs::copy(&bin, &copy).expect("copy the failpoints binary");
+        cargo_build_outpost(&dir, &[]);
+        copy
+    })
+    .clone()
+}
+
+/// `target/<profile>` of the running test executable.
+fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current test executable");
     // target/<profile>/deps/<test> or target/<profile>/<bench binary> → target/<profile>
     let parent = exe.parent().expect("executable has a directory");
-    let dir = if parent.file_name().is_some_and(|n| n == "deps") {
-        parent.parent().expect("deps has a parent")
+    if parent.file_name().is_some_and(|n| n == "deps") {
+        parent.parent().expect("deps has a parent").to_owned()
     } else {
-        parent
-    };
-    let bin = dir.join(format!("outpost{}", std::env::consts::EXE_SUFFIX));
+        parent.to_owned()
+    }
+}
+
+fn cargo_build_outpost(dir: &std::path::Path, extra: &[&str]) {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut build = Command::new(cargo);
     build.args(["build", "--quiet", "-p", "outpost", "--bin", "outpost"]);
+    build.args(extra);
     if dir.file_name().is_some_and(|p| p == "release") {
         build.arg("--release");
     }
     let status = build.status().expect("spawn cargo build");
-    assert!(status.success(), "cargo build --bin outpost failed");
+    assert!(
+        status.success(),
+        "cargo build --bin outpost {extra:?} failed"
+    );
+}
+
+fn find_or_build_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("OUTPOST_BIN") {
+        return PathBuf::from(p);
+    }
+    let dir = profile_dir();
+    let bin = dir.join(format!("outpost{}", std::env::consts::EXE_SUFFIX));
+    cargo_build_outpost(&dir, &[]);
     assert!(
         bin.exists(),
         "{} not found: run `cargo build` or `cargo test --workspace` first",

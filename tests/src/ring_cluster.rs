@@ -5,6 +5,11 @@
 //!
 //! Storage is inspected directly on disk ([`RingCluster::data_files`]), so tests check what
 //! each node really holds, not what its API says.
+//!
+//! [`Options`] picks the binary (the failpoints build for fault injection), and can put a
+//! TCP forwarder ([`crate::forwarder`]) in front of every node: the ring then names the
+//! forwarders, nodes reach each other only through them, and [`RingCluster::links`] cuts and
+//! heals the link between any two nodes. Clients use [`Node::url`], the node itself.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
@@ -12,19 +17,36 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use crate::cluster::{free_port, must_become_healthy, ADMIN_SECRET, EDGE_SECRET, SECRET, USER_KEY};
-use crate::{must_run_outpost, outpost_bin};
+use crate::forwarder::{self, Forwarder, Links};
+use crate::{must_run_outpost, outpost_bin, outpost_failpoints_bin};
+
+/// How a [`RingCluster`] is started.
+#[derive(Debug, Default, Clone)]
+pub struct Options {
+    /// Run the binary built with failpoints ([`crate::outpost_failpoints_bin`]).
+    pub failpoints: bool,
+    /// Put a forwarder in front of every node (see the module docs).
+    pub forwarders: bool,
+}
 
 /// One origin node of the ring.
 pub struct Node {
-    /// Port (fixed: the ring names nodes by host:port).
+    /// Port the ring names it by (its forwarder's, with forwarders).
     pub port: u16,
-    /// `http://127.0.0.1:port`.
+    /// Port the node itself listens on (= `port` without forwarders).
+    pub listen_port: u16,
+    /// `http://127.0.0.1:listen_port`: the node itself.
     pub url: String,
     /// Data directory.
     pub data: PathBuf,
     config: PathBuf,
     child: Option<Child>,
+    /// Extra environment of its process (e.g. `FAILPOINTS`), used from the next start on.
+    env: Vec<(String, String)>,
+    forwarder: Option<Forwarder>,
 }
 
 impl Node {
@@ -33,7 +55,8 @@ impl Node {
         self.child.is_some()
     }
 
-    fn pid(&self) -> u32 {
+    /// The process id (panics when it is not running).
+    pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("node is running").id()
     }
 }
@@ -47,13 +70,16 @@ pub struct RingCluster {
     /// Nodes, in the order they were added (node `i` is ring device `i`).
     pub nodes: Vec<Node>,
     http: reqwest::blocking::Client,
+    bin: PathBuf,
+    links: Option<Arc<Links>>,
 }
 
 // The children are killed and waited for in `Node::kill`, called from Drop.
 #[allow(clippy::zombie_processes)]
-fn spawn(config: &Path) -> Child {
-    let mut child = Command::new(outpost_bin())
+fn spawn(bin: &Path, config: &Path, env: &[(String, String)]) -> Child {
+    let mut child = Command::new(bin)
         .args(["origin", "--config", config.to_str().expect("utf-8 path")])
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .env(
             "OUTPOST_LOG",
             std::env::var("OUTPOST_TEST_LOG").unwrap_or_else(|_| "warn".into()),
@@ -108,6 +134,28 @@ impl RingCluster {
         replicas: u32,
         extra: impl Fn(usize) -> String,
     ) -> RingCluster {
+        RingCluster::start_each_with(n, part_power, replicas, extra, &Options::default())
+    }
+
+    /// [`RingCluster::start`] with [`Options`].
+    pub fn start_with(
+        n: usize,
+        part_power: u32,
+        replicas: u32,
+        extra: &str,
+        opts: &Options,
+    ) -> RingCluster {
+        RingCluster::start_each_with(n, part_power, replicas, |_| extra.to_owned(), opts)
+    }
+
+    /// [`RingCluster::start_each`] with [`Options`].
+    pub fn start_each_with(
+        n: usize,
+        part_power: u32,
+        replicas: u32,
+        extra: impl Fn(usize) -> String,
+        opts: &Options,
+    ) -> RingCluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let ring = dir.path().join("ring.json");
         let rs = ring.to_str().expect("utf-8").to_owned();
@@ -129,6 +177,12 @@ impl RingCluster {
                 .pool_max_idle_per_host(16)
                 .build()
                 .expect("client"),
+            bin: if opts.failpoints {
+                outpost_failpoints_bin()
+            } else {
+                outpost_bin()
+            },
+            links: opts.forwarders.then(|| Arc::new(Links::default())),
         };
         for _ in 0..n {
             c.add_device();
@@ -150,7 +204,12 @@ impl RingCluster {
     /// rebalancing; returns its index. The node is not started.
     pub fn add_device(&mut self) -> usize {
         let i = self.nodes.len();
-        let port = free_port();
+        let listen_port = free_port();
+        let forwarder = self.links.as_ref().map(|links| {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("forwarder port");
+            Forwarder::start(l, listen_port, i, Arc::clone(links))
+        });
+        let port = forwarder.as_ref().map_or(listen_port, |f| f.port);
         let rs = self.ring.to_str().expect("utf-8").to_owned();
         must_run_outpost(&[
             "ring",
@@ -168,10 +227,13 @@ impl RingCluster {
         let data = self.dir.path().join(format!("node{i}"));
         self.nodes.push(Node {
             port,
-            url: format!("http://127.0.0.1:{port}"),
+            listen_port,
+            url: format!("http://127.0.0.1:{listen_port}"),
             config: self.dir.path().join(format!("node{i}.toml")),
             data,
             child: None,
+            env: Vec::new(),
+            forwarder,
         });
         i
     }
@@ -179,6 +241,17 @@ impl RingCluster {
     /// Writes node `i`'s config and starts it.
     pub fn launch_node(&mut self, i: usize, extra: &str) {
         let n = &mut self.nodes[i];
+        // Behind a forwarder the node names itself by the forwarder's address and connects
+        // to its peers from its own source address, so the forwarders know who calls.
+        let routing = if n.forwarder.is_some() {
+            format!(
+                "node = \"127.0.0.1:{}\"\nsource_address = \"{}\"\n",
+                n.port,
+                forwarder::source_address(i)
+            )
+        } else {
+            String::new()
+        };
         std::fs::write(
             &n.config,
             format!(
@@ -198,15 +271,15 @@ node_timeout = "3s"
 ring_poll = "100ms"
 replication_interval = "1h"
 audit_interval = "1h"
-{extra}
+{routing}{extra}
 "#,
-                port = n.port,
+                port = n.listen_port,
                 data = n.data.display(),
                 ring = self.ring.display(),
             ),
         )
         .expect("write node config");
-        n.child = Some(spawn(&n.config));
+        n.child = Some(spawn(&self.bin, &n.config, &n.env));
     }
 
     /// `outpost ring rebalance`; returns its output.
@@ -250,10 +323,50 @@ audit_interval = "1h"
         signal(self.nodes[i].pid(), "-CONT");
     }
 
+    /// Sets the extra environment of node `i`'s process from its next start on.
+    pub fn set_env(&mut self, i: usize, env: &[(&str, &str)]) {
+        self.nodes[i].env = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+    }
+
+    /// The links between nodes (with [`Options::forwarders`]).
+    pub fn links(&self) -> &Links {
+        self.links.as_deref().expect("started with forwarders")
+    }
+
+    /// Waits until node `i`'s process ended by itself (a failpoint crashed it); forgets it.
+    pub fn must_exit(&mut self, i: usize, timeout: Duration) {
+        let start = Instant::now();
+        let child = self.nodes[i].child.as_mut().expect("node is running");
+        loop {
+            if child.try_wait().expect("wait for node").is_some() {
+                self.nodes[i].child = None;
+                return;
+            }
+            assert!(start.elapsed() < timeout, "node {i} did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts node `i` again after it was killed or exited (same port, data and config).
+    pub fn start_again(&mut self, i: usize) {
+        assert!(!self.nodes[i].is_running(), "node {i} is running");
+        let n = &self.nodes[i];
+        let child = spawn(&self.bin, &n.config, &n.env);
+        self.nodes[i].child = Some(child);
+        must_become_healthy(
+            &format!("{}/healthz", self.nodes[i].url),
+            Duration::from_secs(30),
+        );
+    }
+
     /// Restarts node `i` on the same port and data.
     pub fn restart(&mut self, i: usize) {
         self.kill(i);
-        let child = spawn(&self.nodes[i].config);
+        let n = &self.nodes[i];
+        let child = spawn(&self.bin, &n.config, &n.env);
         self.nodes[i].child = Some(child);
         must_become_healthy(
             &format!("{}/healthz", self.nodes[i].url),
@@ -421,6 +534,14 @@ audit_interval = "1h"
     /// Checks that every partition's data lives exactly on its primaries, identically, and
     /// nowhere else.
     pub fn must_hold_exact_copies(&self) {
+        if let Some(why) = self.copies_differ() {
+            panic!("{why}");
+        }
+    }
+
+    /// What breaks "every partition's data lives exactly on its primaries, identically, and
+    /// nowhere else", if anything.
+    pub fn copies_differ(&self) -> Option<String> {
         let held: Vec<BTreeMap<u32, BTreeSet<String>>> =
             (0..self.nodes.len()).map(|i| self.data_files(i)).collect();
         let parts: BTreeSet<u32> = held.iter().flat_map(|m| m.keys().copied()).collect();
@@ -436,18 +557,35 @@ audit_interval = "1h"
             for (i, m) in held.iter().enumerate() {
                 let here = m.get(&part).cloned().unwrap_or_default();
                 if prim.contains(&i) {
-                    assert_eq!(
-                        here, expected,
-                        "partition {part}: primary node {i} differs from the other primaries"
-                    );
-                } else {
-                    assert!(
-                        here.is_empty(),
+                    if here != expected {
+                        return Some(format!(
+                            "partition {part}: primary node {i} differs from the other primaries: {:?} vs {:?}",
+                            here.symmetric_difference(&expected).collect::<Vec<_>>(),
+                            prim
+                        ));
+                    }
+                } else if !here.is_empty() {
+                    return Some(format!(
                         "partition {part}: node {i} is not a primary but holds {} files",
                         here.len()
-                    );
+                    ));
                 }
             }
+        }
+        None
+    }
+
+    /// Replicates until [`RingCluster::copies_differ`] finds nothing (orphan files of crashed
+    /// writes go once older than `cluster.orphan_grace`, so this waits for that too).
+    pub fn must_settle_copies(&self, timeout: Duration) {
+        let start = Instant::now();
+        loop {
+            self.must_converge(6);
+            let Some(why) = self.copies_differ() else {
+                return;
+            };
+            assert!(start.elapsed() < timeout, "copies did not settle: {why}");
+            std::thread::sleep(Duration::from_millis(300));
         }
     }
 }

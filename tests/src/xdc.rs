@@ -184,6 +184,8 @@ pub struct DcSpec {
     pub skew_secs: i64,
     /// Appended to every node's config (e.g. a `[feed]` section).
     pub extra: String,
+    /// Every node ships (one at a time, elected in ring order); otherwise node 0 only.
+    pub ship_all: bool,
 }
 
 /// One datacenter.
@@ -226,6 +228,7 @@ fn node_config(
     peer: &str,
     link: SocketAddr,
     account_policy: bool,
+    ship: bool,
 ) -> String {
     let mut s = format!(
         r#"listen = "127.0.0.1:{port}"
@@ -259,7 +262,7 @@ name = "{peer}"
 urls = ["http://{link}"]
 realm_key = "{REALM_KEY}"
 "#,
-        ship = i == 0
+        ship = i == 0 || ship
     ));
     if account_policy {
         s.push_str(&format!(
@@ -391,6 +394,7 @@ impl Dc {
                     peer,
                     link,
                     spec.account_policy,
+                    spec.ship_all,
                 ) + &spec.extra,
             )
             .expect("write node config");
@@ -605,8 +609,13 @@ impl Dc {
 
     /// Node 0's `/internal/xdc/status` (the shipping node's view of its peers).
     pub fn sync_status(&self) -> serde_json::Value {
+        self.sync_status_of(0)
+    }
+
+    /// Node `i`'s `/internal/xdc/status`.
+    pub fn sync_status_of(&self, i: usize) -> serde_json::Value {
         self.http
-            .get(format!("{}/internal/xdc/status", self.nodes[0].url))
+            .get(format!("{}/internal/xdc/status", self.nodes[i].url))
             .header("x-outpost-internal", SECRET)
             .send()
             .and_then(|r| r.bytes())

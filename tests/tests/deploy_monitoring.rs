@@ -106,6 +106,7 @@ fn dashboard_is_generated_and_current() {
 #[test]
 fn every_queried_metric_is_exported() {
     let spec = DcSpec {
+        ship_all: false,
         nodes: 1,
         account_policy: true,
         skew_secs: 0,

@@ -27,6 +27,7 @@ fn must_poll(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> Dura
 #[test]
 fn conflicting_writes_converge_to_the_newest_under_clock_skew() {
     let single = |skew| DcSpec {
+        ship_all: false,
         nodes: 0,
         account_policy: false,
         skew_secs: skew,

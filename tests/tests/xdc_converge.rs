@@ -42,6 +42,7 @@ fn must_write_many(dc: &Dc, tag: &str) {
 #[test]
 fn ten_thousand_objects_written_during_a_cut_converge_in_both_dcs() {
     let spec = DcSpec {
+        ship_all: false,
         nodes: 3,
         account_policy: true,
         skew_secs: 0,

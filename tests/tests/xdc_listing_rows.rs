@@ -9,6 +9,7 @@ use outpost_tests::xdc::{DcSpec, TwoDcs};
 #[test]
 fn versions_the_shipper_holds_only_as_listing_rows_still_ship() {
     let ring = DcSpec {
+        ship_all: false,
         nodes: 4,
         account_policy: true,
         skew_secs: 0,

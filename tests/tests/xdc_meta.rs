@@ -41,6 +41,7 @@ fn snapshot_has_key(dc: &Dc, node: usize, key_id: &str) -> bool {
 #[test]
 fn account_and_container_rows_replicate_and_container_deletes_too() {
     let single = DcSpec {
+        ship_all: false,
         nodes: 0,
         account_policy: true,
         skew_secs: 0,

@@ -8,6 +8,7 @@ use outpost_tests::xdc::{DcSpec, TwoDcs};
 #[test]
 fn a_trimmed_feed_position_falls_back_to_a_full_comparison() {
     let spec = |extra: &str| DcSpec {
+        ship_all: false,
         nodes: 0,
         account_policy: true,
         skew_secs: 0,

@@ -28,6 +28,7 @@ fn main() {
     let secs = arg(4, 10);
     let nodes = arg(5, 0) as usize;
     let spec = DcSpec {
+        ship_all: false,
         nodes,
         account_policy: true,
         skew_secs: 0,

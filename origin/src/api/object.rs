@@ -455,6 +455,7 @@ async fn put(st: &Shared, mut r: Req, crow: ContainerRow, object: String) -> Res
             .await?;
     }
     let ts = r.write_ts(&st.store)?;
+    let (crow_name, object_name) = (crow.name.clone(), object.clone());
     let applied = st
         .store
         .put_version(
@@ -475,7 +476,19 @@ async fn put(st: &Shared, mut r: Req, crow: ContainerRow, object: String) -> Res
         .await?;
     Ok(match applied {
         Applied::Yes(()) => created(&etag, ts),
-        Applied::Stale => status(StatusCode::ACCEPTED),
+        Applied::Stale => {
+            // The version that won, so a proxy that chose `ts` itself can write again after it.
+            let mut resp = status(StatusCode::ACCEPTED);
+            let (a, c, o) = (r.path.account().to_owned(), crow_name, object_name);
+            if let Some(cur) = blocking(st, move |s| s.db.get_object(&a, &c, &o)).await? {
+                set(
+                    resp.headers_mut(),
+                    crate::cluster::BACKEND_TS_HEADER,
+                    cur.ts,
+                );
+            }
+            resp
+        }
     })
 }
 
@@ -671,7 +684,19 @@ async fn delete(st: &Shared, r: Req, container: String, object: String) -> Resul
         return slo::delete(st, &r, row).await;
     }
     let ts = r.write_ts(&st.store)?;
-    st.store.tombstone(&row, ts).await?;
+    if !st.store.tombstone(&row, ts).await? && r.direct.is_some() {
+        // A newer version won: say which, so a proxy that chose `ts` can delete after it.
+        let mut resp = status(StatusCode::ACCEPTED);
+        let (a, c, o) = (r.path.account().to_owned(), container, object);
+        if let Some(cur) = blocking(st, move |s| s.db.get_object(&a, &c, &o)).await? {
+            set(
+                resp.headers_mut(),
+                crate::cluster::BACKEND_TS_HEADER,
+                cur.ts,
+            );
+        }
+        return Ok(resp);
+    }
     Ok(status(StatusCode::NO_CONTENT))
 }
 

@@ -3,6 +3,10 @@
 //! forgotten (no feed entry: the object did not change), so the replicator's next pass sees
 //! this node lacks the version and copies it back from a good replica.
 //!
+//! A row whose data file is missing is marked listing-only (true of this node), which the
+//! replicator's suffix hashes towards primaries show, so the next pass of another primary
+//! restores the file.
+//!
 //! SLO manifests are skipped (their ETag is not the MD5 of the stored bytes).
 
 use std::sync::atomic::Ordering;
@@ -27,6 +31,9 @@ pub struct AuditReport {
     pub bytes: u64,
     /// Copies quarantined.
     pub quarantined: u64,
+    /// Rows whose data file was missing (marked listing-only, to be restored).
+    #[serde(default)]
+    pub missing: u64,
 }
 
 /// Runs forever: a rate-limited pass every `audit_interval`.
@@ -70,7 +77,16 @@ pub async fn pass(st: &Arc<Store>, cl: &Cluster, rate: Option<u64>) -> Result<Au
         for row in batch {
             let (ok, n) = match check(st, &row).await {
                 Ok(v) => v,
-                // Replaced or removed meanwhile: nothing to judge.
+                Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                    // Replaced or removed meanwhile (then the row is no longer this version
+                    // and nothing changes), or a row without its file.
+                    let r = row.clone();
+                    if st.blocking(move |s| s.db.mark_listing_only(&r)).await? {
+                        tracing::warn!(account = %row.account, container = %row.container, object = %row.name, ts = %row.ts, "auditor found a row without its data file");
+                        rep.missing += 1;
+                    }
+                    continue;
+                }
                 Err(_) => continue,
             };
             rep.checked += 1;

@@ -169,6 +169,7 @@ impl Cluster {
             .pool_idle_timeout(Duration::from_secs(60))
             .tcp_nodelay(true)
             .connect_timeout(cfg.node_timeout)
+            .local_address(cfg.source_address)
             .build()
             .map_err(|e| Error::Config {
                 key: "cluster".into(),

@@ -22,7 +22,6 @@ use super::proxy::{fetch, header_ts, read_order, store_version, NewVersion};
 use super::write::{small_write, Payload, Small};
 use super::{Cluster, Direct, DIRECT_HEADER};
 use crate::db::{Meta, ObjectRow};
-use crate::hlc::Timestamp;
 use crate::request::{strip_quotes, OBJECT_SYS};
 use crate::store::Store;
 use crate::{Error, Result};
@@ -75,6 +74,7 @@ pub(super) fn refused(s: StatusCode) -> Error {
 /// # Cancel safety
 /// The replication runs on its own task; dropping the future does not abandon it.
 pub async fn put_version(
+    st: &Arc<Store>,
     cl: &Arc<Cluster>,
     staged: crate::files::Staged,
     v: crate::store::NewVersion,
@@ -89,6 +89,9 @@ pub async fn put_version(
         size: v.size,
         slo_size: None,
         if_none_match: None,
+        // The S3 front-end chose the timestamp on this node: a newer version on a replica
+        // makes the write go again past it, as a Swift PUT through the proxy does.
+        own_ts: true,
     };
     let payload = if staged.path().is_some() {
         Payload::File(Arc::new(staged))
@@ -96,7 +99,7 @@ pub async fn put_version(
         // An empty body is staged without a file.
         Payload::Memory(bytes::Bytes::new())
     };
-    let resp = store_version(cl, nv, payload).await?;
+    let resp = store_version(st, cl, nv, payload).await?;
     match resp.status() {
         StatusCode::CREATED => Ok(()),
         s => Err(refused(s)),
@@ -112,14 +115,29 @@ pub async fn put_version(
 /// # Cancel safety
 /// As [`put_version`].
 pub async fn delete(
+    st: &Arc<Store>,
     cl: &Arc<Cluster>,
     (account, container, object): (&str, &str, &str),
-    ts: Timestamp,
 ) -> Result<bool> {
-    let mut h = HeaderMap::new();
-    super::proxy::set(&mut h, "x-timestamp", ts);
     let path = (account.to_owned(), container.to_owned(), object.to_owned());
-    match small_write(cl, Method::DELETE, path, h).await? {
+    // A replica holding a newer version than this node's timestamp makes the delete go again
+    // past it (as the proxy's DELETE does).
+    let mut ts = st.clock.now();
+    let mut attempt = 0;
+    let small = loop {
+        attempt += 1;
+        let mut h = HeaderMap::new();
+        super::proxy::set(&mut h, "x-timestamp", ts);
+        let (small, newer) = small_write(cl, Method::DELETE, path.clone(), h).await?;
+        match newer.filter(|t| *t >= ts) {
+            Some(t) if attempt <= super::proxy::REISSUES => {
+                st.clock.observe(t);
+                ts = st.clock.now();
+            }
+            _ => break small,
+        }
+    };
+    match small {
         Small::Applied => Ok(true),
         Small::NotFound => Ok(false),
         Small::Refused(s) => Err(refused(s)),

@@ -421,8 +421,9 @@ async fn put(
         size,
         slo_size: None,
         if_none_match: r.headers.get("if-none-match").cloned(),
+        own_ts: own_ts(&r),
     };
-    store_version(cl, v, payload).await
+    store_version(st, cl, v, payload).await
 }
 
 /// A new version, ready to be sent to the replicas.
@@ -439,16 +440,41 @@ pub(super) struct NewVersion {
     /// show; the body is the manifest.
     pub(super) slo_size: Option<u64>,
     pub(super) if_none_match: Option<HeaderValue>,
+    /// `ts` was chosen by this node (not a peer's): when a replica holds a newer version
+    /// (another node's clock is ahead, or this one behind), the write is sent again with a
+    /// timestamp past it, so a write acknowledged after another always wins over it.
+    pub(super) own_ts: bool,
+}
+
+/// Whether the request's write timestamp is this node's choice (not a peer's `X-Timestamp`).
+pub(super) fn own_ts(r: &Req) -> bool {
+    r.ts.is_none()
+        && !(r.ident.can(crate::request::Capability::Storage)
+            && r.headers.contains_key("x-timestamp"))
+}
+
+/// Times a write is sent again past a newer version a replica holds.
+pub(super) const REISSUES: usize = 3;
+
+/// The newest version a replica said it holds instead of `ts`, if newer than `ts`.
+fn superseded_by(acks: &[Ack], ts: Timestamp) -> Option<Timestamp> {
+    acks.iter()
+        .filter_map(|a| match a {
+            Ack::Superseded(t) if *t >= ts => Some(*t),
+            _ => None,
+        })
+        .max()
 }
 
 /// Sends a version to its replicas; 201 on a quorum.
 pub(super) async fn store_version(
+    st: &Arc<Store>,
     cl: &Arc<Cluster>,
     v: NewVersion,
     payload: Payload,
 ) -> Result<Response> {
     let NewVersion {
-        ts,
+        mut ts,
         path,
         meta: mut common,
         content_type: ct,
@@ -457,12 +483,12 @@ pub(super) async fn store_version(
         size,
         slo_size,
         if_none_match,
+        own_ts,
     } = v;
     set(&mut common, "content-type", &ct);
     if slo_size.is_some() {
         set(&mut common, SLO_HEADER, "1");
     }
-    set(&mut common, "x-timestamp", ts);
     set(&mut common, "etag", &etag);
     if let Some(d) = delete_at {
         set(&mut common, "x-delete-at", d);
@@ -478,7 +504,28 @@ pub(super) async fn store_version(
     set(&mut row_headers, "content-length", 0);
     set(&mut row_headers, SIZE_HEADER, slo_size.unwrap_or(size));
     set(&mut row_headers, DIRECT_HEADER, Direct::Row.as_str());
-    let acks = replicate_write(cl, Method::PUT, path, data_headers, row_headers, payload).await;
+    let mut attempt = 0;
+    let acks = loop {
+        attempt += 1;
+        set(&mut data_headers, "x-timestamp", ts);
+        set(&mut row_headers, "x-timestamp", ts);
+        let acks = replicate_write(
+            cl,
+            Method::PUT,
+            path.clone(),
+            data_headers.clone(),
+            row_headers.clone(),
+            payload.clone(),
+        )
+        .await;
+        match superseded_by(&acks, ts) {
+            Some(newer) if own_ts && attempt <= REISSUES => {
+                st.clock.observe(newer);
+                ts = st.clock.now();
+            }
+            _ => break acks,
+        }
+    };
     let replicas = cl.ring().replicas as usize;
     let done = acks
         .iter()
@@ -582,8 +629,9 @@ async fn copy(
         size,
         slo_size: None,
         if_none_match: None,
+        own_ts: own_ts(r),
     };
-    let mut resp = store_version(cl, v, payload).await?;
+    let mut resp = store_version(st, cl, v, payload).await?;
     if resp.status() == StatusCode::CREATED {
         set(resp.headers_mut(), "x-copied-from", format!("{sc}/{so}"));
         set(
@@ -632,13 +680,30 @@ async fn fan_out_small(
         }
         common.remove("x-delete-after");
     }
-    set(&mut common, "x-timestamp", ts);
     let path = (
         r.path.account().to_owned(),
         container.to_owned(),
         object.to_owned(),
     );
-    match small_write(cl, r.method.clone(), path, common).await? {
+    // A DELETE some replica answers with a newer version than its timestamp is sent again
+    // past it (as a PUT is, see [`NewVersion::own_ts`]).
+    let reissue = r.method == Method::DELETE && own_ts(r);
+    let mut ts = ts;
+    let mut attempt = 0;
+    let small = loop {
+        attempt += 1;
+        set(&mut common, "x-timestamp", ts);
+        let (small, newer) =
+            small_write(cl, r.method.clone(), path.clone(), common.clone()).await?;
+        match newer.filter(|t| *t >= ts) {
+            Some(t) if reissue && attempt <= REISSUES => {
+                st.clock.observe(t);
+                ts = st.clock.now();
+            }
+            _ => break small,
+        }
+    };
+    match small {
         Small::Applied => Ok(status(ok)),
         Small::NotFound => Err(Error::NotFound { what: "object" }),
         Small::Refused(s) => Ok(status(s)),

@@ -1,6 +1,10 @@
 //! The replicator: makes every replica of every partition converge.
 //!
 //! One pass:
+//! 0. makes rows and files agree in every partition ([`Store::reconcile_partition`]): a row
+//!    whose data file is missing becomes listing-only, so the hashes below show it and the
+//!    other primaries restore the data; a data file no row names is removed once older than
+//!    `orphan_grace`;
 //! 1. drops tombstones older than `reclaim_age`;
 //! 2. pulls every peer's account and container rows and keeps the newest of each;
 //! 3. for every partition this node has rows in, and every peer: compares per-suffix hashes
@@ -113,6 +117,15 @@ pub struct PassReport {
     /// Data bytes pushed.
     #[serde(default)]
     pub bytes: u64,
+    /// Rows whose data file was missing (marked listing-only, to be restored).
+    #[serde(default)]
+    pub missing_files: u64,
+    /// Orphan data files removed.
+    #[serde(default)]
+    pub orphans_removed: u64,
+    /// Orphan data files younger than `orphan_grace`, kept for now.
+    #[serde(default)]
+    pub orphans_young: u64,
 }
 
 /// The suffix of an object path hash.
@@ -218,6 +231,12 @@ pub async fn pass(st: &Arc<Store>, cl: &Cluster) -> Result<PassReport> {
     let me = cl.me(&ring);
     count_handoff_backlog(st, cl).await?;
 
+    // 0. Rows against files.
+    let fixed = reconcile(st, cl.cfg.orphan_grace).await?;
+    rep.missing_files = fixed.missing;
+    rep.orphans_removed = fixed.orphans;
+    rep.orphans_young = fixed.young_orphans;
+
     // 1. Tombstone reclamation.
     let age = cl.cfg.reclaim_age;
     let cutoff = Timestamp::from_secs(unix_now().saturating_sub(age.as_secs()));
@@ -284,6 +303,25 @@ pub async fn pass(st: &Arc<Store>, cl: &Cluster) -> Result<PassReport> {
     s.last_pass_bytes.store(rep.bytes, Ordering::Relaxed);
     s.last_pass_end.store(unix_now(), Ordering::Relaxed);
     Ok(rep)
+}
+
+/// Reconciles every partition that has data rows or a directory on disk.
+///
+/// # Errors
+/// [`Error::Db`], [`Error::Io`].
+pub async fn reconcile(
+    st: &Arc<Store>,
+    grace: std::time::Duration,
+) -> Result<crate::store::Reconciled> {
+    let mut parts = st.blocking(|s| s.db.data_partitions()).await?;
+    parts.extend(st.blocking(|s| s.partitions_on_disk()).await?);
+    parts.sort_unstable();
+    parts.dedup();
+    let mut total = crate::store::Reconciled::default();
+    for part in parts {
+        total.add(st.reconcile_partition(part, grace).await?);
+    }
+    Ok(total)
 }
 
 #[derive(Default)]

@@ -163,8 +163,9 @@ pub async fn put(
         size: json.len() as u64,
         slo_size: Some(m.size()),
         if_none_match: None,
+        own_ts: super::proxy::own_ts(&r),
     };
-    store_version(cl, v, Payload::Memory(json)).await
+    store_version(st, cl, v, Payload::Memory(json)).await
 }
 
 /// Writes a manifest over `m.segments` (live, non-SLO rows the caller checked, as
@@ -177,7 +178,11 @@ pub async fn put(
 ///
 /// # Cancel safety
 /// The replication runs on its own task; dropping the future does not abandon it.
-pub async fn put_rows(cl: &Arc<Cluster>, m: manifest::NewManifest) -> Result<()> {
+pub async fn put_rows(
+    st: &Arc<Store>,
+    cl: &Arc<Cluster>,
+    m: manifest::NewManifest,
+) -> Result<()> {
     if m.segments.is_empty() {
         return Err(bad("manifest has no segments"));
     }
@@ -207,8 +212,10 @@ pub async fn put_rows(cl: &Arc<Cluster>, m: manifest::NewManifest) -> Result<()>
         size: json.len() as u64,
         slo_size: Some(man.size()),
         if_none_match: None,
+        // Chosen on this node (the S3 front-end's CompleteMultipartUpload).
+        own_ts: true,
     };
-    let resp = store_version(cl, v, Payload::Memory(json)).await?;
+    let resp = store_version(st, cl, v, Payload::Memory(json)).await?;
     match resp.status() {
         StatusCode::CREATED => Ok(()),
         s => Err(super::objects::refused(s)),
@@ -531,7 +538,7 @@ pub async fn delete(
         let mut h = HeaderMap::new();
         set(&mut h, "x-timestamp", st.clock.now());
         let path = (row.account.clone(), c.to_owned(), o.to_owned());
-        match small_write(cl, Method::DELETE, path, h).await? {
+        match small_write(cl, Method::DELETE, path, h).await?.0 {
             Small::Applied => deleted += 1,
             Small::NotFound | Small::Refused(_) => not_found += 1,
         }
@@ -539,7 +546,7 @@ pub async fn delete(
     let mut h = HeaderMap::new();
     set(&mut h, "x-timestamp", r.write_ts(st)?);
     let path = (row.account.clone(), row.container.clone(), row.name.clone());
-    match small_write(cl, Method::DELETE, path, h).await? {
+    match small_write(cl, Method::DELETE, path, h).await?.0 {
         Small::Applied => deleted += 1,
         Small::NotFound => return Err(Error::NotFound { what: "object" }),
         Small::Refused(s) => return Ok(request::status(s)),

@@ -14,6 +14,7 @@ use outpost_ring::Device;
 
 use super::proxy::{quorum, set};
 use super::{object_url, Cluster, Direct, DIRECT_HEADER};
+use crate::hlc::Timestamp;
 use crate::{Error, Result};
 
 /// A body that can be sent to several replicas.
@@ -77,8 +78,10 @@ where
 /// One replica's answer to a write.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Ack {
-    /// Applied (or already superseded): the status it answered.
+    /// Applied (or a 404 of a delete): the status it answered.
     Done(StatusCode),
+    /// Not applied: the replica holds a newer version, of this timestamp (a 202 naming it).
+    Superseded(Timestamp),
     /// Refused with a client error: passed back if no quorum forms.
     Refused(StatusCode),
     /// Unreachable or failed.
@@ -101,9 +104,16 @@ async fn send_write(
     match cl.send(method.clone(), url, headers.clone(), body).await {
         Ok(resp) => {
             let s = resp.status();
+            let newer = (s == StatusCode::ACCEPTED)
+                .then(|| resp.headers().get(super::BACKEND_TS_HEADER))
+                .flatten()
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<Timestamp>().ok());
             // Drain so the connection goes back to the pool.
             let _ = resp.bytes().await;
-            if s.is_success() || s == StatusCode::NOT_FOUND {
+            if let Some(t) = newer {
+                Ack::Superseded(t)
+            } else if s.is_success() || s == StatusCode::NOT_FOUND {
                 Ack::Done(s)
             } else if s.is_client_error() && s != StatusCode::REQUEST_TIMEOUT {
                 Ack::Refused(s)
@@ -112,6 +122,22 @@ async fn send_write(
             }
         }
         Err(_) => Ack::Failed,
+    }
+}
+
+impl Ack {
+    /// The replica holds this write or a newer one (a success towards the quorum).
+    pub(super) fn is_success(&self) -> bool {
+        match self {
+            Ack::Done(s) => s.is_success(),
+            Ack::Superseded(_) => true,
+            _ => false,
+        }
+    }
+
+    /// The replica answered (applied, superseded, or a delete's 404).
+    fn answered(&self) -> bool {
+        matches!(self, Ack::Done(_) | Ack::Superseded(_))
     }
 }
 
@@ -175,7 +201,7 @@ pub(super) async fn replicate_write(
                 let mut dev = p.clone();
                 let ack = loop {
                     let ack = send_write(cl, method, &dev, path, headers, payload).await;
-                    note(dev.id, matches!(ack, Ack::Done(_)));
+                    note(dev.id, ack.answered());
                     if !matches!(ack, Ack::Failed) {
                         if dev.id != p.id {
                             cl.count(&cl.stats.handoff_writes, 1);
@@ -199,7 +225,7 @@ pub(super) async fn replicate_write(
             let (method, path, headers, tx, note) = (&method, &path, &row_headers, &tx, &note);
             async move {
                 let ack = send_write(cl, method, d, path, headers, &Payload::Empty).await;
-                note(d.id, matches!(ack, Ack::Done(_)));
+                note(d.id, ack.answered());
                 let mine = Some(d.id) == me;
                 let _ = tx.send(Answer {
                     data: false,
@@ -221,7 +247,7 @@ pub(super) async fn replicate_write(
     while let Some(a) = rx.recv().await {
         mine_done |= a.mine;
         if a.data {
-            ok += usize::from(matches!(a.ack, Ack::Done(s) if s.is_success()));
+            ok += usize::from(a.ack.is_success());
             acks.push(a.ack);
         }
         if ok >= need && mine_done {
@@ -242,7 +268,8 @@ pub(super) enum Small {
 }
 
 /// Sends a body-less write (`common` carries its `X-Timestamp`) to every node: data holders
-/// first, listing rows elsewhere.
+/// first, listing rows elsewhere. Also returns the newest version a replica said it holds
+/// instead (a 202 naming it).
 ///
 /// # Errors
 /// [`Error::Unavailable`] without a quorum.
@@ -251,7 +278,7 @@ pub(super) async fn small_write(
     method: Method,
     path: (String, String, String),
     mut common: HeaderMap,
-) -> Result<Small> {
+) -> Result<(Small, Option<Timestamp>)> {
     set(&mut common, "content-length", 0);
     let mut data_headers = common.clone();
     set(&mut data_headers, DIRECT_HEADER, Direct::Data.as_str());
@@ -259,21 +286,29 @@ pub(super) async fn small_write(
     set(&mut row_headers, DIRECT_HEADER, Direct::Row.as_str());
     let acks = replicate_write(cl, method, path, data_headers, row_headers, Payload::Empty).await;
     let replicas = cl.ring().replicas as usize;
+    let newer = acks
+        .iter()
+        .filter_map(|a| match a {
+            Ack::Superseded(t) => Some(*t),
+            _ => None,
+        })
+        .max();
     let done: Vec<StatusCode> = acks
         .iter()
         .filter_map(|a| match a {
             Ack::Done(s) => Some(*s),
+            Ack::Superseded(_) => Some(StatusCode::ACCEPTED),
             _ => None,
         })
         .collect();
     if done.len() >= quorum(replicas) {
         if done.iter().any(StatusCode::is_success) {
-            return Ok(Small::Applied);
+            return Ok((Small::Applied, newer));
         }
-        return Ok(Small::NotFound);
+        return Ok((Small::NotFound, newer));
     }
     if let Some(Ack::Refused(s)) = acks.iter().find(|a| matches!(a, Ack::Refused(_))) {
-        return Ok(Small::Refused(*s));
+        return Ok((Small::Refused(*s), newer));
     }
     Err(Error::Unavailable {
         reason: "too few replicas acknowledged the write",

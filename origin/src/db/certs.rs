@@ -66,9 +66,7 @@ impl Db {
             domain: r.domain.clone(),
         };
         self.write(|tx| {
-            tx.execute(
-                "INSERT OR REPLACE INTO certs (domain, cert_pem, key_pem, not_after, issued_at, issuer) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
+            tx.prepare_cached("INSERT OR REPLACE INTO certs (domain, cert_pem, key_pem, not_after, issued_at, issuer) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?.execute(params![
                     r.domain,
                     r.cert_pem,
                     r.key_pem.expose(),
@@ -151,11 +149,9 @@ impl Db {
             );
             if granted {
                 match &after {
-                    Some((h, exp)) => tx.execute(
-                        "INSERT OR REPLACE INTO cert_leases (domain, holder, expires_at) VALUES (?1, ?2, ?3)",
-                        params![domain, h, to_i64(*exp)],
+                    Some((h, exp)) => tx.prepare_cached("INSERT OR REPLACE INTO cert_leases (domain, holder, expires_at) VALUES (?1, ?2, ?3)")?.execute(params![domain, h, to_i64(*exp)],
                     )?,
-                    None => tx.execute("DELETE FROM cert_leases WHERE domain = ?1", [domain])?,
+                    None => tx.prepare_cached("DELETE FROM cert_leases WHERE domain = ?1")?.execute([domain])?,
                 };
             }
             let (h, exp) = after.unwrap_or_else(|| (String::new(), now));
@@ -178,13 +174,9 @@ impl Db {
     /// [`crate::Error::Db`].
     pub fn put_challenge(&self, c: &ChallengeRecord, now: u64) -> Result<()> {
         self.write(|tx| {
-            tx.execute(
-                "DELETE FROM acme_challenges WHERE expires_at <= ?1",
-                [to_i64(now)],
+            tx.prepare_cached("DELETE FROM acme_challenges WHERE expires_at <= ?1")?.execute([to_i64(now)],
             )?;
-            tx.execute(
-                "INSERT OR REPLACE INTO acme_challenges (token, domain, key_authorization, expires_at) VALUES (?1, ?2, ?3, ?4)",
-                params![c.token, c.domain, c.key_authorization, to_i64(c.expires_at)],
+            tx.prepare_cached("INSERT OR REPLACE INTO acme_challenges (token, domain, key_authorization, expires_at) VALUES (?1, ?2, ?3, ?4)")?.execute(params![c.token, c.domain, c.key_authorization, to_i64(c.expires_at)],
             )?;
             Ok(((), None))
         })

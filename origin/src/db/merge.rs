@@ -44,14 +44,11 @@
 //! result as an ordinary version.
 //!
 //! # Account and container rows: [`MetaRow`]
-//! Row-level last-writer-wins: the whole row (tombstone flag, metadata, token keys) is
-//! replaced by a greater one; metadata is *not* merged per key. Ordered by timestamp, then a
-//! tombstone over a live row, then by content (metadata, then token keys, compared as values),
-//! so equal timestamps with different contents still converge. (Rows have no data file, so
-//! comparing content is safe here.) A POST applies its updates to the local row and stamps it
-//! with the POST's timestamp, so a node that missed an earlier POST ends with the same
-//! timestamp and other contents; the content tie-break makes every node pick the same one,
-//! but may pick the one that missed the earlier update (per-key timestamps would fix that).
+//! Merged key by key: every metadata key carries the timestamp of its last write, removed
+//! keys stay as stamped tombstones, and a row delete clears every older key
+//! ([`super::stamps`], where the laws are written down and property-tested). A node that
+//! missed a POST gets its keys from any peer that has them. [`MetaRow::merge_order`] (the
+//! whole-row order of schema 2) remains only as a total order for sorting.
 //!
 //! # Container counters
 //! Not merged: object count and bytes are derived on each node from its own object rows, in
@@ -192,9 +189,15 @@ impl MetaRow {
     }
 }
 
+/// Account and container rows merge key by key ([`super::stamps::merge`], whose laws are
+/// written and property-tested there); `a.supersedes(b)` means `a` brings `b` something new.
 impl Merge for MetaRow {
     fn supersedes(&self, other: &Self) -> bool {
-        self.merge_order(other) == Ordering::Greater
+        super::stamps::merge(other, self) != super::stamps::normalize(other)
+    }
+
+    fn merge(&mut self, other: &Self) {
+        *self = super::stamps::merge(self, other);
     }
 }
 
@@ -246,6 +249,7 @@ mod tests {
                 deleted,
                 meta,
                 token_keys: keys.into(),
+                stamps: Default::default(),
             })
     }
 
@@ -261,7 +265,7 @@ mod tests {
     }
 
     fn same_meta(a: &MetaRow, b: &MetaRow) -> bool {
-        a.merge_order(b) == Ordering::Equal
+        crate::db::stamps::normalize(a) == crate::db::stamps::normalize(b)
     }
 
     proptest! {
@@ -378,6 +382,7 @@ mod tests {
             deleted,
             meta: [("x-container-read".to_owned(), v.to_owned())].into(),
             token_keys: String::new(),
+            stamps: Default::default(),
         };
         assert!(row(true, "a").supersedes(&row(false, "b")));
         assert!(row(false, "b").supersedes(&row(false, "a")));

@@ -21,6 +21,7 @@ pub mod merge;
 mod namespace;
 mod replica;
 mod scan;
+pub mod stamps;
 
 pub use certs::lease_rule;
 pub use feed::{PurgeTarget, Revocation};
@@ -32,7 +33,7 @@ pub use scan::successor;
 use scan::{list, range_query};
 
 /// Schema version stored in `PRAGMA user_version`.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS accounts (
@@ -40,7 +41,8 @@ CREATE TABLE IF NOT EXISTS accounts (
     ts INTEGER NOT NULL,
     deleted INTEGER NOT NULL DEFAULT 0,
     meta TEXT NOT NULL DEFAULT '{}',
-    token_keys TEXT NOT NULL DEFAULT '[]'
+    token_keys TEXT NOT NULL DEFAULT '[]',
+    stamps TEXT NOT NULL DEFAULT '{}'
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS containers (
     account TEXT NOT NULL,
@@ -50,6 +52,7 @@ CREATE TABLE IF NOT EXISTS containers (
     meta TEXT NOT NULL DEFAULT '{}',
     object_count INTEGER NOT NULL DEFAULT 0,
     bytes_used INTEGER NOT NULL DEFAULT 0,
+    stamps TEXT NOT NULL DEFAULT '{}',
     PRIMARY KEY (account, name)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS objects (
@@ -299,6 +302,20 @@ impl Db {
             writer.execute_batch(
                 "ALTER TABLE objects ADD COLUMN listing_only INTEGER NOT NULL DEFAULT 0",
             )?;
+        }
+        // Schema 2 → 3: per-key stamps of account and container rows (`stamps.rs`); rows
+        // without them read as every key written at the row's timestamp.
+        for table in ["accounts", "containers"] {
+            let has_stamps: i64 = writer.query_row(
+                &format!("SELECT COUNT(*) FROM pragma_table_info('{table}') WHERE name = 'stamps'"),
+                [],
+                |r| r.get(0),
+            )?;
+            if has_stamps == 0 {
+                writer.execute_batch(&format!(
+                    "ALTER TABLE {table} ADD COLUMN stamps TEXT NOT NULL DEFAULT '{{}}'"
+                ))?;
+            }
         }
         writer.execute_batch(feed::FEED_SCHEMA)?;
         writer.execute_batch(certs::CERTS_SCHEMA)?;

@@ -1,7 +1,7 @@
 //! Accounts and containers: their rows, metadata, counters and listings (every node of a
 //! cluster keeps all of them; objects are in `db/mod.rs`).
 
-use rusqlite::{params, OptionalExtension};
+use rusqlite::OptionalExtension;
 
 use super::*;
 
@@ -54,14 +54,17 @@ impl Db {
     pub fn ensure_account(&self, name: &str, ts: Timestamp) -> Result<bool> {
         self.write(|tx| {
             let existing: Option<i64> = tx
-                .prepare_cached("SELECT deleted FROM accounts WHERE name = ?1")?.query_row([name], |r| r.get(0))
+                .prepare_cached("SELECT deleted FROM accounts WHERE name = ?1")?
+                .query_row([name], |r| r.get(0))
                 .optional()?;
             if existing == Some(0) {
                 return Ok((false, None));
             }
-            tx.prepare_cached("INSERT INTO accounts (name, ts, deleted) VALUES (?1, ?2, 0)
-                 ON CONFLICT(name) DO UPDATE SET ts = excluded.ts, deleted = 0, meta = '{}', token_keys = '[]'")?.execute(params![name, to_i64(ts.0)],
-            )?;
+            // Created anew: what an earlier delete cleared stays cleared (`stamps.rs`).
+            let cur =
+                replica::meta_row_in(tx, name, None)?.unwrap_or_else(|| stamps::absent(name, None));
+            let next = stamps::write(&cur, ts.0, &[], Some("[]"));
+            replica::write_meta_row(tx, &next)?;
             let seq = record_change(tx, ts, name, &ChangeKind::AccountPut)?;
             Ok((true, Some(seq)))
         })
@@ -79,25 +82,13 @@ impl Db {
         keys: Option<&[outpost_auth::TokenKeySpec]>,
     ) -> Result<()> {
         self.write(|tx| {
-            let row: Option<(String, String)> = tx
-                .prepare_cached(
-                    "SELECT meta, token_keys FROM accounts WHERE name = ?1 AND deleted = 0",
-                )?
-                .query_row([name], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()?;
-            let Some((meta, old_keys)) = row else {
+            let Some(cur) = replica::meta_row_in(tx, name, None)?.filter(|r| !r.deleted) else {
                 return Err(Error::NotFound { what: "account" });
             };
-            let mut meta = parse_meta(&meta);
-            apply_updates(&mut meta, updates);
-            let keys_json = match keys {
-                Some(k) => serde_json::to_string(k).unwrap_or_else(|_| "[]".into()),
-                None => old_keys,
-            };
-            tx.prepare_cached(
-                "UPDATE accounts SET meta = ?2, token_keys = ?3, ts = MAX(ts, ?4) WHERE name = ?1",
-            )?
-            .execute(params![name, meta_json(&meta), keys_json, to_i64(ts.0)])?;
+            let keys_json = keys.map(|k| serde_json::to_string(k).unwrap_or_else(|_| "[]".into()));
+            // Each key is stamped with this write; a newer write of a key (from a peer) stays.
+            let next = stamps::write(&cur, ts.0, updates, keys_json.as_deref());
+            replica::write_meta_row(tx, &next)?;
             let seq = record_change(tx, ts, name, &ChangeKind::AccountPost)?;
             Ok(((), Some(seq)))
         })
@@ -119,14 +110,10 @@ impl Db {
                     reason: "account still has containers",
                 });
             }
-            let changed = tx
-                .prepare_cached(
-                    "UPDATE accounts SET deleted = 1, ts = ?2 WHERE name = ?1 AND deleted = 0",
-                )?
-                .execute(params![name, to_i64(ts.0)])?;
-            if changed == 0 {
+            let Some(cur) = replica::meta_row_in(tx, name, None)?.filter(|r| !r.deleted) else {
                 return Err(Error::NotFound { what: "account" });
-            }
+            };
+            replica::write_meta_row(tx, &stamps::delete(&cur, ts.0))?;
             let seq = record_change(tx, ts, name, &ChangeKind::AccountDelete)?;
             Ok(((), Some(seq)))
         })
@@ -171,19 +158,12 @@ impl Db {
         updates: &[(String, Option<String>)],
     ) -> Result<bool> {
         self.write(|tx| {
-            let row: Option<(i64, String)> = tx
-                .prepare_cached("SELECT deleted, meta FROM containers WHERE account = ?1 AND name = ?2")?.query_row([account, name],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?;
-            let (created, mut meta) = match row {
-                Some((0, m)) => (false, parse_meta(&m)),
-                _ => (true, Meta::new()),
-            };
-            apply_updates(&mut meta, updates);
-            tx.prepare_cached("INSERT INTO containers (account, name, ts, deleted, meta) VALUES (?1, ?2, ?3, 0, ?4)
-                 ON CONFLICT(account, name) DO UPDATE SET ts = excluded.ts, deleted = 0, meta = excluded.meta")?.execute(params![account, name, to_i64(ts.0), meta_json(&meta)],
-            )?;
+            let cur = replica::meta_row_in(tx, account, Some(name))?;
+            let created = cur.as_ref().is_none_or(|c| c.deleted);
+            let cur = cur.unwrap_or_else(|| stamps::absent(account, Some(name)));
+            // Created anew, the keys an earlier delete cleared stay cleared (`stamps.rs`).
+            let next = stamps::write(&cur, ts.0, updates, None);
+            replica::write_meta_row(tx, &next)?;
             let container = name.to_owned();
             let kind = if created {
                 ChangeKind::ContainerPut { container }
@@ -207,19 +187,19 @@ impl Db {
         updates: &[(String, Option<String>)],
     ) -> Result<()> {
         self.write(|tx| {
-            let meta: Option<String> = tx
-                .prepare_cached("SELECT meta FROM containers WHERE account = ?1 AND name = ?2 AND deleted = 0")?.query_row([account, name],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            let Some(meta) = meta else {
+            let Some(cur) = replica::meta_row_in(tx, account, Some(name))?.filter(|r| !r.deleted)
+            else {
                 return Err(Error::NotFound { what: "container" });
             };
-            let mut meta = parse_meta(&meta);
-            apply_updates(&mut meta, updates);
-            tx.prepare_cached("UPDATE containers SET meta = ?3, ts = MAX(ts, ?4) WHERE account = ?1 AND name = ?2")?.execute(params![account, name, meta_json(&meta), to_i64(ts.0)],
+            replica::write_meta_row(tx, &stamps::write(&cur, ts.0, updates, None))?;
+            let seq = record_change(
+                tx,
+                ts,
+                account,
+                &ChangeKind::ContainerPost {
+                    container: name.to_owned(),
+                },
             )?;
-            let seq = record_change(tx, ts, account, &ChangeKind::ContainerPost { container: name.to_owned() })?;
             Ok(((), Some(seq)))
         })
     }
@@ -244,8 +224,9 @@ impl Db {
                 }
                 Some(_) => {}
             }
-            tx.prepare_cached("UPDATE containers SET deleted = 1, ts = ?3, meta = '{}' WHERE account = ?1 AND name = ?2")?.execute(params![account, name, to_i64(ts.0)],
-            )?;
+            if let Some(cur) = replica::meta_row_in(tx, account, Some(name))? {
+                replica::write_meta_row(tx, &stamps::delete(&cur, ts.0))?;
+            }
             let seq = record_change(tx, ts, account, &ChangeKind::ContainerDelete { container: name.to_owned() })?;
             Ok(((), Some(seq)))
         })

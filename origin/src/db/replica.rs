@@ -6,8 +6,8 @@ use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    merge, meta_json, object_from_row, parse_meta, record_change, to_i64, to_u64, ChangeKind, Db,
-    Meta, ObjectRow, OBJECT_COLS,
+    meta_json, object_from_row, parse_meta, record_change, to_i64, to_u64, ChangeKind, Db, Meta,
+    ObjectRow, OBJECT_COLS,
 };
 use crate::hlc::Timestamp;
 use crate::Result;
@@ -67,6 +67,11 @@ pub struct MetaRow {
     /// Account token keys, as stored (JSON); empty for containers.
     #[serde(default)]
     pub token_keys: String,
+    /// Per-key write timestamps, removed keys included, and the row's last update and delete
+    /// ([`super::stamps`]). Absent from whole-row peers: then every key counts as written at
+    /// `ts`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub stamps: std::collections::BTreeMap<String, u64>,
 }
 
 /// An account row as replicas exchange it (`name, ts, deleted, meta, token_keys`).
@@ -78,6 +83,7 @@ fn account_meta_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MetaRow> {
         deleted: r.get::<_, i64>(2)? != 0,
         meta: parse_meta(&r.get::<_, String>(3)?),
         token_keys: r.get(4)?,
+        stamps: parse_stamps(&r.get::<_, String>(5)?),
     })
 }
 
@@ -90,6 +96,7 @@ fn container_meta_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MetaRow> {
         deleted: r.get::<_, i64>(3)? != 0,
         meta: parse_meta(&r.get::<_, String>(4)?),
         token_keys: String::new(),
+        stamps: parse_stamps(&r.get::<_, String>(5)?),
     })
 }
 
@@ -224,12 +231,14 @@ impl Db {
     pub fn meta_rows(&self) -> Result<Vec<MetaRow>> {
         self.read(|c| {
             let mut out = Vec::new();
-            let mut st =
-                c.prepare_cached("SELECT name, ts, deleted, meta, token_keys FROM accounts")?;
+            let mut st = c.prepare_cached(
+                "SELECT name, ts, deleted, meta, token_keys, stamps FROM accounts",
+            )?;
             let rows = st.query_map([], account_meta_row)?;
             out.extend(rows.collect::<rusqlite::Result<Vec<_>>>()?);
-            let mut st =
-                c.prepare_cached("SELECT account, name, ts, deleted, meta FROM containers")?;
+            let mut st = c.prepare_cached(
+                "SELECT account, name, ts, deleted, meta, stamps FROM containers",
+            )?;
             let rows = st.query_map([], container_meta_row)?;
             out.extend(rows.collect::<rusqlite::Result<Vec<_>>>()?);
             Ok(out)
@@ -246,21 +255,21 @@ impl Db {
             Ok(match container {
                 None => c
                     .prepare_cached(
-                        "SELECT name, ts, deleted, meta, token_keys FROM accounts WHERE name = ?1",
+                        "SELECT name, ts, deleted, meta, token_keys, stamps FROM accounts WHERE name = ?1",
                     )?
                     .query_row([account], account_meta_row)
                     .optional()?,
                 Some(name) => c
-                    .prepare_cached("SELECT account, name, ts, deleted, meta FROM containers WHERE account = ?1 AND name = ?2")?
+                    .prepare_cached("SELECT account, name, ts, deleted, meta, stamps FROM containers WHERE account = ?1 AND name = ?2")?
                     .query_row([account, name], container_meta_row)
                     .optional()?,
             })
         })
     }
 
-    /// Applies account and container rows from a peer where they win over ours
-    /// ([`merge::supersedes`]: newest wins, row-level, ties by tombstone then content),
-    /// recording each applied one in the feed. Returns how many applied.
+    /// Merges account and container rows from a peer into ours, key by key
+    /// ([`super::stamps::merge`]), recording each row that changed in the feed. Returns how
+    /// many changed.
     ///
     /// # Errors
     /// [`crate::Error::Db`].
@@ -269,43 +278,33 @@ impl Db {
             let mut applied = 0;
             let mut last = None;
             for m in rows {
-                let ts = Timestamp(m.ts);
-                match &m.container {
-                    None => {
-                        let cur = tx
-                            .prepare_cached("SELECT name, ts, deleted, meta, token_keys FROM accounts WHERE name = ?1")?
-                            .query_row([&m.account], account_meta_row)
-                            .optional()?;
-                        if !merge::supersedes(m, cur.as_ref()) {
-                            continue;
-                        }
-                        let keys = if m.token_keys.is_empty() { "[]" } else { m.token_keys.as_str() };
-                        tx.prepare_cached("INSERT INTO accounts (name, ts, deleted, meta, token_keys) VALUES (?1, ?2, ?3, ?4, ?5)
-                             ON CONFLICT(name) DO UPDATE SET ts = excluded.ts, deleted = excluded.deleted, meta = excluded.meta, token_keys = excluded.token_keys")?.execute(params![m.account, to_i64(m.ts), i64::from(m.deleted), meta_json(&m.meta), keys],
-                        )?;
-                        let kind = if m.deleted { ChangeKind::AccountDelete } else { ChangeKind::AccountPost };
-                        last = Some(record_change(tx, ts, &m.account, &kind)?);
-                    }
+                let cur = meta_row_in(tx, &m.account, m.container.as_deref())?;
+                let merged = match &cur {
+                    Some(c) => super::stamps::merge(c, m),
+                    None => super::stamps::normalize(m),
+                };
+                if cur
+                    .as_ref()
+                    .is_some_and(|c| super::stamps::normalize(c) == merged)
+                {
+                    continue;
+                }
+                write_meta_row(tx, &merged)?;
+                let ts = Timestamp(merged.ts);
+                let kind = match &m.container {
+                    None if merged.deleted => ChangeKind::AccountDelete,
+                    None => ChangeKind::AccountPost,
                     Some(c) => {
-                        let cur = tx
-                            .prepare_cached("SELECT account, name, ts, deleted, meta FROM containers WHERE account = ?1 AND name = ?2")?
-                            .query_row([&m.account, c], container_meta_row)
-                            .optional()?;
-                        if !merge::supersedes(m, cur.as_ref()) {
-                            continue;
-                        }
-                        tx.prepare_cached("INSERT INTO containers (account, name, ts, deleted, meta) VALUES (?1, ?2, ?3, ?4, ?5)
-                             ON CONFLICT(account, name) DO UPDATE SET ts = excluded.ts, deleted = excluded.deleted, meta = excluded.meta")?.execute(params![m.account, c, to_i64(m.ts), i64::from(m.deleted), meta_json(&m.meta)],
-                        )?;
                         let container = c.clone();
-                        let kind = match (m.deleted, cur.is_some()) {
+                        let existed = cur.as_ref().is_some_and(|c| !c.deleted);
+                        match (merged.deleted, existed) {
                             (true, _) => ChangeKind::ContainerDelete { container },
                             (false, true) => ChangeKind::ContainerPost { container },
                             (false, false) => ChangeKind::ContainerPut { container },
-                        };
-                        last = Some(record_change(tx, ts, &m.account, &kind)?);
+                        }
                     }
-                }
+                };
+                last = Some(record_change(tx, ts, &m.account, &kind)?);
                 applied += 1;
             }
             Ok((applied, last))
@@ -327,6 +326,53 @@ impl Db {
             Ok(((), None))
         })
     }
+}
+
+/// The stamps column (`{}` for rows written before schema 3).
+fn parse_stamps(s: &str) -> std::collections::BTreeMap<String, u64> {
+    serde_json::from_str(s).unwrap_or_default()
+}
+
+/// One account (`container` `None`) or container row inside a write transaction.
+pub(super) fn meta_row_in(
+    tx: &rusqlite::Transaction<'_>,
+    account: &str,
+    container: Option<&str>,
+) -> rusqlite::Result<Option<MetaRow>> {
+    match container {
+        None => tx
+            .prepare_cached("SELECT name, ts, deleted, meta, token_keys, stamps FROM accounts WHERE name = ?1")?
+            .query_row([account], account_meta_row)
+            .optional(),
+        Some(c) => tx
+            .prepare_cached("SELECT account, name, ts, deleted, meta, stamps FROM containers WHERE account = ?1 AND name = ?2")?
+            .query_row([account, c], container_meta_row)
+            .optional(),
+    }
+}
+
+/// Stores a (normalized) account or container row: flags, metadata, token keys and stamps;
+/// a container's counters are kept.
+pub(super) fn write_meta_row(tx: &rusqlite::Transaction<'_>, m: &MetaRow) -> rusqlite::Result<()> {
+    let stamps = serde_json::to_string(&m.stamps).unwrap_or_else(|_| "{}".into());
+    match &m.container {
+        None => {
+            let keys = if m.token_keys.is_empty() {
+                "[]"
+            } else {
+                m.token_keys.as_str()
+            };
+            tx.prepare_cached("INSERT INTO accounts (name, ts, deleted, meta, token_keys, stamps) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT(name) DO UPDATE SET ts = excluded.ts, deleted = excluded.deleted, meta = excluded.meta, token_keys = excluded.token_keys, stamps = excluded.stamps")?.execute(params![m.account, to_i64(m.ts), i64::from(m.deleted), meta_json(&m.meta), keys, stamps],
+            )?;
+        }
+        Some(c) => {
+            tx.prepare_cached("INSERT INTO containers (account, name, ts, deleted, meta, stamps) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT(account, name) DO UPDATE SET ts = excluded.ts, deleted = excluded.deleted, meta = excluded.meta, stamps = excluded.stamps")?.execute(params![m.account, c, to_i64(m.ts), i64::from(m.deleted), meta_json(&m.meta), stamps],
+            )?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -128,7 +128,7 @@ impl Backend {
     pub async fn put_version(&self, staged: Staged, v: NewVersion) -> Result<()> {
         match self {
             Backend::Local(st) => st.put_version(staged, v).await.map(|_| ()),
-            Backend::Cluster(_, cl) => cluster::objects::put_version(cl, staged, v).await,
+            Backend::Cluster(st, cl) => cluster::objects::put_version(st, cl, staged, v).await,
         }
     }
 
@@ -172,9 +172,7 @@ impl Backend {
                     row.container.as_str(),
                     row.name.as_str(),
                 );
-                cluster::objects::delete(cl, path, st.clock.now())
-                    .await
-                    .map(|_| ())
+                cluster::objects::delete(st, cl, path).await.map(|_| ())
             }
         }
     }
@@ -247,7 +245,7 @@ impl Backend {
     pub async fn put_manifest(&self, m: NewManifest) -> Result<()> {
         match self {
             Backend::Local(st) => st.put_manifest(m).await.map(|_| ()),
-            Backend::Cluster(_, cl) => cluster::slo::put_rows(cl, m).await,
+            Backend::Cluster(st, cl) => cluster::slo::put_rows(st, cl, m).await,
         }
     }
 

@@ -26,6 +26,8 @@
 //!   writing one over existing segments, resolving one to its live segments.
 //! - [`pieces`]: object bodies streamed from data files (both front-ends' GETs).
 //! - `expirer.rs`: removes objects whose `X-Delete-At` passed.
+//! - `reconcile.rs`: rows against files: a row whose data file is missing becomes
+//!   listing-only (the replicator restores it), an orphan data file is removed after a grace.
 //!
 //! ## Where the work runs
 //! Point lookups (one row by its key: an object, a container, an account) and the open of a
@@ -46,6 +48,7 @@ mod meta;
 mod object;
 pub mod pieces;
 pub mod quota;
+mod reconcile;
 pub mod slo;
 pub mod validate;
 
@@ -62,6 +65,7 @@ use crate::{Error, Result};
 
 pub use expirer::expirer;
 pub use object::{NewVersion, OpenVersion, PostUpdate};
+pub use reconcile::Reconciled;
 pub use validate::{Expiry, MetaUpdate, NewObject, ObjectHeaders};
 
 /// One node's storage: metadata, data files, clock, config and metrics.

@@ -7,7 +7,7 @@ use super::Store;
 use crate::db::{Applied, Meta, ObjectRow};
 use crate::files::Staged;
 use crate::hlc::Timestamp;
-use crate::{Error, Result};
+use crate::{failpoints, Error, Result};
 
 /// What a new version consists of, besides its data.
 #[derive(Debug, Clone)]
@@ -144,7 +144,9 @@ impl Store {
         let hash = outpost_ring::object_hash_hex(&v.account, &v.container, &v.name);
         let part = outpost_ring::partition_of_hex(self.part_power(), &hash);
         let dest = self.files.data_path(part, &hash, v.ts);
+        failpoints::hit(failpoints::PUT_AFTER_TEMP)?;
         self.files.commit(staged, &dest).await?;
+        failpoints::hit(failpoints::PUT_AFTER_RENAME)?;
         let row = ObjectRow {
             account: v.account,
             container: v.container,
@@ -167,12 +169,14 @@ impl Store {
             let row2 = row.clone();
             match st.blocking(move |s| s.db.put_object(&row2)).await {
                 Ok(Applied::Yes(old)) => {
+                    failpoints::hit(failpoints::PUT_AFTER_ROW)?;
                     // A listing row completed with its data (same version) has no file of its
                     // own: its path is the one just written.
                     if let Some(old) = old.filter(|o| !o.deleted && !o.listing_only) {
                         st.files.remove(st.data_path(&old)).await;
                     }
                     tracing::info!(target: "audit", account = %row.account, container = %row.container, object = %row.name, ts = %row.ts, action = "object-put");
+                    failpoints::hit(failpoints::PUT_BEFORE_REPLY)?;
                     Ok(Applied::Yes(()))
                 }
                 Ok(Applied::Stale) => {

@@ -13,16 +13,17 @@
 //!   Live rows go before the batch's objects (a container exists before its objects arrive),
 //!   tombstones after them (a container's objects are deleted before it is).
 //! - **Applying** ([`apply`]): the rows are merged with the cluster replicator's rule
-//!   ([`crate::db::merge::supersedes`]): newest wins, for the whole row. A row that applies
+//!   ([`crate::db::stamps::merge`]): newest wins per key, removed keys as stamped
+//!   tombstones, a container delete clearing every older key. A row that changes
 //!   lands in the receiver's change feed (its edges reload the account or container); in a
 //!   cluster the receiving node sends the rows on to every other node. An equal row is not
 //!   applied again, so the echo of a shipped row stops at the first peer that has it. A
 //!   container's `Outpost-Sync-To` is each DC's own: the receiver keeps its value.
 //!
-//! Limits: newest wins per row, not per key: concurrent changes of different keys of one
-//! account or container in two DCs keep only the newer change's whole row (each DC's POST
-//! merges keys into its own row; removed keys are absent from the winning row, which is what
-//! carries their removal). Account deletes are not replicated.
+//! Concurrent changes of different keys of one account or container in two DCs both survive;
+//! a key removed in one DC stays removed unless set again later. A peer of the whole-row
+//! format sends rows without stamps: they read as every key written at the row's timestamp.
+//! Limits: account deletes are not replicated.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -133,10 +134,25 @@ pub async fn apply(st: &Arc<Store>, rows: Vec<MetaRow>) -> Result<Vec<MetaRow>> 
             } else if m.container.is_some() {
                 // Where a container replicates to is this DC's own setting: the sender's
                 // (which names this DC) never replaces it.
-                match cur.as_ref().and_then(|c| c.meta.get(SYNC_TO_META)) {
-                    Some(v) => m.meta.insert(SYNC_TO_META.to_owned(), v.clone()),
-                    None => m.meta.remove(SYNC_TO_META),
-                };
+                let ours = cur.as_ref().map(crate::db::stamps::normalize);
+                let ours = ours.as_ref().and_then(|c| {
+                    let v = c.meta.get(SYNC_TO_META)?;
+                    Some((
+                        v.clone(),
+                        c.stamps.get(SYNC_TO_META).copied().unwrap_or(c.ts),
+                    ))
+                });
+                // Stamped as ours, so the key merge keeps it as it is.
+                match ours {
+                    Some((v, t)) => {
+                        m.meta.insert(SYNC_TO_META.to_owned(), v);
+                        m.stamps.insert(SYNC_TO_META.to_owned(), t);
+                    }
+                    None => {
+                        m.meta.remove(SYNC_TO_META);
+                        m.stamps.remove(SYNC_TO_META);
+                    }
+                }
             }
             s.clock.observe(Timestamp(m.ts));
             keep.push(m);

@@ -34,6 +34,7 @@
 //! applies, so a write made after seeing a peer's version always wins over it, whatever the
 //! clocks' skew.
 
+pub mod elect;
 pub mod meta;
 pub mod position;
 pub mod worker;
@@ -121,6 +122,8 @@ pub struct PeerStats {
     pub resync_done: AtomicU64,
     /// Partitions a running full comparison will do (0: none runs).
     pub resync_total: AtomicU64,
+    /// This node ships to the peer now (not standing by for a lower node, see [`elect`]).
+    pub active: std::sync::atomic::AtomicBool,
 }
 
 impl PeerStats {
@@ -236,6 +239,14 @@ pub struct PeerStatus {
     /// Partitions that comparison covers (0: none runs).
     #[serde(default)]
     pub resync_total: u64,
+    /// This node ships to the peer now; false: it stands by for a node lower in the ring
+    /// ([`elect`]). Absent from older nodes, which always ship.
+    #[serde(default = "yes")]
+    pub active: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl PeerStatus {
@@ -305,6 +316,7 @@ pub fn status(st: &Store, x: &Xdc) -> crate::Result<Vec<PeerStatus>> {
             eta_secs: eta,
             resync_done: ld(&s.resync_done),
             resync_total: ld(&s.resync_total),
+            active: s.active.load(Ordering::Relaxed),
         });
     }
     Ok(out)

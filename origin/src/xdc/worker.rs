@@ -121,7 +121,29 @@ pub async fn run(st: Arc<Store>, x: Arc<Xdc>, cluster: Option<Arc<Cluster>>, idx
     ctx.stats().catchup_from.store(pos, Ordering::Relaxed);
     let mut delay = cfg.retry_min;
     let mut rx = st.db.feed_watch();
+    let mut election = super::elect::Election::default();
     loop {
+        if let Some(cl) = &ctx.cluster {
+            let role = election.role(cl, &ctx.peer.name, st.db.last_seq()).await;
+            ctx.stats()
+                .active
+                .store(role == super::elect::Role::Ship, Ordering::Relaxed);
+            if let super::elect::Role::Standby(settled) = role {
+                // The shipper covers this peer; trail it (see `elect`).
+                if let Some(seq) = settled.filter(|&s| s > pos) {
+                    pos = seq;
+                    if let Err(e) = super::position::store(&pos_file, pos) {
+                        tracing::warn!(error = %e, "cannot store the sync position");
+                    }
+                    ctx.stats().moved_to(pos);
+                    ctx.stats().catchup_from.store(pos, Ordering::Relaxed);
+                }
+                tokio::time::sleep(cfg.interval.max(super::elect::RECHECK)).await;
+                continue;
+            }
+        } else {
+            ctx.stats().active.store(true, Ordering::Relaxed);
+        }
         let limit = cfg.batch;
         let since = pos;
         let page = st
