@@ -104,6 +104,8 @@ pub struct Settings {
     pub clients: usize,
     /// Keys (each owned by one client).
     pub keys: usize,
+    /// Seconds node 3's clock is shifted by (0: every clock the machine's).
+    pub skew_secs: i64,
 }
 
 /// The record of one run (one line of `docs/fault-runs.md`).
@@ -196,8 +198,13 @@ pub fn run(s: &Settings) -> Record {
             ..Options::default()
         },
     );
-    c.set_env(SKEWED, &[("OUTPOST_CLOCK_SKEW_SECS", "-30")]);
-    c.restart(SKEWED);
+    if s.skew_secs != 0 {
+        c.set_env(
+            SKEWED,
+            &[("OUTPOST_CLOCK_SKEW_SECS", s.skew_secs.to_string().as_str())],
+        );
+        c.restart(SKEWED);
+    }
     let token = c.must_login(0);
     let r = c
         .http()

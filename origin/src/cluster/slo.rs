@@ -178,11 +178,7 @@ pub async fn put(
 ///
 /// # Cancel safety
 /// The replication runs on its own task; dropping the future does not abandon it.
-pub async fn put_rows(
-    st: &Arc<Store>,
-    cl: &Arc<Cluster>,
-    m: manifest::NewManifest,
-) -> Result<()> {
+pub async fn put_rows(st: &Arc<Store>, cl: &Arc<Cluster>, m: manifest::NewManifest) -> Result<()> {
     if m.segments.is_empty() {
         return Err(bad("manifest has no segments"));
     }
