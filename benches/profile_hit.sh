@@ -15,19 +15,8 @@ cd "$(dirname "$0")/.."
 SECS=${1:-8}
 EXTRA=${2:-}
 BIN="${OUTPOST_BIN:-target/release/outpost}"
-for t in perf wrk curl python3; do
-  command -v "$t" >/dev/null || { echo "profile_hit.sh needs $t" >&2; exit 2; }
-done
-WORK=$(mktemp -d /tmp/outpost-profile.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]:-}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_http() { for _ in $(seq 1 200); do curl -s -o /dev/null "$1" && return 0; sleep 0.05; done; exit 1; }
+# shellcheck source=benches/lib.sh
+source benches/lib.sh profile_hit.sh perf wrk curl python3
 SECRET="profile-internal-secret-0123456789"
 OP=$(port); EP=$(port)
 cat > "$WORK/origin.toml" <<EOT
@@ -67,7 +56,7 @@ $EXTRA
 EOT
 OUTPOST_LOG=error "$BIN" edge --config "$WORK/edge.toml" > "$WORK/edge.out" 2>&1 &
 EDGE=$!
-PIDS+=($EDGE)
+PIDS+=("$EDGE")
 wait_http "http://127.0.0.1:$EP/healthz"
 URL="http://127.0.0.1:$EP/v1/AUTH_bench/public/1k.bin"
 if [[ -n "${SIGNED:-}" ]]; then
@@ -88,9 +77,9 @@ EOT
 fi
 wrk -t1 -c32 -d$((SECS + 2))s "${LUA[@]}" "$URL" > "$WORK/wrk.out" &
 WRK=$!
-PIDS+=($WRK)
+PIDS+=("$WRK")
 sleep 1
-perf record -F ${PERF_FREQ:-1999} --call-graph ${PERF_CALLGRAPH:-fp} -p "$EDGE" -o "$WORK/perf.data" -- sleep "$SECS" 2> /dev/null
+perf record -F "${PERF_FREQ:-1999}" --call-graph "${PERF_CALLGRAPH:-fp}" -p "$EDGE" -o "$WORK/perf.data" -- sleep "$SECS" 2> /dev/null
 wait "$WRK" || true
 grep -E "Requests/sec|Latency" "$WORK/wrk.out"
 [[ -n "${PERF_OUT:-}" ]] && cp "$WORK/perf.data" "$PERF_OUT"

@@ -14,19 +14,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-8}
 BIN="${OUTPOST_BIN:-target/release/outpost}"
-for t in wrk curl python3; do
-  command -v "$t" >/dev/null || { echo "profile_origin.sh needs $t" >&2; exit 2; }
-done
-WORK=$(mktemp -d /tmp/outpost-oprofile.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]:-}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_http() { for _ in $(seq 1 200); do curl -s -o /dev/null "$1" && return 0; sleep 0.05; done; exit 1; }
+# shellcheck source=benches/lib.sh
+source benches/lib.sh profile_origin.sh wrk curl python3
 OP=$(port); SP=$(port)
 AK="AKIAPROFILEORIGIN001"; SK="profile-s3-secret-0123456789abcdef"
 cat > "$WORK/origin.toml" <<EOT
@@ -47,7 +36,7 @@ user = "bench"
 EOT
 OUTPOST_LOG=error "$BIN" origin --config "$WORK/origin.toml" > "$WORK/origin.out" 2>&1 &
 ORIGIN=$!
-PIDS+=($ORIGIN)
+PIDS+=("$ORIGIN")
 wait_http "http://127.0.0.1:$OP/healthz"
 TOK=$(curl -s -D - -o /dev/null -H 'X-Auth-User: bench:bench' -H 'X-Auth-Key: bench-key' \
   "http://127.0.0.1:$OP/auth/v1.0" | awk -F': ' 'tolower($1)=="x-auth-token"{print $2}' | tr -d '\r')
@@ -66,13 +55,13 @@ curl -sf -o /dev/null "${HDR[@]}" "$URL"
 ticks() { awk '{print $14 + $15}' "/proc/$ORIGIN/stat"; }
 wrk -t1 -c16 -d$((SECS + 2))s "${HDR[@]}" "$URL" > "$WORK/wrk.out" &
 WRK=$!
-PIDS+=($WRK)
+PIDS+=("$WRK")
 sleep 1
 T0=$(ticks)
 if [[ -n "${NOPERF:-}" ]]; then
   sleep "$SECS"
 else
-  perf record -F ${PERF_FREQ:-1999} --call-graph ${PERF_CALLGRAPH:-fp} -p "$ORIGIN" \
+  perf record -F "${PERF_FREQ:-1999}" --call-graph "${PERF_CALLGRAPH:-fp}" -p "$ORIGIN" \
     -o "$WORK/perf.data" -- sleep "$SECS" 2> /dev/null
 fi
 T1=$(ticks)
