@@ -172,11 +172,6 @@ impl CertSync {
         &self.store
     }
 
-    /// The origin client.
-    pub(crate) fn origin(&self) -> &OriginClient {
-        &self.origin
-    }
-
     /// Loads every certificate the origin holds (at start and after a feed resync). A record
     /// that fails to load is logged and kept out; the rest are installed.
     ///
@@ -380,20 +375,34 @@ impl CertSync {
     pub(crate) async fn publish_challenge(&self, c: &ChallengeRecord) -> Result<(), Error> {
         lock(&self.pending).insert(c.token.clone(), c.key_authorization.clone());
         let path = format!("{}/{}", paths::ACME_CHALLENGES, c.token);
-        let body = outpost_proto::to_json(c).map_err(|e| Error::Origin(e.to_string()))?;
-        let resp = self
-            .origin
-            .internal(reqwest::Method::PUT, &path)
+        let resp = self.send_json(reqwest::Method::PUT, &path, c).await?;
+        if !resp.status().is_success() {
+            return Err(Error::Origin(format!("{path}: HTTP {}", resp.status())));
+        }
+        Ok(())
+    }
+
+    /// Sends one wire record as JSON to an internal origin endpoint (10 s timeout); the
+    /// answer, whatever its status.
+    ///
+    /// # Errors
+    /// [`Error::Origin`] naming `path` when the record does not serialize or the origin is
+    /// unreachable.
+    pub(crate) async fn send_json<T: outpost_proto::Wire>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        record: &T,
+    ) -> Result<reqwest::Response, Error> {
+        let body = outpost_proto::to_json(record).map_err(|e| Error::Origin(e.to_string()))?;
+        self.origin
+            .internal(method, path)
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(body)
             .timeout(Duration::from_secs(10))
             .send()
             .await
-            .map_err(|e| Error::Origin(format!("{path}: {e}")))?;
-        if !resp.status().is_success() {
-            return Err(Error::Origin(format!("{path}: HTTP {}", resp.status())));
-        }
-        Ok(())
+            .map_err(|e| Error::Origin(format!("{path}: {e}")))
     }
 
     /// Forgets a local pending answer (the order finished).

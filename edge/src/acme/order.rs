@@ -79,21 +79,12 @@ async fn lease(
     ttl: Duration,
 ) -> Result<LeaseAnswer, Error> {
     let path = format!("{}/{domain}/lease", paths::CERTS);
-    let body = outpost_proto::to_json(&LeaseRequest {
+    let req = LeaseRequest {
         format: outpost_proto::Format,
         holder: holder.to_owned(),
         ttl_secs: ttl.as_secs(),
-    })
-    .map_err(|e| Error::Origin(e.to_string()))?;
-    let resp = sync
-        .origin()
-        .internal(reqwest::Method::POST, &path)
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(body)
-        .timeout(Duration::from_secs(10))
-        .send()
-        .await
-        .map_err(|e| Error::Origin(format!("{path}: {e}")))?;
+    };
+    let resp = sync.send_json(reqwest::Method::POST, &path, &req).await?;
     let status = resp.status();
     let bytes = resp
         .bytes()
@@ -108,16 +99,7 @@ async fn lease(
 /// Stores an issued record at the origin (the feed then tells every edge).
 async fn store(sync: &CertSync, rec: &CertRecord) -> Result<(), Error> {
     let path = format!("{}/{}", paths::CERTS, rec.domain);
-    let body = outpost_proto::to_json(rec).map_err(|e| Error::Origin(e.to_string()))?;
-    let resp = sync
-        .origin()
-        .internal(reqwest::Method::PUT, &path)
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(body)
-        .timeout(Duration::from_secs(10))
-        .send()
-        .await
-        .map_err(|e| Error::Origin(format!("{path}: {e}")))?;
+    let resp = sync.send_json(reqwest::Method::PUT, &path, rec).await?;
     if !resp.status().is_success() {
         return Err(Error::Origin(format!("{path}: HTTP {}", resp.status())));
     }
